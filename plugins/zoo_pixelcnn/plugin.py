@@ -1,0 +1,3 @@
+"""Registers `pixelcnn` and `gated-pixelcnn`. Imports no model code."""
+
+import zoo

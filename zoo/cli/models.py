@@ -1,0 +1,160 @@
+"""`zoo list`, `zoo info`, `zoo check`, `zoo sample`."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import click
+
+
+def parse_overrides(pairs: tuple[str, ...]) -> dict[str, Any]:
+    """`--set key=value` pairs; values are JSON when they parse as JSON, else strings."""
+    out: dict[str, Any] = {}
+    for pair in pairs:
+        key, eq, value = pair.partition("=")
+        if not eq or not key:
+            raise click.BadParameter(f"expected KEY=VALUE, got {pair!r}", param_hint="--set")
+        try:
+            out[key] = json.loads(value)
+        except json.JSONDecodeError:
+            out[key] = value
+    return out
+
+
+set_option = click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
+                          help="Override a config entry (repeatable), e.g. --set height=8.")
+tiny_option = click.option("--tiny", is_flag=True, help="Use the model's tiny test config.")
+
+
+@click.command("list")
+@click.argument("pattern", default="*")
+@click.option("--pretrained", is_flag=True, help="List released weights as ARCH.TAG.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def list_cmd(pattern: str, pretrained: bool, as_json: bool) -> None:
+    """List models matching PATTERN (fnmatch, e.g. 'pixelrnn*')."""
+    from ..registry import get_spec, list_models, parse_name
+
+    names = list_models(pattern, pretrained=pretrained)
+    if as_json:
+        rows = []
+        for n in names:
+            spec = get_spec(parse_name(n).arch)
+            rows.append({"name": n, "family": spec.family, "summary": spec.summary,
+                         "capabilities": sorted(spec.capabilities), "tags": spec.tags, "plugin": spec.plugin})
+        click.echo(json.dumps(rows, indent=2))
+        return
+    for n in names:
+        spec = get_spec(parse_name(n).arch)
+        tags = f"[{', '.join(spec.tags)}]" if spec.tags and not pretrained else ""
+        click.echo(f"{n:<34} {spec.summary} {tags}".rstrip())
+
+
+@click.command("info")
+@click.argument("name")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def info_cmd(name: str, as_json: bool) -> None:
+    """Show a model's family, paper, data spec, capabilities and weights."""
+    from ..registry import info
+
+    spec = info(name)
+    d = spec.to_dict()
+    if as_json:
+        click.echo(json.dumps(d, indent=2))
+        return
+    click.echo(f"{spec.name}: {spec.summary}")
+    click.echo(f"  family        {spec.family}")
+    click.echo(f"  paper         {spec.paper}")
+    click.echo(f"  data          {spec.data_spec}")
+    click.echo(f"  capabilities  {', '.join(sorted(spec.capabilities)) or '-'}")
+    click.echo(f"  config        {json.dumps(d['config'])}")
+    click.echo(f"  plugin        {spec.plugin}")
+    if not spec.weights:
+        click.echo("  weights       none released yet")
+    for w in spec.weights:
+        metrics = ", ".join(f"{k} {v}" for k, v in w.metrics.items())
+        click.echo(f"  weights       {spec.name}.{w.tag}  ({w.hub_id}@{w.revision}, sha256 {w.sha256[:12]}…){'  ' + metrics if metrics else ''}")
+
+
+@click.command("check")
+@click.argument("name")
+@tiny_option
+@set_option
+@click.option("--trials", default=2, show_default=True, help="Random perturbation trials for causality.")
+@click.option("--seed", default=0, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def check_cmd(name: str, tiny: bool, overrides: tuple[str, ...], trials: int, seed: int, as_json: bool) -> None:
+    """Check that an autoregressive model never sees the future; measure its receptive field."""
+    from ..checks import check
+    from ..registry import create, get_spec, parse_name
+
+    spec = get_spec(parse_name(name).arch)
+    config = {**(spec.test_config if tiny else {}), **parse_overrides(overrides)}
+    report = check(create(name, **config), name=name, trials=trials, seed=seed)
+    click.echo(json.dumps(report.to_dict(), indent=2) if as_json else str(report))
+    if not report.passed:
+        raise SystemExit(1)
+
+
+def _model_for_sampling(name: str, config: dict[str, Any], random_init: bool) -> Any:
+    from ..registry import create, get_spec, parse_name
+
+    parsed = parse_name(name)
+    if parsed.kind == "registry":
+        spec = get_spec(parsed.arch)
+        if random_init or config or not spec.weights:
+            if not random_init and not config:
+                click.echo(f"note: {spec.name} has no released weights yet; sampling from a random initialisation", err=True)
+            return create(name, **config)
+    from ..registry import load
+
+    return load(name)
+
+
+@click.command("sample")
+@click.argument("name")
+@click.option("-n", "n", default=16, show_default=True, help="Number of images.")
+@click.option("--out", type=click.Path(dir_okay=False), default="samples.png", show_default=True, help="PNG grid to write.")
+@click.option("--seed", default=0, show_default=True)
+@click.option("--temperature", default=1.0, show_default=True)
+@click.option("--method", type=click.Choice(["auto", "naive", "fast"]), default="auto", show_default=True)
+@click.option("--complete", "complete", type=click.Path(exists=True, dir_okay=False),
+              help="An image to complete: its top half is kept, the rest sampled.")
+@click.option("--keep-rows", type=int, default=None, help="With --complete: rows kept from the top (default: half).")
+@click.option("--random-init", is_flag=True, help="Use random weights even if released weights exist.")
+@click.option("--scale", default=4, show_default=True, help="Pixel scale of the PNG.")
+@tiny_option
+@set_option
+def sample_cmd(name: str, n: int, out: str, seed: int, temperature: float, method: str, complete: str | None,
+               keep_rows: int | None, random_init: bool, scale: int, tiny: bool, overrides: tuple[str, ...]) -> None:
+    """Sample N images (or complete an image) and write a PNG grid."""
+    import time
+
+    import torch
+
+    from ..images import read_image, save_grid
+    from ..registry import get_spec, parse_name
+    from ..sampling import sample
+
+    config = parse_overrides(overrides)
+    if tiny:
+        config = {**get_spec(parse_name(name).arch).test_config, **config}
+    model = _model_for_sampling(name, config, random_init)
+    spec = model.data_spec
+    known = mask = None
+    if complete:
+        known = read_image(complete, spec)
+        rows = spec.height // 2 if keep_rows is None else keep_rows
+        if not 0 <= rows <= spec.height:
+            raise click.BadParameter(f"must be within [0, {spec.height}]", param_hint="--keep-rows")
+        mask = torch.zeros(spec.height, spec.width, dtype=torch.bool)
+        mask[:rows] = True
+    g = torch.Generator().manual_seed(seed)
+    t0 = time.perf_counter()
+    x = sample(model, n, method=method, generator=g, temperature=temperature, known=known, mask=mask, progress=True)
+    dt = time.perf_counter() - t0
+    save_grid(x, out, spec.levels, scale=scale)
+    click.echo(f"wrote {n} samples to {out} ({dt:.1f} s, {n / dt:.2f} samples/s)")
+
+
+COMMANDS = [list_cmd, info_cmd, check_cmd, sample_cmd]

@@ -1,0 +1,142 @@
+"""What a model, a sampler and a likelihood are.
+
+Everything here is importable without torch: `zoo list` and `zoo info` read
+these types and must stay fast. Tensor work happens inside functions.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+
+if TYPE_CHECKING:  # pragma: no cover
+    import torch
+
+__all__ = ["DataSpec", "Model", "Sampler", "Likelihood", "Autoregressive"]
+
+
+@dataclass(frozen=True)
+class DataSpec:
+    """The shape and alphabet of the images a model handles.
+
+    Images are integer tensors `(B, channels, height, width)` with values in
+    `[0, levels)`: binarized MNIST is `DataSpec(1, 28, 28, 2)`, CIFAR-10 is
+    `DataSpec(3, 32, 32, 256)`.
+    """
+
+    channels: int
+    height: int
+    width: int
+    levels: int
+
+    def __post_init__(self) -> None:
+        for field in ("channels", "height", "width"):
+            value = getattr(self, field)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ValueError(f"DataSpec.{field} must be a positive int, got {value!r}")
+        if not isinstance(self.levels, int) or isinstance(self.levels, bool) or self.levels < 2:
+            raise ValueError(f"DataSpec.levels must be an int >= 2, got {self.levels!r}")
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        """`(channels, height, width)` of one image."""
+        return (self.channels, self.height, self.width)
+
+    @property
+    def dims(self) -> int:
+        """Number of sub-pixels per image, `C*H*W`."""
+        return self.channels * self.height * self.width
+
+    def bits_per_dim(self, nats_per_image: float) -> float:
+        """Convert a negative log-likelihood in nats per image to bits per sub-pixel."""
+        return nats_per_image / (self.dims * math.log(2))
+
+    def to_dict(self) -> dict[str, int]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "DataSpec":
+        try:
+            return cls(int(d["channels"]), int(d["height"]), int(d["width"]), int(d["levels"]))
+        except KeyError as e:
+            raise ValueError(f"a data spec needs channels, height, width and levels; missing {e}") from None
+
+    def __str__(self) -> str:
+        return f"{self.channels}x{self.height}x{self.width}, {self.levels} levels"
+
+    def validate(self, x: Any, *, name: str = "x", batch: bool = True) -> "torch.Tensor":
+        """Check that `x` is a batch of images of this spec and return it.
+
+        Expected: an integer `torch.Tensor` of shape `(B, C, H, W)` (or
+        `(C, H, W)` with `batch=False`) whose values lie in `[0, levels)`.
+        Anything else raises `ValueError` saying what was expected and what came.
+        """
+        import torch
+
+        expected = f"an integer tensor of shape {'(B, ' if batch else '('}{self.channels}, {self.height}, {self.width}) with levels in [0, {self.levels})"
+        if not isinstance(x, torch.Tensor):
+            raise ValueError(f"{name}: expected {expected}, got {type(x).__name__}")
+        if x.dtype.is_floating_point or x.dtype.is_complex or x.dtype == torch.bool:
+            raise ValueError(
+                f"{name}: expected {expected}, got dtype {x.dtype}; images are integer levels "
+                f"(convert intensities with e.g. (x * {self.levels - 1}).round().long())"
+            )
+        want_ndim = 4 if batch else 3
+        if x.ndim != want_ndim or tuple(x.shape[-3:]) != self.shape:
+            raise ValueError(f"{name}: expected {expected}, got shape {tuple(x.shape)}")
+        if x.numel():
+            lo, hi = int(x.min()), int(x.max())
+            if lo < 0 or hi >= self.levels:
+                raise ValueError(f"{name}: expected {expected}, got values in [{lo}, {hi}]")
+        return x
+
+
+@runtime_checkable
+class Model(Protocol):
+    """Anything in the zoo: it knows the images it handles."""
+
+    data_spec: DataSpec
+
+
+@runtime_checkable
+class Likelihood(Protocol):
+    """A model with an exact log-likelihood of discrete images."""
+
+    data_spec: DataSpec
+
+    def log_prob(self, x: "torch.Tensor") -> "torch.Tensor":
+        """Log-likelihood in nats of each image of `x` (integer levels, `(B, C, H, W)`): a tensor `(B,)`."""
+        ...
+
+
+@runtime_checkable
+class Sampler(Protocol):
+    """A model that draws images."""
+
+    data_spec: DataSpec
+
+    def sample(
+        self,
+        n: int,
+        *,
+        generator: "torch.Generator | None" = None,
+        temperature: float = 1.0,
+        known: "torch.Tensor | None" = None,
+        mask: "torch.Tensor | None" = None,
+    ) -> "torch.Tensor":
+        """`n` images as integer levels `(n, C, H, W)`; with `known` and a boolean `mask`
+        of known sub-pixels, the known ones are kept and the rest completed."""
+        ...
+
+
+@runtime_checkable
+class Autoregressive(Protocol):
+    """A model that gives every sub-pixel's conditional distribution in one pass."""
+
+    data_spec: DataSpec
+
+    def logits(self, x: "torch.Tensor") -> "torch.Tensor":
+        """Unnormalised log-probabilities `(B, C, H, W, levels)` of each sub-pixel given
+        every sub-pixel before it (raster order, R before G before B)."""
+        ...
