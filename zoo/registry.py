@@ -65,6 +65,8 @@ class ModelSpec:
     capabilities: frozenset[str] = frozenset()  # subset of CAPABILITIES
     weights: tuple[WeightsSpec, ...] = ()  # released weights; the first is the default tag
     test_config: Mapping[str, Any] = field(default_factory=dict)  # tiny overrides for tests and quick checks
+    recipes: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)  # named training recipes for `zoo train`
+    trainer: str = ""  # "module:Class" of a family's own trainer (e.g. the GAN's); "" = maximum likelihood
     plugin: str = ""  # filled in by the registry: the plugin that registered it
 
     def __post_init__(self) -> None:
@@ -116,6 +118,8 @@ class ModelSpec:
                  "sha256": w.sha256, "dataset": w.dataset, "license": w.license, "metrics": dict(w.metrics)}
                 for w in self.weights
             ],
+            "recipes": {k: dict(v) for k, v in self.recipes.items()},
+            "trainer": self.trainer,
             "plugin": self.plugin,
         }
 

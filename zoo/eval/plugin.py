@@ -1,0 +1,3 @@
+"""Registers the harness metrics."""
+
+import zoo  # noqa: F401
