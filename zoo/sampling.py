@@ -26,6 +26,8 @@ def draw_uniforms(n: int, spec: DataSpec, generator: torch.Generator | None = No
 
     Drawn on the CPU so that a seed gives the same images on every device.
     """
+    if generator is not None and not isinstance(generator, torch.Generator):
+        raise TypeError(f"generator must be a torch.Generator, got {type(generator).__name__}")
     if generator is not None and generator.device.type != "cpu":
         raise ValueError(f"generator must be a CPU torch.Generator, got one on {generator.device}")
     return torch.rand((n, *spec.shape), generator=generator, dtype=torch.float64)

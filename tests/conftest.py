@@ -1,0 +1,64 @@
+"""Shared fixtures. The example plugin is pip-installed into the test environment once."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from importlib import metadata
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+EXAMPLE = ROOT / "examples" / "zoo-independent"
+
+os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+
+
+def _example_installed() -> bool:
+    try:
+        metadata.distribution("zoo-independent")
+        return True
+    except metadata.PackageNotFoundError:
+        return False
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Install the example third-party plugin with pip, as a user would, before collection
+    (the registry-driven tests parametrize over every registered model, the example's included)."""
+    if not _example_installed():
+        subprocess.run(
+            [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation", str(EXAMPLE)],
+            check=True,
+        )
+        import importlib
+
+        importlib.invalidate_caches()
+    import zoo.plugins
+
+    zoo.plugins.reset()
+
+
+@pytest.fixture
+def fresh_plugins():
+    """Forget the loaded plugins before and after a test that changes them."""
+    import zoo.plugins
+
+    zoo.plugins.reset()
+    yield
+    zoo.plugins.reset()
+
+
+@pytest.fixture
+def cli_runner():
+    from click.testing import CliRunner
+
+    from zoo.cli import build_cli
+
+    runner = CliRunner()
+
+    def invoke(*args: str, **kw):
+        return runner.invoke(build_cli(), list(args), catch_exceptions=False, **kw)
+
+    return invoke

@@ -1,0 +1,92 @@
+"""Every registered model gets the same checks, driven by the registry.
+
+A new plugin's models are picked up here with no new test code: each is built
+from its `test_config` and must honour the contract its capabilities claim.
+"""
+
+import pytest
+import torch
+
+import zoo
+from zoo.sampling import has_fast_sampler
+
+MODELS = zoo.list_models()
+
+
+def tiny(name):
+    return zoo.create(name, **zoo.info(name).test_config)
+
+
+def batch(model, n=3, seed=0):
+    spec = model.data_spec
+    return torch.randint(0, spec.levels, (n, *spec.shape), generator=torch.Generator().manual_seed(seed))
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_spec_is_complete_and_default_config_builds(name):
+    spec = zoo.info(name)
+    assert spec.summary and spec.paper and spec.family and spec.plugin
+    assert "sampler" in spec.capabilities or "likelihood" in spec.capabilities
+    model = zoo.create(name)  # the default (paper) config
+    assert model.data_spec == spec.data_spec
+    assert model.zoo_config == dict(spec.config)
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_capabilities_match_the_object(name):
+    spec, model = zoo.info(name), tiny(name)
+    assert isinstance(model, zoo.Model)
+    assert isinstance(model, zoo.Likelihood) == ("likelihood" in spec.capabilities)
+    assert isinstance(model, zoo.Sampler) == ("sampler" in spec.capabilities)
+    assert has_fast_sampler(model) == ("fast_sampler" in spec.capabilities)
+
+
+@pytest.mark.parametrize("name", [n for n in MODELS if "likelihood" in zoo.info(n).capabilities])
+def test_log_prob_and_backward(name):
+    model = tiny(name)
+    x = batch(model)
+    lp = model.log_prob(x)
+    assert lp.shape == (3,) and torch.isfinite(lp).all() and (lp <= 0).all()
+    model.loss(x).backward()
+    grads = [p.grad for p in model.parameters() if p.requires_grad]
+    assert grads and all(g is not None and torch.isfinite(g).all() for g in grads)
+    assert any(g.abs().sum() > 0 for g in grads)
+    with pytest.raises(ValueError, match="expected an integer tensor"):
+        model.log_prob(x.float())
+    with pytest.raises(ValueError, match="got values"):
+        model.log_prob(x + model.data_spec.levels)
+    with pytest.raises(ValueError, match="got shape"):
+        model.log_prob(x[:, :, 1:])
+
+
+@pytest.mark.parametrize("name", [n for n in MODELS if "likelihood" in zoo.info(n).capabilities])
+def test_autoregressive_models_pass_zoo_check(name):
+    model = tiny(name)
+    if not callable(getattr(model, "logits", None)):
+        pytest.skip(f"{name} has a likelihood but is not autoregressive")
+    report = zoo.check(model, name=name)
+    assert report.passed, str(report)
+
+
+@pytest.mark.parametrize("name", [n for n in MODELS if "sampler" in zoo.info(n).capabilities])
+def test_sampling_contract(name):
+    model = tiny(name)
+    spec = model.data_spec
+    a = model.sample(2, generator=torch.Generator().manual_seed(1))
+    b = model.sample(2, generator=torch.Generator().manual_seed(1))
+    assert a.shape == (2, *spec.shape) and a.dtype == torch.long
+    assert 0 <= int(a.min()) and int(a.max()) < spec.levels
+    assert torch.equal(a, b), "the same generator must give the same images"
+
+
+@pytest.mark.parametrize("name", [n for n in MODELS if "fast_sampler" in zoo.info(n).capabilities])
+def test_fast_sampler_equals_naive(name):
+    model = tiny(name)
+    spec = model.data_spec
+    known = batch(model, 2, seed=5)
+    mask = torch.zeros(spec.height, spec.width, dtype=torch.bool)
+    mask[: spec.height // 2] = True
+    for kw in ({}, {"known": known, "mask": mask}):
+        fast = zoo.sample(model, 2, method="fast", generator=torch.Generator().manual_seed(2), **kw)
+        naive = zoo.sample(model, 2, method="naive", generator=torch.Generator().manual_seed(2), **kw)
+        assert torch.equal(fast, naive)
