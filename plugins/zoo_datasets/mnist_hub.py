@@ -97,7 +97,7 @@ def _reconstruct_plain(subtype: Any, shape: Any, dtype: Any) -> Any:
 def _dtype_no_object(spec: Any, *args: Any) -> Any:
     import numpy as np
 
-    dtype = np.dtype(spec)
+    dtype = np.dtype(spec, *args)  # copy=True: BUILD then sets the state of a fresh dtype
     if dtype.hasobject or dtype.kind not in "biuf":
         raise pickle.UnpicklingError(f"only numeric dtypes are allowed, got {dtype}")
     return dtype

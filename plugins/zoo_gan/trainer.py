@@ -74,10 +74,11 @@ class GANTrainer:
         self._bce = nn.BCEWithLogitsLoss()
 
     def _guard(self, name: str, value: torch.Tensor, stats: dict[str, float]) -> None:
-        if not math.isfinite(float(value)):
+        value = value.item()
+        if not math.isfinite(value):
             others = ", ".join(f"{k}={v:.4g}" for k, v in stats.items())
             raise ZooError(
-                f"GAN training diverged at step {self.step_count + 1}: {name} is {float(value)}"
+                f"GAN training diverged at step {self.step_count + 1}: {name} is {value}"
                 f"{' (' + others + ')' if others else ''}; this step's update was not applied. "
                 f"Resume from the last checkpoint with a lower learning rate (recipe lr={self.opt_d.param_groups[0]['lr']:g}), "
                 "and check the data for non-finite values."

@@ -1,0 +1,357 @@
+"""`zoo.evaluate`: one code path that scores every model the same way.
+
+    r = zoo.evaluate("pixelcnn", dataset="binarized-mnist", metrics=("nll", "fid"))
+    print(r)                    # a table; r["nll"].value is nats per image
+    r.to_json()                 # with provenance: weights sha256, data checksum, versions, ...
+
+The harness resolves the model and the dataset, checks that their data specs
+agree, then asks each metric whether it applies (`n/a` with the reason if not)
+and computes it. Metrics share one `EvalContext`: the split, the samples drawn
+from the model and the reference classifier's features are computed once.
+Work is split in batches; under `torchrun` the batches are sharded over ranks
+and gathered in order, so the result equals the single-process one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as _dt
+import hashlib
+import platform
+import time
+import warnings
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterable, Iterator
+
+import torch
+
+from ..errors import UnknownNameError, ZooError
+from .distributed import broadcast, derive_seed, map_batches, rank_world
+from .metric import MetricValue
+from .result import EvalResult
+
+__all__ = ["evaluate", "EvalContext", "NotApplicable", "resolve_metrics", "resolve_model", "get_dataset",
+           "list_metrics", "DEFAULT_METRICS"]
+
+DEFAULT_METRICS = ("nll",)
+
+
+class NotApplicable(ZooError):
+    """Raised by a metric's `compute` when it cannot be computed here (reported as n/a with the message)."""
+
+
+# -- lookups -----------------------------------------------------------------
+
+def get_dataset(name: str) -> Any:
+    """The registered dataset `name` (through `zoo.data`), or `UnknownNameError`."""
+    from ..data import get_dataset as _get
+
+    return _get(name)
+
+
+def list_metrics() -> list[str]:
+    from ..plugins import get_registry
+
+    return sorted(get_registry().metrics)
+
+
+def resolve_metrics(metrics: str | Iterable[Any] | None) -> list[Any]:
+    """Metric objects for names (`"nll,fid"`, `("nll", "fid")`, `"all"`) or metric objects."""
+    from ..plugins import get_registry
+
+    table = get_registry().metrics
+    if metrics is None:
+        metrics = DEFAULT_METRICS
+    if isinstance(metrics, str):
+        metrics = [m.strip() for m in metrics.split(",") if m.strip()]
+    metrics = list(metrics)
+    if metrics == ["all"]:
+        return [table[k] for k in sorted(table)]
+    if not metrics:
+        raise ValueError(f"no metrics given; known: {', '.join(sorted(table))}")
+    out, seen = [], set()
+    for m in metrics:
+        if isinstance(m, str):
+            if m not in table:
+                raise UnknownNameError(f"unknown metric {m!r}; known: {', '.join(sorted(table)) or 'none'} "
+                                       "(plugins add metrics through zoo_register_metrics)")
+            m = table[m]
+        if not (isinstance(getattr(m, "name", None), str) and callable(getattr(m, "compute", None))):
+            raise ValueError(f"a metric needs a str `name` and a `compute(ctx)` method, got {m!r}")
+        if m.name not in seen:
+            seen.add(m.name)
+            out.append(m)
+    return out
+
+
+def _state_sha256(model: Any) -> str:
+    """sha256 of the model's tensors serialised as safetensors (for models not loaded by the zoo)."""
+    from safetensors.torch import save
+
+    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    return hashlib.sha256(save(state)).hexdigest()
+
+
+def resolve_model(model_or_name: Any, *, device: str | torch.device | None = None,
+                  random_init: bool = False) -> tuple[Any, dict[str, Any]]:
+    """The model to score and its provenance (name, weights sha256 and where they came from).
+
+    A name with released weights is loaded with `zoo.load`. A registered name
+    without released weights (or with `random_init=True`) is built with
+    `zoo.create`: its weights are recorded as "random init" and a note says so.
+    """
+    from ..registry import create, get_spec, load, parse_name
+
+    if isinstance(model_or_name, str):
+        name = model_or_name
+        parsed = parse_name(name)
+        note = ""
+        if parsed.kind == "registry":
+            spec = get_spec(parsed.arch)
+            if random_init or not spec.weights:
+                model = create(name)
+                if not random_init:
+                    note = f"{spec.name} has no released weights; scored a random initialisation (seeded by --seed)"
+                model.to(device or "cpu")
+                return model, {"model": name, "weights": "random init", "weights_source": "zoo.create", "note": note}
+        model = load(name, device=device or "cpu")
+    else:
+        model = model_or_name
+        name = getattr(model, "zoo_name", None) or type(model).__name__
+        if device is not None and hasattr(model, "to"):
+            model.to(device)
+    w = getattr(model, "zoo_weights", None)
+    if w is not None:
+        sha = getattr(w, "sha256", w)
+        tag = getattr(w, "tag", None)
+        return model, {"model": name if tag is None or "." in name else f"{name}.{tag}", "weights": str(sha),
+                       "weights_source": "zoo.load" if isinstance(model_or_name, str) else "model.zoo_weights",
+                       "note": ""}
+    if hasattr(model, "state_dict"):
+        return model, {"model": name, "weights": _state_sha256(model), "weights_source": "in-memory state_dict",
+                       "note": ""}
+    return model, {"model": name, "weights": "unknown", "weights_source": "not a torch module", "note": ""}
+
+
+def _model_device(model: Any) -> torch.device:
+    if hasattr(model, "parameters"):
+        for p in model.parameters():
+            return p.device
+    return torch.device("cpu")
+
+
+@contextlib.contextmanager
+def _eval_mode(model: Any) -> Iterator[None]:
+    was = getattr(model, "training", False)
+    if was:
+        model.eval()
+    try:
+        yield
+    finally:
+        if was:
+            model.train()
+
+
+# -- the context shared by the metrics ---------------------------------------------
+
+@dataclass
+class EvalContext:
+    """What a metric sees: the model, the data, the seed, and shared cached work."""
+
+    model: Any
+    dataset: Any
+    split: str
+    seed: int = 0
+    batch_size: int = 100
+    limit: int | None = None
+    num_samples: int = 1000
+    device: torch.device = field(default_factory=lambda: torch.device("cpu"))
+    progress: bool = False
+    feature_extractor: Any = None  # images (B, C, H, W) levels -> features (B, D); default: the reference classifier
+    cache: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def data_spec(self) -> Any:
+        return self.dataset.data_spec
+
+    @property
+    def rank_world(self) -> tuple[int, int]:
+        return rank_world()
+
+    def generator(self, *keys: Any) -> torch.Generator:
+        """A CPU generator for the random stream named by `keys` under this seed."""
+        return torch.Generator().manual_seed(derive_seed(self.seed, *keys))
+
+    def map_batches(self, fn: Callable[[int, int, int], torch.Tensor], n: int, *, desc: str = "",
+                    batch_size: int | None = None, unit: str = "img") -> torch.Tensor:
+        """Run `fn(b, start, stop)` over batches, sharded over ranks, gathered in order (see `distributed`)."""
+        return map_batches(fn, n, batch_size or self.batch_size, desc=desc, progress=self.progress, unit=unit)
+
+    # data -------------------------------------------------------------------
+    def load_split(self, split: str) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Images `(N, C, H, W)` (integer levels, CPU) and labels (or None) of a split of the dataset."""
+        key = f"split:{split}"
+        if key not in self.cache:
+            available = getattr(self.dataset, "available", None)
+            if split not in self.dataset.splits:
+                raise ZooError(f"dataset {self.dataset.name!r} has no split {split!r}; splits: {', '.join(self.dataset.splits)}")
+            if callable(available) and not available(split):
+                raise NotApplicable(f"the {split!r} split of {self.dataset.name} is not prepared; "
+                                    f"run `zoo data prepare {self.dataset.name}`")
+            images, labels = self.dataset.load(split)
+            images = torch.as_tensor(images)
+            self.data_spec.validate(images, name=f"{self.dataset.name}[{split}] images")
+            labels = None if labels is None else torch.as_tensor(labels)
+            self.cache[key] = (images, labels)
+        return self.cache[key]
+
+    def split_images(self) -> torch.Tensor:
+        """The evaluated split (its first `limit` images when a limit is set)."""
+        images, _ = self.load_split(self.split)
+        return images if self.limit is None else images[: self.limit]
+
+    def subset(self, split: str, n: int, key: str) -> torch.Tensor:
+        """`n` images of `split` drawn without replacement by the stream `key` (all of them, in order, if fewer)."""
+        images = self.split_images() if split == self.split else self.load_split(split)[0]
+        if images.shape[0] <= n:
+            return images
+        idx = torch.randperm(images.shape[0], generator=self.generator("subset", split, key))[:n]
+        return images[idx.sort().values]
+
+    # samples and features -----------------------------------------------------
+    def samples(self) -> torch.Tensor:
+        """`num_samples` images drawn from the model (cached; batch b uses its own seeded stream)."""
+        if "samples" not in self.cache:
+            from ..sampling import sample
+
+            spec = self.data_spec
+            model = self.model
+
+            def draw(b: int, start: int, stop: int) -> torch.Tensor:
+                g = self.generator("samples", b)
+                x = sample(model, stop - start, generator=g)
+                return spec.validate(x, name="model samples").to(torch.uint8 if spec.levels <= 256 else torch.long)
+
+            with _eval_mode(model), torch.no_grad():
+                self.cache["samples"] = self.map_batches(draw, self.num_samples, desc="sampling")
+        return self.cache["samples"]
+
+    def features(self, key: str, images: torch.Tensor) -> torch.Tensor:
+        """Reference-classifier features `(N, D)` (float64) of `images`, cached under `key`."""
+        ck = f"features:{key}"
+        if ck not in self.cache:
+            extractor = self.feature_extractor
+            if extractor is None:
+                from .classifier import load_reference
+
+                extractor = self.feature_extractor = load_reference(self.dataset.name, data_spec=self.data_spec,
+                                                                     device=self.device)
+
+            def feats(b: int, start: int, stop: int) -> torch.Tensor:
+                return extractor(images[start:stop].to(self.device).long()).double()
+
+            with torch.no_grad():
+                self.cache[ck] = self.map_batches(feats, images.shape[0], desc=f"features ({key})")
+        return self.cache[ck]
+
+
+# -- evaluate ---------------------------------------------------------------------
+
+def _versions() -> dict[str, str]:
+    from .. import __version__
+
+    return {"zoo": __version__, "torch": torch.__version__, "python": platform.python_version()}
+
+
+def evaluate(
+    model_or_name: Any,
+    dataset: str = "binarized-mnist",
+    split: str = "test",
+    metrics: str | Iterable[Any] | None = DEFAULT_METRICS,
+    *,
+    batch_size: int = 100,
+    seed: int = 0,
+    limit: int | None = None,
+    num_samples: int = 1000,
+    device: str | torch.device | None = None,
+    random_init: bool = False,
+    feature_extractor: Callable[[torch.Tensor], torch.Tensor] | None = None,
+    progress: bool = False,
+) -> EvalResult:
+    """Score a model on a dataset split with the given metrics; see the module docstring.
+
+    - `model_or_name`: a model object, or a name for `zoo.load` (`arch[.tag]`,
+      `hf-hub:...`, `local-dir:...`); a registered name with no released
+      weights is scored at a random initialisation, recorded as "random init".
+    - `metrics`: names (`("nll", "fid")`, `"nll,fid"`, `"all"`) or metric objects.
+    - `limit`: score only the first `limit` images of the split.
+    - `num_samples`: images drawn from the model for fid, precision, recall and parzen.
+    - `seed`: every random stream (samples, subsets) derives from it: same seed, same numbers.
+    - `feature_extractor`: replaces the dataset's reference classifier for fid/precision/recall.
+    """
+    for k, v in (("batch_size", batch_size), ("num_samples", num_samples)):
+        if not isinstance(v, int) or isinstance(v, bool) or v < 1:
+            raise ValueError(f"{k} must be a positive int, got {v!r}")
+    if limit is not None and (not isinstance(limit, int) or isinstance(limit, bool) or limit < 1):
+        raise ValueError(f"limit must be a positive int or None, got {limit!r}")
+    if not isinstance(seed, int) or isinstance(seed, bool):
+        raise ValueError(f"seed must be an int, got {seed!r}")
+    t0 = time.perf_counter()
+    metric_objs = resolve_metrics(metrics)
+    ds = get_dataset(dataset) if isinstance(dataset, str) else dataset
+    if split not in ds.splits:
+        raise ValueError(f"dataset {ds.name!r} has no split {split!r}; its splits: {', '.join(ds.splits)}")
+    torch.manual_seed(derive_seed(seed, "init"))  # a random init is seeded too
+    model, prov = resolve_model(model_or_name, device=device, random_init=random_init)
+    spec = getattr(model, "data_spec", None)
+    if spec is None:
+        raise ValueError(f"{prov['model']}: expected a zoo model with a `data_spec`, got {type(model).__name__}")
+    if spec != ds.data_spec:
+        raise ZooError(f"{prov['model']} models images of {spec}, but dataset {ds.name!r} has images of {ds.data_spec}; "
+                       "pick a dataset that matches the model (or weights trained on it)")
+    if prov["note"]:
+        warnings.warn(prov["note"], stacklevel=2)
+    dev = _model_device(model)
+    ctx = EvalContext(model=model, dataset=ds, split=split, seed=seed, batch_size=batch_size, limit=limit,
+                      num_samples=num_samples, device=dev, progress=progress, feature_extractor=feature_extractor)
+    n = ctx.split_images().shape[0]
+    results: dict[str, MetricValue] = {}
+    with _eval_mode(model), torch.no_grad():
+        for m in metric_objs:
+            results[m.name] = _run_metric(m, model, ctx)
+    _, world = rank_world()
+    provenance = {
+        **prov,
+        "model_class": f"{type(model).__module__}.{type(model).__qualname__}",
+        "dataset": ds.name,
+        "dataset_checksum": ds.checksum(split),
+        "split": split,
+        "n": n,
+        "limit": limit,
+        "num_samples": num_samples if any(getattr(m, "uses_samples", False) for m in metric_objs) else None,
+        "seed": seed,
+        "batch_size": batch_size,
+        "versions": _versions(),
+        "device": str(dev),
+        "world_size": world,
+        "wall_time_s": round(time.perf_counter() - t0, 3),
+        "finished_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+    }
+    return EvalResult(model=prov["model"], metrics=results, provenance=broadcast(provenance) if world > 1 else provenance)
+
+
+def _run_metric(metric: Any, model: Any, ctx: EvalContext) -> MetricValue:
+    unit = getattr(metric, "unit", "")
+    supports = getattr(metric, "supports", None)
+    reason = supports(model) if callable(supports) else None
+    if reason:
+        return MetricValue.na(metric.name, reason, unit)
+    try:
+        value = metric.compute(ctx)
+    except NotApplicable as e:
+        return MetricValue.na(metric.name, str(e), unit)
+    if not isinstance(value, MetricValue):
+        raise TypeError(f"metric {metric.name!r} returned {type(value).__name__}; expected a zoo.eval.MetricValue")
+    if not getattr(metric, "deterministic", True):
+        value = broadcast(value)  # timings differ between ranks: report rank 0's
+    return value
