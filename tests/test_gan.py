@@ -1,7 +1,6 @@
 """The GAN baseline `dcgan`: registry entry, sampler contract, training step, NaN guard, resume."""
 
 import math
-import time
 
 import pytest
 import torch
@@ -10,6 +9,15 @@ import zoo
 from zoo.errors import ZooError
 
 TINY = {"height": 8, "width": 8, "nz": 8, "ngf": 8, "ndf": 8}
+
+
+@pytest.fixture
+def one_thread():
+    """Small networks run fastest on one thread (and the machine is shared)."""
+    saved = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(saved)
 
 
 def tiny(**overrides):
@@ -23,11 +31,12 @@ def trainer(model, **recipe):
     return GANTrainer(model, {**zoo.info("dcgan").recipes["default"], "fixed_noise": 6, **recipe})
 
 
-def batch(spec, n=8, seed=0):
-    """A few images of the spec: levels drawn around a bright square, so there is structure to learn."""
-    g = torch.Generator().manual_seed(seed)
-    x = torch.randint(spec.levels, (n, *spec.shape), generator=g)
-    x[..., 2:6, 2:6] = spec.levels - 1
+def batch(spec, n=8):
+    """A few images of the spec: a bright square on black, shifted by one pixel from image to image."""
+    x = torch.zeros(n, *spec.shape, dtype=torch.long)
+    for k in range(n):
+        i, j = k % 3, (k // 3) % 3
+        x[k, :, i:i + 4, j:j + 4] = spec.levels - 1
     return x
 
 
@@ -196,11 +205,12 @@ def test_nan_guard_stops_with_a_clear_message():
     t.step(x)
     with torch.no_grad():
         m.discriminator.classify.weight[0, 0] = float("nan")
-    g_before = {k: v.clone() for k, v in m.generator.state_dict().items()}
+    before = {k: v.detach().clone() for k, v in m.named_parameters()}
     with pytest.raises(ZooError, match=r"diverged at step 2: loss_d is nan.*lower learning rate"):
         t.step(x)
     assert t.step_count == 1
-    assert all(torch.equal(v, g_before[k]) for k, v in m.generator.state_dict().items())  # no update applied
+    for k, v in m.named_parameters():  # neither network was updated by the failed step
+        assert torch.equal(v.nan_to_num(), before[k].nan_to_num()), k
 
 
 def test_exact_resume():
@@ -249,19 +259,20 @@ def test_cli_sample_refuses_completion(tmp_path):
 
 
 @pytest.mark.slow
-def test_learns_a_constant_image():
-    """Sanity of the whole loop: on one repeated image the generator's samples move towards it."""
-    torch.set_num_threads(1)
+def test_learns_a_constant_image(one_thread):
+    """Sanity of the whole loop: on one repeated image the generator's intensities move onto it."""
     m = tiny(ngf=16, ndf=16)
-    t = trainer(m, lr=1e-3)
-    target = torch.zeros(16, 1, 8, 8, dtype=torch.long)
-    target[..., 2:6, 2:6] = 1
-    start = time.perf_counter()
+    t = trainer(m, lr=2e-3)
+    target = batch(m.data_spec, n=16)[:1].expand(16, -1, -1, -1)  # (16, 1, 8, 8), one image
+    z = torch.randn(64, m.nz, generator=torch.Generator().manual_seed(0))
 
-    def error():
-        return (m.sample(64, generator=torch.Generator().manual_seed(0)) != target[:1]).float().mean().item()
+    def error():  # mean |intensity - target| of the generator, batch norm from running statistics
+        m.eval()
+        e = (m(z) - target[:1].float()).abs().mean().item()
+        m.train()
+        return e
 
     err0 = error()
-    for _ in range(150):
+    for _ in range(200):
         t.step(target)
-    assert error() < min(0.2, err0 / 2), (err0, error(), time.perf_counter() - start)
+    assert err0 > 0.45 and error() < 0.15, (err0, error())

@@ -18,7 +18,6 @@ exactly the structure above. `pickle.load` is never called on it.
 
 from __future__ import annotations
 
-import gzip
 import importlib.util
 import io
 import pickle
@@ -105,6 +104,8 @@ def _dtype_no_object(spec: Any, *args: Any) -> Any:
 
 def read(source: Path | None = None) -> dict[str, tuple[Any, Any]]:
     """`{split: (x uint8 (N, 1, 28, 28) levels 0..255, y int64 (N,))}` for train, valid, test."""
+    import gzip
+
     import numpy as np
 
     path = require_pickle(source)

@@ -13,6 +13,7 @@ fixed noise batch whose samples show progress during training.
 
 from __future__ import annotations
 
+import copy
 import math
 from typing import Any, Mapping
 
@@ -134,11 +135,11 @@ class GANTrainer:
 
     def state_dict(self) -> dict[str, Any]:
         """Optimizers, the noise generator's state, the step count and the fixed batch
-        (the model's weights are checkpointed by the training loop)."""
+        (the model's weights are checkpointed by the training loop). A copy: later steps do not change it."""
         return {
             "step": self.step_count,
-            "opt_d": self.opt_d.state_dict(),
-            "opt_g": self.opt_g.state_dict(),
+            "opt_d": copy.deepcopy(self.opt_d.state_dict()),
+            "opt_g": copy.deepcopy(self.opt_g.state_dict()),
             "rng": self.rng.get_state(),
             "fixed": {k: (None if v is None else v.clone()) for k, v in self.fixed.items()},
         }

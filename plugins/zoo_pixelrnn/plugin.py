@@ -1,3 +1,78 @@
-"""Registers this plugin's entries. Imports no model code."""
+"""Registers `pixelrnn-row` and `pixelrnn-diag`. Imports no model code (and no torch)."""
 
-import zoo  # noqa: F401
+import zoo
+
+PAPER = "van den Oord, Kalchbrenner, Kavukcuoglu 2016, Pixel Recurrent Neural Networks, ICML (arXiv:1601.06759)"
+BINARIZED_MNIST = {"channels": 1, "height": 28, "width": 28, "levels": 2}
+
+
+def _recipes(batch_size: int, epochs: int) -> dict:
+    """Training recipes read by `zoo train` (maximum likelihood)."""
+    return {
+        # binarized MNIST on a CPU (see docs/pixelrnn.md for the measured speed)
+        "default": {
+            "dataset": "binarized-mnist",
+            "optimizer": "adam",  # the paper used RMSProp; Adam converges faster in our short runs
+            "lr": 1e-3,
+            "betas": (0.9, 0.999),
+            "weight_decay": 0.0,
+            "lr_schedule": "cosine",
+            "warmup_steps": 200,
+            "batch_size": batch_size,
+            "epochs": epochs,
+            "grad_clip": 1.0,  # clip the global gradient norm: LSTMs spike early on
+            "ema": 0.999,
+            "eval_split": "valid",
+            "seed": 0,
+        },
+        # the paper's CIFAR-10 setting (12 layers, h = 128); needs a GPU and the data
+        "cifar10": {
+            "dataset": "cifar10",
+            "config": {"channels": 3, "height": 32, "width": 32, "levels": 256, "layers": 12,
+                       "hidden": 128, "out_features": 1024},
+            "optimizer": "adam",
+            "lr": 1e-3,
+            "lr_schedule": "cosine",
+            "batch_size": 16,  # the paper: small batches of 16 regularise on CIFAR-10
+            "epochs": 60,
+            "grad_clip": 1.0,
+            "ema": 0.9995,
+            "eval_split": "test",
+            "seed": 0,
+        },
+    }
+
+
+@zoo.hookimpl
+def zoo_register_models(register):
+    register(
+        zoo.ModelSpec(
+            name="pixelrnn-row",
+            family="pixelrnn",
+            summary="Row LSTM PixelRNN: rows top to bottom, 1x3 input/state convolutions, triangular field",
+            paper=PAPER,
+            builder="zoo_pixelrnn.rowlstm:RowLSTM",
+            # same depth and width as the paper's 7-layer Diagonal BiLSTM, so that the two
+            # recurrences are compared at equal size (the paper gives no Row LSTM MNIST config)
+            config={**BINARIZED_MNIST, "layers": 7, "hidden": 16, "kernel": 3, "out_features": 32},
+            data_spec=zoo.DataSpec(1, 28, 28, 2),
+            capabilities={"likelihood", "sampler", "fast_sampler"},
+            test_config={"height": 8, "width": 8, "layers": 2, "hidden": 6, "out_features": 12},
+            recipes=_recipes(batch_size=32, epochs=20),
+        )
+    )
+    register(
+        zoo.ModelSpec(
+            name="pixelrnn-diag",
+            family="pixelrnn",
+            summary="Diagonal BiLSTM PixelRNN: skewed columns, two directions, full receptive field",
+            paper=PAPER,
+            builder="zoo_pixelrnn.diagonal:DiagonalBiLSTM",
+            # the paper's binarized-MNIST model: 7 layers, h = 16 (79.20 nats, Table 4)
+            config={**BINARIZED_MNIST, "layers": 7, "hidden": 16, "out_features": 32},
+            data_spec=zoo.DataSpec(1, 28, 28, 2),
+            capabilities={"likelihood", "sampler", "fast_sampler"},
+            test_config={"height": 8, "width": 8, "layers": 2, "hidden": 6, "out_features": 12},
+            recipes=_recipes(batch_size=32, epochs=20),
+        )
+    )

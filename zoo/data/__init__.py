@@ -56,6 +56,13 @@ class Dataset:
     license: str = ""  # of the data, e.g. "CC-BY-SA-3.0"
     source: str = ""  # where it comes from and how to get it
 
+    def __init__(self, **attrs: Any) -> None:
+        """Instances may override class attributes, e.g. `FashionMNIST(sizes={})` for a subset."""
+        for key, value in attrs.items():
+            if key.startswith("_") or not hasattr(type(self), key) or callable(getattr(type(self), key)):
+                raise TypeError(f"{type(self).__name__}: unknown attribute {key!r}")
+            setattr(self, key, value)
+
     def load(self, split: str) -> "tuple[torch.Tensor, torch.Tensor | None]":
         """`(x, y)`: images as uint8 levels `(N, C, H, W)`, labels int64 `(N,)` or None."""
         raise NotImplementedError

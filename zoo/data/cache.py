@@ -18,12 +18,9 @@ or whose checksum does not match is removed and reported.
 
 from __future__ import annotations
 
-import hashlib
 import os
-import tempfile
-import zipfile
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterator
+from typing import TYPE_CHECKING, Any
 
 from ..errors import ZooError
 
@@ -32,7 +29,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
 __all__ = [
     "DataError", "cache_dir", "array_checksum", "atomic_write", "save_arrays", "read_arrays",
-    "file_digest", "FORMAT_VERSION",
+    "file_digest", "progress_bar", "FORMAT_VERSION",
 ]
 
 FORMAT_VERSION = 1
@@ -63,6 +60,8 @@ def array_checksum(x: Any, y: Any = None) -> str:
     followed by the labels as little-endian int64 bytes (nothing when there
     are no labels). Accepts numpy arrays or torch tensors.
     """
+    import hashlib
+
     import numpy as np
 
     def as_numpy(a: Any) -> "np.ndarray":
@@ -84,11 +83,19 @@ def array_checksum(x: Any, y: Any = None) -> str:
 
 def file_digest(path: str | os.PathLike, algorithm: str = "sha256", chunk: int = 1 << 20) -> str:
     """Hex digest of a file's bytes (`algorithm` is any `hashlib` name, e.g. md5 for source archives)."""
+    import hashlib
+
     h = hashlib.new(algorithm)
     with open(path, "rb") as f:
         for block in iter(lambda: f.read(chunk), b""):
             h.update(block)
     return h.hexdigest()
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 class atomic_write:
@@ -104,6 +111,8 @@ class atomic_write:
         self.path = Path(path)
 
     def __enter__(self) -> Path:
+        import tempfile
+
         self.path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".tmp", dir=self.path.parent)
         os.close(fd)
@@ -117,6 +126,7 @@ class atomic_write:
         try:
             with open(self.tmp, "rb+") as f:
                 os.fsync(f.fileno())
+            os.chmod(self.tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give it a normal file's mode
             os.replace(self.tmp, self.path)
         except BaseException:
             self.tmp.unlink(missing_ok=True)
@@ -170,6 +180,8 @@ def read_arrays(path: str | os.PathLike, *, expected_sha256: str | None = None,
     not match raises `DataError` (with `hint` appended); with `remove_bad` the
     bad file is deleted first so that the cache holds no bad file.
     """
+    import zipfile
+
     import numpy as np
 
     path = Path(path)
@@ -210,12 +222,6 @@ def read_arrays(path: str | os.PathLike, *, expected_sha256: str | None = None,
     if expected_sha256 is not None and digest != expected_sha256:
         raise bad(f"arrays have sha256 {digest}, expected the pinned {expected_sha256}")
     return x, y, digest
-
-
-def iter_chunks(n: int, size: int) -> Iterator[slice]:
-    """Slices `[0, size), [size, 2*size), ...` covering `range(n)`."""
-    for start in range(0, n, size):
-        yield slice(start, min(start + size, n))
 
 
 def progress_bar(total: int, desc: str, enabled: bool, unit: str = "img") -> Any:

@@ -93,12 +93,13 @@ def _state_sha256(model: Any) -> str:
 
 
 def resolve_model(model_or_name: Any, *, device: str | torch.device | None = None,
-                  random_init: bool = False) -> tuple[Any, dict[str, Any]]:
+                  random_init: bool = False, seed: int = 0) -> tuple[Any, dict[str, Any]]:
     """The model to score and its provenance (name, weights sha256 and where they came from).
 
     A name with released weights is loaded with `zoo.load`. A registered name
     without released weights (or with `random_init=True`) is built with
-    `zoo.create`: its weights are recorded as "random init" and a note says so.
+    `zoo.create`: its weights are recorded as "random init" and a note says so;
+    the initialisation is drawn from `seed` (the global torch RNG is left as it was).
     """
     from ..registry import create, get_spec, load, parse_name
 
@@ -109,7 +110,9 @@ def resolve_model(model_or_name: Any, *, device: str | torch.device | None = Non
         if parsed.kind == "registry":
             spec = get_spec(parsed.arch)
             if random_init or not spec.weights:
-                model = create(name)
+                with torch.random.fork_rng(devices=[]):
+                    torch.manual_seed(derive_seed(seed, "init"))
+                    model = create(name)
                 if not random_init:
                     note = f"{spec.name} has no released weights; scored a random initialisation (seeded by --seed)"
                 model.to(device or "cpu")
@@ -220,21 +223,30 @@ class EvalContext:
 
     # samples and features -----------------------------------------------------
     def samples(self) -> torch.Tensor:
-        """`num_samples` images drawn from the model (cached; batch b uses its own seeded stream)."""
+        """`num_samples` images drawn from the model (cached; see `draw`)."""
         if "samples" not in self.cache:
-            from ..sampling import sample
-
-            spec = self.data_spec
-            model = self.model
-
-            def draw(b: int, start: int, stop: int) -> torch.Tensor:
-                g = self.generator("samples", b)
-                x = sample(model, stop - start, generator=g)
-                return spec.validate(x, name="model samples").to(torch.uint8 if spec.levels <= 256 else torch.long)
-
-            with _eval_mode(model), torch.no_grad():
-                self.cache["samples"] = self.map_batches(draw, self.num_samples, desc="sampling")
+            self.cache["samples"] = self.draw(self.num_samples)
         return self.cache["samples"]
+
+    def draw(self, n: int) -> torch.Tensor:
+        """`n` images from the model, integer levels `(n, C, H, W)` on the CPU.
+
+        Batch b is drawn with its own generator, seeded from `(seed, "samples", b)`,
+        so the images do not depend on the number of processes.
+        """
+        from ..sampling import sample
+
+        if "samples" in self.cache and self.cache["samples"].shape[0] >= n:
+            return self.cache["samples"][:n]
+        spec = self.data_spec
+        model = self.model
+
+        def one_batch(b: int, start: int, stop: int) -> torch.Tensor:
+            x = sample(model, stop - start, generator=self.generator("samples", b))
+            return spec.validate(x, name="model samples").to(torch.uint8 if spec.levels <= 256 else torch.long)
+
+        with _eval_mode(model), torch.no_grad():
+            return self.map_batches(one_batch, n, desc="sampling")
 
     def features(self, key: str, images: torch.Tensor) -> torch.Tensor:
         """Reference-classifier features `(N, D)` (float64) of `images`, cached under `key`."""
@@ -276,6 +288,7 @@ def evaluate(
     device: str | torch.device | None = None,
     random_init: bool = False,
     feature_extractor: Callable[[torch.Tensor], torch.Tensor] | None = None,
+    grid: int = 0,
     progress: bool = False,
 ) -> EvalResult:
     """Score a model on a dataset split with the given metrics; see the module docstring.
@@ -288,6 +301,7 @@ def evaluate(
     - `num_samples`: images drawn from the model for fid, precision, recall and parzen.
     - `seed`: every random stream (samples, subsets) derives from it: same seed, same numbers.
     - `feature_extractor`: replaces the dataset's reference classifier for fid/precision/recall.
+    - `grid`: also keep this many samples in `result.samples` (for a picture; not serialised).
     """
     for k, v in (("batch_size", batch_size), ("num_samples", num_samples)):
         if not isinstance(v, int) or isinstance(v, bool) or v < 1:
@@ -301,8 +315,7 @@ def evaluate(
     ds = get_dataset(dataset) if isinstance(dataset, str) else dataset
     if split not in ds.splits:
         raise ValueError(f"dataset {ds.name!r} has no split {split!r}; its splits: {', '.join(ds.splits)}")
-    torch.manual_seed(derive_seed(seed, "init"))  # a random init is seeded too
-    model, prov = resolve_model(model_or_name, device=device, random_init=random_init)
+    model, prov = resolve_model(model_or_name, device=device, random_init=random_init, seed=seed)
     spec = getattr(model, "data_spec", None)
     if spec is None:
         raise ValueError(f"{prov['model']}: expected a zoo model with a `data_spec`, got {type(model).__name__}")
@@ -319,11 +332,13 @@ def evaluate(
     with _eval_mode(model), torch.no_grad():
         for m in metric_objs:
             results[m.name] = _run_metric(m, model, ctx)
+        grid_samples = ctx.draw(grid) if grid and callable(getattr(model, "sample", None)) else None
     _, world = rank_world()
     provenance = {
         **prov,
         "model_class": f"{type(model).__module__}.{type(model).__qualname__}",
         "dataset": ds.name,
+        "data_spec": ds.data_spec.to_dict(),
         "dataset_checksum": ds.checksum(split),
         "split": split,
         "n": n,
@@ -337,7 +352,8 @@ def evaluate(
         "wall_time_s": round(time.perf_counter() - t0, 3),
         "finished_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
     }
-    return EvalResult(model=prov["model"], metrics=results, provenance=broadcast(provenance) if world > 1 else provenance)
+    provenance = broadcast(provenance) if world > 1 else provenance
+    return EvalResult(model=prov["model"], metrics=results, provenance=provenance, samples=grid_samples)
 
 
 def _run_metric(metric: Any, model: Any, ctx: EvalContext) -> MetricValue:

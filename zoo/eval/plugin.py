@@ -1,3 +1,14 @@
-"""Registers the harness metrics."""
+"""The built-in metrics plugin, loaded through the entry point `zoo_metrics = "zoo.eval.plugin"`.
 
-import zoo  # noqa: F401
+Like any plugin module it imports neither torch nor model code.
+"""
+
+from zoo.hookspecs import hookimpl
+
+from .metrics import BUILTIN_METRICS
+
+
+@hookimpl
+def zoo_register_metrics(register):
+    for cls in BUILTIN_METRICS:
+        register(cls())

@@ -1,0 +1,528 @@
+"""zoo.train: recipes, the loop, EMA, checkpoints, exact resume, custom trainers, DDP.
+
+Every test trains tiny models (8x8 images, a few dozen parameters) on an
+in-process toy dataset registered through a fake plugin.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+import torch
+from torch import nn
+
+import zoo
+from zoo.data import Dataset
+from zoo.errors import UnknownNameError, ZooError
+from zoo.plugins import use_plugins
+from zoo.train import (
+    CHECKPOINT, MaximumLikelihoodTrainer, RecipeError, TrainEvent, flatten_state, load_checkpoint, lr_factor,
+    plot_training_curves, resolve_recipe, shard_indices, split_overrides, train, unflatten_state, validation_nll,
+)
+
+SPEC = zoo.DataSpec(1, 8, 8, 2)
+SIZES = {"train": 96, "valid": 32, "test": 32}
+
+
+class ToyDataset(Dataset):
+    """Binary 8x8 images whose pixel k is on with probability growing along the raster; deterministic."""
+
+    name = "toy"
+    data_spec = SPEC
+    splits = ("train", "valid", "test")
+
+    def load(self, split):
+        g = torch.Generator().manual_seed({"train": 0, "valid": 1, "test": 2}[self.check_split(split)])
+        p = torch.linspace(0.1, 0.9, 64).reshape(1, 1, 8, 8)
+        x = (torch.rand(SIZES[split], 1, 8, 8, generator=g) < p).to(torch.uint8)
+        return x, torch.arange(SIZES[split]) % 3
+
+    def checksum(self, split):
+        return hashlib.sha256(self.load(split)[0].numpy().tobytes()).hexdigest()
+
+    def available(self, split):
+        return True
+
+
+class TinyDropout(zoo.AutoregressiveModel):
+    """Independent pixels with dropout on a second logit table: training draws random numbers,
+    so an exact resume must restore the RNG state."""
+
+    def __init__(self, channels=1, height=8, width=8, levels=2, p=0.5):
+        super().__init__()
+        self.data_spec = zoo.DataSpec(channels, height, width, levels)
+        self.table = nn.Parameter(torch.zeros(channels, height, width, levels))
+        self.extra = nn.Parameter(torch.zeros(channels, height, width, levels))
+        self.p = p
+
+    def logits(self, x):
+        t = self.table + nn.functional.dropout(self.extra, self.p, self.training)
+        return t.unsqueeze(0).expand(x.shape[0], *t.shape)
+
+
+class TinyGAN(nn.Module):
+    """A 'generator' of independent Bernoulli pixels: a Sampler without a likelihood."""
+
+    def __init__(self, channels=1, height=8, width=8, levels=2):
+        super().__init__()
+        self.data_spec = zoo.DataSpec(channels, height, width, levels)
+        self.logit = nn.Parameter(torch.zeros(channels, height, width))
+        self.critic = nn.Parameter(torch.zeros(channels, height, width))
+
+    @torch.no_grad()
+    def sample(self, n, *, generator=None, **kw):
+        u = torch.rand((n, *self.logit.shape), generator=generator, device=self.logit.device)
+        return (u < torch.sigmoid(self.logit)).long()
+
+
+class FakeGANTrainer:
+    """The interface of a family's own trainer (as zoo_gan's GANTrainer): two optimizers, extra recipe keys."""
+
+    recipe_defaults = {"lr_d": 0.05, "fixed_noise": 4}
+    instances: list = []
+
+    def __init__(self, model, recipe, device):
+        self.model, self.recipe, self.device = model, recipe, device
+        self.opt_g = torch.optim.Adam([model.logit], lr=recipe["lr"])
+        self.opt_d = torch.optim.SGD([model.critic], lr=recipe["lr_d"], momentum=0.5)
+        self.steps = 0
+        self.noise = torch.Generator().manual_seed(recipe["seed"])
+        FakeGANTrainer.instances.append(self)
+
+    def step(self, x, y=None):
+        real = x.float().mean(0)
+        fake = torch.sigmoid(self.model.logit)
+        loss_d = ((self.model.critic - (real - fake.detach())) ** 2).mean()
+        self.opt_d.zero_grad()
+        loss_d.backward()
+        self.opt_d.step()
+        loss_g = ((fake - real) ** 2).mean() + 0.01 * torch.randn((), generator=self.noise)
+        self.opt_g.zero_grad()
+        loss_g.backward()
+        self.opt_g.step()
+        self.steps += 1
+        return {"loss_d": float(loss_d.detach()), "loss_g": float(loss_g.detach())}
+
+    def state_dict(self):
+        return {"g": self.opt_g.state_dict(), "d": self.opt_d.state_dict(), "steps": self.steps,
+                "noise": self.noise.get_state()}
+
+    def load_state_dict(self, d):
+        self.opt_g.load_state_dict(d["g"])
+        self.opt_d.load_state_dict(d["d"])
+        self.steps = d["steps"]
+        self.noise.set_state(d["noise"])
+
+    def fixed_noise_samples(self):
+        return self.model.sample(self.recipe["fixed_noise"], generator=torch.Generator().manual_seed(0))
+
+
+class _Plugin:
+    @staticmethod
+    @zoo.hookimpl
+    def zoo_register_datasets(register):
+        register(ToyDataset())
+
+    @staticmethod
+    @zoo.hookimpl
+    def zoo_register_models(register):
+        common = dict(config={}, data_spec=SPEC)
+        register(zoo.ModelSpec(
+            name="tiny-dropout", family="test", summary="test model", paper="-",
+            builder=f"{__name__}:TinyDropout", capabilities={"likelihood", "sampler"},
+            recipes={"default": {"lr": 0.05, "batch_size": 16, "ema_decay": 0.9, "log_every": 2, "dataset": "toy"},
+                     "cosine": {"lr": 0.05, "batch_size": 16, "lr_schedule": "cosine", "warmup_steps": 2,
+                                "optimizer": "adamw", "weight_decay": 0.01, "grad_clip": 1.0}},
+            **common,
+        ))
+        register(zoo.ModelSpec(
+            name="tiny-gan", family="test", summary="test GAN", paper="-", builder=f"{__name__}:TinyGAN",
+            capabilities={"sampler"}, trainer=f"{__name__}:FakeGANTrainer",
+            recipes={"default": {"lr": 0.05, "batch_size": 16, "ema_decay": 0.0, "log_every": 1, "lr_d": 0.1}},
+            **common,
+        ))
+
+
+@pytest.fixture
+def toy():
+    with use_plugins({"toy-plugin": _Plugin}) as host:
+        yield host
+
+
+def quick(out, name="tiny-dropout", **kw):
+    kw.setdefault("epochs", 2)
+    kw.setdefault("progress", False)
+    kw.setdefault("evaluate", False)
+    kw.setdefault("samples", 0)
+    return train(name, dataset="toy", out=out, **kw)
+
+
+def weights(module):
+    return {k: v.detach().clone() for k, v in module.state_dict().items()}
+
+
+def assert_same(a, b):
+    assert a.keys() == b.keys()
+    for k in a:
+        assert torch.equal(a[k], b[k]), k
+
+
+# -- recipes --------------------------------------------------------------------------------------
+def test_recipe_defaults_named_and_overrides(toy):
+    spec = zoo.info("tiny-dropout")
+    r = resolve_recipe(spec, "default", {"epochs": 3, "betas": (0.8, 0.99)})
+    assert r["lr"] == 0.05 and r["batch_size"] == 16 and r["epochs"] == 3
+    assert r["betas"] == [0.8, 0.99]
+    assert r["optimizer"] == "adam" and r["ema_decay"] == 0.9  # schema default, recipe value
+    assert isinstance(resolve_recipe(spec, "default", {"lr": 1})["lr"], float)  # ints are numbers
+
+
+@pytest.mark.parametrize("override, match", [
+    ({"learning_rate": 0.1}, "unknown recipe key 'learning_rate'"),
+    ({"lr": "fast"}, "'lr' must be a number"),
+    ({"lr": -1.0}, "'lr' must be > 0"),
+    ({"epochs": 2.5}, "'epochs' must be an integer"),
+    ({"optimizer": "lion"}, "'optimizer' must be one of adam, adamw, sgd, rmsprop"),
+    ({"lr_schedule": "linear"}, "'lr_schedule' must be one of"),
+    ({"ema_decay": 1.0}, "'ema_decay' must be in"),
+    ({"ema_warmup": 1}, "'ema_warmup' must be true or false"),
+    ({"betas": [0.9]}, "'betas' must be a list of 2 numbers"),
+    ({"total_steps": 5}, "computed by the training loop"),
+    ({"batch_size": 0}, "'batch_size' must be >= 1"),
+])
+def test_recipe_validation_errors(toy, override, match):
+    with pytest.raises(RecipeError, match=match):
+        resolve_recipe(zoo.info("tiny-dropout"), "default", override)
+
+
+def test_recipe_unknown_key_suggests_and_unknown_recipe(toy):
+    with pytest.raises(RecipeError, match="did you mean ema_decay"):
+        resolve_recipe(zoo.info("tiny-dropout"), {"ema_decy": 0.9})
+    with pytest.raises(UnknownNameError, match="no recipe 'cosin'.*did you mean cosine"):
+        resolve_recipe(zoo.info("tiny-dropout"), "cosin")
+    with pytest.raises(UnknownNameError, match="recipes: default, cosine"):
+        train("tiny-dropout", dataset="toy", recipe="nope", progress=False)
+
+
+def test_trainer_recipe_defaults_extend_the_schema(toy):
+    spec = zoo.info("tiny-gan")
+    r = resolve_recipe(spec, "default", extra_defaults=FakeGANTrainer.recipe_defaults)
+    assert r["lr_d"] == 0.1 and r["fixed_noise"] == 4
+    with pytest.raises(RecipeError, match="unknown recipe key 'lr_d'"):  # without the trainer's keys
+        resolve_recipe(spec, "default")
+    with pytest.raises(RecipeError, match="may not redefine schema keys"):
+        resolve_recipe(spec, "default", extra_defaults={"lr": 1.0})
+
+
+def test_split_overrides():
+    rec, cfg = split_overrides("x", {"lr": 0.1, "hidden": 8, "model.lr": 3, "recipe.seed": 2, "lr_d": 1},
+                               recipe_extra={"lr_d": 0.1})
+    assert rec == {"lr": 0.1, "seed": 2, "lr_d": 1}
+    assert cfg == {"hidden": 8, "lr": 3}
+
+
+def test_lr_schedules():
+    base = resolve_recipe(zoo.ModelSpec("m", "f", "s", "p", "a:b", {}, SPEC), {"warmup_steps": 4, "lr_schedule": "cosine",
+                                                                             "min_lr": 1e-4, "lr": 1e-2})
+    rec = {**base, "total_steps": 104, "steps_per_epoch": 10}
+    assert [lr_factor(s, rec) for s in range(4)] == [0.25, 0.5, 0.75, 1.0]
+    assert lr_factor(4, rec) == pytest.approx(1.0)
+    assert lr_factor(104, rec) * rec["lr"] == pytest.approx(1e-4)
+    assert lr_factor(54, rec) == pytest.approx(0.01 + 0.99 * 0.5)
+    exp = {**rec, "lr_schedule": "exponential", "lr_gamma": 0.5, "warmup_steps": 0}
+    assert lr_factor(20, exp) == pytest.approx(0.25)
+
+
+# -- pieces -------------------------------------------------------------------------------------------
+def test_state_codec_roundtrip_keeps_int_keys_and_tuples():
+    p = nn.Parameter(torch.randn(3))
+    opt = torch.optim.Adam([p], lr=0.1, betas=(0.8, 0.9))
+    p.grad = torch.ones(3)
+    opt.step()
+    state = {"opt": opt.state_dict(), "t": (1, 2.5, None), "__tensor__": "tricky key", "s": "x", 3: [True]}
+    tensors = {}
+    skeleton = flatten_state(state, "trainer", tensors)
+    json.dumps(skeleton)  # plain JSON
+    back = unflatten_state(json.loads(json.dumps(skeleton)), tensors)
+    assert back["t"] == (1, 2.5, None) and back["__tensor__"] == "tricky key" and back[3] == [True]
+    assert list(back["opt"]["state"]) == [0]  # int key, as the optimizer needs it
+    assert back["opt"]["param_groups"][0]["betas"] == (0.8, 0.9)
+    assert torch.equal(back["opt"]["state"][0]["exp_avg"], state["opt"]["state"][0]["exp_avg"])
+    opt2 = torch.optim.Adam([nn.Parameter(torch.randn(3))], lr=0.1)
+    opt2.load_state_dict(back["opt"])
+    with pytest.raises(TypeError, match="cannot checkpoint a object"):
+        flatten_state({"x": object()}, "t", {})
+
+
+def test_shard_indices_match_single_process_batches():
+    n, world, batch = 10, 2, 4
+    single = shard_indices(n, seed=3, epoch=1)
+    assert sorted(single.tolist()) == list(range(n))
+    assert not torch.equal(single, shard_indices(n, seed=3, epoch=2))  # reshuffled every epoch
+    shards = [shard_indices(n, seed=3, epoch=1, rank=r, world=world) for r in range(world)]
+    assert all(len(s) == 5 for s in shards)
+    per_rank = batch // world
+    for k in range(2):  # full batches: the ranks together take exactly the single-process batch
+        together = torch.cat([s[k * per_rank:(k + 1) * per_rank] for s in shards])
+        assert sorted(together.tolist()) == sorted(single[k * batch:(k + 1) * batch].tolist())
+    with pytest.raises(ZooError, match="cannot shard 1 images over 2"):
+        shard_indices(1, seed=0, epoch=0, world=2)
+
+
+def test_plot_training_curves(tmp_path):
+    from PIL import Image
+
+    records = [{"kind": "train", "step": s, "bpd": 1.0 / s, "loss": 40.0 / s} for s in range(1, 20)]
+    records += [{"kind": "valid", "step": s, "bpd": 1.2 / s} for s in (5, 10, 15)]
+    path = plot_training_curves(records, tmp_path / "c.png", title="t")
+    img = Image.open(path).convert("RGB")
+    assert img.size == (720, 440)
+    colours = {c for _, c in img.getcolors(1 << 20)}
+    assert (31, 119, 180) in colours and (214, 39, 40) in colours  # both series drawn
+    empty = plot_training_curves([], tmp_path / "e.png")
+    assert Image.open(empty).size == (720, 440)
+
+
+# -- the loop -------------------------------------------------------------------------------------------
+def test_train_writes_checkpoint_log_and_release(toy, tmp_path):
+    r = quick(tmp_path / "run", samples=4)
+    assert (r.epochs, r.steps) == (2, 12)  # 96 images / batch 16
+    out = tmp_path / "run"
+    assert (out / CHECKPOINT).is_file() and (out / "best.safetensors").is_file()
+    assert not [p for p in out.iterdir() if p.name.endswith(".tmp")]
+    rel = r.release_dir
+    for f in ("config.json", "model.safetensors", "training_curve.png", "train_log.jsonl", "training.json", "samples.png"):
+        assert (rel / f).is_file(), f
+    cfg = json.loads((rel / "config.json").read_text())
+    assert cfg["architecture"] == "tiny-dropout" and cfg["data_spec"] == SPEC.to_dict()
+    log = [json.loads(line) for line in (rel / "train_log.jsonl").read_text().splitlines()]
+    valid = [x for x in log if x["kind"] == "valid"]
+    assert [v["epoch"] for v in valid] == [1, 2] and all(v["ema"] for v in valid)
+    assert [x["step"] for x in log if x["kind"] == "train"] == list(range(2, 13, 2))  # log_every 2
+    summary = json.loads((rel / "training.json").read_text())
+    assert summary["best_epoch"] == r.best_epoch and summary["weights"] == "EMA of the weights"
+    # the release folder loads back into the released model
+    from safetensors.torch import load_file
+
+    assert_same(load_file(rel / "model.safetensors"), weights(r.model))
+    # training lowered the validation NLL below the uniform model's 64 ln 2
+    assert r.best_valid_nll < 64 * 0.6931 - 1
+
+
+def test_ema_is_validated_and_released(toy, tmp_path):
+    r = quick(tmp_path / "run", epochs=3)
+    assert r.best_epoch == 3  # the NLL keeps falling on this toy problem
+    valid_x = ToyDataset().load("valid")[0]
+    nll_ema = validation_nll(r.ema, valid_x, batch_size=7, device=torch.device("cpu"))
+    nll_raw = validation_nll(r.last, valid_x, batch_size=7, device=torch.device("cpu"))
+    assert nll_ema == pytest.approx(r.best_valid_nll, rel=1e-12)  # the logged NLL is the EMA's
+    assert nll_raw != pytest.approx(nll_ema, rel=1e-6)
+    assert_same(weights(r.model), weights(r.ema))  # released = EMA weights of the best epoch
+    assert any(not torch.equal(a, b) for a, b in zip(weights(r.model).values(), weights(r.last).values()))
+
+
+def test_no_ema_releases_raw_weights(toy, tmp_path):
+    r = quick(tmp_path / "run", epochs=2, overrides={"ema_decay": 0.0})
+    assert r.ema is None and r.best_epoch == 2
+    assert_same(weights(r.model), weights(r.last))
+
+
+def test_same_seed_same_weights_other_seed_differs(toy, tmp_path):
+    a = quick(tmp_path / "a", epochs=1)
+    b = quick(tmp_path / "b", epochs=1)
+    c = quick(tmp_path / "c", epochs=1, seed=1)
+    assert_same(weights(a.last), weights(b.last))
+    assert not torch.equal(a.last.table, c.last.table)
+
+
+def _interrupt_at(kind, step):
+    def cb(event: TrainEvent):
+        if event.kind == kind and event.step == step:
+            raise KeyboardInterrupt
+
+    return cb
+
+
+@pytest.mark.parametrize("recipe", ["default", "cosine"])
+@pytest.mark.parametrize("kind, step", [("epoch", 6), ("step", 8)])
+def test_resume_gives_the_same_weights(toy, tmp_path, recipe, kind, step):
+    """2 epochs straight == interrupted (after epoch 1, or mid-epoch 2) + --resume, bit for bit."""
+    full = quick(tmp_path / "full", recipe=recipe)
+    with pytest.raises(KeyboardInterrupt):
+        quick(tmp_path / "cut", recipe=recipe, callbacks=[_interrupt_at(kind, step)])
+    _, meta = load_checkpoint(tmp_path / "cut" / CHECKPOINT)
+    assert meta["step"] == step and meta["epoch"] == (1 if kind == "epoch" else 1)
+    assert meta["step_in_epoch"] == (0 if kind == "epoch" else 2)
+    resumed = quick(tmp_path / "cut", recipe=recipe, resume=True)
+    assert resumed.steps == full.steps == 12
+    assert_same(weights(resumed.last), weights(full.last))
+    assert_same(weights(resumed.model), weights(full.model))
+    if full.ema is not None:
+        assert_same(weights(resumed.ema), weights(full.ema))
+    assert resumed.best_valid_nll == full.best_valid_nll and resumed.best_epoch == full.best_epoch
+    log = [json.loads(x) for x in (tmp_path / "cut" / "train_log.jsonl").read_text().splitlines()]
+    assert [x["epoch"] for x in log if x["kind"] == "valid"] == [1, 2]  # no duplicated records
+
+
+def test_resume_with_more_epochs_continues(toy, tmp_path):
+    full = quick(tmp_path / "full", epochs=2)
+    quick(tmp_path / "more", epochs=1)
+    more = quick(tmp_path / "more", epochs=2, resume=True)  # constant lr: extending == training longer
+    assert_same(weights(more.last), weights(full.last))
+
+
+def test_interrupt_writes_a_checkpoint_and_refuses_to_clobber_it(toy, tmp_path):
+    out = tmp_path / "run"
+    with pytest.raises(KeyboardInterrupt):
+        quick(out, callbacks=[_interrupt_at("step", 3)])
+    tensors, meta = load_checkpoint(out / CHECKPOINT)
+    assert (meta["epoch"], meta["step_in_epoch"], meta["step"]) == (0, 3, 3)
+    assert {"model/table", "ema/table", "rng/0/torch"} <= set(tensors)
+    assert any(k.startswith("trainer/optimizer/state") for k in tensors)
+    assert meta["identity"]["model"] == "tiny-dropout"
+    assert not (out / "release").exists()
+    with pytest.raises(ZooError, match="already holds a training checkpoint; pass --resume"):
+        quick(out)
+    with pytest.raises(ZooError, match="recipe: checkpoint .*now"):
+        quick(out, resume=True, overrides={"lr": 0.01})
+    with pytest.raises(ZooError, match="no checkpoint"):
+        quick(tmp_path / "empty", resume=True)
+
+
+def test_sigterm_checkpoints_then_stops(toy, tmp_path):
+    def terminate(event):
+        if event.kind == "step" and event.step == 2:
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    before = signal.getsignal(signal.SIGTERM)
+    with pytest.raises(KeyboardInterrupt):
+        quick(tmp_path / "run", callbacks=[terminate])
+    assert signal.getsignal(signal.SIGTERM) is before  # handlers restored
+    _, meta = load_checkpoint(tmp_path / "run" / CHECKPOINT)
+    assert meta["step"] == 2  # the step in progress finished, nothing after it ran
+    full = quick(tmp_path / "full")
+    assert_same(weights(quick(tmp_path / "run", resume=True).last), weights(full.last))
+
+
+def test_custom_trainer_interface(toy, tmp_path):
+    FakeGANTrainer.instances.clear()
+    r = quick(tmp_path / "gan", name="tiny-gan", samples=4, epochs=2)
+    trainer = FakeGANTrainer.instances[-1]
+    assert trainer.steps == 12 and trainer.recipe["lr_d"] == 0.1 and trainer.recipe["steps_per_epoch"] == 6
+    assert r.best_valid_nll is None and r.ema is None  # no likelihood: no validation NLL
+    assert (tmp_path / "gan" / "samples" / "epoch002.png").is_file()  # fixed_noise_samples every epoch
+    log = [json.loads(x) for x in (r.release_dir / "train_log.jsonl").read_text().splitlines()]
+    assert {"loss_d", "loss_g"} <= set(log[0])
+    assert (r.release_dir / "samples.png").is_file()
+    # its own state (two optimizers, a generator) checkpoints and resumes exactly
+    with pytest.raises(KeyboardInterrupt):
+        quick(tmp_path / "cut", name="tiny-gan", callbacks=[_interrupt_at("step", 5)])
+    resumed = quick(tmp_path / "cut", name="tiny-gan", resume=True)
+    assert_same(weights(resumed.last), weights(r.last))
+
+
+def test_bad_inputs(toy, tmp_path):
+    if not torch.cuda.is_available():
+        with pytest.raises(ZooError, match="no CUDA device"):
+            quick(tmp_path / "x", device="cuda")
+    with pytest.raises(ZooError, match="has images 1x8x8, 2 levels; model independent takes 1x28x28"):
+        train("independent", dataset="toy", out=tmp_path / "y", progress=False)
+    with pytest.raises(ValueError, match="limit must be a positive int"):
+        quick(tmp_path / "z", limit=0)
+    with pytest.raises(ZooError, match="no split 'dev'"):
+        quick(tmp_path / "w", overrides={"valid_split": "dev"})
+
+
+def test_limit_and_default_dataset(toy, tmp_path):
+    r = train("tiny-dropout", out=tmp_path / "run", limit=40, epochs=1, progress=False, evaluate=False, samples=0)
+    assert r.steps == 3  # ceil(40 / 16); the dataset came from the recipe
+    assert json.loads((r.release_dir / "training.json").read_text())["limit"] == 40
+
+
+def test_evaluate_hook_runs_the_harness(toy, tmp_path):
+    pytest.importorskip("zoo.eval").evaluate  # the harness is another module; skip if it is absent
+    r = quick(tmp_path / "run", epochs=1, evaluate=True, overrides={"ema_decay": 0.0})
+    assert r.eval is not None
+    nll = r.eval["metrics"]["nll"]["value"]
+    test_x = ToyDataset().load("test")[0]
+    assert nll == pytest.approx(validation_nll(r.model, test_x, batch_size=32, device=torch.device("cpu")), rel=1e-6)
+    assert (r.release_dir / "eval.json").is_file()
+
+
+def test_cli_train(toy, tmp_path, cli_runner):
+    out = tmp_path / "cli"
+    res = cli_runner("train", "tiny-dropout", "--dataset", "toy", "--epochs", "1", "--out", str(out), "--no-eval",
+                     "--samples", "0", "--quiet", "--set", "lr=0.1", "--set", "model.p=0.25", "--json")
+    assert res.exit_code == 0, res.output
+    summary = json.loads(res.output)
+    assert summary["steps"] == 6 and summary["best_epoch"] == 1
+    cfg = json.loads((out / "release" / "config.json").read_text())
+    assert cfg["config"]["p"] == 0.25
+    rec = json.loads((out / "release" / "training.json").read_text())["recipe"]
+    assert rec["lr"] == 0.1
+    again = cli_runner("train", "tiny-dropout", "--dataset", "toy", "--out", str(out), "--quiet")
+    assert again.exit_code != 0 and "--resume" in again.output
+    bad = cli_runner("train", "tiny-dropout", "--set", "lr=-1", "--out", str(tmp_path / "b"), "--quiet")
+    assert bad.exit_code != 0 and "'lr' must be > 0" in bad.output
+
+
+# -- DistributedDataParallel ------------------------------------------------------------------------------------
+DDP_SCRIPT = textwrap.dedent("""
+    import hashlib, json, os, sys
+    import torch
+    sys.path.insert(0, {tests!r})
+    import test_train as T
+    from zoo.plugins import use_plugins
+    import zoo
+
+    torch.set_num_threads(1)
+    out, recipe = sys.argv[1], json.loads(sys.argv[2])
+    with use_plugins({{"toy-plugin": T._Plugin}}):
+        r = zoo.train("tiny-dropout", dataset="toy", out=out, epochs=2, overrides=recipe, progress=False,
+                      evaluate=False, samples=0)
+    rank = int(os.environ.get("RANK", 0))
+    digest = hashlib.sha256()
+    for k, v in sorted(r.last.state_dict().items()):
+        digest.update(k.encode()); digest.update(v.numpy().tobytes())
+    with open(os.path.join(out, f"rank{{rank}}.json"), "w") as f:
+        json.dump({{"sha256": digest.hexdigest(), "table": r.last.table.flatten().tolist(),
+                   "release": str(r.release_dir)}}, f)
+""")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.mark.slow
+def test_ddp_two_cpu_processes_hold_identical_weights(tmp_path):
+    script = tmp_path / "ddp_train.py"
+    script.write_text(DDP_SCRIPT.format(tests=str(Path(__file__).parent)))
+    recipe = {"batch_size": 16, "ema_decay": 0.0, "log_every": 1, "lr": 0.05, "config": {"p": 0.0}}  # no dropout
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "MASTER_ADDR": "127.0.0.1"}
+    out = tmp_path / "ddp"
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nnodes", "1", "--nproc-per-node", "2",
+           "--master-addr", "127.0.0.1", "--master-port", str(_free_port()), str(script), str(out), json.dumps(recipe)]
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=240)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    ranks = [json.loads((out / f"rank{r}.json").read_text()) for r in (0, 1)]
+    assert ranks[0]["sha256"] == ranks[1]["sha256"]
+    assert ranks[0]["release"].endswith("release") and ranks[1]["release"] == "None"  # only rank 0 writes
+    log = [json.loads(x) for x in (out / "train_log.jsonl").read_text().splitlines()]
+    steps = [x["step"] for x in log if x["kind"] == "train"]
+    assert steps == list(range(1, 13))  # one writer: every step logged once, 96 images / global batch 16
+    # the ranks' half batches together make the single-process batch: the same weights up to rounding
+    with use_plugins({"toy-plugin": _Plugin}):
+        single = quick(tmp_path / "single", overrides=recipe)
+    assert torch.allclose(single.last.table.flatten(), torch.tensor(ranks[0]["table"]), atol=1e-5)

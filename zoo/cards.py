@@ -1,0 +1,388 @@
+"""Model cards: generated from a release's config.json and the harness's EvalResult, never by hand.
+
+A card is the `README.md` of a release folder (= a Hub model repo):
+
+- YAML front matter, written with huggingface_hub's `ModelCardData` so the Hub
+  accepts it: license, library name, tags, datasets, and a `model-index` whose
+  metrics are the harness's numbers (each metric's `type` is the flattened key
+  of the EvalResult, e.g. `nll.nats`, its `args` the standard error and n);
+  a `zoo` entry keeps what re-running the harness needs (dataset, split, seed, n).
+- Then: summary, paper, usage, training recipe, sample grid, a metrics table
+  with the command that reproduces each number, provenance, limitations.
+
+`read_claims` reads the numbers back from a card, and `compare_claims` checks
+them against a fresh `zoo.evaluate` run: this is what `zoo publish` verifies.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+
+__all__ = ["EvalSummary", "ClaimCheck", "summarize", "render_card", "read_claims", "compare_claims", "front_matter"]
+
+# Keys whose numbers depend on the machine: shown in the card, never verified.
+UNVERIFIED_PREFIXES = ("speed",)
+UNVERIFIED_WORDS = ("per_s", "per_sec", "wall", "seconds", "time_s", "_time")
+STDERR_WORDS = ("stderr", "std_err", "standard_error", "sem")
+META_KEYS = ("n", "count", "num", "samples", "n_samples")  # integers describing a metric, not claims
+
+DEFAULT_LIMITATIONS = [
+    "Trained and evaluated on one dataset only; the likelihoods say nothing about other image distributions.",
+    "Likelihoods are of the discrete images (nats per image, or bits per sub-pixel); they are not comparable with "
+    "continuous densities on dequantised data unless converted with care.",
+    "A high likelihood does not imply good samples, and sample-based metrics (FID, precision/recall, Parzen) are "
+    "estimates that depend on the reference features and on the number of samples.",
+    "Autoregressive sampling is sequential: one network evaluation per sub-pixel with the naive sampler.",
+]
+
+
+@dataclass
+class EvalSummary:
+    """An EvalResult reduced to what a card shows and what publishing verifies."""
+
+    dataset: str = ""
+    split: str = "test"
+    n: int | None = None
+    seed: int | None = None
+    limit: int | None = None
+    metrics: dict[str, float] = field(default_factory=dict)  # flattened key -> value, e.g. "nll.nats"
+    stderr: dict[str, float] = field(default_factory=dict)  # flattened key -> standard error
+    notes: dict[str, str] = field(default_factory=dict)  # metric -> why it is n/a
+    provenance: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def metric_names(self) -> list[str]:
+        """The harness metrics behind the numbers (`nll`, `fid`, ...), for `zoo.evaluate(metrics=...)`."""
+        return sorted({k.split(".")[0] for k in self.metrics})
+
+
+def _as_dict(result: Any) -> dict[str, Any]:
+    if result is None:
+        return {}
+    if isinstance(result, Mapping):
+        return dict(result)
+    for attr in ("to_dict", "as_dict", "dict"):
+        fn = getattr(result, attr, None)
+        if callable(fn):
+            d = fn()
+            if isinstance(d, Mapping):
+                return dict(d)
+    if dataclasses.is_dataclass(result):
+        return dataclasses.asdict(result)
+    raise TypeError(f"expected an EvalResult or a dict of results, got {type(result).__name__}")
+
+
+def _number(v: Any) -> float | None:
+    if isinstance(v, bool) or v is None:
+        return None
+    if isinstance(v, (int, float)):
+        return float(v)
+    try:  # numpy / torch scalars
+        return float(v.item())
+    except (AttributeError, TypeError, ValueError):
+        return None
+
+
+def _is_stderr(key: str) -> bool:
+    return any(w in key.lower() for w in STDERR_WORDS)
+
+
+def _stderr_target(name: str, leaf: str, siblings: list[str]) -> str:
+    """Which value a standard-error entry belongs to: `nats_stderr` -> `nats`; a lone `stderr` -> the only value."""
+    low = leaf.lower()
+    for w in STDERR_WORDS:
+        for cand in (low.replace(f"_{w}", ""), low.replace(f"{w}_", "")):
+            if cand != low and cand in siblings:
+                return f"{name}.{cand}"
+    values = [s for s in siblings if not _is_stderr(s) and s not in META_KEYS]
+    if len(values) == 1:
+        return f"{name}.{values[0]}"
+    if "nats" in values:  # the harness's nll: nats per image first
+        return f"{name}.nats"
+    return f"{name}.{values[0]}" if values else name
+
+
+def summarize(result: Any) -> EvalSummary:
+    """Reduce an EvalResult (or its `to_dict()`, or a plain dict) to an `EvalSummary`.
+
+    Understood layout: top-level (or `provenance`) `dataset`, `split`, `n`, `seed`, `limit`,
+    and `metrics`: a mapping of metric name to a number, to a mapping of numbers (e.g.
+    `{"nats": 80.1, "bits_per_dim": 0.147, "stderr": 0.2}`) or to a string/`{"status": "n/a",
+    "reason": ...}` for a metric the model cannot support.
+    """
+    if isinstance(result, EvalSummary):
+        return result
+    d = _as_dict(result)
+    prov = dict(d.get("provenance") or {})
+    get = lambda k, default=None: d.get(k, prov.get(k, default))  # noqa: E731
+    dataset = get("dataset") or ""
+    if isinstance(dataset, Mapping):
+        prov.setdefault("dataset_checksum", dataset.get("checksum"))
+        dataset = dataset.get("name", "")
+    s = EvalSummary(dataset=str(dataset), split=str(get("split") or "test"))
+    for key in ("n", "seed", "limit"):
+        v = get(key)
+        setattr(s, key, int(v) if _number(v) is not None else None)
+    s.provenance = {k: v for k, v in {**prov, **d}.items() if k not in ("metrics", "provenance") and not isinstance(v, (list, dict))}
+    metrics = d.get("metrics") or {}
+    if not isinstance(metrics, Mapping):
+        raise TypeError(f"EvalResult.metrics must be a mapping of metric name to values, got {type(metrics).__name__}")
+    for name, value in metrics.items():
+        num = _number(value)
+        if num is not None:
+            s.metrics[name] = num
+            continue
+        if isinstance(value, str):
+            s.notes[name] = value
+            continue
+        if not isinstance(value, Mapping):
+            continue
+        if str(value.get("status", "")).lower() in ("n/a", "na", "unsupported", "skipped"):
+            s.notes[name] = f"n/a, {value.get('reason', '')}".rstrip(", ")
+            continue
+        leaves = {k: _number(v) for k, v in value.items()}
+        numeric = [k for k, v in leaves.items() if v is not None]
+        for k in numeric:
+            if _is_stderr(k):
+                s.stderr[_stderr_target(name, k, numeric)] = leaves[k]
+            elif k in META_KEYS:
+                continue
+            else:
+                s.metrics[f"{name}.{k}"] = leaves[k]
+    if not s.metrics and not s.notes:
+        raise ValueError("the EvalResult has no metrics to report")
+    return s
+
+
+def _verifiable(key: str) -> bool:
+    low = key.lower()
+    return not low.startswith(UNVERIFIED_PREFIXES) and not any(w in low for w in UNVERIFIED_WORDS)
+
+
+def _fmt(v: float | None) -> str:
+    if v is None:
+        return "-"
+    return f"{v:.4g}" if abs(v) < 1e-2 or abs(v) >= 1e5 else f"{v:.4f}".rstrip("0").rstrip(".")
+
+
+# --------------------------------------------------------------------------------------------
+# Rendering
+# --------------------------------------------------------------------------------------------
+def front_matter(config: Mapping[str, Any], summary: EvalSummary | None, *, name: str, license: str | None = None,
+                 family: str = "") -> str:
+    """The YAML front matter (without the `---` fences)."""
+    from huggingface_hub import EvalResult, ModelCardData
+
+    dataset = (summary.dataset if summary else "") or config.get("dataset") or ""
+    results = []
+    if summary is not None:
+        for key, value in summary.metrics.items():
+            args = {"n": summary.n, "seed": summary.seed}
+            if key in summary.stderr:
+                args["stderr"] = summary.stderr[key]
+            results.append(EvalResult(
+                task_type="unconditional-image-generation", task_name="Density estimation and sampling",
+                dataset_type=dataset or "unknown", dataset_name=dataset or "unknown", dataset_split=summary.split,
+                metric_type=key, metric_name=key, metric_value=value,
+                metric_args={k: v for k, v in args.items() if v is not None},
+            ))
+    arch = config.get("architecture", "")
+    tags = ["zoo", "image-generation", "likelihood", "safetensors", "pytorch"] + [t for t in (family, arch) if t]
+    zoo_meta = {
+        "architecture": arch, "tag": config.get("tag"), "zoo_version": config.get("zoo_version"),
+        "dataset": dataset or None, "split": summary.split if summary else None,
+        "n": summary.n if summary else None, "seed": summary.seed if summary else None,
+        "limit": summary.limit if summary else None,
+    }
+    data = ModelCardData(
+        license=license or "apache-2.0", library_name="zoo", tags=tags, datasets=[dataset] if dataset else None,
+        pipeline_tag="unconditional-image-generation", model_name=name, eval_results=results or None,
+        zoo={k: v for k, v in zoo_meta.items() if v is not None},
+    )
+    return data.to_yaml()
+
+
+def _reproduce(name: str, summary: EvalSummary, metric: str) -> str:
+    return f"`zoo eval {name} --dataset {summary.dataset} --metrics {metric}`"
+
+
+def render_card(
+    config: Mapping[str, Any],
+    results: Any = None,
+    *,
+    repo_id: str | None = None,
+    recipe: Mapping[str, Any] | None = None,
+    samples: str | None = None,
+    license: str | None = None,
+    hardware: str | None = None,
+    limitations: list[str] | None = None,
+) -> str:
+    """The model card (README.md) of a release, from its config.json and the harness's results."""
+    from .errors import UnknownNameError
+    from .registry import get_spec
+
+    arch = config["architecture"]
+    try:
+        spec = get_spec(arch)
+    except UnknownNameError:
+        spec = None
+    tag = config.get("tag")
+    title = repo_id or (f"{arch}.{tag}" if tag else arch)
+    load_name = f"hf-hub:{repo_id}" if repo_id else (f"{arch}.{tag}" if tag else "local-dir:PATH")
+    summary = summarize(results) if results is not None else None
+    ds = config.get("data_spec", {})
+    weights = config.get("weights", {})
+
+    out = ["---", front_matter(config, summary, name=title, license=license, family=spec.family if spec else "").rstrip(), "---", ""]
+    out += [f"# {title}", ""]
+    if spec is not None:
+        out += [f"{spec.summary}.", ""]
+    out += [
+        f"A `{arch}` model of the [zoo](https://pypi.org/project/zoo/) (likelihood-based image generative models), "
+        f"for images of {ds.get('channels')}x{ds.get('height')}x{ds.get('width')} with {ds.get('levels')} levels"
+        + (f", trained on `{summary.dataset}`" if summary and summary.dataset else "") + ".",
+        "",
+    ]
+    if spec is not None:
+        out += ["## Paper", "", spec.paper, ""]
+    out += [
+        "## Usage", "",
+        "```python",
+        "import torch, zoo",
+        f'model = zoo.load("{load_name}")          # eval mode, CPU float32, sha256-verified',
+        "x = model.sample(16, generator=torch.Generator().manual_seed(0))   # integer levels",
+        "print(model.log_prob(x))                  # exact log-likelihood, nats per image",
+        "```", "",
+        "## Model", "",
+        "| | |", "| --- | --- |",
+        f"| architecture | `{arch}`" + (f" (plugin `{config['plugin']}`)" if config.get("plugin") else "") + " |",
+        f"| constructor arguments | `{json.dumps(config.get('config', {}), sort_keys=True)}` |",
+        f"| data | {ds.get('channels')}x{ds.get('height')}x{ds.get('width')}, {ds.get('levels')} levels |",
+        f"| parameters | {weights.get('num_parameters', '-')} |",
+        f"| weights | `{weights.get('file', 'model.safetensors')}`, sha256 `{weights.get('sha256', '')}` |",
+        f"| zoo version | {config.get('zoo_version', '-')} |",
+        "",
+    ]
+    out += ["## Training recipe", ""]
+    if recipe:
+        out += ["```json", json.dumps(dict(recipe), indent=2, sort_keys=True, default=str), "```", ""]
+    else:
+        out += ["No recipe was recorded with these weights.", ""]
+    if hardware:
+        out += [f"Hardware and time: {hardware}", ""]
+    if samples:
+        out += ["## Samples", "", f"![samples from the model]({samples})", "",
+                "Drawn with `model.sample(n, generator=torch.Generator().manual_seed(0))`.", ""]
+    out += ["## Results", ""]
+    if summary is None:
+        out += ["No evaluation results were recorded.", ""]
+    else:
+        out += [
+            f"Measured by the zoo's harness on `{summary.dataset}` split `{summary.split}`"
+            + (f", n = {summary.n}" if summary.n else "") + (f", seed {summary.seed}" if summary.seed is not None else "")
+            + (f", limited to {summary.limit} images" if summary.limit else "") + ".",
+            "",
+            "| metric | value | standard error | reproduce |",
+            "| --- | --- | --- | --- |",
+        ]
+        for key, value in summary.metrics.items():
+            mark = "" if _verifiable(key) else " (hardware-dependent)"
+            out.append(f"| {key}{mark} | {_fmt(value)} | {_fmt(summary.stderr.get(key))} | {_reproduce(load_name, summary, key.split('.')[0])} |")
+        for metric, note in summary.notes.items():
+            out.append(f"| {metric} | {note} | - | - |")
+        call = {"dataset": summary.dataset, "split": summary.split, "metrics": summary.metric_names}
+        if summary.seed is not None:
+            call["seed"] = summary.seed
+        if summary.limit is not None:
+            call["limit"] = summary.limit
+        args = ", ".join(f"{k}={v!r}" for k, v in call.items())
+        out += ["", "The same numbers from Python:", "", "```python", f'zoo.evaluate("{load_name}", {args})', "```", ""]
+        if summary.provenance:
+            out += ["<details><summary>Provenance of these numbers</summary>", "", "| | |", "| --- | --- |"]
+            out += [f"| {k} | {v} |" for k, v in sorted(summary.provenance.items()) if v is not None and v != ""]
+            out += ["", "</details>", ""]
+    out += ["## Limitations", ""]
+    out += [f"- {line}" for line in (list(limitations or []) + DEFAULT_LIMITATIONS)]
+    out += ["", "This card was generated by `zoo.save_pretrained` from the harness's results; do not edit the numbers by hand.", ""]
+    return "\n".join(out)
+
+
+# --------------------------------------------------------------------------------------------
+# Reading claims back and checking them
+# --------------------------------------------------------------------------------------------
+def read_claims(card: str) -> EvalSummary:
+    """The numbers a card claims, read back from its front matter."""
+    import yaml
+
+    from .errors import ZooError
+
+    if not card.startswith("---"):
+        return EvalSummary()
+    end = card.find("\n---", 3)
+    if end < 0:
+        raise ZooError("the model card's YAML front matter is not closed by '---'")
+    try:
+        meta = yaml.safe_load(card[3:end]) or {}
+    except yaml.YAMLError as e:
+        raise ZooError(f"the model card's front matter is not valid YAML: {e}") from None
+    z = meta.get("zoo") or {}
+    s = EvalSummary(dataset=z.get("dataset") or "", split=z.get("split") or "test", n=z.get("n"), seed=z.get("seed"), limit=z.get("limit"))
+    for entry in meta.get("model-index") or []:
+        for res in entry.get("results") or []:
+            dataset = res.get("dataset") or {}
+            s.dataset = s.dataset or dataset.get("type", "")
+            s.split = dataset.get("split") or s.split
+            for m in res.get("metrics") or []:
+                value = _number(m.get("value"))
+                if value is None:
+                    continue
+                s.metrics[str(m["type"])] = value
+                se = _number((m.get("args") or {}).get("stderr"))
+                if se is not None:
+                    s.stderr[str(m["type"])] = se
+    return s
+
+
+@dataclass
+class ClaimCheck:
+    """One claimed number against the harness's fresh measurement."""
+
+    key: str
+    claimed: float
+    measured: float | None
+    tolerance: float
+    ok: bool
+
+    def __str__(self) -> str:
+        if self.measured is None:
+            return f"{self.key}: claimed {_fmt(self.claimed)}, but the harness did not report it  FAIL"
+        diff = abs(self.measured - self.claimed)
+        return (f"{self.key}: claimed {_fmt(self.claimed)}, measured {_fmt(self.measured)} "
+                f"(|diff| {diff:.3g}, tolerance {self.tolerance:.3g})  {'ok' if self.ok else 'FAIL'}")
+
+
+def compare_claims(claims: EvalSummary, measured: EvalSummary, *, subset: bool = False, rtol: float | None = None) -> list[ClaimCheck]:
+    """Check each verifiable claim. Full runs: within `rtol` (default 1e-3) relative.
+
+    A `subset` run (`--limit`) measures a different sample than the card, so the tolerance
+    is statistical: 4 standard errors of the subset's estimate when the harness reports one,
+    else `rtol` (default 5%) relative.
+    """
+    checks = []
+    for key, claimed in claims.metrics.items():
+        if not _verifiable(key):
+            continue
+        got = measured.metrics.get(key)
+        if subset:
+            se = measured.stderr.get(key)
+            tol = max(4.0 * se if se else 0.0, (rtol if rtol is not None else (0.0 if se else 0.05)) * abs(claimed))
+        else:
+            tol = (rtol if rtol is not None else 1e-3) * abs(claimed)
+        tol = max(tol, 1e-6)
+        ok = got is not None and math.isfinite(got) and abs(got - claimed) <= tol
+        checks.append(ClaimCheck(key, claimed, got, tol, ok))
+    return checks

@@ -1,0 +1,123 @@
+"""`zoo eval`: the shared harness from the shell (also under `torchrun --nproc-per-node N -m zoo eval ...`)."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import warnings
+from pathlib import Path
+
+import click
+
+
+def _names_for_all(dataset: str) -> list[str]:
+    """Every registered model that can score `dataset`: weights trained on it, else a matching data spec."""
+    from ..eval.harness import get_dataset
+    from ..plugins import get_registry
+
+    ds = get_dataset(dataset)
+    names = []
+    for arch, spec in sorted(get_registry().models.items()):
+        tags = [w.tag for w in spec.weights if w.dataset == ds.name]
+        if tags:
+            names.append(f"{arch}.{tags[0]}")
+        elif spec.data_spec == ds.data_spec:
+            names.append(arch)
+        else:
+            click.echo(f"skipping {arch}: it models {spec.data_spec}, {ds.name} has {ds.data_spec}", err=True)
+    return names
+
+
+@click.command("eval")
+@click.argument("names", nargs=-1)
+@click.option("--all", "all_models", is_flag=True, help="Every registered model that fits the dataset.")
+@click.option("--dataset", default="binarized-mnist", show_default=True)
+@click.option("--split", default="test", show_default=True)
+@click.option("--metrics", default="nll", show_default=True,
+              help="Comma-separated: nll, fid, precision, recall, parzen, speed, any a plugin adds, or 'all'.")
+@click.option("--limit", type=int, default=None, help="Score only the first N images of the split.")
+@click.option("--samples", "num_samples", type=int, default=1000, show_default=True,
+              help="Samples drawn for fid, precision, recall and parzen.")
+@click.option("--batch-size", type=int, default=100, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--device", default="cpu", show_default=True, help="cpu, cuda, cuda:1, ... (under torchrun, cuda means cuda:LOCAL_RANK).")
+@click.option("--random-init", is_flag=True, help="Score random weights even where released weights exist.")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON list of results instead of the table.")
+@click.option("--out", type=click.Path(dir_okay=False), default=None, help="Also write the JSON list to FILE.")
+@click.option("--report", "report_dir", type=click.Path(file_okay=False), default=None,
+              help="Write DIR/leaderboard.md, DIR/results.json and a sample grid PNG per model.")
+@click.option("--no-progress", is_flag=True, help="No progress bars.")
+def eval_cmd(names: tuple[str, ...], all_models: bool, dataset: str, split: str, metrics: str, limit: int | None,
+             num_samples: int, batch_size: int, seed: int, device: str, random_init: bool, as_json: bool,
+             out: str | None, report_dir: str | None, no_progress: bool) -> None:
+    """Score models on a dataset split: exact NLL, FID, precision/recall, Parzen, speed.
+
+    \b
+    zoo eval pixelcnn                           # nll on the binarized-MNIST test split
+    zoo eval --all --metrics nll,fid --report out/
+    torchrun --nproc-per-node 2 -m zoo eval pixelcnn   # the split sharded over 2 processes
+    """
+    from ..eval.distributed import init_from_env, rank_world
+    from ..eval.harness import evaluate, resolve_metrics
+    from ..eval.report import write_report
+    from ..eval.result import format_table
+
+    if bool(names) == all_models:
+        raise click.UsageError("give model NAMEs or --all (not both)")
+    resolve_metrics(metrics)  # unknown metric names fail before any model loads
+    if device == "cuda" and "LOCAL_RANK" in os.environ:
+        device = f"cuda:{os.environ['LOCAL_RANK']}"
+    started = init_from_env(device)
+    try:
+        rank, _ = rank_world()
+        main = rank == 0
+        todo = list(names) if names else _names_for_all(dataset)
+        results, failed = [], []
+        for name in todo:
+            if main and not as_json:
+                click.echo(f"evaluating {name} on {dataset}[{split}] ...", err=True)
+            try:
+                with warnings.catch_warnings(record=True) as caught:
+                    warnings.simplefilter("always")
+                    r = evaluate(name, dataset, split, metrics, batch_size=batch_size, seed=seed, limit=limit,
+                                 num_samples=num_samples, device=device, random_init=random_init,
+                                 grid=64 if report_dir else 0, progress=main and not no_progress)
+            except Exception as e:
+                if not all_models:
+                    raise
+                failed.append(name)
+                if main:
+                    click.echo(f"error: {name}: {type(e).__name__}: {e}", err=True)
+                continue
+            if main:
+                for w in caught:
+                    click.echo(f"note: {w.message}", err=True)
+            results.append(r)
+        if not main:
+            return
+        payload = json.dumps([r.to_dict() for r in results], indent=2)
+        if as_json:
+            click.echo(payload)
+        else:
+            for r in results:
+                click.echo(str(r))
+            if len(results) > 1:
+                click.echo("")
+                click.echo(format_table(results))
+        if out:
+            Path(out).parent.mkdir(parents=True, exist_ok=True)
+            Path(out).write_text(payload + "\n")
+        if report_dir and results:
+            paths = write_report(results, report_dir)
+            click.echo(f"wrote {', '.join(str(p) for p in paths)}", err=True)
+        if failed:
+            raise SystemExit(1)
+    finally:
+        if started:
+            import torch.distributed as dist
+
+            dist.destroy_process_group()
+
+
+COMMANDS = [eval_cmd]
