@@ -416,3 +416,18 @@ class _Handler(BaseHTTPRequestHandler):
             headers["Content-Range"] = f"bytes {start}-{len(data) - 1}/{len(data)}"
             return self._send(206, data[start:], headers, "application/octet-stream")
         self._send(200, data, headers, "application/octet-stream")
+
+
+if __name__ == "__main__":  # a throwaway in-memory Hub for trying `zoo publish` by hand
+    import argparse
+    import os
+
+    parser = argparse.ArgumentParser(description="Serve an in-memory Hub-compatible API on 127.0.0.1 (for tests and demos).")
+    parser.add_argument("--token", default=os.environ.get("HF_TOKEN", "hf_test_token"), help="the token that may write")
+    args = parser.parse_args()
+    with HubServer(token=args.token) as hub:
+        print(f"export HF_ENDPOINT={hub.url}", flush=True)
+        try:
+            threading.Event().wait()
+        except KeyboardInterrupt:
+            pass

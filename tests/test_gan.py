@@ -6,14 +6,15 @@ import pytest
 import torch
 
 import zoo
+from zoo.data import Dataset
 from zoo.errors import ZooError
 
 TINY = {"height": 8, "width": 8, "nz": 8, "ngf": 8, "ndf": 8}
 
 
-@pytest.fixture
+@pytest.fixture(autouse=True)
 def one_thread():
-    """Small networks run fastest on one thread (and the machine is shared)."""
+    """Tiny networks run fastest on one thread (and CI machines are shared)."""
     saved = torch.get_num_threads()
     torch.set_num_threads(1)
     yield
@@ -49,8 +50,13 @@ def test_registry_entry():
     assert spec.trainer == "zoo_gan.trainer:GANTrainer"
     r = spec.recipes["default"]
     assert r["lr"] == 2e-4 and tuple(r["betas"]) == (0.5, 0.999) and r["batch_size"] > 0 and r["epochs"] > 0
-    m = zoo.create("dcgan")  # the registered config is the constructor's
-    assert m.data_spec == spec.data_spec and m.zoo_config == dict(spec.config)
+    import inspect
+
+    from zoo_gan.dcgan import DCGAN
+
+    defaults = {k: p.default for k, p in inspect.signature(DCGAN).parameters.items()}
+    assert defaults == dict(spec.config)  # the registered config is the constructor's, every kwarg
+    assert zoo.create("dcgan").data_spec == spec.data_spec
 
 
 def test_plugin_module_imports_no_model_code():
@@ -236,6 +242,57 @@ def test_exact_resume():
         t2.load_state_dict({"step": 0})
 
 
+def test_recipes_fit_the_training_schema():
+    from zoo.train import resolve_recipe
+    from zoo_gan.trainer import GANTrainer
+
+    spec = zoo.info("dcgan")
+    for name in spec.recipes:
+        r = resolve_recipe(spec, name, extra_defaults=GANTrainer.recipe_defaults)
+        assert r["lr"] == 2e-4 and r["betas"] == [0.5, 0.999] and r["ema_decay"] == 0.0
+        zoo.create("dcgan", **r["config"], ngf=8, ndf=8)  # each recipe's model config builds
+    with pytest.raises(ValueError, match="supports optimizer='adam' only"):
+        trainer(tiny(), optimizer="sgd")
+
+
+class ToySquares(Dataset):
+    """Binary 8x8 images of a square at one of 3 places (the label): a dataset for zoo.train."""
+
+    name = "toy-squares"
+    data_spec = zoo.DataSpec(1, 8, 8, 2)
+    splits = ("train", "test")
+    num_classes = 3
+
+    def load(self, split):
+        y = torch.arange(48) % 3
+        x = torch.zeros(48, 1, 8, 8, dtype=torch.uint8)
+        for k in range(48):
+            x[k, :, y[k]:y[k] + 4, y[k]:y[k] + 4] = 1
+        return x, y
+
+    def checksum(self, split):
+        return "0" * 64
+
+    def available(self, split):
+        return True
+
+
+@pytest.mark.parametrize("num_classes", [0, 3])
+def test_zoo_train_runs_the_gan_trainer_and_resumes_exactly(tmp_path, num_classes):
+    from safetensors.torch import load_file
+
+    kw = dict(dataset=ToySquares(), tiny=True, config={"num_classes": num_classes}, progress=False,
+              evaluate=False, samples=4, overrides={"batch_size": 16, "fixed_noise": 4})
+    straight = zoo.train("dcgan", epochs=2, out=tmp_path / "a", **kw)
+    assert (tmp_path / "a" / "samples" / "epoch002.png").is_file()  # the fixed-noise grid of every epoch
+    zoo.train("dcgan", epochs=1, out=tmp_path / "b", **kw)
+    zoo.train("dcgan", epochs=2, out=tmp_path / "b", resume=True, **kw)
+    a = load_file(tmp_path / "a" / "release" / "model.safetensors")
+    b = load_file(tmp_path / "b" / "release" / "model.safetensors")
+    assert set(a) == set(b) and all(torch.equal(a[k], b[k]) for k in a)
+    assert straight.model.sample(2).shape == (2, 1, 8, 8)
+
+
 def test_cli_sample(cli_runner, tmp_path):
     out = tmp_path / "g.png"
     result = cli_runner("sample", "dcgan", "--tiny", "-n", "4", "--out", str(out))
@@ -259,7 +316,7 @@ def test_cli_sample_refuses_completion(tmp_path):
 
 
 @pytest.mark.slow
-def test_learns_a_constant_image(one_thread):
+def test_learns_a_constant_image():
     """Sanity of the whole loop: on one repeated image the generator's intensities move onto it."""
     m = tiny(ngf=16, ndf=16)
     t = trainer(m, lr=2e-3)

@@ -75,18 +75,13 @@ def images(n: int = 8, seed: int = 1) -> torch.Tensor:
     return torch.randint(0, 2, (n, 1, 4, 4), generator=torch.Generator().manual_seed(seed))
 
 
-def fake_evaluate(model, dataset="toy", split="test", metrics=("nll",), seed=0, limit=None):
-    """A stand-in for the harness: exact nll on a fixed toy split of 256 images."""
-    x = images(256, seed=123)
-    if limit is not None:
-        x = x[:limit]
-    with torch.no_grad():
-        nll = -model.log_prob(x).double()
-    nats = nll.mean().item()
-    se = (nll.std() / len(x) ** 0.5).item()
-    return {"model": model.zoo_name, "dataset": dataset, "split": split, "n": len(x), "seed": seed,
-            "metrics": {"nll": {"nats": nats, "bits_per_dim": nats / (16 * 0.6931471805599453), "stderr": se}},
-            "speed": 123.0}
+def toy_images() -> torch.Tensor:
+    return images(256, seed=123)
+
+
+def evaluate(model, **kw):
+    """The real harness, on the toy dataset that the `register` fixture provides."""
+    return zoo.evaluate(model, dataset="hub-toy", split="test", metrics=["nll"], **kw)
 
 
 def publish(folder, repo_id, **kw):
@@ -95,10 +90,28 @@ def publish(folder, repo_id, **kw):
 
 
 class FakePlugin:
-    """Registers `hubtiny` (the example's model class) with a pinned WeightsSpec."""
+    """Registers `hubtiny` (the example's model class) with pinned weights, and a 4x4 binary toy dataset."""
 
     def __init__(self, weights):
         self.weights = weights
+
+    @zoo.hookimpl
+    def zoo_register_datasets(self, register):
+        from zoo.data import Dataset, array_checksum
+
+        class Toy(Dataset):
+            name, data_spec, splits, description = "hub-toy", zoo.DataSpec(1, 4, 4, 2), ("test",), "256 random 4x4 images"
+
+            def load(self, split):
+                return toy_images().to(torch.uint8), None
+
+            def checksum(self, split):
+                return array_checksum(toy_images().to(torch.uint8))
+
+            def available(self, split):
+                return True
+
+        register(Toy())
 
     @zoo.hookimpl
     def zoo_register_models(self, register):
@@ -144,6 +157,12 @@ def test_save_pretrained_and_local_dir_roundtrip(tmp_path, hf_env):
     assert not loaded.training and loaded.zoo_name == "independent" and loaded.zoo_config == cfg["config"]
     assert loaded.zoo_weights.source == "local-dir" and loaded.zoo_weights.sha256 == cfg["weights"]["sha256"]
     assert loaded.zoo_weights["sha256"] == cfg["weights"]["sha256"]
+
+
+def test_save_pretrained_needs_a_zoo_model(tmp_path):
+    with pytest.raises(ValueError, match="built by zoo.create or zoo.load"):
+        zoo.save_pretrained(torch.nn.Linear(2, 2), tmp_path / "rel")
+    assert not (tmp_path / "rel").exists()
 
 
 def test_load_applies_device_and_dtype(tmp_path, hf_env):
@@ -202,9 +221,10 @@ def test_unregistered_architecture_names_the_plugin(tmp_path, hf_env):
 # ---------------------------------------------------------------------------------------------
 # the round trip through the Hub
 # ---------------------------------------------------------------------------------------------
-def test_publish_cli_then_load_from_hub(tmp_path, hub_server, cli_runner):
+def test_publish_cli_then_load_from_hub(tmp_path, hub_server, cli_runner, register):
+    register()
     m = tiny_model()
-    folder = zoo.save_pretrained(m, tmp_path / "rel", results=fake_evaluate(m), samples=m.sample(4, generator=torch.Generator().manual_seed(0)))
+    folder = zoo.save_pretrained(m, tmp_path / "rel", results=evaluate(m), samples=m.sample(4, generator=torch.Generator().manual_seed(0)))
     r = cli_runner("publish", str(folder), "--repo-id", "zoo-test/tiny", "--tag", "v1", "--no-verify")
     assert r.exit_code == 0, r.output
     commit = hub_server.repos["zoo-test/tiny"].tags["v1"]
@@ -383,6 +403,17 @@ def test_corrupt_bundled_file_is_refused(tmp_path, hf_env, register):
     assert w.exists()  # the package's files are the user's to fix; never deleted
 
 
+def test_publish_a_registered_name_uses_its_bundled_folder(tmp_path, hub_server, register, cli_runner):
+    m = tiny_model()
+    folder = zoo.save_pretrained(m, Path(os.environ["ZOO_CARDS_DIR"]) / "hubtiny.t1", tag="t1")
+    register(zoo.WeightsSpec(tag="t1", hub_id="zoo-test/hubtiny", revision="v1", sha256=hub.sha256_file(folder / "model.safetensors")))
+    r = cli_runner("publish", "hubtiny.t1", "--repo-id", "zoo-test/hubtiny", "--tag", "v1", "--no-verify")
+    assert r.exit_code == 0, r.output
+    assert hub_server.file("zoo-test/hubtiny", "model.safetensors", "v1") == (folder / "model.safetensors").read_bytes()
+    r = cli_runner("publish", "hubtiny.nope", "--repo-id", "zoo-test/x", "--no-verify")
+    assert r.exit_code == 1 and "no weights tagged 'nope'" in r.output
+
+
 def test_fetch_and_cache_verify(tmp_path, hub_server, register, cli_runner):
     folder = zoo.save_pretrained(tiny_model(), tmp_path / "rel")
     publish(folder, "zoo-test/fetch", tag="v1")
@@ -408,29 +439,32 @@ def test_fetch_and_cache_verify(tmp_path, hub_server, register, cli_runner):
 # ---------------------------------------------------------------------------------------------
 # cards and verification of claims
 # ---------------------------------------------------------------------------------------------
-def test_card_is_generated_from_config_and_results(tmp_path, hf_env):
+def test_card_is_generated_from_config_and_results(tmp_path, hf_env, register):
     from zoo import cards
 
+    register()
     m = tiny_model()
-    result = fake_evaluate(m)
+    result = evaluate(m)
     folder = zoo.save_pretrained(m, tmp_path / "rel", results=result, samples=4, recipe={"epochs": 3, "lr": 1e-3},
                                  repo_id="zoo-test/card", hardware="2 CPU cores, 3 s")
     card = (folder / "README.md").read_text()
     assert card.startswith("---\n")
     meta = yaml.safe_load(card.split("---\n")[1])
-    assert meta["license"] == "apache-2.0" and meta["library_name"] == "zoo" and meta["datasets"] == ["toy"]
+    assert meta["license"] == "apache-2.0" and meta["library_name"] == "zoo" and meta["datasets"] == ["hub-toy"]
     assert {"zoo", "image-generation", "independent"} <= set(meta["tags"])
     metrics = {x["type"]: x for x in meta["model-index"][0]["results"][0]["metrics"]}
-    assert metrics["nll.nats"]["value"] == pytest.approx(result["metrics"]["nll"]["nats"])
-    assert metrics["nll.nats"]["args"]["stderr"] == pytest.approx(result["metrics"]["nll"]["stderr"])
+    nll = result["nll"]
+    assert metrics["nll"]["value"] == pytest.approx(nll.value) and metrics["nll"]["args"]["stderr"] == pytest.approx(nll.stderr)
+    assert metrics["nll.bits_per_dim"]["value"] == pytest.approx(nll.details["bits_per_dim"])
+    assert nll.value == pytest.approx(-m.log_prob(toy_images()).double().mean().item())
     for section in ("## Paper", "## Usage", "## Training recipe", "## Samples", "## Results", "## Limitations"):
         assert section in card
     assert "![samples from the model](samples.png)" in card and (folder / "samples.png").is_file()
-    assert "`zoo eval hf-hub:zoo-test/card --dataset toy --metrics nll`" in card
-    assert 'zoo.evaluate("hf-hub:zoo-test/card", dataset=\'toy\', split=\'test\', metrics=[\'nll\'], seed=0)' in card
-    assert '"epochs": 3' in card and "2 CPU cores, 3 s" in card
+    assert "| nll (nats) |" in card and "`zoo eval hf-hub:zoo-test/card --dataset hub-toy --metrics nll`" in card
+    assert 'zoo.evaluate("hf-hub:zoo-test/card", dataset=\'hub-toy\', split=\'test\', metrics=[\'nll\'], seed=0)' in card
+    assert '"epochs": 3' in card and "2 CPU cores, 3 s" in card and result.provenance["dataset_checksum"] in card
     claims = cards.read_claims(card)
-    assert claims.metrics == pytest.approx(cards.summarize(result).metrics) and claims.dataset == "toy" and claims.seed == 0
+    assert claims.metrics == pytest.approx(cards.summarize(result).metrics) and claims.dataset == "hub-toy" and claims.seed == 0
 
 
 def test_summarize_handles_na_metrics_and_objects():
@@ -452,26 +486,29 @@ def test_summarize_handles_na_metrics_and_objects():
         cards.summarize(3)
 
 
-def test_publish_verifies_claims_with_the_harness(tmp_path, hub_server, monkeypatch, cli_runner):
-    monkeypatch.setattr(zoo, "evaluate", fake_evaluate, raising=False)
-    m, other = tiny_model(0), tiny_model(1)
-    good = zoo.save_pretrained(m, tmp_path / "good", results=fake_evaluate(m))
+def test_publish_verifies_claims_with_the_harness(tmp_path, hub_server, cli_runner, register):
+    register()
+    m = tiny_model(0)
+    other = zoo.create("independent", height=4, width=4)  # uniform: 11.09 nats/image, m: 13.9
+    good = zoo.save_pretrained(m, tmp_path / "good", results=evaluate(m))
     r = cli_runner("publish", str(good), "--repo-id", "zoo-test/verified")
     assert r.exit_code == 0, r.output
-    assert "nll.nats: claimed" in r.output and "ok" in r.output and "published" in r.output
+    assert "nll: claimed" in r.output and "ok" in r.output and "FAIL" not in r.output and "published" in r.output
 
     # a card whose numbers belong to other weights
-    lying = zoo.save_pretrained(m, tmp_path / "lying", results=fake_evaluate(other))
+    lying = zoo.save_pretrained(m, tmp_path / "lying", results=evaluate(other))
     r = cli_runner("publish", str(lying), "--repo-id", "zoo-test/lying")
     assert r.exit_code == 1 and "refusing to publish" in r.output and "FAIL" in r.output
     assert "zoo-test/lying" not in hub_server.repos  # nothing was created or uploaded
     r = cli_runner("publish", str(lying), "--repo-id", "zoo-test/lying", "--no-verify")
     assert r.exit_code == 0 and "zoo-test/lying" in hub_server.repos
 
-    # --limit: a subset, checked within 4 standard errors
-    checks = hub.verify_claims(good, limit=64, evaluate=fake_evaluate)
-    assert checks and all(c.ok for c in checks) and checks[0].tolerance > 1e-3
-    assert not all(c.ok for c in hub.verify_claims(lying, limit=64, evaluate=fake_evaluate))
+    # --limit: a subset of the split, checked within 4 of its standard errors
+    r = cli_runner("publish", str(good), "--repo-id", "zoo-test/verified", "--limit", "64", "--json")
+    assert r.exit_code == 0, r.output
+    checks = json.loads(r.output)["checks"]
+    assert checks and all(c["ok"] for c in checks) and checks[0]["tolerance"] > 1e-3
+    assert not all(c.ok for c in hub.verify_claims(lying, limit=64))
 
 
 def test_publish_checks_the_folder_before_uploading(tmp_path, hub_server):
@@ -494,6 +531,23 @@ def test_publish_checks_the_folder_before_uploading(tmp_path, hub_server):
 ROOT = Path(__file__).resolve().parents[1]
 
 
+def test_explicit_package_list_is_complete():
+    """When pyproject.toml lists packages explicitly (to map cards/ into zoo.cards), none may be forgotten."""
+    import tomllib
+
+    from setuptools import find_namespace_packages
+
+    cfg = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
+    listed = cfg.get("packages")
+    if not isinstance(listed, list):
+        pytest.skip("pyproject.toml discovers packages with find")
+    found = set(find_namespace_packages(str(ROOT), include=["zoo", "zoo.*"], exclude=["zoo.cards*"]))
+    found |= set(find_namespace_packages(str(ROOT / "plugins"), include=["zoo_*"]))
+    found = {p for p in found if "__pycache__" not in p}
+    assert found - set(listed) == set(), "add these packages to [tool.setuptools] packages in pyproject.toml"
+    assert cfg.get("package-dir", {}).get("zoo.cards") == "cards"
+
+
 @pytest.mark.slow
 def test_wheel_ships_bundled_cards_and_loads_them(tmp_path):
     """Build the wheel, install it (no deps) into a fresh venv, and zoo.load from a bundled folder, offline."""
@@ -513,7 +567,9 @@ def test_wheel_ships_bundled_cards_and_loads_them(tmp_path):
     venv = tmp_path / "venv"
     subprocess.run([py, "-m", "venv", "--without-pip", str(venv)], check=True)
     site = next((venv / "lib").glob("python*/site-packages"))
-    subprocess.run([py, "-m", "pip", "install", "-q", "--no-deps", "--target", str(site), str(wheel)], check=True)
+    example = tmp_path / "example"  # the example plugin, installed as a user would (not editable)
+    shutil.copytree(ROOT / "examples" / "zoo-independent", example, ignore=shutil.ignore_patterns("*.egg-info", "build"))
+    subprocess.run([py, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation", "--target", str(site), str(wheel), str(example)], check=True)
     # the dependencies (torch, ...) come from this environment, after the wheel's own zoo
     import sysconfig
 
@@ -541,4 +597,6 @@ with zoo.plugins.use_plugins({{"w": P()}}):
     assert out.returncode == 0, out.stderr
     source, value = out.stdout.split()
     assert source == "bundled"
-    assert float(value) == pytest.approx(float(m.log_prob(torch.zeros(2, 1, 4, 4, dtype=torch.long)).sum()))
+    with torch.no_grad():
+        expected = float(m.log_prob(torch.zeros(2, 1, 4, 4, dtype=torch.long)).sum())
+    assert float(value) == pytest.approx(expected)

@@ -69,6 +69,23 @@ class TinyDropout(zoo.AutoregressiveModel):
         return t.unsqueeze(0).expand(x.shape[0], *t.shape)
 
 
+class TinyConditional(zoo.AutoregressiveModel):
+    """One logit table per class: p(x | y). Follows the zoo's convention: `num_classes` and a keyword `y`."""
+
+    def __init__(self, channels=1, height=8, width=8, levels=2, num_classes=3):
+        super().__init__()
+        self.data_spec = zoo.DataSpec(channels, height, width, levels)
+        self.num_classes = num_classes
+        self.tables = nn.Parameter(torch.zeros(num_classes, channels, height, width, levels))
+        self.seen: list[torch.Tensor] = []
+
+    def logits(self, x, y=None):
+        if y is None:
+            raise ValueError("class-conditional: pass y")
+        self.seen.append(y)
+        return self.tables[y]
+
+
 class TinyGAN(nn.Module):
     """A 'generator' of independent Bernoulli pixels: a Sampler without a likelihood."""
 
@@ -143,6 +160,11 @@ class _Plugin:
                      "cosine": {"lr": 0.05, "batch_size": 16, "lr_schedule": "cosine", "warmup_steps": 2,
                                 "optimizer": "adamw", "weight_decay": 0.01, "grad_clip": 1.0}},
             **common,
+        ))
+        register(zoo.ModelSpec(
+            name="tiny-cond", family="test", summary="test conditional model", paper="-",
+            builder=f"{__name__}:TinyConditional", capabilities={"likelihood"},
+            recipes={"default": {"lr": 0.05, "batch_size": 16, "ema_decay": 0.0}}, **common,
         ))
         register(zoo.ModelSpec(
             name="tiny-gan", family="test", summary="test GAN", paper="-", builder=f"{__name__}:TinyGAN",
@@ -307,7 +329,7 @@ def test_train_writes_checkpoint_log_and_release(toy, tmp_path):
     log = [json.loads(line) for line in (rel / "train_log.jsonl").read_text().splitlines()]
     valid = [x for x in log if x["kind"] == "valid"]
     assert [v["epoch"] for v in valid] == [1, 2] and all(v["ema"] for v in valid)
-    assert [x["step"] for x in log if x["kind"] == "train"] == list(range(2, 13, 2))  # log_every 2
+    assert [x["step"] for x in log if x["kind"] == "train"] == list(range(2, 13, 2))  # log_every 2; epoch ends at 6, 12
     summary = json.loads((rel / "training.json").read_text())
     assert summary["best_epoch"] == r.best_epoch and summary["weights"] == "EMA of the weights"
     # the release folder loads back into the released model
@@ -428,6 +450,31 @@ def test_custom_trainer_interface(toy, tmp_path):
         quick(tmp_path / "cut", name="tiny-gan", callbacks=[_interrupt_at("step", 5)])
     resumed = quick(tmp_path / "cut", name="tiny-gan", resume=True)
     assert_same(weights(resumed.last), weights(r.last))
+
+
+def test_class_conditional_models_get_labels(toy, tmp_path):
+    r = quick(tmp_path / "cond", name="tiny-cond", epochs=1)
+    assert r.last.seen and all(y is not None for y in r.last.seen)  # training batches came with labels
+    valid_x, valid_y = ToyDataset().load("valid")
+    nll = validation_nll(r.last, valid_x, labels=valid_y, batch_size=32, device=torch.device("cpu"))
+    assert nll == pytest.approx(r.best_valid_nll, rel=1e-12)  # validation is p(x | y)
+
+    class Unlabelled(ToyDataset):
+        def load(self, split):
+            return super().load(split)[0], None
+
+    with pytest.raises(ZooError, match="class-conditional .* has no labels"):
+        train("tiny-cond", dataset=Unlabelled(), out=tmp_path / "u", progress=False)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_cuda_train_and_resume(toy, tmp_path):
+    full = quick(tmp_path / "full", device="cuda")
+    assert full.last.table.device.type == "cuda"
+    with pytest.raises(KeyboardInterrupt):
+        quick(tmp_path / "cut", device="cuda", callbacks=[_interrupt_at("step", 8)])
+    resumed = quick(tmp_path / "cut", device="cuda", resume=True)
+    assert_same(weights(resumed.last), weights(full.last))
 
 
 def test_bad_inputs(toy, tmp_path):

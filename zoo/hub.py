@@ -39,7 +39,6 @@ import inspect
 import json
 import os
 import shutil
-import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterator, Mapping
@@ -533,17 +532,17 @@ def save_pretrained(
       (the model card) is generated. Cards are never written by hand.
     - `samples`: integer levels `(n, C, H, W)`, an image file to copy, or an int `n`
       to draw `n` samples from the model with seed 0; written as `samples.png`.
+    - `dataset`: the dataset the weights were trained on (recorded in config.json and the card).
     - `recipe`, `hardware`, `limitations`, `license`, `repo_id`: shown in the card.
     """
     from . import cards
 
+    cfg = model_config(model, tag=tag, dataset=dataset)  # checks the model before anything is written
     folder = Path(directory).expanduser()
     folder.mkdir(parents=True, exist_ok=True)
     weights_path = folder / WEIGHTS_NAME
     _write_safetensors(model, weights_path)
-    cfg = model_config(model, sha256=sha256_file(weights_path), tag=tag, dataset=dataset)
-    if dataset is None and results is not None:
-        cfg["dataset"] = cards.summarize(results).dataset or None
+    cfg["weights"]["sha256"] = sha256_file(weights_path)
     (folder / CONFIG_NAME).write_text(json.dumps(cfg, indent=2, sort_keys=False) + "\n")
 
     have_samples = _write_samples(model, samples, folder / SAMPLES_NAME) if samples is not None else (folder / SAMPLES_NAME).is_file()

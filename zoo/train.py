@@ -458,8 +458,8 @@ class _MeanNLL(nn.Module):
         super().__init__()
         self.model = model
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.model.loss(x)
+    def forward(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        return self.model.loss(x) if y is None else self.model.loss(x, y=y)
 
 
 class MaximumLikelihoodTrainer:
@@ -488,7 +488,7 @@ class MaximumLikelihoodTrainer:
 
     def step(self, x: torch.Tensor, y: torch.Tensor | None = None) -> dict[str, float]:
         self.model.train()
-        loss = self.forward(x)  # scalar: mean nats per image of this batch
+        loss = self.forward(x, y)  # scalar: mean nats per image of this batch (of x given y, when labelled)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         out: dict[str, float] = {}
@@ -560,10 +560,18 @@ def _load_split(ds: Any, split: str, limit: int | None, data_spec: DataSpec) -> 
     return x, y
 
 
+def is_conditional(model: Any) -> bool:
+    """Whether the model takes class labels: the zoo's convention is a positive `num_classes`
+    attribute and a keyword `y` on `logits`/`log_prob`/`loss`."""
+    n = getattr(model, "num_classes", None)
+    return isinstance(n, int) and not isinstance(n, bool) and n > 0
+
+
 @torch.no_grad()
 def validation_nll(model: nn.Module, images: torch.Tensor, *, batch_size: int, device: torch.device,
-                   d: _Dist | None = None) -> float:
-    """Exact mean NLL in nats per image over `images`, sharded over the processes (no padding)."""
+                   d: _Dist | None = None, labels: torch.Tensor | None = None) -> float:
+    """Exact mean NLL in nats per image over `images` (given `labels` for a class-conditional
+    model), sharded over the processes without padding."""
     d = d or _Dist()
     was_training = model.training
     model.eval()
@@ -571,7 +579,11 @@ def validation_nll(model: nn.Module, images: torch.Tensor, *, batch_size: int, d
     idx = torch.arange(d.rank, len(images), d.world)
     for i in range(0, len(idx), batch_size):
         x = images[idx[i:i + batch_size]].to(device).long()
-        total[0] -= model.log_prob(x).double().sum()
+        if labels is None:
+            lp = model.log_prob(x)
+        else:
+            lp = model.log_prob(x, y=labels[idx[i:i + batch_size]].to(device))
+        total[0] -= lp.double().sum()
         total[1] += len(x)
     _all_reduce_(total, d)
     model.train(was_training)
@@ -785,10 +797,20 @@ def train(
         if getattr(ds, "data_spec", data_spec) != data_spec:
             raise ZooError(f"dataset {ds.name!r} has images {ds.data_spec}; model {spec.name} takes {data_spec}")
         train_x, train_y = _load_split(ds, rec["train_split"], limit, data_spec)
-        valid_x = None
+        conditional = is_conditional(model)
+        if conditional and train_y is None:
+            raise ZooError(f"{spec.name} is class-conditional (num_classes={model.num_classes}) but dataset "
+                           f"{ds.name!r} has no labels")
+        if not conditional:
+            train_y = None  # labels go to class-conditional models only
+        valid_x = valid_y = None
         likelihood = callable(getattr(model, "log_prob", None))
         if rec["valid_split"] and likelihood:
-            valid_x, _ = _load_split(ds, rec["valid_split"], limit, data_spec)
+            valid_x, valid_y = _load_split(ds, rec["valid_split"], limit, data_spec)
+            valid_y = valid_y if conditional else None
+        if dev.type == "cuda":  # uint8 images are small (binarized MNIST: 39 MB): index them on the GPU
+            train_x = train_x.to(dev)
+            train_y = train_y.to(dev) if train_y is not None else None
         per_rank_batch = rec["batch_size"] // dist_env.world
         per_rank_images = math.ceil(len(train_x) / dist_env.world)
         steps_per_epoch = math.ceil(per_rank_images / per_rank_batch)
@@ -857,7 +879,8 @@ def train(
         t_window, n_window = time.perf_counter(), 0
         try:
             for epoch in range(st.epoch, rec["epochs"]):
-                order = shard_indices(len(train_x), seed=rec["seed"], epoch=epoch, rank=dist_env.rank, world=dist_env.world)
+                order = shard_indices(len(train_x), seed=rec["seed"], epoch=epoch, rank=dist_env.rank,
+                                      world=dist_env.world).to(train_x.device)
                 bar = _progress(total=steps_per_epoch, initial=st.step_in_epoch, desc=f"epoch {epoch + 1}/{rec['epochs']}",
                                 disable=not (progress and dist_env.main))
                 try:
@@ -877,11 +900,12 @@ def train(
                         bar.update(1)
                         bar.set_postfix({key: f"{v:.4g}" for key, v in metrics.items() if key in ("loss", "bpd")} or
                                         {key: f"{v:.4g}" for key, v in list(metrics.items())[:3]}, refresh=False)
-                        if st.step % rec["log_every"] == 0 and dist_env.main:
-                            dt = time.perf_counter() - t_window
-                            _write_jsonl(log_path, {"kind": "train", "epoch": epoch + 1, "step": st.step,
-                                                    **{key: sum(v) / len(v) for key, v in window.items()},
-                                                    "images_per_s": n_window / dt if dt > 0 else None})
+                        if st.step % rec["log_every"] == 0 or st.step_in_epoch == steps_per_epoch:
+                            if dist_env.main:  # the mean of each metric since the last record
+                                dt = time.perf_counter() - t_window
+                                _write_jsonl(log_path, {"kind": "train", "epoch": epoch + 1, "step": st.step,
+                                                        **{key: sum(v) / len(v) for key, v in window.items()},
+                                                        "images_per_s": n_window / dt if dt > 0 else None})
                             window, t_window, n_window = {}, time.perf_counter(), 0
                         for cb in callbacks:
                             cb(TrainEvent("step", epoch, st.step, st.step_in_epoch, dict(metrics)))
@@ -894,7 +918,8 @@ def train(
                 # end of epoch: validate (EMA weights), select, checkpoint
                 record: dict[str, Any] = {"kind": "valid", "epoch": epoch + 1, "step": st.step, "ema": ema is not None}
                 if valid_x is not None:
-                    nll = validation_nll(eval_model, valid_x, batch_size=rec["eval_batch_size"], device=dev, d=dist_env)
+                    nll = validation_nll(eval_model, valid_x, batch_size=rec["eval_batch_size"], device=dev, d=dist_env,
+                                         labels=valid_y)
                     improved = st.best_nll is None or nll < st.best_nll
                     record.update({"nll": nll, "bpd": data_spec.bits_per_dim(nll), "best": improved})
                     if improved:
@@ -1154,7 +1179,10 @@ def plot_training_curves(records: Sequence[Mapping[str, Any]], path: str | Path,
     left, right, top, bottom = 78, 24, 40, 52
     img = Image.new("RGB", (W, H), "white")
     draw = ImageDraw.Draw(img)
-    font = ImageFont.load_default()
+    try:
+        font = ImageFont.load_default(size=13)  # a scalable font where Pillow has FreeType
+    except TypeError:  # older Pillow
+        font = ImageFont.load_default()
     draw.text((left, 12), title or "training curve", fill="black", font=font)
     points = [p for v in series.values() for p in v]
     if not points:
@@ -1199,3 +1227,16 @@ def plot_training_curves(records: Sequence[Mapping[str, Any]], path: str | Path,
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     img.save(path)
     return Path(path)
+
+
+# `import zoo.train` binds the name `zoo.train` to this module, shadowing the public function
+# `zoo.train` that zoo/__init__.py re-exports lazily. Calling the module calls the function,
+# so `zoo.train(...)` works whichever of the two the name holds.
+class _CallableModule(type(os)):
+    def __call__(self, *args: Any, **kwargs: Any) -> TrainResult:
+        return train(*args, **kwargs)
+
+
+import sys as _sys  # noqa: E402
+
+_sys.modules[__name__].__class__ = _CallableModule

@@ -16,18 +16,17 @@ _NETWORK = {"nz": 100, "ngf": 64, "ndf": 64, "num_classes": 0}
 
 # Radford et al. 2016, section 4: Adam, lr 2e-4, beta1 0.5, batch 128 (here 64 for
 # MNIST; one CPU thread trains about 270 images/s, so an epoch of 50k takes about 3 min).
-_RECIPE = {
+_RECIPE = {  # keys of zoo.train's recipe schema, plus GANTrainer.recipe_defaults (fixed_noise, lr_d, lr_g)
     "dataset": "binarized-mnist",
     "optimizer": "adam",
     "lr": 2e-4,
-    "betas": (0.5, 0.999),
+    "betas": [0.5, 0.999],
     "batch_size": 64,
     "epochs": 20,
-    "loss": "non-saturating",
     "seed": 0,
-    "fixed_noise": 64,  # size of the fixed noise batch whose samples are saved during training
-    "sample_every": 500,  # steps between saved grids of the fixed noise batch
-    "ema": 0.0,  # no weight averaging for the GAN
+    "ema_decay": 0.0,  # no weight averaging: the DCGAN recipe
+    "valid_split": "",  # no likelihood to validate; progress shows in the fixed-noise grids
+    "fixed_noise": 64,  # images in the fixed noise batch sampled at every epoch's end
 }
 
 

@@ -27,10 +27,10 @@ __all__ = ["GANTrainer"]
 _STATE_KEYS = ("step", "opt_d", "opt_g", "rng", "fixed")
 
 
-def _recipe_float(recipe: Mapping[str, Any], key: str, default: float) -> float:
+def _recipe_number(recipe: Mapping[str, Any], key: str, default: float, *, positive: bool = True) -> float:
     value = recipe.get(key, default)
-    if not isinstance(value, (int, float)) or isinstance(value, bool) or not value > 0:
-        raise ValueError(f"recipe[{key!r}] must be a positive number, got {value!r}")
+    if not isinstance(value, (int, float)) or isinstance(value, bool) or value < 0 or (positive and value == 0):
+        raise ValueError(f"recipe[{key!r}] must be a {'positive' if positive else 'non-negative'} number, got {value!r}")
     return float(value)
 
 
@@ -42,26 +42,40 @@ def _recipe_betas(recipe: Mapping[str, Any]) -> tuple[float, float]:
     return float(betas[0]), float(betas[1])
 
 
+# Recipe settings of zoo.train's schema that this trainer does not implement: any other value is an error.
+_UNSUPPORTED = {"optimizer": "adam", "lr_schedule": "constant", "warmup_steps": 0, "grad_clip": 0.0}
+
+
 class GANTrainer:
     """Optimizers and one adversarial step for a `zoo_gan.dcgan.DCGAN`.
 
-    Recipe keys read here (others are the generic loop's): `lr` (2e-4; `lr_d`/`lr_g`
-    override it per network), `betas` ((0.5, 0.999)), `seed` (0) for the noise,
-    `fixed_noise` (64) images in the fixed batch.
+    Recipe keys read here (the rest are the generic loop's): `lr` (2e-4), `betas`
+    ((0.5, 0.999)), `eps`, `weight_decay`, `seed` (0) for the noise, and the keys this
+    trainer adds to the recipe schema (`recipe_defaults`): `fixed_noise` (images in the
+    fixed batch), `lr_d` / `lr_g` (per-network learning rates; 0 = `lr`).
     """
+
+    recipe_defaults: Mapping[str, Any] = {"fixed_noise": 64, "lr_d": 0.0, "lr_g": 0.0}
+    supports_distributed = False
 
     def __init__(self, model: nn.Module, recipe: Mapping[str, Any], device: str | torch.device = "cpu"):
         for attr in ("generator", "discriminator", "draw_noise", "decode", "discriminate", "intensities"):
             if not hasattr(model, attr):
                 raise ValueError(f"GANTrainer trains a zoo_gan DCGAN; {type(model).__name__} has no {attr!r}")
+        for key, only in _UNSUPPORTED.items():
+            if key in recipe and recipe[key] != only:
+                raise ValueError(f"GANTrainer supports {key}={only!r} only (the DCGAN recipe), got {recipe[key]!r}")
         self.model = model.to(device)
         self.device = torch.device(device)
         self.recipe = dict(recipe)
-        lr = _recipe_float(recipe, "lr", 2e-4)
-        betas = _recipe_betas(recipe)
+        lr = _recipe_number(recipe, "lr", 2e-4)
+        adam = {"betas": _recipe_betas(recipe), "eps": _recipe_number(recipe, "eps", 1e-8),
+                "weight_decay": _recipe_number(recipe, "weight_decay", 0.0, positive=False)}
+        lr_d = _recipe_number(recipe, "lr_d", 0.0, positive=False) or lr
+        lr_g = _recipe_number(recipe, "lr_g", 0.0, positive=False) or lr
         # The generator's optimizer holds the generator only: D's weights move in the D step alone.
-        self.opt_d = torch.optim.Adam(model.discriminator.parameters(), lr=_recipe_float(recipe, "lr_d", lr), betas=betas)
-        self.opt_g = torch.optim.Adam(model.generator.parameters(), lr=_recipe_float(recipe, "lr_g", lr), betas=betas)
+        self.opt_d = torch.optim.Adam(model.discriminator.parameters(), lr=lr_d, **adam)
+        self.opt_g = torch.optim.Adam(model.generator.parameters(), lr=lr_g, **adam)
         seed = recipe.get("seed", 0)
         n_fixed = recipe.get("fixed_noise", 64)
         if not isinstance(seed, int) or isinstance(seed, bool):

@@ -1,3 +1,87 @@
-"""Registers `pixelcnn` and `gated-pixelcnn`. Imports no model code."""
+"""Registers `pixelcnn` and `gated-pixelcnn`. Imports no model code (and no torch).
+
+The models live in `zoo_pixelcnn.pixelcnn` and `zoo_pixelcnn.gated`; their
+masked convolutions in `zoo_pixelcnn.masks`.
+"""
 
 import zoo
+
+# Image shapes per dataset (constructor kwargs; merged into a model's config by the recipes).
+DATA = {
+    "binarized-mnist": {"channels": 1, "height": 28, "width": 28, "levels": 2},
+    "mnist": {"channels": 1, "height": 28, "width": 28, "levels": 256},
+    "cifar10": {"channels": 3, "height": 32, "width": 32, "levels": 256},
+}
+
+# PixelCNN, PixelRNN paper Table 1: 7x7 mask A, 12 residual blocks, 2 output layers = 15 layers.
+# h=32 (residual stream of 64 maps): on 2 CPU cores h=64 trains about 3.4x slower (DESIGN.md:
+# ~56 vs ~190 images/s at 7 blocks), which would make one epoch of 50k images take ~25 min.
+PIXELCNN = {**DATA["binarized-mnist"], "hidden": 32, "residual_blocks": 12, "out_hidden": 64, "first_kernel": 7}
+
+# Gated PixelCNN: 13 layers of 3x5 / 1x3 kernels (the first 4x7 / 1x4) reach every earlier pixel
+# of a 28x28 image (3 + 12*2 rows and columns, plus the one-row shift); 3x3 kernels would need 25.
+GATED = {
+    **DATA["binarized-mnist"], "hidden": 32, "layers": 13, "first_kernel": 7, "kernel": 5,
+    "skip_channels": 64, "out_hidden": 64, "num_classes": None,
+}
+
+# Maximum likelihood with Adam; the training helper reads these keys.
+_RECIPE = {
+    "dataset": "binarized-mnist",
+    "optimizer": "adam",
+    "lr": 1e-3,
+    "betas": (0.9, 0.999),
+    "weight_decay": 0.0,
+    "lr_schedule": "cosine",  # to 0 over the run, after `warmup_steps`
+    "warmup_steps": 200,
+    "batch_size": 64,
+    "epochs": 10,
+    "grad_clip": 1.0,  # max global gradient norm
+    "ema": 0.999,  # decay of the exponential moving average of the weights; the EMA weights are released
+    "eval_every": 1,  # epochs between validation NLLs
+    "seed": 0,
+}
+
+
+def _recipes(cifar_config: dict) -> dict:
+    return {
+        "default": _RECIPE,
+        "mnist": {**_RECIPE, "dataset": "mnist", "config": DATA["mnist"]},
+        "cifar10": {**_RECIPE, "dataset": "cifar10", "epochs": 50, "batch_size": 32, "lr": 3e-4,
+                    "config": {**DATA["cifar10"], **cifar_config}, "device": "cuda"},
+    }
+
+
+@zoo.hookimpl
+def zoo_register_models(register):
+    register(
+        zoo.ModelSpec(
+            name="pixelcnn",
+            family="pixelcnn",
+            summary="PixelCNN: masked convolutions with residual blocks (has a blind spot)",
+            paper="van den Oord, Kalchbrenner & Kavukcuoglu 2016, Pixel Recurrent Neural Networks, "
+            "ICML (arXiv:1601.06759)",
+            builder="zoo_pixelcnn.pixelcnn:PixelCNN",
+            config=PIXELCNN,
+            data_spec=zoo.DataSpec(channels=1, height=28, width=28, levels=2),
+            capabilities={"likelihood", "sampler", "fast_sampler"},
+            test_config={"height": 8, "width": 8, "hidden": 8, "residual_blocks": 2, "out_hidden": 16},
+            recipes=_recipes({"hidden": 128, "out_hidden": 1024}),
+        )
+    )
+    register(
+        zoo.ModelSpec(
+            name="gated-pixelcnn",
+            family="pixelcnn",
+            summary="Gated PixelCNN: vertical and horizontal stacks, no blind spot, optional class conditioning",
+            paper="van den Oord, Kalchbrenner, Vinyals, Espeholt, Graves & Kavukcuoglu 2016, "
+            "Conditional Image Generation with PixelCNN Decoders, NeurIPS (arXiv:1606.05328)",
+            builder="zoo_pixelcnn.gated:GatedPixelCNN",
+            config=GATED,
+            data_spec=zoo.DataSpec(channels=1, height=28, width=28, levels=2),
+            capabilities={"likelihood", "sampler", "fast_sampler"},
+            test_config={"height": 8, "width": 8, "hidden": 8, "layers": 6, "kernel": 3,
+                         "skip_channels": 16, "out_hidden": 16},
+            recipes=_recipes({"hidden": 128, "layers": 15, "kernel": 5, "skip_channels": 256, "out_hidden": 1024}),
+        )
+    )

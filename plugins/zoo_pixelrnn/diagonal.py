@@ -22,8 +22,14 @@ Initial states are zero: above the first row, left of the first column (right of
 one for the mirrored direction). The skewed map's padding cells are reset to zero at every
 step, so they carry nothing.
 
-Receptive field: full. Through the left-to-right scan a pixel sees everything above-left
-and to its left; through the shifted right-to-left scan everything above-right.
+Receptive field: through the left-to-right scan a pixel sees everything above-left and to
+its left; through the shifted right-to-left scan everything above-right, with one exception
+in the paper's layer: the right-to-left scan reads the layer's input features at (i-1, j'),
+which by mask A never hold pixel (i-1, j') itself, so pixel (i-1, W-1) is unseen by pixels
+(i, j < W-4) at any depth. `full_context=True` (the default) also feeds the image to the
+first layer's right-to-left scan through an unmasked 1x1 convolution (legal: that scan's
+output is used one row down), which makes the field full; `full_context=False` is the
+paper's layer exactly.
 
 Incremental sampling is possible, and `sample_fast` does it: when pixel (i, j) is drawn,
 rows < i are complete, so
@@ -68,10 +74,13 @@ def unskew(x: torch.Tensor, width: int) -> torch.Tensor:
 class DiagonalBiLSTMLayer(nn.Module):
     """One residual Diagonal BiLSTM layer: `(B, 2h, H, W) -> (B, 2h, H, W)`."""
 
-    def __init__(self, hidden: int, colours: int):
+    def __init__(self, hidden: int, colours: int, image_to_right_scan: bool = False):
         super().__init__()
         h = hidden
         self.hidden = h
+        # optional: the image itself into the right-to-left gates (unmasked: that scan's output
+        # is only used one row down), so that the last pixel of the row above is seen
+        self.image_to_state = nn.Conv2d(colours, 4 * h, 1, bias=False) if image_to_right_scan else None
         # [left-to-right o | f | i | g | right-to-left o | f | i | g], each block split into colours
         self.input_to_state = MaskedConv2d(2 * h, 8 * h, 1, "B", colours, out_blocks=8)
         # column-wise 2x1 kernels of both directions; tap 0 reads the row above, tap 1 the same row
@@ -81,11 +90,15 @@ class DiagonalBiLSTMLayer(nn.Module):
             self.input_to_state.bias[h:2 * h] = 1.0
             self.input_to_state.bias[5 * h:6 * h] = 1.0
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, image: torch.Tensor | None = None) -> torch.Tensor:
+        """`x` `(B, 2h, H, W)`; `image` `(B, C, H, W)` encoded, used when `image_to_right_scan`."""
         B, _, H, W = x.shape
         h = self.hidden
         gates_in = self.input_to_state(x)  # (B, 8h, H, W)
-        gates_in = torch.cat([gates_in[:, :4 * h], gates_in[:, 4 * h:].flip(3)], 1)  # 2nd direction mirrored
+        right_in = gates_in[:, 4 * h:]
+        if self.image_to_state is not None:
+            right_in = right_in + self.image_to_state(image)
+        gates_in = torch.cat([gates_in[:, :4 * h], right_in.flip(3)], 1)  # 2nd direction mirrored
         gates_in = skew(gates_in).permute(3, 0, 1, 2).contiguous()  # (T, B, 8h, H), T = W + H - 1
         T = gates_in.shape[0]
         cols = torch.arange(T, device=x.device).view(1, T) - torch.arange(H, device=x.device).view(H, 1)
@@ -113,13 +126,31 @@ class DiagonalBiLSTM(PixelRNN):
         layers: residual Diagonal BiLSTM layers (paper, binarized MNIST: 7).
         hidden: h, features per gate and direction; the residual stream has 2h (paper: 16).
         out_features: width of the first 1x1 output convolution.
+        full_context: also feed the image to the first layer's right-to-left scan (an unmasked
+            1x1 convolution, C -> 4h). Without it, pixel (i-1, W-1) is unseen by pixels (i, j)
+            with j < W - 4, at any depth: the right-to-left scan at row i-1 reads the features
+            at (i-1, j'), which by mask A never contain pixel (i-1, j') itself, and nothing
+            else after (i-1, W-1) reaches (i, j). False gives the paper's layer exactly.
     """
 
     def __init__(self, channels: int = 1, height: int = 28, width: int = 28, levels: int = 2,
-                 layers: int = 7, hidden: int = 16, out_features: int = 32):
+                 layers: int = 7, hidden: int = 16, out_features: int = 32, full_context: bool = True):
         super().__init__(channels, height, width, levels, hidden, out_features)
         check_int("layers", layers, 1)
-        self.layers = nn.ModuleList(DiagonalBiLSTMLayer(hidden, channels) for _ in range(layers))
+        if not isinstance(full_context, bool):
+            raise ValueError(f"full_context must be True or False, got {full_context!r}")
+        self.full_context = full_context
+        self.layers = nn.ModuleList(DiagonalBiLSTMLayer(hidden, channels, image_to_right_scan=full_context and k == 0)
+                                    for k in range(layers))
+
+    def logits(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.data_spec.validate(x)
+        image = self.encode(x)  # (B, C, H, W) in [-1, 1]
+        f = self.input_conv(image)  # (B, 2h, H, W)
+        for layer in self.layers:
+            f = layer(f, image)  # (B, 2h, H, W), residual inside
+        out = self.out2(F.relu(self.out1(F.relu(f))))  # (B, C * n_out, H, W)
+        return self._to_logits(out.permute(0, 2, 3, 1)).permute(0, 3, 1, 2, 4)  # (B, C, H, W, levels)
 
     # ------------------------------------------------------------------ fast sampler
     def sample_fast(self, u: torch.Tensor, *, temperature: float = 1.0, known: torch.Tensor | None = None,
@@ -141,13 +172,15 @@ class DiagonalBiLSTM(PixelRNN):
                 "above_r": w_ss[4 * h:, :, 0], "right_r": w_ss[4 * h:, :, 1],
                 "up_w": layer.up.masked_weight()[:, :, 0, 0], "up_b": layer.up.bias,
                 "row_in": w_is.new_zeros(n, 2 * h, W),  # this row's layer inputs
+                "img_r": None if layer.image_to_state is None else layer.image_to_state.weight[:, :, 0, 0],
                 "ss_l": w_is.new_zeros(n, 4 * h, W),  # above_l applied to the row above's left-to-right h
                 "h_l": zeros.clone(), "c_l": zeros.clone(),  # this row's left-to-right state
                 "h_r_prev": zeros.clone(),  # right-to-left h of the row above
             })
-        return {"w": self._position_weights(), "layers": layers}
+        return {"w": self._position_weights(), "layers": layers, "xe": None}
 
     def _fast_position(self, state: dict[str, Any], xe: torch.Tensor, i: int, j: int) -> torch.Tensor:
+        state["xe"] = xe  # the padded encoded image, read again at the end of the row
         f = self._position_input(state["w"], xe, i, j)  # (n, 2h)
         for s in state["layers"]:
             s["row_in"][:, :, j] = f
@@ -167,6 +200,9 @@ class DiagonalBiLSTM(PixelRNN):
             n, h, W = s["h_l"].shape
             pre = (torch.einsum("oc,ncw->now", s["is_r"], s["row_in"]) + s["is_r_b"].view(1, -1, 1)
                    + torch.einsum("oc,ncw->now", s["above_r"], s["h_r_prev"]))  # (n, 4h, W)
+            if s["img_r"] is not None:  # the image row i, complete now
+                W_ = self.data_spec.width
+                pre = pre + torch.einsum("oc,ncw->now", s["img_r"], state["xe"][:, :, i + 3, 3:W_ + 3])
             h_r = torch.zeros_like(s["h_r_prev"])
             right, c = h_r.new_zeros(n, h), h_r.new_zeros(n, h)  # zero state right of the last column
             for j in range(W - 1, -1, -1):

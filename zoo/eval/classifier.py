@@ -1,8 +1,8 @@
 """The zoo's reference classifier: the feature space of `fid`, `precision` and `recall`.
 
 A small ResNet built with timm (`timm.models.resnet.ResNet`, BasicBlock, one
-block per stage, widths 16-32-64-128, `in_chans=1`; 0.32 M parameters), trained
-on the train split of the dataset with its labels. Features are the 128
+block per stage, widths 32-64-128-256, `in_chans=1`; 1.2 M parameters), trained
+on the train split of the dataset with its labels. Features are the 256
 globally pooled activations before the classifier head.
 
 The released weights live next to this module in
@@ -44,8 +44,8 @@ DEFAULT_CONFIG: dict[str, Any] = {
     "levels": 2,
     "num_classes": 10,
     "layers": [1, 1, 1, 1],  # BasicBlocks per stage
-    "channels": [16, 32, 64, 128],  # stage widths; the last is the feature dimension
-    "stem_width": 16,
+    "channels": [32, 64, 128, 256],  # stage widths; the last is the feature dimension
+    "stem_width": 32,
 }
 
 
@@ -152,7 +152,7 @@ def accuracy(model: ReferenceClassifier, x: torch.Tensor, y: torch.Tensor, batch
     return correct / x.shape[0]
 
 
-def train(dataset: str = "binarized-mnist", *, epochs: int = 4, batch_size: int = 128, lr: float = 3e-3,
+def train(dataset: str = "binarized-mnist", *, epochs: int = 8, batch_size: int = 128, lr: float = 3e-3,
           seed: int = 0, out: str | Path | None = None, threads: int = 1, progress: bool = True) -> dict[str, Any]:
     """Train the reference classifier on the train split, write config.json + model.safetensors to `out`."""
     from safetensors.torch import save_file
@@ -228,7 +228,7 @@ def _main(argv: list[str] | None = None) -> int:
     sub = ap.add_subparsers(dest="cmd", required=True)
     t = sub.add_parser("train", help="train the reference classifier and write its weights")
     t.add_argument("--dataset", default="binarized-mnist")
-    t.add_argument("--epochs", type=int, default=4)
+    t.add_argument("--epochs", type=int, default=8)
     t.add_argument("--batch-size", type=int, default=128)
     t.add_argument("--lr", type=float, default=3e-3)
     t.add_argument("--seed", type=int, default=0)
