@@ -352,7 +352,7 @@ def test_fid_with_the_reference_classifier_and_report(tmp_path):
     paths = write_report([r], tmp_path)
     board = (tmp_path / "leaderboard.md").read_text()
     assert "| model | weights | nll (nats) | nll (bits/dim) | fid | precision | recall |" in board
-    assert f"`{r.model}`" in board and f"{r['nll'].value:.2f}" in board
+    assert f"`{r.model}`" in board and r["nll"].short().removesuffix(" nats") in board
     assert (tmp_path / f"{r.model}.png").exists() and len(paths) == 3
     assert EvalResult.from_dict(json.loads((tmp_path / "results.json").read_text())[0]) == r
 

@@ -25,7 +25,7 @@ from zoo.data import Dataset
 from zoo.errors import UnknownNameError, ZooError
 from zoo.plugins import use_plugins
 from zoo.train import (
-    CHECKPOINT, MaximumLikelihoodTrainer, RecipeError, TrainEvent, flatten_state, load_checkpoint, lr_factor,
+    CHECKPOINT, RecipeError, TrainEvent, flatten_state, load_checkpoint, lr_factor,
     plot_training_curves, resolve_recipe, shard_indices, split_overrides, train, unflatten_state, validation_nll,
 )
 

@@ -139,7 +139,10 @@ def bundled_cards_dirs() -> list[Path]:
     if spec is not None and spec.submodule_search_locations:
         dirs += [Path(p) for p in spec.submodule_search_locations]
     package = Path(__file__).resolve().parent
-    for candidate in (package / "cards", package.parent / "cards"):
+    candidates = [package / "cards"]
+    if (package.parent / "pyproject.toml").is_file():  # a source checkout: cards/ beside zoo/
+        candidates.append(package.parent / "cards")
+    for candidate in candidates:
         if candidate.is_dir() and candidate.resolve() not in {d.resolve() for d in dirs}:
             dirs.append(candidate)
     return dirs

@@ -833,7 +833,7 @@ def train(
         }
         try:
             identity["dataset_checksum"] = ds.checksum(rec["train_split"])
-        except Exception:  # a dataset object without checksums (tests, ad-hoc data)
+        except (NotImplementedError, AttributeError):  # a dataset object without checksums (ad-hoc data)
             identity["dataset_checksum"] = None
         st = _State()
         if ckpt_path.is_file() and not resume:

@@ -6,7 +6,7 @@ import json
 
 import click
 
-from .models import parse_overrides, set_option, tiny_option
+from .models import parse_overrides, tiny_option
 
 
 @click.command("train")
@@ -19,7 +19,8 @@ from .models import parse_overrides, set_option, tiny_option
 @click.option("--device", default="auto", show_default=True, help="cpu, cuda or cuda:N; auto = cuda when available.")
 @click.option("--limit", type=click.IntRange(min=1), help="Use only the first N images of the train and valid splits.")
 @click.option("--seed", type=int, help="Override the recipe's seed.")
-@set_option
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
+              help="A recipe key (lr=3e-4) or a model option (hidden=32); recipe.KEY= / model.KEY= force one.")
 @tiny_option
 @click.option("--no-eval", is_flag=True, help="Skip the harness on the test split at the end.")
 @click.option("--samples", default=16, show_default=True, help="Images in the release's samples.png (0: none).")
@@ -36,11 +37,10 @@ def train_cmd(name: str, dataset: str | None, recipe: str, epochs: int | None, o
     `torchrun --nproc-per-node N -m zoo train ...` it trains with DDP.
     """
     from ..registry import get_spec, import_builder, parse_name
-    from ..train import train
+    from ..train import split_overrides, train
 
     spec = get_spec(parse_name(name).arch)
     extra = getattr(import_builder(spec.trainer), "recipe_defaults", {}) if spec.trainer else {}
-    from ..train import split_overrides
 
     rec_over, cfg_over = split_overrides(name, parse_overrides(overrides), recipe_extra=extra)
     try:
