@@ -243,7 +243,7 @@ def test_exact_resume():
 
 
 def test_recipes_fit_the_training_schema():
-    from zoo.train import resolve_recipe
+    from zoo.training import resolve_recipe
     from zoo_gan.trainer import GANTrainer
 
     spec = zoo.info("dcgan")

@@ -24,7 +24,7 @@ import zoo
 from zoo.data import Dataset
 from zoo.errors import UnknownNameError, ZooError
 from zoo.plugins import use_plugins
-from zoo.train import (
+from zoo.training import (
     CHECKPOINT, RecipeError, TrainEvent, flatten_state, load_checkpoint, lr_factor,
     plot_training_curves, resolve_recipe, shard_indices, split_overrides, train, unflatten_state, validation_nll,
 )

@@ -29,7 +29,7 @@ _EXPORTS = {
     "check": "checks", "CheckReport": "checks",
     "save_pretrained": "hub",
     "evaluate": "eval", "EvalResult": "eval",
-    "train": "train",
+    "train": "training",
 }
 
 __all__ = sorted(_EXPORTS) + ["__version__"]

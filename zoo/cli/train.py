@@ -37,7 +37,7 @@ def train_cmd(name: str, dataset: str | None, recipe: str, epochs: int | None, o
     `torchrun --nproc-per-node N -m zoo train ...` it trains with DDP.
     """
     from ..registry import get_spec, import_builder, parse_name
-    from ..train import split_overrides, train
+    from ..training import split_overrides, train
 
     spec = get_spec(parse_name(name).arch)
     extra = getattr(import_builder(spec.trainer), "recipe_defaults", {}) if spec.trainer else {}

@@ -828,7 +828,7 @@ def train(
         ckpt_path, log_path = out_dir / CHECKPOINT, out_dir / LOG
         identity = {
             "model": spec.name, "config": dict(model.zoo_config), "dataset": ds.name, "limit": limit,
-            "world_size": dist_env.world, "trainer": spec.trainer or "zoo.train:MaximumLikelihoodTrainer",
+            "world_size": dist_env.world, "trainer": spec.trainer or "zoo.training:MaximumLikelihoodTrainer",
             "recipe": {k: v for k, v in rec.items() if k != "epochs"},
         }
         try:
@@ -1227,16 +1227,3 @@ def plot_training_curves(records: Sequence[Mapping[str, Any]], path: str | Path,
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     img.save(path)
     return Path(path)
-
-
-# `import zoo.train` binds the name `zoo.train` to this module, shadowing the public function
-# `zoo.train` that zoo/__init__.py re-exports lazily. Calling the module calls the function,
-# so `zoo.train(...)` works whichever of the two the name holds.
-class _CallableModule(type(os)):
-    def __call__(self, *args: Any, **kwargs: Any) -> TrainResult:
-        return train(*args, **kwargs)
-
-
-import sys as _sys  # noqa: E402
-
-_sys.modules[__name__].__class__ = _CallableModule
