@@ -74,7 +74,7 @@ def sampling(name: str, n: int) -> dict:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--threads", type=int, default=2, help="torch intra-op threads (default 2)")
+    ap.add_argument("--threads", type=int, default=1, help="torch intra-op threads (default 1: the machine is shared)")
     ap.add_argument("--train-batch", type=int, default=64)
     ap.add_argument("--eval-batch", type=int, default=64)
     ap.add_argument("--seconds", type=float, default=5.0, help="time per throughput measurement")

@@ -38,6 +38,10 @@ def pytest_configure(config: pytest.Config) -> None:
     import zoo.plugins
 
     zoo.plugins.reset()
+    # The tests use tiny tensors: one thread is faster, and avoids oversubscribing CI's 2 cores.
+    import torch
+
+    torch.set_num_threads(1)
 
 
 @pytest.fixture

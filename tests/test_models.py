@@ -90,3 +90,15 @@ def test_fast_sampler_equals_naive(name):
         fast = zoo.sample(model, 2, method="fast", generator=torch.Generator().manual_seed(2), **kw)
         naive = zoo.sample(model, 2, method="naive", generator=torch.Generator().manual_seed(2), **kw)
         assert torch.equal(fast, naive)
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_every_recipe_resolves_against_the_training_schema(name):
+    from zoo.training import _trainer_class, resolve_recipe
+
+    spec = zoo.info(name)
+    extra = dict(getattr(_trainer_class(spec), "recipe_defaults", {}) or {})
+    for recipe in spec.recipes or {"default": {}}:
+        resolved = resolve_recipe(spec, recipe, extra_defaults=extra)
+        assert resolved["epochs"] >= 1 and resolved["batch_size"] >= 1
+        zoo.create(name, **{**resolved.get("config", {}), **spec.test_config})  # the recipe's config builds

@@ -66,7 +66,7 @@ class GatedLayer(nn.Module):
     """One layer of both stacks (Figure 2 of the paper)."""
 
     def __init__(self, in_channels: int, hidden: int, kernel: int, mask_type: str, colours: int,
-                 skip_channels: int, num_classes: int | None, residual: bool):
+                 skip_channels: int, num_classes: int | None, residual: bool, last: bool = False):
         super().__init__()
         self.kernel, self.residual = kernel, residual
         p = kernel // 2
@@ -76,7 +76,7 @@ class GatedLayer(nn.Module):
         # centre in the last column; [tanh | sigmoid] halves each split into colour groups
         self.h_conv = MaskedConv2d(in_channels, 2 * hidden, (1, p + 1), mask_type, colours,
                                    centre=(0, p), out_blocks=2)
-        self.h_out = MaskedConv2d(hidden, hidden, 1, "B", colours)
+        self.h_out = None if last else MaskedConv2d(hidden, hidden, 1, "B", colours)  # the last layer feeds only the skips
         self.skip = MaskedConv2d(hidden, skip_channels, 1, "B", colours)
         self.v_embed = nn.Embedding(num_classes, 2 * hidden) if num_classes else None
         self.h_embed = nn.Embedding(num_classes, 2 * hidden) if num_classes else None
@@ -86,10 +86,11 @@ class GatedLayer(nn.Module):
         for conv in (self.v_conv, self.v_to_h, self.h_conv):
             init_conv(conv, gain=2.0)
         for conv in (self.h_out, self.skip):
-            init_conv(conv, gain=2.0 ** 0.5)
+            if conv is not None:
+                init_conv(conv, gain=2.0 ** 0.5)
 
     def forward(self, v: torch.Tensor, h: torch.Tensor, y: torch.Tensor | None):
-        """`v`, `h` `(B, F, H, W)` -> `(v', h', skip)`; `y` `(B,)` labels or None."""
+        """`v`, `h` `(B, F, H, W)` -> `(v', h', skip)`; `y` `(B,)` labels or None. The last layer gives h' = None."""
         v_pre = self.v_conv(F.pad(v, self.v_pads))  # (B, 2h, H, W): rows <= i
         if y is not None:
             v_pre = v_pre + self.v_embed(y)[:, :, None, None]
@@ -97,6 +98,8 @@ class GatedLayer(nn.Module):
         if y is not None:
             h_pre = h_pre + self.h_embed(y)[:, :, None, None]
         g = gate(h_pre)  # (B, h, H, W)
+        if self.h_out is None:
+            return None, None, self.skip(g)
         h_new = self.h_out(g) + (h if self.residual else 0)
         return gate(v_pre), h_new, self.skip(g)
 
@@ -133,7 +136,7 @@ class GatedPixelCNN(zoo.AutoregressiveModel):
         C = channels
         self.layers = nn.ModuleList(
             GatedLayer(C if l == 0 else hidden, hidden, first_kernel if l == 0 else kernel,
-                       "A" if l == 0 else "B", C, skip_channels, num_classes, residual=l > 0)
+                       "A" if l == 0 else "B", C, skip_channels, num_classes, residual=l > 0, last=l == layers - 1)
             for l in range(layers)
         )
         self.out1 = MaskedConv2d(skip_channels, out_hidden, 1, "B", C)
@@ -187,14 +190,14 @@ class GatedPixelCNN(zoo.AutoregressiveModel):
         img = F.pad(scale_input(x, L, dt), self.layers[0].v_pads)  # (n, C, H+p0, W+2p0)
         v_in, h_in, h_row = [img], [img], [p0]
         for layer in self.layers[1:]:
-            p, hid = layer.kernel // 2, layer.h_out.in_channels
+            p, hid = layer.kernel // 2, layer.skip.in_channels
             v_in.append(torch.zeros(n, hid, H + p, W + 2 * p, device=dev, dtype=dt))
             h_in.append(torch.zeros(n, hid, H, W + p, device=dev, dtype=dt))
             h_row.append(0)
         v_in.append(None)  # the last layer's outputs feed no further layer
         h_in.append(None)
         h_convs = [PixelConv(layer.h_conv) for layer in self.layers]
-        h_outs = [PixelConv(layer.h_out) for layer in self.layers]
+        h_outs = [PixelConv(layer.h_out) if layer.h_out is not None else None for layer in self.layers]
         skips = [PixelConv(layer.skip) for layer in self.layers]
         out1, out2 = PixelConv(self.out1), PixelConv(self.out2)
         h_bias = [layer.h_embed(y) if y is not None else None for layer in self.layers]  # (n, 2h)
@@ -214,11 +217,12 @@ class GatedPixelCNN(zoo.AutoregressiveModel):
                                 hp = hp + h_bias[l]
                             g = gate(hp)  # (n, h)
                             skip = skips[l].vector(g) + skip  # (n, skip)
+                            if h_outs[l] is None:  # the last layer
+                                break
                             h_new = h_outs[l].vector(g)  # (n, h)
                             if layer.residual:
                                 h_new = h_new + h_in[l][:, :, h_row[l] + i, layer.kernel // 2 + j]
-                            if h_in[l + 1] is not None:
-                                h_in[l + 1][:, :, h_row[l + 1] + i, self.layers[l + 1].kernel // 2 + j] = h_new
+                            h_in[l + 1][:, :, h_row[l + 1] + i, self.layers[l + 1].kernel // 2 + j] = h_new
                         out = out2.vector(out1.vector(F.relu(skip)).relu_())  # (n, C*L)
                         level = choose(out[:, c * L : (c + 1) * L], u[:, c, i, j], temperature)  # (n,)
                         if mask is not None:

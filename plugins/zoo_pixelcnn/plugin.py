@@ -30,15 +30,14 @@ _RECIPE = {
     "dataset": "binarized-mnist",
     "optimizer": "adam",
     "lr": 1e-3,
-    "betas": (0.9, 0.999),
+    "betas": [0.9, 0.999],
     "weight_decay": 0.0,
     "lr_schedule": "cosine",  # to 0 over the run, after `warmup_steps`
     "warmup_steps": 200,
     "batch_size": 64,
     "epochs": 10,
     "grad_clip": 1.0,  # max global gradient norm
-    "ema": 0.999,  # decay of the exponential moving average of the weights; the EMA weights are released
-    "eval_every": 1,  # epochs between validation NLLs
+    "ema_decay": 0.999,  # exponential moving average of the weights; the EMA weights are released
     "seed": 0,
 }
 
@@ -48,7 +47,7 @@ def _recipes(cifar_config: dict) -> dict:
         "default": _RECIPE,
         "mnist": {**_RECIPE, "dataset": "mnist", "config": DATA["mnist"]},
         "cifar10": {**_RECIPE, "dataset": "cifar10", "epochs": 50, "batch_size": 32, "lr": 3e-4,
-                    "config": {**DATA["cifar10"], **cifar_config}, "device": "cuda"},
+                    "config": {**DATA["cifar10"], **cifar_config}},  # needs a GPU
     }
 
 

@@ -84,11 +84,18 @@ class DiagonalBiLSTMLayer(nn.Module):
         # [left-to-right o | f | i | g | right-to-left o | f | i | g], each block split into colours
         self.input_to_state = MaskedConv2d(2 * h, 8 * h, 1, "B", colours, out_blocks=8)
         # column-wise 2x1 kernels of both directions; tap 0 reads the row above, tap 1 the same row
+        # (held as a grouped Conv1d for its shape and init; applied as matrices in the loop)
         self.state_to_state = nn.Conv1d(2 * h, 8 * h, 2, groups=2, bias=False)
         self.up = MaskedConv2d(h, 2 * h, 1, "B", colours)
         with torch.no_grad():  # forget-gate bias 1 (Gers et al. 2000): remember by default
             self.input_to_state.bias[h:2 * h] = 1.0
             self.input_to_state.bias[5 * h:6 * h] = 1.0
+
+    def state_matrix(self) -> torch.Tensor:
+        """The 2x1 kernels as matrices `(2, 2h, 4h)`: per direction, [h above; h same row] -> gates."""
+        h = self.hidden
+        w = self.state_to_state.weight.view(2, 4 * h, h, 2)  # (direction, gates, h, tap)
+        return torch.cat([w[..., 0], w[..., 1]], 2).transpose(1, 2)
 
     def forward(self, x: torch.Tensor, image: torch.Tensor | None = None) -> torch.Tensor:
         """`x` `(B, 2h, H, W)`; `image` `(B, C, H, W)` encoded, used when `image_to_right_scan`."""
@@ -99,20 +106,26 @@ class DiagonalBiLSTMLayer(nn.Module):
         if self.image_to_state is not None:
             right_in = right_in + self.image_to_state(image)
         gates_in = torch.cat([gates_in[:, :4 * h], right_in.flip(3)], 1)  # 2nd direction mirrored
-        gates_in = skew(gates_in).permute(3, 0, 1, 2).contiguous()  # (T, B, 8h, H), T = W + H - 1
-        T = gates_in.shape[0]
+        T = W + H - 1
+        # channels last inside the loop, directions as a batch of 2: small matmuls are much
+        # cheaper than small convolutions
+        gates_in = skew(gates_in).view(B, 2, 4 * h, H, T).permute(4, 1, 0, 3, 2).reshape(T, 2, B * H, 4 * h)
+        gates_in = gates_in.unbind(0)  # T x (2, B*H, 4h); one backward node (indexing makes T full-size grads)
+        w_ss = self.state_matrix()  # (2, 2h, 4h): [row above; same row] -> gates, per direction
         cols = torch.arange(T, device=x.device).view(1, T) - torch.arange(H, device=x.device).view(H, 1)
-        valid = ((cols >= 0) & (cols < W)).to(x.dtype).t().contiguous().view(T, 1, 1, H)  # image cells of each column
-        state_h = x.new_zeros(B, 2 * h, H)  # both directions' hidden state of the previous column
-        state_c = x.new_zeros(B * 2, h, H)
+        valid = ((cols >= 0) & (cols < W)).to(x.dtype).t().reshape(T, 1, 1, H, 1)  # image cells of each column
+        state_h = x.new_zeros(2, B, H, h)  # hidden state of the previous column, per direction
+        state_c = x.new_zeros(2, B, H, h)
         outs = []
         for t in range(T):  # columns of the skewed map = diagonals of the image
-            pre = gates_in[t] + self.state_to_state(F.pad(state_h, (1, 0)))  # (B, 8h, H): row above + same row
-            hh, state_c = lstm_cell(pre.view(B * 2, 4 * h, H), state_c)  # both directions at once
-            hh, state_c = hh * valid[t], state_c * valid[t]  # padding cells stay zero
-            state_h = hh.view(B, 2 * h, H)
+            above = F.pad(state_h, (0, 0, 1, 0))[:, :, :H]  # (2, B, H, h): the row above, zero on top
+            inp = torch.cat([above, state_h], -1).view(2, B * H, 2 * h)
+            pre = torch.baddbmm(gates_in[t], inp, w_ss).view(2, B, H, 4 * h)
+            hh, cc = lstm_cell(pre, state_c)
+            state_h, state_c = hh * valid[t], cc * valid[t]  # padding cells stay zero
             outs.append(state_h)
-        hs = unskew(torch.stack(outs, 3), W)  # (B, 2h, H, W)
+        hs = torch.stack(outs, -1)  # (2, B, H, h, T)
+        hs = unskew(hs.permute(1, 0, 3, 2, 4).reshape(B, 2 * h, H, T), W)  # (B, 2h, H, W)
         left, right = hs[:, :h], hs[:, h:].flip(3)
         right = F.pad(right, (0, 0, 1, 0))[:, :, :H]  # shifted down one row: only rows above are seen
         return x + self.up(left + right)

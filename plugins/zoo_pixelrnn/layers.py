@@ -31,14 +31,13 @@ __all__ = ["PixelRNN", "MaskedConv2d", "check_int", "lstm_cell"]
 
 
 def lstm_cell(gates: torch.Tensor, c: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """The LSTM update of section 3.1 from pre-activations `gates` `(N, 4h, *)`, blocks [o | f | i | g]
-    on dim 1, and the previous cell state `c` `(N, h, *)`: o, f, i sigmoid, g tanh,
+    """The LSTM update of section 3.1 from pre-activations `gates` `(..., 4h)`, blocks [o | f | i | g]
+    on the last dim, and the previous cell state `c` `(..., h)`: o, f, i sigmoid, g tanh,
     c' = f.c + i.g, h' = o.tanh(c'). Returns `(h', c')`."""
-    h = c.shape[1]
-    sig = torch.sigmoid(gates[:, :3 * h])
-    o, f, i = sig[:, :h], sig[:, h:2 * h], sig[:, 2 * h:]
-    c = f * c + i * torch.tanh(gates[:, 3 * h:])
-    return o * torch.tanh(c), c
+    h = c.shape[-1]
+    sig = torch.sigmoid(gates[..., :3 * h])
+    c = sig[..., h:2 * h] * c + sig[..., 2 * h:] * torch.tanh(gates[..., 3 * h:])
+    return sig[..., :h] * torch.tanh(c), c
 
 
 def check_int(name: str, value: Any, minimum: int) -> int:

@@ -49,16 +49,24 @@ class RowLSTMLayer(nn.Module):
         with torch.no_grad():  # forget-gate bias 1 (Gers et al. 2000): remember by default
             self.input_to_state.bias[h:2 * h] = 1.0
 
+    def state_matrix(self) -> torch.Tensor:
+        """K_ss as a matrix `(h * k, 4h)` acting on a row's k-wide windows of h (channels last)."""
+        return self.state_to_state.weight.permute(1, 2, 0).reshape(self.hidden * self.kernel, 4 * self.hidden)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         B, _, H, W = x.shape
-        gates_in = self.input_to_state(x).permute(2, 0, 1, 3).contiguous()  # (H, B, 4h, W)
-        h = x.new_zeros(B, self.hidden, W)  # zero initial state: the row above the image
-        c = x.new_zeros(B, self.hidden, W)
+        hid, k, p = self.hidden, self.kernel, self.kernel // 2
+        # channels last inside the loop: small matmuls are much cheaper than small convolutions
+        gates_in = self.input_to_state(x).permute(2, 0, 3, 1).unbind(0)  # H x (B, W, 4h); one backward node
+        w_ss = self.state_matrix()  # (h*k, 4h)
+        h = x.new_zeros(B, W, hid)  # zero initial state: the row above the image
+        c = x.new_zeros(B, W, hid)
         rows = []
         for i in range(H):  # top to bottom, the whole row at once
-            h, c = lstm_cell(gates_in[i] + self.state_to_state(h), c)  # (B, h, W)
+            windows = F.pad(h, (0, 0, p, p)).unfold(1, k, 1).reshape(B, W, hid * k)  # (B, W, h*k)
+            h, c = lstm_cell(torch.baddbmm(gates_in[i], windows, w_ss.expand(B, -1, -1)), c)  # (B, W, h)
             rows.append(h)
-        hs = torch.stack(rows, 2)  # (B, h, H, W)
+        hs = torch.stack(rows, 1).permute(0, 3, 1, 2)  # (B, h, H, W)
         return x + self.up(hs)
 
 

@@ -55,7 +55,7 @@ class MetricValue:
             return f"n/a ({self.note})" if self.note else "n/a"
         text = _fmt(self.value)
         if self.stderr is not None:
-            text += f" ± {_fmt(self.stderr)}"
+            text += f" ± {self.stderr:.2g}"
         return f"{text} {self.unit}".rstrip()
 
     def to_dict(self) -> dict[str, Any]:
