@@ -28,7 +28,9 @@ __all__ = ["AutoregressiveModel", "categorical_log_prob"]
 
 def categorical_log_prob(logits: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     """Sum over sub-pixels of `log_softmax(logits)` at the observed levels: `(B,)` in nats."""
-    logp = torch.log_softmax(logits.float(), dim=-1)
+    if logits.dtype != torch.float64:
+        logits = logits.float()  # half precision would lose the sum
+    logp = torch.log_softmax(logits, dim=-1)
     return logp.gather(-1, x.unsqueeze(-1)).squeeze(-1).flatten(1).sum(1)
 
 

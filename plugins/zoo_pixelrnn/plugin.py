@@ -57,7 +57,7 @@ def zoo_register_models(register):
             config={**BINARIZED_MNIST, "layers": 7, "hidden": 16, "kernel": 3, "out_features": 32},
             data_spec=zoo.DataSpec(1, 28, 28, 2),
             capabilities={"likelihood", "sampler", "fast_sampler"},
-            test_config={"height": 8, "width": 8, "layers": 2, "hidden": 6, "out_features": 12},
+            test_config={"height": 8, "width": 8, "layers": 2, "hidden": 6, "out_features": 48},
             recipes=_recipes(batch_size=32, epochs=20),
         )
     )
@@ -73,7 +73,7 @@ def zoo_register_models(register):
             config={**BINARIZED_MNIST, "layers": 7, "hidden": 16, "out_features": 32, "full_context": True},
             data_spec=zoo.DataSpec(1, 28, 28, 2),
             capabilities={"likelihood", "sampler", "fast_sampler"},
-            test_config={"height": 8, "width": 8, "layers": 2, "hidden": 6, "out_features": 12},
+            test_config={"height": 8, "width": 8, "layers": 2, "hidden": 6, "out_features": 48},
             recipes=_recipes(batch_size=32, epochs=20),
         )
     )

@@ -202,6 +202,7 @@ def train(dataset: str = "binarized-mnist", *, epochs: int = 8, batch_size: int 
     tmp = out / ".model.safetensors.tmp"
     save_file({k: v.contiguous() for k, v in model.state_dict().items()}, tmp)
     os.replace(tmp, w_path)
+    os.chmod(w_path, 0o644)
     meta = {
         "architecture": "zoo.eval.classifier:ReferenceClassifier (timm.models.resnet.ResNet, BasicBlock)",
         "config": config,
