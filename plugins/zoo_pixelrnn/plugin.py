@@ -21,8 +21,8 @@ def _recipes(batch_size: int, epochs: int) -> dict:
             "batch_size": batch_size,
             "epochs": epochs,
             "grad_clip": 1.0,  # clip the global gradient norm: LSTMs spike early on
-            "ema": 0.999,
-            "eval_split": "valid",
+            "ema_decay": 0.999,
+            "valid_split": "valid",
             "seed": 0,
         },
         # the paper's CIFAR-10 setting (12 layers, h = 128); needs a GPU and the data
@@ -36,8 +36,8 @@ def _recipes(batch_size: int, epochs: int) -> dict:
             "batch_size": 16,  # the paper: small batches of 16 regularise on CIFAR-10
             "epochs": 60,
             "grad_clip": 1.0,
-            "ema": 0.9995,
-            "eval_split": "test",
+            "ema_decay": 0.9995,
+            "valid_split": "",  # CIFAR-10 has no validation split: the last epoch is released
             "seed": 0,
         },
     }
