@@ -1,7 +1,6 @@
 """The plugin host: isolation of broken plugins, conflicts, allow and deny lists."""
 
 import types
-import warnings
 
 import pytest
 

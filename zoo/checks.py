@@ -36,6 +36,7 @@ import torch
 from .autoregressive import categorical_log_prob
 from .errors import ZooError
 from .protocols import DataSpec
+from .sampling import device_of
 
 __all__ = ["CheckReport", "check"]
 
@@ -176,7 +177,7 @@ def check(
     cond = cond or {}
     was_training = model.training
     model.eval()
-    device = next((p.device for p in model.parameters()), torch.device("cpu"))
+    device = device_of(model)
     g = torch.Generator().manual_seed(seed)
 
     def run(x: torch.Tensor) -> torch.Tensor:

@@ -789,8 +789,6 @@ def publish(
     from huggingface_hub import CommitOperationAdd, HfApi
     from huggingface_hub.errors import HfHubHTTPError, RepositoryNotFoundError, RevisionNotFoundError
 
-    from . import cards
-
     if not isinstance(repo_id, str) or repo_id.count("/") != 1 or not all(repo_id.split("/")):
         raise ValueError(f"--repo-id must be ORG/NAME, got {repo_id!r}")
     folder = _publish_folder(source)

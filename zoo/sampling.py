@@ -90,7 +90,8 @@ def has_fast_sampler(model: Any) -> bool:
 
 
 @contextlib.contextmanager
-def _eval_mode(model: Any) -> Iterator[None]:
+def eval_mode(model: Any) -> Iterator[None]:
+    """Put `model` in eval mode for the block and restore its mode afterwards."""
     was_training = getattr(model, "training", False)
     if was_training:
         model.eval()
@@ -101,8 +102,9 @@ def _eval_mode(model: Any) -> Iterator[None]:
             model.train()
 
 
-def _device_of(model: Any) -> torch.device:
-    for p in model.parameters():
+def device_of(model: Any) -> torch.device:
+    """The device of a model's first parameter (CPU for a model without any)."""
+    for p in getattr(model, "parameters", lambda: ())():
         return p.device
     return torch.device("cpu")
 
@@ -130,7 +132,7 @@ def sample_naive(
     `prepare_completion`. Pixels known in every image are skipped.
     """
     n, C, H, W = u.shape
-    device = _device_of(model)
+    device = device_of(model)
     x = torch.zeros((n, C, H, W), dtype=torch.long, device=device)
     if mask is not None:
         x = torch.where(mask, known, x)
@@ -185,10 +187,10 @@ def sample(
     if method == "fast" and not fast:
         raise ValueError(f"{type(model).__name__} has no fast sampler; use method='naive' or 'auto'")
     spec: DataSpec = model.data_spec
-    device = _device_of(model)
+    device = device_of(model)
     u = draw_uniforms(n, spec, generator).to(device)
     known_t, mask_t = prepare_completion(spec, n, known, mask, device)
-    with _eval_mode(model), torch.no_grad():
+    with eval_mode(model), torch.no_grad():
         if method == "naive" or not fast:
             return sample_naive(model, u, temperature=temperature, known=known_t, mask=mask_t, progress=progress, **cond)
         return model.sample_fast(u, temperature=temperature, known=known_t, mask=mask_t, progress=progress, **cond)

@@ -20,7 +20,6 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
-from torch import nn
 
 from zoo.autoregressive import AutoregressiveModel
 from zoo.protocols import DataSpec

@@ -14,18 +14,18 @@ and gathered in order, so the result equals the single-process one.
 
 from __future__ import annotations
 
-import contextlib
 import datetime as _dt
 import hashlib
 import platform
 import time
 import warnings
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable, Iterator
+from typing import Any, Callable, Iterable
 
 import torch
 
 from ..errors import UnknownNameError, ZooError
+from ..sampling import device_of, eval_mode
 from .distributed import broadcast, derive_seed, map_batches, rank_world
 from .metric import MetricValue
 from .result import EvalResult
@@ -136,25 +136,6 @@ def resolve_model(model_or_name: Any, *, device: str | torch.device | None = Non
     return model, {"model": name, "weights": "unknown", "weights_source": "not a torch module", "note": ""}
 
 
-def _model_device(model: Any) -> torch.device:
-    if hasattr(model, "parameters"):
-        for p in model.parameters():
-            return p.device
-    return torch.device("cpu")
-
-
-@contextlib.contextmanager
-def _eval_mode(model: Any) -> Iterator[None]:
-    was = getattr(model, "training", False)
-    if was:
-        model.eval()
-    try:
-        yield
-    finally:
-        if was:
-            model.train()
-
-
 # -- the context shared by the metrics ---------------------------------------------
 
 @dataclass
@@ -245,7 +226,7 @@ class EvalContext:
             x = sample(model, stop - start, generator=self.generator("samples", b))
             return spec.validate(x, name="model samples").to(torch.uint8 if spec.levels <= 256 else torch.long)
 
-        with _eval_mode(model), torch.no_grad():
+        with eval_mode(model), torch.no_grad():
             return self.map_batches(one_batch, n, desc="sampling")
 
     def features(self, key: str, images: torch.Tensor) -> torch.Tensor:
@@ -324,12 +305,12 @@ def evaluate(
                        "pick a dataset that matches the model (or weights trained on it)")
     if prov["note"]:
         warnings.warn(prov["note"], stacklevel=2)
-    dev = _model_device(model)
+    dev = device_of(model)
     ctx = EvalContext(model=model, dataset=ds, split=split, seed=seed, batch_size=batch_size, limit=limit,
                       num_samples=num_samples, device=dev, progress=progress, feature_extractor=feature_extractor)
     n = ctx.split_images().shape[0]
     results: dict[str, MetricValue] = {}
-    with _eval_mode(model), torch.no_grad():
+    with eval_mode(model), torch.no_grad():
         for m in metric_objs:
             results[m.name] = _run_metric(m, model, ctx)
         grid_samples = ctx.draw(grid) if grid and callable(getattr(model, "sample", None)) else None
