@@ -102,3 +102,32 @@ def test_every_recipe_resolves_against_the_training_schema(name):
         resolved = resolve_recipe(spec, recipe, extra_defaults=extra)
         assert resolved["epochs"] >= 1 and resolved["batch_size"] >= 1
         zoo.create(name, **{**resolved.get("config", {}), **spec.test_config})  # the recipe's config builds
+
+
+def _mnist_handful(n=8):
+    import zoo.data
+
+    x, _ = zoo.data.load_split("binarized-mnist", "test")  # ships with the package
+    return x[:n].long()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", [n for n in MODELS if "likelihood" in zoo.info(n).capabilities
+                                  and zoo.info(n).family != "baseline"])
+def test_tiny_model_overfits_a_handful_of_binarized_mnist_digits(name):
+    """Eight real 28x28 test digits: a tiny model's NLL falls far below the independent-pixels fit of them."""
+    from zoo_independent.model import IndependentPixels
+
+    torch.manual_seed(0)
+    x = _mnist_handful()
+    model = zoo.create(name, **{**zoo.info(name).test_config, "height": 28, "width": 28, "channels": 1, "levels": 2})
+    baseline = -IndependentPixels(1, 28, 28, 2).fit(x, alpha=0.01).log_prob(x).mean().item()
+    opt = torch.optim.Adam(model.parameters(), lr=1e-2)
+    for _ in range(100):
+        loss = model.loss(x)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    nll = model.eval().loss(x).item()
+    print(f"{name}: {nll:.1f} nats vs independent pixels {baseline:.1f}")
+    assert nll < 0.5 * baseline, (nll, baseline)
