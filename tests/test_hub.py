@@ -6,6 +6,7 @@ server, cache, token and (empty) bundled-cards folder.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import subprocess
@@ -602,3 +603,20 @@ with zoo.plugins.use_plugins({{"w": P()}}):
     with torch.no_grad():
         expected = float(m.log_prob(torch.zeros(2, 1, 4, 4, dtype=torch.long)).sum())
     assert float(value) == pytest.approx(expected)
+
+
+def test_saved_weights_are_byte_identical_across_processes(tmp_path):
+    """The same weights give the same sha256 whichever process writes them (pins stay valid)."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, torch, zoo; torch.manual_seed(0); "
+        "m = zoo.create('independent', height=4, width=4); torch.nn.init.normal_(m.table); "
+        "print(zoo.save_pretrained(m, sys.argv[1]))"
+    )
+    shas = set()
+    for i in range(3):
+        subprocess.run([sys.executable, "-c", code, str(tmp_path / str(i))], check=True, capture_output=True)
+        shas.add(hashlib.sha256((tmp_path / str(i) / "model.safetensors").read_bytes()).hexdigest())
+    assert len(shas) == 1

@@ -511,7 +511,9 @@ def _write_safetensors(model: Any, path: Path) -> None:
     # clone: tensors that share storage (tied weights) are saved as separate copies, so the file loads strictly
     tensors = {k: v.detach().to("cpu").clone().contiguous() for k, v in model.state_dict().items()}
     tmp = path.with_name(path.name + ".tmp")
-    save_file(tensors, str(tmp), metadata={"format": "pt", "zoo_architecture": str(model.zoo_name), "zoo_version": __version__})
+    # One metadata key only: safetensors writes metadata in hash-map order, so a second key would
+    # make the same weights hash differently from one process to the next (config.json says the rest).
+    save_file(tensors, str(tmp), metadata={"format": "pt"})
     os.replace(tmp, path)
 
 

@@ -1038,29 +1038,11 @@ def save_release_weights(model: nn.Module, folder: str | Path, **card: Any) -> P
     """config.json + model.safetensors (+ README.md card and samples.png) through `zoo.save_pretrained`.
 
     `card` goes to `zoo.hub.save_pretrained` (results, samples, recipe, tag, dataset,
-    hardware, limitations). Where the hub module cannot be imported, a minimal
-    writer stores config.json and model.safetensors only, and says so.
+    hardware, limitations).
     """
-    try:
-        from .hub import save_pretrained
+    from .hub import save_pretrained
 
-        return Path(save_pretrained(model, folder, **card))
-    except ImportError as e:
-        _progress_write(f"zoo.save_pretrained is not available ({e}); wrote config.json and model.safetensors only")
-        return _save_pretrained_local(model, folder)
-
-
-def _save_pretrained_local(model: nn.Module, folder: str | Path) -> Path:
-    """The minimal writer: the constructor config and the weights."""
-    from safetensors.torch import save_file
-
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    config = {"architecture": model.zoo_name, "config": dict(model.zoo_config),
-              "data_spec": model.data_spec.to_dict(), "zoo_version": __version__}
-    (folder / "config.json").write_text(json.dumps(config, indent=2) + "\n")
-    save_file(_state_dict_cpu(model), str(folder / "model.safetensors"))
-    return folder
+    return Path(save_pretrained(model, folder, **card))
 
 
 def _hardware(dev: torch.device, world: int) -> str:
@@ -1117,16 +1099,14 @@ def _write_release(folder: Path, model: nn.Module, *, spec: Any, ds: Any, rec: M
 def _evaluate(model: nn.Module, ds: Any, limit: int | None, dev: torch.device, d: _Dist) -> Any:
     """The shared harness (its default metrics: NLL) on the test split (`limit` images with --limit).
 
-    Skipped with a message when the harness cannot be imported or the dataset has no test split.
+    Skipped with a message when the dataset has no test split.
     """
+    from .eval import evaluate
+
     def skip(why: str) -> None:
         if d.main:
             _progress_write(f"evaluation skipped: {why}; run `zoo eval` on the release folder")
 
-    try:
-        from .eval import evaluate
-    except ImportError as e:
-        return skip(f"the harness is not available ({e})")
     splits = tuple(getattr(ds, "splits", ()) or ())
     if splits and "test" not in splits:
         return skip(f"dataset {ds.name!r} has no test split")
