@@ -5,6 +5,18 @@ import zoo
 PAPER = "van den Oord, Kalchbrenner, Kavukcuoglu 2016, Pixel Recurrent Neural Networks, ICML (arXiv:1601.06759)"
 BINARIZED_MNIST = {"channels": 1, "height": 28, "width": 28, "levels": 2}
 
+# Released weights: the folder cards/<arch>.<tag>/ ships with the package (the embedded default).
+# `metrics` are the card's harness results (`zoo eval pixelrnn-diag.binarized-mnist`), copied from
+# its eval.json; tests/test_releases.py re-runs the harness and checks them.
+DIAG_BINARIZED_MNIST = zoo.WeightsSpec(
+    tag="binarized-mnist",
+    hub_id="zoo-models/pixelrnn-diag.binarized-mnist",
+    revision="main",  # not yet published: the Hub is out of reach from where it was trained
+    sha256="7988051bea804c753deb6ec805b53011189c06b50d756d7e05ac80bf5d183576",
+    dataset="binarized-mnist",
+    metrics={"nll": 89.96505709152221, "nll.bits_per_dim": 0.16555120117248925},
+)
+
 
 def _recipes(batch_size: int, epochs: int) -> dict:
     """Training recipes read by `zoo train` (maximum likelihood)."""
@@ -68,6 +80,7 @@ def zoo_register_models(register):
             summary="Diagonal BiLSTM PixelRNN: skewed columns, two directions, full receptive field",
             paper=PAPER,
             builder="zoo_pixelrnn.diagonal:DiagonalBiLSTM",
+            weights=(DIAG_BINARIZED_MNIST,),
             # the paper's binarized-MNIST model: 7 layers, h = 16 (79.20 nats, Table 4);
             # full_context closes a one-pixel gap of the paper's layer (docs/pixelrnn.md)
             config={**BINARIZED_MNIST, "layers": 7, "hidden": 16, "out_features": 32, "full_context": True},
