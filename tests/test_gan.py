@@ -333,3 +333,18 @@ def test_learns_a_constant_image():
     for _ in range(200):
         t.step(target)
     assert err0 > 0.45 and error() < 0.15, (err0, error())
+
+
+def test_zoo_eval_dcgan_runs_every_sample_metric_and_says_why_nll_is_na(cli_runner):
+    """Issue 6's done-when: the shared harness scores the GAN; nll is n/a with the reason."""
+    import json
+
+    r = cli_runner("eval", "dcgan", "--metrics", "nll,fid,precision,recall,parzen,speed",
+                   "--samples", "50", "--limit", "100", "--no-progress", "--json")
+    assert r.exit_code == 0, r.output
+    (result,) = json.loads(r.output[r.output.index("["):])
+    m = result["metrics"]
+    assert m["nll"]["value"] is None and m["nll"]["note"] == "implicit model: no log_prob"
+    for name in ("fid", "precision", "recall", "parzen", "speed"):
+        assert m[name]["value"] is not None and m[name]["note"] == "", (name, m[name])
+    assert m["fid"]["details"]["floor"] > 0 and 0 <= m["precision"]["value"] <= 1
