@@ -6,6 +6,18 @@ masked convolutions in `zoo_pixelcnn.masks`.
 
 import zoo
 
+# Released weights: the folder cards/<arch>.<tag>/ ships with the package (the embedded default).
+# `metrics` are the card's harness results (`zoo eval pixelcnn.binarized-mnist`), copied from its
+# eval.json; tests/test_releases.py re-runs the harness and checks them.
+PIXELCNN_BINARIZED_MNIST = zoo.WeightsSpec(
+    tag="binarized-mnist",
+    hub_id="zoo-models/pixelcnn.binarized-mnist",
+    revision="main",  # not yet published: the Hub is out of reach from where it was trained
+    sha256="b8ebbcefaddf6c2bcd1e686610cf859b6fcd3587b906fa80b3bd9baa8e8de8e0",
+    dataset="binarized-mnist",
+    metrics={"nll": 95.17072061004639, "nll.bits_per_dim": 0.1751305187014579},
+)
+
 # Image shapes per dataset (constructor kwargs; merged into a model's config by the recipes).
 DATA = {
     "binarized-mnist": {"channels": 1, "height": 28, "width": 28, "levels": 2},
@@ -61,6 +73,7 @@ def zoo_register_models(register):
             paper="van den Oord, Kalchbrenner & Kavukcuoglu 2016, Pixel Recurrent Neural Networks, "
             "ICML (arXiv:1601.06759)",
             builder="zoo_pixelcnn.pixelcnn:PixelCNN",
+            weights=(PIXELCNN_BINARIZED_MNIST,),
             config=PIXELCNN,
             data_spec=zoo.DataSpec(channels=1, height=28, width=28, levels=2),
             capabilities={"likelihood", "sampler", "fast_sampler"},
