@@ -353,8 +353,73 @@ def test_fid_with_the_reference_classifier_and_report(tmp_path):
     board = (tmp_path / "leaderboard.md").read_text()
     assert "| model | weights | nll (nats) | nll (bits/dim) | fid | precision | recall |" in board
     assert f"`{r.model}`" in board and r["nll"].short().removesuffix(" nats") in board
-    assert (tmp_path / f"{r.model}.png").exists() and len(paths) == 3
+    assert (tmp_path / f"{r.model}.png").exists() and (tmp_path / "overview.png").exists() and len(paths) == 4
     assert EvalResult.from_dict(json.loads((tmp_path / "results.json").read_text())[0]) == r
+
+
+def test_leaderboard_speed_columns_completions_and_overview(fake_host, fake_data, tmp_path):
+    """The leaderboard's extra columns and picture: fast/naive samples/s, eval images/s, lower-half completions."""
+    from PIL import Image
+
+    from zoo.eval import write_report
+    from zoo.eval.report import leaderboard_markdown
+    from zoo.eval.speed import NAIVE_SUBPIXELS
+
+    torch.manual_seed(0)
+    model = zoo.create("pixelcnn", hidden=4, residual_blocks=1, out_hidden=8)
+    r = zoo.evaluate(model, "fake-bin", metrics="nll,speed", batch_size=50, grid=8)
+    d = r["speed"].details
+    assert d["naive_timed_subpixels"] == NAIVE_SUBPIXELS  # 56 of 784 sub-pixels, extrapolated
+    assert d["samples_per_s_naive"] > 0 and d["samples_per_s_fast"] > 0 and d["eval_images_per_s"] > 0
+    given, done = r.completions
+    assert given.shape == done.shape == (8, 1, 28, 28)
+    assert torch.equal(done[..., :14, :], given[..., :14, :])  # the upper half is kept
+    assert not torch.equal(done[..., 14:, :], given[..., 14:, :])  # the lower half is drawn
+    assert torch.equal(given, fake_data.load("test")[0][torch.linspace(0, 149, 8).long()])
+
+    r.provenance["reference"] = {"nll": 81.3, "source": "a paper"}
+    board = leaderboard_markdown([r], command="zoo eval --all --report out")
+    header = board.splitlines()[4]
+    assert header == ("| model | weights | nll (nats) | nll published | nll (bits/dim) | samples/s (fast) "
+                      "| samples/s (naive) | eval images/s |")
+    row = board.splitlines()[6].split(" | ")
+    assert row[3] == "81.30" and row[4] == f"{r['nll'].details['bits_per_dim']:.4f}"
+    assert f"nll published, `{r.model}`: a paper" in board, board
+    assert "regenerate: `zoo eval --all --report out`" in board
+
+    paths = write_report([r], tmp_path)
+    overview = Image.open(tmp_path / "overview.png")
+    assert tmp_path / "overview.png" in paths and overview.mode == "RGB"
+    assert overview.size[1] == 2 * 2 * (2 + 28 + 2)  # a row of samples and a row of completions, at scale 2
+
+
+def test_cli_report_names_the_published_number_and_its_command(tmp_path):
+    from click.testing import CliRunner
+
+    from zoo.cli import build_cli
+
+    res = CliRunner().invoke(build_cli(), ["eval", "pixelrnn-row", "--random-init", "--limit", "20",
+                                           "--report", str(tmp_path), "--no-progress"])
+    assert res.exit_code == 0, res.output
+    board = (tmp_path / "leaderboard.md").read_text()
+    assert "| nll published |" in board and "| 80.54 |" in board and "PixelRNN paper, Table 4" in board
+    assert f"regenerate: `zoo eval pixelrnn-row --limit 20 --random-init --report {tmp_path}`" in board
+    assert json.loads((tmp_path / "results.json").read_text())[0]["provenance"]["reference"]["nll"] == 80.54
+
+
+def test_cli_all_scores_every_released_model_and_skips_the_rest():
+    from click.testing import CliRunner
+
+    from zoo.cli import build_cli
+
+    released = sorted(f"{s.name}.{w.tag}" for s in zoo.plugins.get_registry().models.values()
+                      for w in s.weights[:1] if w.dataset == "binarized-mnist")
+    others = sorted(set(zoo.plugins.get_registry().models) - {n.split(".")[0] for n in released})
+    res = CliRunner().invoke(build_cli(), ["eval", "--all", "--limit", "4", "--json", "--no-progress"])
+    assert res.exit_code == 0, res.output
+    assert released and [r["model"] for r in json.loads(res.stdout)] == released
+    for arch in others:
+        assert f"skipping {arch}: no weights released for binarized-mnist" in res.stderr
 
 
 # -- torchrun: sharded == single process ------------------------------------------------------

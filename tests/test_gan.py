@@ -172,7 +172,7 @@ def test_conditional_sampling():
 @pytest.mark.parametrize("config", [{}, {"channels": 3, "levels": 256}, {"num_classes": 2}])
 def test_a_few_training_steps(config):
     m = tiny(**config)
-    t = trainer(m)
+    t = trainer(m, fakes="bernoulli" if m.data_spec.levels == 2 else "intensities")
     x = batch(m.data_spec)
     y = torch.tensor([0, 1] * 4) if config.get("num_classes") else None
     before = {k: v.clone() for k, v in m.state_dict().items()}
@@ -189,6 +189,31 @@ def test_a_few_training_steps(config):
     m.data_spec.validate(s)
     assert torch.equal(s, t.fixed_noise_samples())  # fixed noise, fixed images
     assert m.training  # fixed-noise samples leave the model in training mode
+
+
+@pytest.mark.parametrize("fakes", ["bernoulli", "intensities"])
+def test_what_the_discriminator_sees(fakes):
+    """`fakes="bernoulli"`: binary fakes, as binary as the reals, and still a gradient for the generator."""
+    m = tiny()
+    t = trainer(m, fakes=fakes)
+    seen = []
+    hook = m.discriminator.register_forward_pre_hook(lambda mod, args: seen.append(args[0].detach().clone()))
+    g_before = {k: v.clone() for k, v in m.generator.state_dict().items()}
+    t.step(batch(m.data_spec))
+    hook.remove()
+    real, fake_d, fake_g = seen  # D step: reals, fakes; G step: the same fakes
+    assert set(real.unique().tolist()) <= {0.0, 1.0}
+    assert torch.equal(fake_d, fake_g)
+    binary = set(fake_d.unique().tolist()) <= {0.0, 1.0}
+    assert binary == (fakes == "bernoulli")
+    assert any(not torch.equal(v, g_before[k]) for k, v in m.generator.state_dict().items() if v.is_floating_point())
+
+
+def test_bernoulli_fakes_need_binary_data():
+    with pytest.raises(ValueError, match="needs binary data"):
+        trainer(tiny(levels=256), fakes="bernoulli")
+    with pytest.raises(ValueError, match="must be one of"):
+        trainer(tiny(), fakes="grey")
 
 
 def test_step_rejects_bad_batches():

@@ -67,6 +67,9 @@ class ModelSpec:
     test_config: Mapping[str, Any] = field(default_factory=dict)  # tiny overrides for tests and quick checks
     recipes: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)  # named training recipes for `zoo train`
     trainer: str = ""  # "module:Class" of a family's own trainer (e.g. the GAN's); "" = maximum likelihood
+    # published numbers to compare with, per dataset, and where they come from (the leaderboard shows them):
+    # {"binarized-mnist": {"nll": 81.30, "source": "PixelRNN paper, Table 4"}}
+    reference_results: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     plugin: str = ""  # filled in by the registry: the plugin that registered it
 
     def __post_init__(self) -> None:
@@ -107,6 +110,7 @@ class ModelSpec:
             "family": self.family,
             "summary": self.summary,
             "paper": self.paper,
+            "reference_results": {k: dict(v) for k, v in self.reference_results.items()},
             "builder": self.builder,
             "config": dict(self.config),
             "data_spec": self.data_spec.to_dict(),
@@ -155,6 +159,9 @@ def parse_name(name: str) -> ParsedName:
         if not path:
             raise ValueError(f"expected local-dir:PATH, got {name!r}")
         return ParsedName("local", path=path)
+    if "/" in name or "\\" in name:
+        raise ValueError(f"expected ARCH or ARCH.TAG, got {name!r}; for a release folder use "
+                         f"'local-dir:{name}', for a Hub repo 'hf-hub:ORG/REPO'")
     arch, dot, tag = name.partition(".")
     if not arch or (dot and not tag):
         raise ValueError(f"expected ARCH or ARCH.TAG, got {name!r}")

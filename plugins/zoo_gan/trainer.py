@@ -4,7 +4,11 @@ One step is one discriminator update and one generator update (Goodfellow et
 al. 2014, Algorithm 1 with k = 1) with the non-saturating generator loss
 -log D(G(z)) (ibid., section 3), Adam with beta1 = 0.5 and lr 2e-4 (Radford et
 al. 2016, section 4). Real images are fed to the discriminator as intensities
-level / (levels - 1); fakes as the generator's intensities.
+level / (levels - 1). Fakes are fed as the generator's intensities, or, with the
+recipe key `fakes="bernoulli"` (binary data), as Bernoulli draws from them with a
+straight-through gradient: the discriminator then sees binary fakes as it sees
+binary reals (it cannot tell them apart by grey values alone), and what it judges
+is what `DCGAN.sample` returns.
 
 The generic loop in `zoo.train` owns data, epochs, checkpoints of the model's
 weights and logging; this class owns the optimizers, the noise generator and a
@@ -24,6 +28,7 @@ from zoo.errors import ZooError
 
 __all__ = ["GANTrainer"]
 
+FAKES = ("intensities", "bernoulli")
 _STATE_KEYS = ("step", "opt_d", "opt_g", "rng", "fixed")
 
 
@@ -52,10 +57,11 @@ class GANTrainer:
     Recipe keys read here (the rest are the generic loop's): `lr` (2e-4), `betas`
     ((0.5, 0.999)), `eps`, `weight_decay`, `seed` (0) for the noise, and the keys this
     trainer adds to the recipe schema (`recipe_defaults`): `fixed_noise` (images in the
-    fixed batch), `lr_d` / `lr_g` (per-network learning rates; 0 = `lr`).
+    fixed batch), `lr_d` / `lr_g` (per-network learning rates; 0 = `lr`), `fakes`
+    ("intensities", or "bernoulli" for binary data: straight-through Bernoulli draws).
     """
 
-    recipe_defaults: Mapping[str, Any] = {"fixed_noise": 64, "lr_d": 0.0, "lr_g": 0.0}
+    recipe_defaults: Mapping[str, Any] = {"fixed_noise": 64, "lr_d": 0.0, "lr_g": 0.0, "fakes": "intensities"}
     supports_distributed = False
 
     def __init__(self, model: nn.Module, recipe: Mapping[str, Any], device: str | torch.device = "cpu"):
@@ -65,6 +71,13 @@ class GANTrainer:
         for key, only in _UNSUPPORTED.items():
             if key in recipe and recipe[key] != only:
                 raise ValueError(f"GANTrainer supports {key}={only!r} only (the DCGAN recipe), got {recipe[key]!r}")
+        fakes = recipe.get("fakes", "intensities")
+        if fakes not in FAKES:
+            raise ValueError(f"recipe['fakes'] must be one of {FAKES}, got {fakes!r}")
+        if fakes == "bernoulli" and model.data_spec.levels != 2:
+            raise ValueError(f"recipe['fakes']='bernoulli' needs binary data (levels=2), the model has "
+                             f"levels={model.data_spec.levels}; use 'intensities'")
+        self.fakes = fakes
         self.model = model.to(device)
         self.device = torch.device(device)
         self.recipe = dict(recipe)
@@ -121,6 +134,9 @@ class GANTrainer:
 
         # Discriminator: maximise log D(x) + log(1 - D(G(z))).
         fake = torch.sigmoid(model.generator_logits(z, y))  # (B, C, H, W) intensities
+        if self.fakes == "bernoulli":  # binary draws forward, the intensities' gradient backward
+            u = torch.rand(fake.shape, generator=self.rng).to(self.device)
+            fake = (u < fake.detach()).to(fake.dtype) + (fake - fake.detach())  # exactly 0 or 1 forward
         logit_real = model.discriminate(real, y)  # (B,)
         logit_fake = model.discriminate(fake.detach(), y)  # (B,)
         loss_d = self._bce(logit_real, ones) + self._bce(logit_fake, zeros)

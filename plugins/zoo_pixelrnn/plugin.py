@@ -71,6 +71,7 @@ def zoo_register_models(register):
             capabilities={"likelihood", "sampler", "fast_sampler"},
             test_config={"height": 8, "width": 8, "layers": 2, "hidden": 6, "out_features": 48},
             recipes=_recipes(batch_size=32, epochs=20),
+            reference_results={"binarized-mnist": {"nll": 80.54, "source": "PixelRNN paper, Table 4"}},
         )
     )
     register(
@@ -88,5 +89,6 @@ def zoo_register_models(register):
             capabilities={"likelihood", "sampler", "fast_sampler"},
             test_config={"height": 8, "width": 8, "layers": 2, "hidden": 6, "out_features": 48},
             recipes=_recipes(batch_size=32, epochs=20),
+            reference_results={"binarized-mnist": {"nll": 79.20, "source": "PixelRNN paper, Table 4"}},
         )
     )

@@ -11,7 +11,7 @@ import click
 
 
 def _names_for_all(dataset: str) -> list[str]:
-    """Every registered model that can score `dataset`: weights trained on it, else a matching data spec."""
+    """Every registered model with weights released for `dataset`, as `arch.tag` (the leaderboard's rows)."""
     from ..eval.harness import get_dataset
     from ..plugins import get_registry
 
@@ -21,16 +21,32 @@ def _names_for_all(dataset: str) -> list[str]:
         tags = [w.tag for w in spec.weights if w.dataset == ds.name]
         if tags:
             names.append(f"{arch}.{tags[0]}")
-        elif spec.data_spec == ds.data_spec:
-            names.append(arch)
         else:
-            click.echo(f"skipping {arch}: it models {spec.data_spec}, {ds.name} has {ds.data_spec}", err=True)
+            click.echo(f"skipping {arch}: no weights released for {ds.name} "
+                       f"(`zoo eval {arch} --dataset {ds.name}` scores a random init)", err=True)
+    if not names:
+        raise click.UsageError(f"no registered model has weights released for {ds.name}")
     return names
+
+
+def _command(names: tuple[str, ...], all_models: bool, **options) -> str:
+    """The `zoo eval` command line that reproduces a report (options at their defaults left out)."""
+    import shlex
+
+    defaults = {p.name: p.default for p in eval_cmd.params}
+    words = ["zoo", "eval", *(["--all"] if all_models else names)]
+    renamed = {"samples": "num_samples", "report": "report_dir"}
+    for key, value in options.items():
+        if value == defaults.get(renamed.get(key, key)):
+            continue
+        flag = "--" + key.replace("_", "-")
+        words += [flag] if value is True else [flag, str(value)]
+    return " ".join(shlex.quote(w) for w in words)
 
 
 @click.command("eval")
 @click.argument("names", nargs=-1)
-@click.option("--all", "all_models", is_flag=True, help="Every registered model that fits the dataset.")
+@click.option("--all", "all_models", is_flag=True, help="Every model with weights released for the dataset.")
 @click.option("--dataset", default="binarized-mnist", show_default=True)
 @click.option("--split", default="test", show_default=True)
 @click.option("--metrics", default="nll", show_default=True,
@@ -108,7 +124,10 @@ def eval_cmd(names: tuple[str, ...], all_models: bool, dataset: str, split: str,
             Path(out).parent.mkdir(parents=True, exist_ok=True)
             Path(out).write_text(payload + "\n")
         if report_dir and results:
-            paths = write_report(results, report_dir)
+            paths = write_report(results, report_dir, command=_command(
+                names, all_models, dataset=dataset, split=split, metrics=metrics, limit=limit,
+                samples=num_samples, batch_size=batch_size, seed=seed, device=device,
+                random_init=random_init, report=report_dir))
             click.echo(f"wrote {', '.join(str(p) for p in paths)}", err=True)
         if failed:
             raise SystemExit(1)

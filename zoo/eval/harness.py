@@ -127,7 +127,8 @@ def resolve_model(model_or_name: Any, *, device: str | torch.device | None = Non
     if w is not None:
         sha = getattr(w, "sha256", w)
         tag = getattr(w, "tag", None)
-        return model, {"model": name if tag is None or "." in name else f"{name}.{tag}", "weights": str(sha),
+        plain = tag is None or "." in name or ":" in name  # local-dir:PATH and hf-hub:ID are names already
+        return model, {"model": name if plain else f"{name}.{tag}", "weights": str(sha),
                        "weights_source": "zoo.load" if isinstance(model_or_name, str) else "model.zoo_weights",
                        "note": ""}
     if hasattr(model, "state_dict"):
@@ -282,7 +283,9 @@ def evaluate(
     - `num_samples`: images drawn from the model for fid, precision, recall and parzen.
     - `seed`: every random stream (samples, subsets) derives from it: same seed, same numbers.
     - `feature_extractor`: replaces the dataset's reference classifier for fid/precision/recall.
-    - `grid`: also keep this many samples in `result.samples` (for a picture; not serialised).
+    - `grid`: also keep this many samples in `result.samples`, and for a model that can complete
+      images, lower-half completions of `min(grid, 8)` split images in `result.completions`
+      (for a picture; not serialised).
     """
     for k, v in (("batch_size", batch_size), ("num_samples", num_samples)):
         if not isinstance(v, int) or isinstance(v, bool) or v < 1:
@@ -314,6 +317,7 @@ def evaluate(
         for m in metric_objs:
             results[m.name] = _run_metric(m, model, ctx)
         grid_samples = ctx.draw(grid) if grid and callable(getattr(model, "sample", None)) else None
+        completions = _complete_lower_halves(ctx, min(grid, 8)) if grid else None
     _, world = rank_world()
     provenance = {
         **prov,
@@ -331,10 +335,42 @@ def evaluate(
         "device": str(dev),
         "world_size": world,
         "wall_time_s": round(time.perf_counter() - t0, 3),
+        "reference": _reference_results(prov["model"], ds.name),
         "finished_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
     }
     provenance = broadcast(provenance) if world > 1 else provenance
-    return EvalResult(model=prov["model"], metrics=results, provenance=provenance, samples=grid_samples)
+    return EvalResult(model=prov["model"], metrics=results, provenance=provenance, samples=grid_samples,
+                      completions=completions)
+
+
+def _reference_results(name: str, dataset: str) -> dict[str, Any]:
+    """The published numbers the registry gives for `name`'s architecture on `dataset` ({} if none)."""
+    from ..registry import get_spec, parse_name
+
+    try:
+        parsed = parse_name(name)
+        spec = get_spec(parsed.arch) if parsed.kind == "registry" else None
+    except Exception:  # a model passed as an object, a file or a Hub id: nothing to look up
+        return {}
+    return dict(spec.reference_results.get(dataset, {})) if spec is not None else {}
+
+
+def _complete_lower_halves(ctx: EvalContext, k: int) -> tuple[torch.Tensor, torch.Tensor] | None:
+    """(images, completions): `k` images of the split, spread over it, whose lower half the model
+    draws given the upper half (seeded by `(seed, "completions")`); None for a model that cannot."""
+    from ..sampling import sample
+
+    model = ctx.model
+    if k < 1 or not callable(getattr(model, "logits", None)) or not callable(getattr(model, "sample", None)):
+        return None
+    x = ctx.split_images()
+    x = x[torch.linspace(0, x.shape[0] - 1, k).long()]
+    H = x.shape[-2]
+    mask = torch.zeros(x.shape[-2:], dtype=torch.bool)
+    mask[: H // 2] = True
+    out = sample(model, k, known=x.to(ctx.device), mask=mask.to(ctx.device),
+                 generator=ctx.generator("completions"))
+    return x.cpu(), out.cpu()
 
 
 def _run_metric(metric: Any, model: Any, ctx: EvalContext) -> MetricValue:

@@ -6,12 +6,12 @@ import datetime as _dt
 import json
 import re
 from pathlib import Path
-from typing import Iterable
+from typing import Any, Iterable
 
 from .metric import MetricValue
 from .result import EvalResult
 
-__all__ = ["write_report", "leaderboard_markdown"]
+__all__ = ["write_report", "write_overview", "leaderboard_markdown"]
 
 
 NOTES = (
@@ -40,42 +40,133 @@ def _cell(v: MetricValue | None, detail: str | None = None) -> str:
     return text
 
 
-def leaderboard_markdown(results: Iterable[EvalResult]) -> str:
-    """One row per model, one column per metric with its unit."""
+def _rate(x: Any) -> str:
+    return "-" if x is None else (f"{x:.3g}" if x < 10 else f"{x:,.0f}")
+
+
+def _speed_cells(v: MetricValue | None) -> list[str]:
+    """samples/s fast (or a non-autoregressive model's own sampler, marked †), samples/s naive, eval images/s."""
+    if v is None:
+        return ["-", "-", "-"]
+    d = v.details
+    fast = _rate(d.get("samples_per_s_fast"))
+    if d.get("samples_per_s_model") is not None:
+        fast = _rate(d["samples_per_s_model"]) + " †"
+    return [fast, _rate(d.get("samples_per_s_naive")), _rate(d.get("eval_images_per_s"))]
+
+
+def _reference_cell(r: EvalResult, metric: str) -> str:
+    ref = r.provenance.get("reference") or {}
+    return "-" if ref.get(metric) is None else f"{ref[metric]:.2f}"
+
+
+def leaderboard_markdown(results: Iterable[EvalResult], *, title: str | None = "# Leaderboard",
+                         command: str | None = None) -> str:
+    """One row per model: each metric with its unit, the published number beside nll (and parzen),
+    and the speed metric as three columns. Everything comes from the results (and their provenance)."""
     results = list(results)
-    columns: list[tuple[str, str, str | None]] = []  # (metric, header, detail key)
+    names: list[str] = []
     for r in results:
-        for name, v in r.metrics.items():
-            if any(c[0] == name for c in columns):
-                continue
-            columns.append((name, f"{name} ({v.unit})" if v.unit else name, None))
-            if name == "nll":
-                columns.append((name, "nll (bits/dim)", "bits_per_dim"))
-    header = ["model", "weights", *(c[1] for c in columns)]
+        names += [m for m in r.metrics if m not in names]
+    has_ref = {m: any((r.provenance.get("reference") or {}).get(m) is not None for r in results)
+               for m in ("nll", "parzen")}
+    header, cells = ["model", "weights"], []  # cells: one function per column, result -> text
+    for m in names:
+        unit = next(r.metrics[m].unit for r in results if m in r.metrics)
+        if m == "speed":
+            header += ["samples/s (fast)", "samples/s (naive)", "eval images/s"]
+            cells += [lambda r, i=i: _speed_cells(r.metrics.get("speed"))[i] for i in range(3)]
+            continue
+        header.append(f"{m} ({unit})" if unit else m)
+        cells.append(lambda r, m=m: _cell(r.metrics.get(m)))
+        if has_ref.get(m):
+            header.append(f"{m} published")
+            cells.append(lambda r, m=m: _reference_cell(r, m))
+        if m == "nll":
+            header.append("nll (bits/dim)")
+            cells.append(lambda r: _cell(r.metrics.get("nll"), "bits_per_dim"))
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for r in results:
         w = str(r.provenance.get("weights", ""))
-        row = [f"`{r.model}`", w if w == "random init" else f"`{w[:12]}`"]
-        row += [_cell(r.metrics.get(m), d) for m, _, d in columns]
+        row = [f"`{r.model}`", w if w == "random init" else f"`{w[:12]}`", *(f(r) for f in cells)]
         lines.append("| " + " | ".join(row) + " |")
     first = results[0].provenance if results else {}
+    day = str(first.get("finished_at", ""))[:10] or _dt.date.today().isoformat()
     about = (f"Dataset `{first.get('dataset')}`, split `{first.get('split')}` (n = {first.get('n')}, "
              f"checksum `{str(first.get('dataset_checksum', ''))[:12]}`), seed {first.get('seed')}, "
+             f"{first.get('num_samples') or 0} samples per model for the sample metrics, "
              f"zoo {first.get('versions', {}).get('zoo')}, torch {first.get('versions', {}).get('torch')}, "
-             f"device {first.get('device')}, {_dt.date.today().isoformat()}.")
-    used = {c[0] for c in columns}
-    notes = [text for keys, text in NOTES if used & set(keys)]
-    return "\n".join(["# Leaderboard", "", about, "", *lines, "", *(f"- {n}" for n in notes), "",
-                      "Reproduce: `zoo eval <model> --dataset {} --split {} --seed {}`".format(
-                          first.get("dataset"), first.get("split"), first.get("seed")), ""])
+             f"device {first.get('device')}, {day}.")
+    notes = [text for keys, text in NOTES if set(names) & set(keys)]
+    sources = sorted({f"{m} published, `{r.model}`: {ref['source']}" for r in results
+                      for ref in [r.provenance.get("reference") or {}] for m in ("nll", "parzen")
+                      if ref.get(m) is not None and ref.get("source")})
+    if sources:
+        notes.append("published numbers: " + "; ".join(sources) + ".")
+    if "speed" in names:
+        notes.append("samples/s (naive): one full forward pass per sub-pixel, timed on the first "
+                     "sub-pixels and extrapolated; † the model's own one-pass sampler (a GAN).")
+    out = [title, ""] if title else []
+    if command:
+        notes.append(f"regenerate: `{command}`")
+    return "\n".join([*out, about, "", *lines, "", *(f"- {n}" for n in notes), ""])
+
+
+def _label_strip(text: str, height: int, width: int) -> Any:
+    from PIL import Image, ImageDraw
+
+    strip = Image.new("RGB", (width, height), (255, 255, 255))
+    ImageDraw.Draw(strip).text((4, height // 2 - 6), text, fill=(0, 0, 0))
+    return strip
+
+
+def write_overview(results: Iterable[EvalResult], path: str | Path, *, per_row: int = 8, scale: int = 2) -> Path | None:
+    """One picture: per model, a row of samples and a row of lower-half completions (the upper half
+    is a split image, given; a red line marks where the model takes over). None if nothing to show."""
+    import numpy as np
+    from PIL import Image
+
+    from ..images import make_grid
+    from ..protocols import DataSpec
+
+    rows: list[tuple[str, Any]] = []
+    for r in results:
+        levels = DataSpec.from_dict(r.provenance["data_spec"]).levels
+        if getattr(r, "samples", None) is not None:
+            rows.append((f"{r.model}\nsamples", make_grid(r.samples[:per_row], levels, nrow=per_row, scale=scale)))
+        if getattr(r, "completions", None) is not None:
+            given, done = r.completions
+            g = make_grid(done[:per_row], levels, nrow=per_row, scale=scale)
+            if g.shape[-1] == 1:
+                g = g.repeat(3, -1)
+            pad, h = 2 * scale, given.shape[-2] * scale
+            g[pad + h // 2, :, :] = (220, 0, 0)  # the boundary: above it given, below it drawn
+            rows.append((f"{r.model}\ncompletions", g))
+    if not rows:
+        return None
+    label_w = 170
+    width = label_w + max(g.shape[1] for _, g in rows)
+    height = sum(g.shape[0] for _, g in rows)
+    canvas = Image.new("RGB", (width, height), (255, 255, 255))
+    y = 0
+    for text, g in rows:
+        img = Image.fromarray(np.ascontiguousarray(g[..., 0] if g.shape[-1] == 1 else g)).convert("RGB")
+        canvas.paste(_label_strip(text, g.shape[0], label_w), (0, y))
+        canvas.paste(img, (label_w, y))
+        y += g.shape[0]
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    canvas.save(path)
+    return path
 
 
 def _slug(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "_", name)
 
 
-def write_report(results: Iterable[EvalResult], out_dir: str | Path) -> list[Path]:
-    """Write `leaderboard.md`, `results.json` and `<model>.png` (when samples were kept) into `out_dir`."""
+def write_report(results: Iterable[EvalResult], out_dir: str | Path, *, command: str | None = None) -> list[Path]:
+    """Write `leaderboard.md`, `results.json`, `<model>.png` (when samples were kept) and `overview.png`
+    (a row of samples and a row of lower-half completions per model) into `out_dir`."""
     from ..images import save_grid
     from ..protocols import DataSpec
 
@@ -83,7 +174,7 @@ def write_report(results: Iterable[EvalResult], out_dir: str | Path) -> list[Pat
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     written = [out / "leaderboard.md", out / "results.json"]
-    written[0].write_text(leaderboard_markdown(results))
+    written[0].write_text(leaderboard_markdown(results, command=command))
     written[1].write_text(json.dumps([r.to_dict() for r in results], indent=2) + "\n")
     for r in results:
         samples = getattr(r, "samples", None)
@@ -91,4 +182,7 @@ def write_report(results: Iterable[EvalResult], out_dir: str | Path) -> list[Pat
             continue
         levels = DataSpec.from_dict(r.provenance["data_spec"]).levels
         written.append(save_grid(samples, out / f"{_slug(r.model)}.png", levels, scale=2))
+    overview = write_overview(results, out / "overview.png")
+    if overview is not None:
+        written.append(overview)
     return written

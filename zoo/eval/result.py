@@ -27,6 +27,8 @@ class EvalResult:
     metrics: dict[str, MetricValue]
     provenance: dict[str, Any] = field(default_factory=dict)
     samples: Any = field(default=None, repr=False, compare=False)  # a few samples for a grid; not serialised
+    # (images whose lower half the model completed, the completions), for a picture; not serialised
+    completions: Any = field(default=None, repr=False, compare=False)
 
     def __getitem__(self, name: str) -> MetricValue:
         try:
