@@ -318,6 +318,19 @@ def test_zoo_train_runs_the_gan_trainer_and_resumes_exactly(tmp_path, num_classe
     assert straight.model.sample(2).shape == (2, 1, 8, 8)
 
 
+def test_zoo_train_scores_a_gan_with_the_sample_metrics(tmp_path):
+    """The release's evaluation: a GAN has no likelihood, so the card gets the sample metrics (n/a here, with why)."""
+    import json
+
+    zoo.train("dcgan", epochs=1, out=tmp_path, dataset=ToySquares(), tiny=True, progress=False, samples=0,
+              overrides={"batch_size": 16, "fixed_noise": 4})
+    metrics = json.loads((tmp_path / "release" / "eval.json").read_text())["metrics"]
+    assert list(metrics) == ["fid", "precision", "recall", "parzen"]
+    assert "no reference classifier for dataset 'toy-squares'" in metrics["fid"]["note"]
+    assert metrics["parzen"]["note"] == "sigma is chosen on a 'valid' split, and dataset 'toy-squares' has none"
+    assert "| parzen | n/a (sigma is chosen" in (tmp_path / "release" / "README.md").read_text()
+
+
 def test_cli_sample(cli_runner, tmp_path):
     out = tmp_path / "g.png"
     result = cli_runner("sample", "dcgan", "--tiny", "-n", "4", "--out", str(out))

@@ -34,6 +34,22 @@ def test_release_folder_is_a_hub_repo_and_loads_offline(name, monkeypatch):
     assert card.startswith("---\n") and "model-index" in card and f"{w.metrics['nll']:.3f}"[:5] in card
 
 
+@pytest.mark.parametrize("name", RELEASES)
+def test_release_card_is_generated_from_the_folder(name, tmp_path):
+    """The card is exactly what `zoo card` renders from the folder's config, training summary and eval.json:
+    nobody edited its numbers by hand."""
+    import shutil
+
+    from zoo.hub import render_release_card
+
+    copy = tmp_path / name
+    shutil.copytree(_card(name), copy)
+    render_release_card(copy)
+    assert (copy / "README.md").read_text() == (_card(name) / "README.md").read_text()
+    card = (copy / "README.md").read_text()
+    assert "Hardware and time: " in card and f"`zoo train {name.split('.')[0]} --dataset " in card
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("name", RELEASES)
 def test_release_reproduces_its_claimed_test_nll(name):
@@ -43,3 +59,31 @@ def test_release_reproduces_its_claimed_test_nll(name):
     r = zoo.evaluate(name, dataset=w.dataset, split="test", metrics=["nll"], progress=False)
     assert r["nll"].details["n"] == 10000
     assert r["nll"].value == pytest.approx(w.metrics["nll"], rel=1e-4)
+
+
+def test_zoo_card_rerenders_and_rescoring_replaces_the_results(tmp_path):
+    """`zoo card DIR`: the card from the folder's files; a --limit run says so; tampered weights stop it."""
+    import shutil
+
+    from click.testing import CliRunner
+
+    from zoo.cli import build_cli
+
+    name = RELEASES[0]
+    copy = tmp_path / name
+    shutil.copytree(_card(name), copy)
+    training = json.loads((copy / "training.json").read_text())
+    (copy / "training.json").write_text(json.dumps({**training, "limit": 100}))
+    res = CliRunner().invoke(build_cli(), ["card", str(copy), "--metrics", "nll", "--limit", "20", "--no-progress"])
+    assert res.exit_code == 0, res.output
+    card = (copy / "README.md").read_text()
+    assert "- trained on the first 100 images of the train split only (--limit)" in card
+    assert "--limit 100`" in card and "limited to 20 images" in card
+    assert json.loads((copy / "eval.json").read_text())["provenance"]["n"] == 20
+    with open(copy / "model.safetensors", "r+b") as f:  # one flipped byte
+        f.seek(-1, 2)
+        last = f.read(1)
+        f.seek(-1, 2)
+        f.write(bytes([last[0] ^ 1]))
+    res = CliRunner().invoke(build_cli(), ["card", str(copy)])
+    assert res.exit_code != 0 and "does not match the sha256" in res.output

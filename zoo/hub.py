@@ -53,7 +53,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
 __all__ = [
     "WEIGHTS_NAME", "CONFIG_NAME", "CARD_NAME", "SAMPLES_NAME", "LoadedWeights", "CachedFile", "PublishResult",
-    "load_pretrained", "save_pretrained", "resolve_weights", "fetch", "verify_cache", "publish", "verify_claims",
+    "load_pretrained", "save_pretrained", "render_release_card", "resolve_weights", "fetch", "verify_cache", "publish", "verify_claims",
     "sha256_file", "read_config", "release_dir", "bundled_cards_dirs", "hub_endpoint", "is_offline", "hub_cache_dir",
 ]
 
@@ -530,6 +530,7 @@ def save_pretrained(
     license: str | None = None,
     hardware: str | None = None,
     limitations: list[str] | None = None,
+    training: Mapping[str, Any] | None = None,
 ) -> Path:
     """Write a release folder: `config.json`, `model.safetensors`, and, when given, the card and samples.
 
@@ -538,7 +539,8 @@ def save_pretrained(
     - `samples`: integer levels `(n, C, H, W)`, an image file to copy, or an int `n`
       to draw `n` samples from the model with seed 0; written as `samples.png`.
     - `dataset`: the dataset the weights were trained on (recorded in config.json and the card).
-    - `recipe`, `hardware`, `limitations`, `license`, `repo_id`: shown in the card.
+    - `recipe`, `hardware`, `limitations`, `license`, `repo_id`: shown in the card; `training`
+      (the run's summary: epochs, wall_time_s) sets the published numbers in context.
     """
     from . import cards
 
@@ -554,10 +556,59 @@ def save_pretrained(
     if results is not None:
         card = cards.render_card(
             cfg, results, repo_id=repo_id, recipe=recipe, samples=SAMPLES_NAME if have_samples else None,
-            license=license, hardware=hardware, limitations=limitations,
+            license=license, hardware=hardware, limitations=limitations, training=training,
         )
         (folder / CARD_NAME).write_text(card)
     return folder
+
+
+def render_release_card(directory: str | Path, *, metrics: str | None = None, limit: int | None = None,
+                        progress: bool = False) -> Path:
+    """Rewrite a release folder's card (README.md) from its files: config.json, training.json
+    (recipe, hardware, wall time) and eval.json (the harness's results).
+
+    With `metrics` (e.g. "fid,precision,recall,parzen"), the harness first scores the folder's
+    weights on the test split of the dataset they were trained on, and eval.json is replaced.
+    The weights and samples are not touched. Returns the card's path."""
+    from . import cards
+
+    folder = Path(directory).expanduser()
+    cfg = read_config(folder / CONFIG_NAME)
+    if sha256_file(folder / WEIGHTS_NAME) != cfg["weights"]["sha256"]:
+        raise ZooError(f"{folder / WEIGHTS_NAME} does not match the sha256 in its config.json; not rendering its card")
+    eval_path = folder / "eval.json"
+    if metrics:
+        from .eval import evaluate
+
+        model = load_pretrained(f"local-dir:{folder}")
+        dataset = cfg.get("dataset") or cfg.get("tag")
+        result = evaluate(model, dataset=dataset, split="test", metrics=metrics, limit=limit, progress=progress)
+        eval_path.write_text(json.dumps(result.to_dict(), indent=2, default=str) + "\n")
+    if not eval_path.is_file():
+        raise ZooError(f"{folder} has no eval.json: pass metrics to score the weights first")
+    results = json.loads(eval_path.read_text())
+    training = json.loads((folder / "training.json").read_text()) if (folder / "training.json").is_file() else None
+    recipe = hardware = None
+    if training:
+        recipe = {"name": training.get("recipe_name"), **training.get("recipe", {})}
+        epochs = training.get("epochs")
+        hardware = (f"{training.get('hardware')}, {training.get('wall_time_s', 0) / 60:.1f} min, "
+                    f"{epochs} epoch{'' if epochs == 1 else 's'}")
+        command = ["zoo", "train", str(training.get("model")), "--dataset", str(training.get("dataset"))]
+        if training.get("recipe_name") not in (None, "default"):
+            command += ["--recipe", str(training["recipe_name"])]
+        command += ["--epochs", str(training.get("epochs"))]
+        if training.get("limit"):
+            command += ["--limit", str(training["limit"])]
+        hardware += f" (`{' '.join(command)}`)"
+    limitations = None
+    if training and training.get("limit"):
+        limitations = [f"trained on the first {training['limit']} images of the "
+                       f"{training.get('recipe', {}).get('train_split', 'train')} split only (--limit)"]
+    card = cards.render_card(cfg, results, recipe=recipe, hardware=hardware, training=training, limitations=limitations,
+                             samples=SAMPLES_NAME if (folder / SAMPLES_NAME).is_file() else None)
+    (folder / CARD_NAME).write_text(card)
+    return folder / CARD_NAME
 
 
 def _write_samples(model: Any, samples: Any, path: Path) -> bool:

@@ -1070,20 +1070,6 @@ def _write_release(folder: Path, model: nn.Module, *, spec: Any, ds: Any, rec: M
         with torch.no_grad():
             x = model.sample(samples, generator=g)
     hardware = _hardware(dev, dist_env.world)
-    limitations = []
-    if limit is not None:
-        limitations.append(f"trained on the first {limit} images of the {rec['train_split']} split only (--limit)")
-    save_release_weights(
-        model, folder, results=result, samples=x, recipe={"name": recipe_name, **rec}, tag=ds.name,
-        dataset=ds.name, hardware=f"{hardware}, {st.elapsed / 60:.1f} min, {st.epoch} epochs",
-        limitations=limitations or None,
-    )
-    if x is not None and not (folder / "samples.png").is_file():
-        from .images import save_grid
-
-        save_grid(x, folder / "samples.png", model.data_spec.levels, scale=2)
-    shutil.copyfile(log_path, folder / LOG)
-    plot_training_curves(_read_jsonl(log_path), folder / "training_curve.png", title=f"{spec.name} on {ds.name}")
     summary = {
         "model": spec.name, "config": dict(model.zoo_config), "dataset": ds.name, "recipe_name": recipe_name,
         "recipe": dict(rec), "epochs": st.epoch, "steps": st.step, "best_epoch": st.best_epoch,
@@ -1093,11 +1079,30 @@ def _write_release(folder: Path, model: nn.Module, *, spec: Any, ds: Any, rec: M
         "wall_time_s": round(st.elapsed, 1), "hardware": hardware, "world_size": dist_env.world,
         "torch": torch.__version__, "zoo": __version__,
     }
+    limitations = []
+    if limit is not None:
+        limitations.append(f"trained on the first {limit} images of the {rec['train_split']} split only (--limit)")
+    save_release_weights(
+        model, folder, results=result, samples=x, recipe={"name": recipe_name, **rec}, tag=ds.name,
+        dataset=ds.name, hardware=f"{hardware}, {st.elapsed / 60:.1f} min, {st.epoch} epochs",
+        limitations=limitations or None, training=summary,
+    )
+    if x is not None and not (folder / "samples.png").is_file():
+        from .images import save_grid
+
+        save_grid(x, folder / "samples.png", model.data_spec.levels, scale=2)
+    shutil.copyfile(log_path, folder / LOG)
+    plot_training_curves(_read_jsonl(log_path), folder / "training_curve.png", title=f"{spec.name} on {ds.name}")
     (folder / "training.json").write_text(json.dumps(summary, indent=2) + "\n")
+    if result is not None:  # the card as `zoo card` renders it from the folder (with the training command)
+        from .hub import render_release_card
+
+        render_release_card(folder)
 
 
 def _evaluate(model: nn.Module, ds: Any, limit: int | None, dev: torch.device, d: _Dist) -> Any:
-    """The shared harness (its default metrics: NLL) on the test split (`limit` images with --limit).
+    """The shared harness on the test split (`limit` images with --limit): NLL for a likelihood model,
+    the sample metrics (FID, precision, recall, Parzen) for a sampler without one (a GAN).
 
     Skipped with a message when the dataset has no test split.
     """
@@ -1113,8 +1118,9 @@ def _evaluate(model: nn.Module, ds: Any, limit: int | None, dev: torch.device, d
     from .plugins import get_registry
 
     registered = get_registry().datasets.get(ds.name) is ds
-    return evaluate(model, dataset=ds.name if registered else ds, split="test", limit=limit, device=dev,
-                    progress=d.main)
+    metrics = "nll" if callable(getattr(model, "log_prob", None)) else "fid,precision,recall,parzen"
+    return evaluate(model, dataset=ds.name if registered else ds, split="test", metrics=metrics, limit=limit,
+                    device=dev, progress=d.main)
 
 
 # -- the training-curve plot (PIL; matplotlib is not a dependency) -----------------------------------------

@@ -51,6 +51,24 @@ def publish_cmd(source: str, repo_id: str, revision: str | None, tag: str | None
     click.echo(f'  load    zoo.load("hf-hub:{repo_id}{ref}")')
 
 
+@click.command("card")
+@click.argument("directory", type=click.Path(exists=True, file_okay=False))
+@click.option("--metrics", default=None, help="Score the weights with these metrics first (replaces eval.json), "
+                                               "e.g. fid,precision,recall,parzen.")
+@click.option("--limit", type=click.IntRange(min=1), default=None, help="Score only the first N test images.")
+@click.option("--no-progress", is_flag=True, help="No progress bars.")
+def card_cmd(directory: str, metrics: str | None, limit: int | None, no_progress: bool) -> None:
+    """Rewrite the card (README.md) of a release DIRECTORY from its config, training summary and results.
+
+    \b
+    zoo card runs/dcgan/release --metrics fid,precision,recall,parzen
+    """
+    from ..hub import render_release_card
+
+    path = render_release_card(directory, metrics=metrics, limit=limit, progress=not no_progress)
+    click.echo(f"wrote {path}")
+
+
 @click.command("fetch")
 @click.argument("name")
 @click.option("--revision", default=None, help="Another revision than the pinned one (hf-hub names: same as @REV).")
@@ -98,4 +116,4 @@ def cache_verify_cmd(delete: bool, as_json: bool) -> None:
         raise click.ClickException(f"{len(bad)} file(s) failed the sha256 check{hint}")
 
 
-COMMANDS = [publish_cmd, fetch_cmd, cache_group]
+COMMANDS = [card_cmd, publish_cmd, fetch_cmd, cache_group]

@@ -48,6 +48,10 @@ def parzen(ctx) -> MetricValue:
     levels = ctx.data_spec.levels
     s = _flat(ctx.samples(), levels)
     valid_split = "valid" if ctx.split != "valid" else "train"
+    if valid_split not in ctx.dataset.splits:
+        from .harness import NotApplicable
+
+        raise NotApplicable(f"sigma is chosen on a {valid_split!r} split, and dataset {ctx.dataset.name!r} has none")
     n_valid = ctx.limit or 10_000
     valid = _flat(ctx.subset(valid_split, n_valid, "parzen-sigma"), levels)
     v = ctx.map_batches(lambda b, i, j: log_density(valid[i:j], s, SIGMAS), valid.shape[0], desc="parzen sigma")
