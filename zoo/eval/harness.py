@@ -66,7 +66,7 @@ def resolve_metrics(metrics: str | Iterable[Any] | None) -> list[Any]:
         metrics = [m.strip() for m in metrics.split(",") if m.strip()]
     metrics = list(metrics)
     if metrics == ["all"]:
-        return [table[k] for k in sorted(table)]
+        return list(table.values())  # in registration order: the built-in metrics first (nll, fid, ...)
     if not metrics:
         raise ValueError(f"no metrics given; known: {', '.join(sorted(table))}")
     out, seen = [], set()
