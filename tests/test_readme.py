@@ -37,3 +37,49 @@ def test_plugin_guide_matches_the_example():
     for line in ["class IndependentPixels(zoo.AutoregressiveModel):", "x = self.data_spec.validate(x)",
                  "self.data_spec = zoo.DataSpec(channels, height, width, levels)"]:
         assert line in model and line in README, line
+
+
+LEADERBOARD = ROOT / "docs" / "leaderboard"
+
+
+def _leaderboard_results():
+    import json
+
+    from zoo.eval import EvalResult
+
+    return [EvalResult.from_dict(d) for d in json.loads((LEADERBOARD / "results.json").read_text())]
+
+
+def test_readme_leaderboard_is_the_generated_one():
+    """The README's table is docs/leaderboard/leaderboard.md, which is what its results.json renders to."""
+    from zoo.eval.report import leaderboard_markdown
+
+    board = (LEADERBOARD / "leaderboard.md").read_text()
+    command = re.search(r"regenerate: `([^`]+)`", board).group(1)
+    assert command.startswith("zoo eval --all ") and "--report docs/leaderboard" in command
+    results = _leaderboard_results()
+    assert board == leaderboard_markdown(results, command=command)
+    block = re.search(r"<!-- leaderboard: start -->\n(.*?)<!-- leaderboard: end -->", README, re.S).group(1)
+    assert block.strip() == leaderboard_markdown(results, title=None, command=command).strip()
+    assert f"`{command}`" in README
+    for r in results:
+        assert (LEADERBOARD / f"{r.model}.png").is_file()
+    assert (LEADERBOARD / "overview.png").is_file() and "docs/leaderboard/overview.png" in README
+
+
+def test_leaderboard_rows_are_the_releases_and_their_pinned_numbers():
+    """Every released model is on the board, scored with the weights and numbers the registry pins."""
+    import pytest
+
+    import zoo
+
+    results = {r.model: r for r in _leaderboard_results()}
+    assert sorted(results) == sorted(zoo.list_models(pretrained=True))
+    for name, r in results.items():
+        arch, tag = name.split(".", 1)
+        w = zoo.info(arch).weights_for(tag)
+        assert r.provenance["weights"] == w.sha256 and r.provenance["n"] == 10000 and r.provenance["limit"] is None
+        for key, claimed in w.metrics.items():
+            metric, _, detail = key.partition(".")
+            measured = r[metric].details[detail] if detail else r[metric].value
+            assert measured == pytest.approx(claimed, rel=1e-4), (name, key)

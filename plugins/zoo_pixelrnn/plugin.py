@@ -17,6 +17,15 @@ DIAG_BINARIZED_MNIST = zoo.WeightsSpec(
     metrics={"nll": 89.96505709152221, "nll.bits_per_dim": 0.16555120117248925},
 )
 
+ROW_BINARIZED_MNIST = zoo.WeightsSpec(
+    tag="binarized-mnist",
+    hub_id="zoo-models/pixelrnn-row.binarized-mnist",
+    revision="main",  # not yet published: the Hub is out of reach from where it was trained
+    sha256="a8229fb1453fd9eec693a7d3006be9378451d180b832ce54261763449840ee1a",
+    dataset="binarized-mnist",
+    metrics={"nll": 89.41767724170685, "nll.bits_per_dim": 0.16454392796482195},
+)
+
 
 def _recipes(batch_size: int, epochs: int) -> dict:
     """Training recipes read by `zoo train` (maximum likelihood)."""
@@ -64,6 +73,7 @@ def zoo_register_models(register):
             summary="Row LSTM PixelRNN: rows top to bottom, 1x3 input/state convolutions, triangular field",
             paper=PAPER,
             builder="zoo_pixelrnn.rowlstm:RowLSTM",
+            weights=(ROW_BINARIZED_MNIST,),
             # same depth and width as the paper's 7-layer Diagonal BiLSTM, so that the two
             # recurrences are compared at equal size (the paper gives no Row LSTM MNIST config)
             config={**BINARIZED_MNIST, "layers": 7, "hidden": 16, "kernel": 3, "out_features": 32},
