@@ -125,20 +125,6 @@ def test_temperature():
         m.sample(2, temperature=-1)
 
 
-def test_nearest_binary_decoding():
-    """binary_decoding="nearest": level 1 exactly where the intensity exceeds 1/2, whatever the uniforms."""
-    m = tiny()
-    n = tiny(binary_decoding="nearest")
-    n.load_state_dict(m.state_dict())
-    noise = m.draw_noise(32, torch.Generator().manual_seed(0))
-    expected = m.decode(noise["z"], noise["u"], temperature=0.0)
-    assert torch.equal(n.decode(noise["z"], noise["u"]), expected)
-    assert torch.equal(n.decode(noise["z"], torch.rand_like(noise["u"])), expected)
-    assert not torch.equal(m.decode(noise["z"], noise["u"]), expected)  # bernoulli draws differ
-    with pytest.raises(ValueError, match="binary_decoding must be one of"):
-        tiny(binary_decoding="round")
-
-
 def test_completion_is_refused_clearly():
     from zoo_gan.dcgan import CompletionNotSupported
 

@@ -13,8 +13,8 @@ Papers:
 
 The generator maps noise z ~ N(0, I) to per-sub-pixel intensities in [0, 1]
 (a sigmoid output). `sample` turns them into the integer levels of the data
-spec: a Bernoulli draw per sub-pixel for binary data (or, with
-`binary_decoding="nearest"`, the nearest level), the nearest level for more levels. The model is a `zoo.Sampler` and not a `zoo.Likelihood`: it has
+spec: a Bernoulli draw per sub-pixel for binary data, the nearest level for
+more levels. The model is a `zoo.Sampler` and not a `zoo.Likelihood`: it has
 no `log_prob` and no `logits`, because a GAN defines no density.
 """
 
@@ -27,8 +27,6 @@ from torch import nn
 
 from zoo.errors import ZooError
 from zoo.protocols import DataSpec
-
-BINARY_DECODINGS = ("bernoulli", "nearest")
 
 __all__ = ["DCGAN", "Generator", "Discriminator", "CompletionNotSupported", "dcgan_init"]
 
@@ -120,8 +118,6 @@ class DCGAN(nn.Module):
         nz: size of the noise vector z ~ N(0, I)
         ngf, ndf: base widths of the generator and the discriminator
         num_classes: > 0 for a class-conditional GAN (`sample(n, y=labels)`)
-        binary_decoding: how binary images come from the intensities: "bernoulli" (a draw per
-            sub-pixel) or "nearest" (the nearest level, as for data with more levels)
     """
 
     sample_batch_size = 500  # images per generator pass in `sample`; results do not depend on it
@@ -136,13 +132,9 @@ class DCGAN(nn.Module):
         ngf: int = 64,
         ndf: int = 64,
         num_classes: int = 0,
-        binary_decoding: str = "bernoulli",
     ):
         super().__init__()
         self.data_spec = DataSpec(channels, height, width, levels)
-        if binary_decoding not in BINARY_DECODINGS:
-            raise ValueError(f"DCGAN: binary_decoding must be one of {BINARY_DECODINGS}, got {binary_decoding!r}")
-        self.binary_decoding = binary_decoding
         for name, value in (("nz", nz), ("ngf", ngf), ("ndf", ndf)):
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ValueError(f"DCGAN: {name} must be a positive int, got {value!r}")
@@ -230,8 +222,7 @@ class DCGAN(nn.Module):
     def decode(self, z: torch.Tensor, u: torch.Tensor | None = None, y: Any = None, temperature: float = 1.0) -> torch.Tensor:
         """Noise -> integer levels (n, C, H, W), long, on the CPU. Deterministic given z and u.
 
-        Binary data: level 1 where u < sigmoid(logit / temperature) (temperature 0: where logit > 0);
-        with `binary_decoding="nearest"`, where logit > 0 at any temperature (u is then unused).
+        Binary data: level 1 where u < sigmoid(logit / temperature) (temperature 0: where logit > 0).
         More levels: the nearest level to the intensity, round(p * (levels - 1)).
         """
         spec = self.data_spec
@@ -247,7 +238,7 @@ class DCGAN(nn.Module):
                 part = slice(s, s + self.sample_batch_size)
                 logits = self.generator_logits(z[part].to(device), None if y is None else y[part].to(device)).double().cpu()
                 if spec.levels == 2:
-                    if temperature == 0 or self.binary_decoding == "nearest":
+                    if temperature == 0:
                         levels = (logits > 0).long()
                     else:
                         levels = (u[part] < torch.sigmoid(logits / temperature)).long()

@@ -12,7 +12,7 @@ CONFIGS = {
     "cifar10": {"channels": 3, "height": 32, "width": 32, "levels": 256},
 }
 
-_NETWORK = {"nz": 100, "ngf": 64, "ndf": 64, "num_classes": 0, "binary_decoding": "bernoulli"}
+_NETWORK = {"nz": 100, "ngf": 64, "ndf": 64, "num_classes": 0}
 
 # Radford et al. 2016, section 4: Adam, lr 2e-4, beta1 0.5, batch 128 (here 64 for
 # MNIST; one CPU thread trains about 270 images/s, so an epoch of 50k takes about 3 min).
