@@ -372,14 +372,16 @@ def _comparison(spec: Any, summary: EvalSummary, recipe: Mapping[str, Any] | Non
     """The card's "Against the published numbers" section (empty when the registry gives none)."""
     ref = dict(spec.reference_results.get(summary.dataset, {}))
     source = ref.pop("source", "")
+    comparable = ref.pop("comparable", True)  # False: the same protocol on other data, shown for orientation
     rows = []
     for metric, published in ref.items():
         value = summary.metrics.get(metric)
         if value is None:
             continue
         better = value >= published if metric in HIGHER_IS_BETTER else value <= published
-        rows.append(f"| {metric} | {published:.2f} | {value:.2f} | {'reached' if better else 'not reached'} "
-                    f"({value - published:+.2f}) |")
+        verdict = ("not comparable" if not comparable else
+                   f"{'reached' if better else 'not reached'} ({value - published:+.2f})")
+        rows.append(f"| {metric} | {published:.2f} | {value:.2f} | {verdict} |")
     if not rows:
         return []
     out = ["## Against the published numbers", "", f"Published: {source}." if source else "", "",
@@ -393,7 +395,9 @@ def _comparison(spec: Any, summary: EvalSummary, recipe: Mapping[str, Any] | Non
         wall = (training or {}).get("wall_time_s")
         if wall:
             line += f"; at this run's speed the full recipe takes about {wall / done * full / 3600:.1f} h on the same hardware"
-        out += [line + ". Whether the full recipe reaches the published number has not been measured.", ""]
+        if comparable:
+            line += ". Whether the full recipe reaches the published number has not been measured"
+        out += [line + ".", ""]
     return out
 
 

@@ -98,7 +98,8 @@ def leaderboard_markdown(results: Iterable[EvalResult], *, title: str | None = "
              f"zoo {first.get('versions', {}).get('zoo')}, torch {first.get('versions', {}).get('torch')}, "
              f"device {first.get('device')}, {day}.")
     notes = [text for keys, text in NOTES if set(names) & set(keys)]
-    sources = sorted({f"{m} published, `{r.model}`: {ref['source']}" for r in results
+    sources = sorted({f"{m} published, `{r.model}`: {ref['source']}"
+                      + ("" if ref.get("comparable", True) else ", not comparable") for r in results
                       for ref in [r.provenance.get("reference") or {}] for m in ("nll", "parzen")
                       if ref.get(m) is not None and ref.get("source")})
     if sources:
