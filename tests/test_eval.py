@@ -405,6 +405,10 @@ def test_cli_report_names_the_published_number_and_its_command(tmp_path):
     assert "| nll published |" in board and "| 80.54 |" in board and "PixelRNN paper, Table 4" in board
     assert f"regenerate: `zoo eval pixelrnn-row --limit 20 --random-init --report {tmp_path}`" in board
     assert json.loads((tmp_path / "results.json").read_text())[0]["provenance"]["reference"]["nll"] == 80.54
+    from zoo.cli.eval import _command
+
+    assert _command((), True, metrics="all", random_init=False, limit=None, seed=0, report="out") == \
+        "zoo eval --all --metrics all --report out"
 
 
 def test_cli_all_scores_every_released_model_and_skips_the_rest():

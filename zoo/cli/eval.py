@@ -37,8 +37,8 @@ def _command(names: tuple[str, ...], all_models: bool, **options) -> str:
     words = ["zoo", "eval", *(["--all"] if all_models else names)]
     renamed = {"samples": "num_samples", "report": "report_dir"}
     for key, value in options.items():
-        if value == defaults.get(renamed.get(key, key)):
-            continue
+        if value is None or value is False or value == defaults.get(renamed.get(key, key)):
+            continue  # (a flag's default is click's UNSET sentinel, not False)
         flag = "--" + key.replace("_", "-")
         words += [flag] if value is True else [flag, str(value)]
     return " ".join(shlex.quote(w) for w in words)

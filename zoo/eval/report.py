@@ -30,7 +30,7 @@ def _cell(v: MetricValue | None, detail: str | None = None) -> str:
     if v is None:
         return "-"
     if v.value is None:
-        return f"n/a ({v.note})" if v.note else "n/a"
+        return f"n/a ({v.note})" if v.note and detail is None else "n/a"
     if detail is not None:
         x = v.details.get(detail)
         return "-" if x is None else f"{x:.4f}"
