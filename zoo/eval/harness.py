@@ -345,12 +345,13 @@ def evaluate(
 
 def _reference_results(name: str, dataset: str) -> dict[str, Any]:
     """The published numbers the registry gives for `name`'s architecture on `dataset` ({} if none)."""
+    from ..errors import UnknownNameError
     from ..registry import get_spec, parse_name
 
     try:
         parsed = parse_name(name)
         spec = get_spec(parsed.arch) if parsed.kind == "registry" else None
-    except Exception:  # a model passed as an object, a file or a Hub id: nothing to look up
+    except (ValueError, UnknownNameError):  # a model object's class name, a file, a Hub id: nothing to look up
         return {}
     return dict(spec.reference_results.get(dataset, {})) if spec is not None else {}
 
