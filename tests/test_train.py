@@ -400,6 +400,19 @@ def test_resume_with_more_epochs_continues(toy, tmp_path):
     quick(tmp_path / "more", epochs=1)
     more = quick(tmp_path / "more", epochs=2, resume=True)  # constant lr: extending == training longer
     assert_same(weights(more.last), weights(full.last))
+    # the checkpoint keeps the stages, and the card turns them into the commands that reproduce the run
+    _, meta = load_checkpoint(tmp_path / "more" / CHECKPOINT)
+    assert meta["stages"] == [{"epochs": 1, "from_epoch": 0, "from_step": 0}, {"epochs": 2, "from_epoch": 1, "from_step": 6}]
+    assert load_checkpoint(tmp_path / "full" / CHECKPOINT)[1]["stages"] == [{"epochs": 2, "from_epoch": 0, "from_step": 0}]
+    from zoo.hub import _training_commands
+
+    summary = {"model": "toy", "dataset": "d", "recipe_name": "default", "epochs": 2, "stages": meta["stages"]}
+    assert _training_commands(summary) == ("`zoo train toy --dataset d --epochs 1`, then "
+                                           "`zoo train toy --dataset d --epochs 2 --resume` in the same --out folder")
+    cut = [{"epochs": 3, "from_epoch": 0, "from_step": 0}, {"epochs": 5, "from_epoch": 1, "from_step": 6}]
+    assert _training_commands({**summary, "stages": cut}).endswith("--epochs 5 --resume` (resumed at epoch 1, step 6) "
+                                                                   "in the same --out folder")
+    assert _training_commands({**summary, "stages": None}) == "`zoo train toy --dataset d --epochs 2`"
 
 
 def test_interrupt_writes_a_checkpoint_and_refuses_to_clobber_it(toy, tmp_path):

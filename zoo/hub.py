@@ -594,13 +594,7 @@ def render_release_card(directory: str | Path, *, metrics: str | None = None, li
         epochs = training.get("epochs")
         hardware = (f"{training.get('hardware')}, {training.get('wall_time_s', 0) / 60:.1f} min, "
                     f"{epochs} epoch{'' if epochs == 1 else 's'}")
-        command = ["zoo", "train", str(training.get("model")), "--dataset", str(training.get("dataset"))]
-        if training.get("recipe_name") not in (None, "default"):
-            command += ["--recipe", str(training["recipe_name"])]
-        command += ["--epochs", str(training.get("epochs"))]
-        if training.get("limit"):
-            command += ["--limit", str(training["limit"])]
-        hardware += f" (`{' '.join(command)}`)"
+        hardware += f" ({_training_commands(training)})"
     limitations = None
     if training and training.get("limit"):
         limitations = [f"trained on the first {training['limit']} images of the "
@@ -609,6 +603,26 @@ def render_release_card(directory: str | Path, *, metrics: str | None = None, li
                              samples=SAMPLES_NAME if (folder / SAMPLES_NAME).is_file() else None)
     (folder / CARD_NAME).write_text(card)
     return folder / CARD_NAME
+
+
+def _training_commands(training: dict[str, Any]) -> str:
+    """The `zoo train` command(s) that produced a run, from its training.json: one command, or the
+    first one and each `--resume` that changed the number of epochs (the cosine schedule follows them)."""
+    base = ["zoo", "train", str(training.get("model")), "--dataset", str(training.get("dataset"))]
+    if training.get("recipe_name") not in (None, "default"):
+        base += ["--recipe", str(training["recipe_name"])]
+    if training.get("limit"):
+        base += ["--limit", str(training["limit"])]
+    stages = training.get("stages") or [{"epochs": training.get("epochs"), "from_epoch": 0}]
+    parts = []
+    for i, stage in enumerate(stages):
+        part = "`" + " ".join(base + ["--epochs", str(stage["epochs"])] + (["--resume"] if i else [])) + "`"
+        if i and stages[i - 1]["epochs"] != stage["from_epoch"]:  # the previous stage was interrupted
+            part += f" (resumed at epoch {stage['from_epoch']}, step {stage.get('from_step')})"
+        parts.append(part)
+    if len(parts) == 1:
+        return parts[0]
+    return ", then ".join(parts) + " in the same --out folder"
 
 
 def _write_samples(model: Any, samples: Any, path: Path) -> bool:

@@ -627,6 +627,9 @@ class _State:
     best_nll: float | None = None
     best_epoch: int | None = None
     elapsed: float = 0.0
+    # the run's stages: the epochs it was started with, then each --resume that changed them
+    # ({"epochs": E, "from_epoch": k, "from_step": s}); the card turns them into commands
+    stages: list[dict[str, int]] = field(default_factory=list)
 
 
 class _Signals:
@@ -843,6 +846,8 @@ def train(
             if not ckpt_path.is_file():
                 raise ZooError(f"--resume: no checkpoint at {ckpt_path}")
             st = _restore(ckpt_path, identity, rec, model, ema, trainer, dist_env, dev)
+        if not st.stages or st.stages[-1]["epochs"] != rec["epochs"]:
+            st.stages.append({"epochs": rec["epochs"], "from_epoch": st.epoch, "from_step": st.step})
         if dist_env.main:
             out_dir.mkdir(parents=True, exist_ok=True)
             if resume:
@@ -866,7 +871,7 @@ def train(
                     "epoch": st.epoch, "step_in_epoch": st.step_in_epoch, "step": st.step,
                     "best_nll": st.best_nll, "best_epoch": st.best_epoch,
                     "elapsed": st.elapsed + (time.perf_counter() - t_run), "trainer_state": skeleton,
-                    "recipe_name": recipe_name,
+                    "recipe_name": recipe_name, "stages": st.stages,
                 }
                 save_checkpoint(ckpt_path, tensors, meta)
             _barrier(dist_env)
@@ -1018,7 +1023,8 @@ def _restore(ckpt_path: Path, identity: Mapping[str, Any], rec: Mapping[str, Any
         raise ZooError(f"{ckpt_path} has no RNG state for rank {d.rank}")
     _set_rng_state(rng, dev)
     return _State(epoch=meta["epoch"], step_in_epoch=meta["step_in_epoch"], step=meta["step"],
-                  best_nll=meta["best_nll"], best_epoch=meta["best_epoch"], elapsed=meta.get("elapsed", 0.0))
+                  best_nll=meta["best_nll"], best_epoch=meta["best_epoch"], elapsed=meta.get("elapsed", 0.0),
+                  stages=meta.get("stages") or [{"epochs": meta["epochs"], "from_epoch": 0, "from_step": 0}])
 
 
 def _progress(**kwargs: Any) -> Any:
@@ -1072,7 +1078,7 @@ def _write_release(folder: Path, model: nn.Module, *, spec: Any, ds: Any, rec: M
     hardware = _hardware(dev, dist_env.world)
     summary = {
         "model": spec.name, "config": dict(model.zoo_config), "dataset": ds.name, "recipe_name": recipe_name,
-        "recipe": dict(rec), "epochs": st.epoch, "steps": st.step, "best_epoch": st.best_epoch,
+        "recipe": dict(rec), "epochs": st.epoch, "steps": st.step, "stages": st.stages, "best_epoch": st.best_epoch,
         "best_valid_nll": st.best_nll,
         "best_valid_bpd": model.data_spec.bits_per_dim(st.best_nll) if st.best_nll is not None else None,
         "weights": "EMA of the weights" if ema else "raw weights", "limit": limit,
