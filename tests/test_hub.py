@@ -487,6 +487,26 @@ def test_summarize_handles_na_metrics_and_objects():
         cards.summarize(3)
 
 
+def test_card_limitations_follow_the_model_kind():
+    from zoo import cards
+
+    ar = cards.default_limitations({"likelihood", "sampler", "fast_sampler"})
+    gan = cards.default_limitations({"sampler"})
+    assert any("Likelihoods are of the discrete images" in x for x in ar) and any("Autoregressive" in x for x in ar)
+    assert not any("ikelihoods are" in x or "Autoregressive" in x for x in gan)
+    assert any("implicit model" in x for x in gan) and any("FID floor" in x for x in gan)
+    assert not any("Autoregressive" in x for x in cards.default_limitations({"likelihood"}))
+
+    # a card whose only metric was n/a still writes a runnable zoo.evaluate call; an unknown
+    # architecture gets the limitations of what was measured
+    config = {"architecture": "not-registered", "tag": "t", "data_spec": {"channels": 1, "height": 2, "width": 2, "levels": 2}}
+    results = {"provenance": {"dataset": "d", "split": "test", "n": 3, "seed": 0},
+               "metrics": {"nll": {"status": "n/a", "reason": "implicit model"}}}
+    card = cards.render_card(config, results)
+    assert "metrics=['nll']" in card and "metrics=[]" not in card
+    assert "| nll | n/a, implicit model |" in card and "Likelihoods are of" not in card
+
+
 def test_publish_verifies_claims_with_the_harness(tmp_path, hub_server, cli_runner, register):
     register()
     m = tiny_model(0)
