@@ -21,7 +21,7 @@ import time
 import torch
 
 import zoo
-from zoo.sampling import draw_uniforms, sample_naive
+from zoo.sampling import after_first_subpixels, draw_uniforms, sample_naive
 
 
 def bench(name: str, n: int, naive_subpixels: int, tiny: bool, seed: int) -> dict:
@@ -38,9 +38,7 @@ def bench(name: str, n: int, naive_subpixels: int, tiny: bool, seed: int) -> dic
 
         total = spec.dims
         k = min(naive_subpixels, total)
-        # Sub-pixels in raster order (R, G, B within a pixel): the first k are sampled, the rest known.
-        order = torch.arange(total).view(spec.height, spec.width, spec.channels).permute(2, 0, 1)
-        mask = (order >= k).unsqueeze(0).expand(n, *spec.shape)
+        mask = after_first_subpixels(spec, k).unsqueeze(0).expand(n, *spec.shape)  # the first k are sampled
         t0 = time.perf_counter()
         naive = sample_naive(model, u, temperature=1.0, known=fast, mask=mask)
         t_naive_k = time.perf_counter() - t0

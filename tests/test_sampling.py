@@ -134,3 +134,13 @@ def test_sampling_restores_training_mode():
     m.train()
     m.sample(1)
     assert m.training
+
+
+def test_after_first_subpixels_follows_the_sampling_order():
+    from zoo.sampling import after_first_subpixels
+
+    m = after_first_subpixels(DataSpec(channels=3, height=2, width=3, levels=4), 4)
+    assert m.shape == (3, 2, 3) and int((~m).sum()) == 4
+    assert not m[:, 0, 0].any()  # pixel (0, 0): R, G, B drawn
+    assert m[:, 0, 1].tolist() == [False, True, True]  # then R of pixel (0, 1)
+    assert m[:, 1].all() and m[:, 0, 2].all()

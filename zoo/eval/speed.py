@@ -23,16 +23,14 @@ NAIVE_SUBPIXELS = 56  # two rows of a 28x28 image
 
 def _naive_seconds(model, n: int, g: torch.Generator) -> tuple[float, int]:
     """Seconds the naive sampler takes for `n` whole images, from a run over its first sub-pixels."""
-    from ..sampling import device_of, sample
+    from ..sampling import after_first_subpixels, device_of, sample
 
     spec = model.data_spec
     total = spec.channels * spec.height * spec.width
     k = min(NAIVE_SUBPIXELS, total)
     if k == total:
         return _time(lambda: sample(model, n, method="naive", generator=g)), k
-    # sub-pixels in raster order (row, column, channel): the first k are drawn, the rest known (zeros)
-    order = torch.arange(total).view(spec.height, spec.width, spec.channels).permute(2, 0, 1)
-    mask = (order >= k).to(device_of(model))
+    mask = after_first_subpixels(spec, k).to(device_of(model))  # the first k are drawn, the rest known (zeros)
     known = torch.zeros((1, *spec.shape), dtype=torch.long, device=mask.device)
     return _time(lambda: sample(model, n, method="naive", generator=g, known=known, mask=mask)) * total / k, k
 
