@@ -83,3 +83,27 @@ def test_leaderboard_rows_are_the_releases_and_their_pinned_numbers():
             metric, _, detail = key.partition(".")
             measured = r[metric].details[detail] if detail else r[metric].value
             assert measured == pytest.approx(claimed, rel=1e-4), (name, key)
+
+
+def test_readme_status_table_quotes_the_cards():
+    """The Status table's numbers and training runs are those of the bundled cards (pinned metrics, training.json)."""
+    import json
+
+    import zoo
+
+    section = README.split("## Status", 1)[1].split("\n## ", 1)[0]
+    rows = [line for line in section.splitlines() if line.startswith("| `")]
+    names = [re.match(r"\| `([^`]+)`", line).group(1) for line in rows]
+    assert sorted(names) == sorted(zoo.list_models(pretrained=True))
+    for name, line in zip(names, rows):
+        arch, tag = name.split(".", 1)
+        w = zoo.info(arch).weights_for(tag)
+        cells = [c.strip() for c in line.strip("|").split("|")]
+        if "nll" in w.metrics:
+            assert cells[1].startswith(f"{w.metrics['nll']:.2f} ± "), (name, cells[1])
+            assert f"({w.metrics['nll.bits_per_dim']:.4f} bits/dim)" in cells[1]
+        else:
+            assert cells[1].startswith(f"FID {w.metrics['fid']:.1f} (floor {w.metrics['fid.floor']:.2f})"), (name, cells[1])
+        training = json.loads((ROOT / "cards" / name / "training.json").read_text())
+        total = zoo.info(arch).recipes[training["recipe_name"]]["epochs"]
+        assert cells[3].startswith(f"{training['epochs']} of {total} epochs, {training['wall_time_s'] / 60:.0f} min"), (name, cells[3])
