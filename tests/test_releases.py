@@ -32,6 +32,8 @@ def test_release_folder_is_a_hub_repo_and_loads_offline(name, monkeypatch):
     assert not m.training and m.zoo_weights.sha256 == w.sha256 and m.zoo_weights.source == "bundled"
     card = (folder / "README.md").read_text()
     assert card.startswith("---\n") and "model-index" in card and w.metrics
+    # the card's numbers name these weights: the file's sha256
+    assert json.loads((folder / "eval.json").read_text())["provenance"]["weights"] == w.sha256
     for key, value in w.metrics.items():  # every pinned claim is in the card's model-index
         assert f"- type: {key}\n      value: {value!r}" in card, key
 
@@ -94,3 +96,35 @@ def test_zoo_card_rerenders_and_rescoring_replaces_the_results(tmp_path):
         f.write(bytes([last[0] ^ 1]))
     res = CliRunner().invoke(build_cli(), ["card", str(copy)])
     assert res.exit_code != 0 and "does not match the sha256" in res.output
+
+
+def test_card_results_measured_in_memory_are_named_by_the_file(tmp_path):
+    """zoo train scores before writing the file: `zoo card` checks the tensors are the file's and names the file."""
+    import shutil
+
+    from zoo.errors import ZooError
+    from zoo.eval.harness import _state_sha256
+    from zoo.hub import render_release_card
+
+    name = RELEASES[0]
+    copy = tmp_path / name
+    shutil.copytree(_card(name), copy)
+    results = json.loads((copy / "eval.json").read_text())
+    file_sha = results["provenance"]["weights"]
+    in_memory = _state_sha256(zoo.load(name))
+    assert in_memory != file_sha
+    results["provenance"].update(weights=in_memory, weights_source="in-memory state_dict", note="")
+    (copy / "eval.json").write_text(json.dumps(results))
+    render_release_card(copy)
+    prov = json.loads((copy / "eval.json").read_text())["provenance"]
+    assert prov["weights"] == file_sha and prov["weights_source"] == "model.safetensors" and "same tensors" in prov["note"]
+    assert (copy / "README.md").read_text().count(file_sha) >= 2  # model table and provenance
+
+    results["provenance"].update(weights="0" * 64)  # numbers of some other tensors
+    (copy / "eval.json").write_text(json.dumps(results))
+    with pytest.raises(ZooError, match="other tensors"):
+        render_release_card(copy)
+    results["provenance"].update(weights_source="zoo.load")
+    (copy / "eval.json").write_text(json.dumps(results))
+    with pytest.raises(ZooError, match="not on this folder"):
+        render_release_card(copy)

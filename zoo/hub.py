@@ -586,7 +586,8 @@ def render_release_card(directory: str | Path, *, metrics: str | None = None, li
         eval_path.write_text(json.dumps(result.to_dict(), indent=2, default=str) + "\n")
     if not eval_path.is_file():
         raise ZooError(f"{folder} has no eval.json: pass metrics to score the weights first")
-    results = json.loads(eval_path.read_text())
+    results = _results_of_these_weights(folder, cfg, json.loads(eval_path.read_text()))
+    eval_path.write_text(json.dumps(results, indent=2, default=str) + "\n")
     training = json.loads((folder / "training.json").read_text()) if (folder / "training.json").is_file() else None
     recipe = hardware = None
     if training:
@@ -605,18 +606,40 @@ def render_release_card(directory: str | Path, *, metrics: str | None = None, li
     return folder / CARD_NAME
 
 
+def _results_of_these_weights(folder: Path, cfg: dict[str, Any], results: dict[str, Any]) -> dict[str, Any]:
+    """eval.json's results, checked to be of the folder's weights and naming them by the file's sha256.
+
+    `zoo train` scores the model in memory before writing model.safetensors, so the harness records the
+    sha256 of the tensors (serialised without metadata), not of the file. When the file holds exactly
+    those tensors the provenance is rewritten to the file's sha256; results of other weights are refused."""
+    prov = results.get("provenance") or {}
+    file_sha = cfg["weights"]["sha256"]
+    if prov.get("weights") in (None, file_sha):
+        return results
+    if prov.get("weights_source") != "in-memory state_dict":
+        raise ZooError(f"{folder}/eval.json was measured on weights {prov.get('weights')}, "
+                       f"not on this folder's model.safetensors ({file_sha})")
+    from .eval.harness import _state_sha256
+
+    if _state_sha256(load_pretrained(f"local-dir:{folder}")) != prov["weights"]:
+        raise ZooError(f"{folder}/eval.json was measured on other tensors than this folder's model.safetensors; "
+                       "re-score them (zoo card DIR --metrics ...)")
+    note = "scored in memory before being written; model.safetensors holds the same tensors"
+    prov = {**prov, "weights": file_sha, "weights_source": "model.safetensors", "note": "; ".join(x for x in (prov.get("note"), note) if x)}
+    return {**results, "provenance": prov}
+
+
 def _training_commands(training: dict[str, Any]) -> str:
     """The `zoo train` command(s) that produced a run, from its training.json: one command, or the
     first one and each `--resume` that changed the number of epochs (the cosine schedule follows them)."""
     base = ["zoo", "train", str(training.get("model")), "--dataset", str(training.get("dataset"))]
     if training.get("recipe_name") not in (None, "default"):
         base += ["--recipe", str(training["recipe_name"])]
-    if training.get("limit"):
-        base += ["--limit", str(training["limit"])]
+    limit = ["--limit", str(training["limit"])] if training.get("limit") else []
     stages = training.get("stages") or [{"epochs": training.get("epochs"), "from_epoch": 0}]
     parts = []
     for i, stage in enumerate(stages):
-        part = "`" + " ".join(base + ["--epochs", str(stage["epochs"])] + (["--resume"] if i else [])) + "`"
+        part = "`" + " ".join(base + ["--epochs", str(stage["epochs"])] + limit + (["--resume"] if i else [])) + "`"
         if i and stages[i - 1]["epochs"] != stage["from_epoch"]:  # the previous stage was interrupted
             part += f" (resumed at epoch {stage['from_epoch']}, step {stage.get('from_step')})"
         parts.append(part)
