@@ -1057,7 +1057,7 @@ def _hardware(dev: torch.device, world: int) -> str:
     else:
         import platform
 
-        what = f"CPU ({platform.machine()}, {os.cpu_count()} cores, {torch.get_num_threads()} threads)"
+        what = f"CPU ({platform.machine()}, {os.cpu_count()} cores, {torch.get_num_threads()} thread{'' if torch.get_num_threads() == 1 else 's'})"
     return f"{world} x {what}" if world > 1 else what
 
 
