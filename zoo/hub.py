@@ -593,7 +593,7 @@ def render_release_card(directory: str | Path, *, metrics: str | None = None, li
     if training:
         recipe = {"name": training.get("recipe_name"), **training.get("recipe", {})}
         epochs = training.get("epochs")
-        hardware = (f"{training.get('hardware')}, {training.get('wall_time_s', 0) / 60:.1f} min, "
+        hardware = (f"{str(training.get('hardware')).replace(' 1 threads)', ' 1 thread)')}, {training.get('wall_time_s', 0) / 60:.1f} min, "
                     f"{epochs} epoch{'' if epochs == 1 else 's'}")
         hardware += f" ({_training_commands(training)})"
     limitations = None
@@ -639,10 +639,9 @@ def _training_commands(training: dict[str, Any]) -> str:
     stages = training.get("stages") or [{"epochs": training.get("epochs"), "from_epoch": 0}]
     parts = []
     for i, stage in enumerate(stages):
-        part = "`" + " ".join(base + ["--epochs", str(stage["epochs"])] + limit + (["--resume"] if i else [])) + "`"
-        if i and stages[i - 1]["epochs"] != stage["from_epoch"]:  # the previous stage was interrupted
-            part += f" (resumed at epoch {stage['from_epoch']}, step {stage.get('from_step')})"
-        parts.append(part)
+        if i and stages[i - 1]["epochs"] != stage["from_epoch"]:  # the previous stage was stopped early
+            parts[-1] += f" stopped after {stage.get('from_step')} steps ({stage['from_epoch']} epochs done)"
+        parts.append("`" + " ".join(base + ["--epochs", str(stage["epochs"])] + limit + (["--resume"] if i else [])) + "`")
     if len(parts) == 1:
         return parts[0]
     return ", then ".join(parts) + " in the same --out folder"
