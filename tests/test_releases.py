@@ -128,3 +128,28 @@ def test_card_results_measured_in_memory_are_named_by_the_file(tmp_path):
     (copy / "eval.json").write_text(json.dumps(results))
     with pytest.raises(ZooError, match="not on this folder"):
         render_release_card(copy)
+
+
+def test_card_names_each_stages_hardware_when_they_differ(tmp_path):
+    """A run resumed on other hardware: the card's line says which command ran where, not just the last machine."""
+    import shutil
+
+    from zoo.hub import render_release_card
+
+    name = RELEASES[0]
+    copy = tmp_path / name
+    shutil.copytree(_card(name), copy)
+    training = json.loads((copy / "training.json").read_text())
+    stages = [{"epochs": 1, "from_epoch": 0, "from_step": 0, "hardware": "CPU (x86_64, 2 cores, 2 threads)"},
+              {"epochs": 3, "from_epoch": 1, "from_step": 9, "hardware": "NVIDIA H100 80GB HBM3"}]
+    (copy / "training.json").write_text(json.dumps({**training, "epochs": 3, "wall_time_s": 600, "stages": stages}))
+    render_release_card(copy)
+    line = next(x for x in (copy / "README.md").read_text().splitlines() if x.startswith("Hardware and time: "))
+    assert line.startswith("Hardware and time: 10.0 min, 3 epochs (`zoo train ")
+    assert "--epochs 1` on CPU (x86_64, 2 cores, 2 threads), then " in line
+    assert "--epochs 3 --resume` on NVIDIA H100 80GB HBM3 in the same --out folder)" in line
+    same = [{**s, "hardware": "NVIDIA H100 80GB HBM3"} for s in stages]  # one machine: named once, up front
+    (copy / "training.json").write_text(json.dumps({**training, "stages": same, "hardware": "NVIDIA H100 80GB HBM3"}))
+    render_release_card(copy)
+    line = next(x for x in (copy / "README.md").read_text().splitlines() if x.startswith("Hardware and time: "))
+    assert line.startswith("Hardware and time: NVIDIA H100 80GB HBM3, ") and " on NVIDIA" not in line

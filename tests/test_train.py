@@ -402,8 +402,13 @@ def test_resume_with_more_epochs_continues(toy, tmp_path):
     assert_same(weights(more.last), weights(full.last))
     # the checkpoint keeps the stages, and the card turns them into the commands that reproduce the run
     _, meta = load_checkpoint(tmp_path / "more" / CHECKPOINT)
-    assert meta["stages"] == [{"epochs": 1, "from_epoch": 0, "from_step": 0}, {"epochs": 2, "from_epoch": 1, "from_step": 6}]
-    assert load_checkpoint(tmp_path / "full" / CHECKPOINT)[1]["stages"] == [{"epochs": 2, "from_epoch": 0, "from_step": 0}]
+    from zoo.training import _hardware
+
+    here = _hardware(torch.device("cpu"), 1)
+    assert meta["stages"] == [{"epochs": 1, "from_epoch": 0, "from_step": 0, "hardware": here},
+                              {"epochs": 2, "from_epoch": 1, "from_step": 6, "hardware": here}]
+    assert load_checkpoint(tmp_path / "full" / CHECKPOINT)[1]["stages"] == [
+        {"epochs": 2, "from_epoch": 0, "from_step": 0, "hardware": here}]
     from zoo.hub import _training_commands
 
     summary = {"model": "toy", "dataset": "d", "recipe_name": "default", "epochs": 2, "stages": meta["stages"]}
@@ -411,8 +416,15 @@ def test_resume_with_more_epochs_continues(toy, tmp_path):
                                            "`zoo train toy --dataset d --epochs 2 --resume` in the same --out folder")
     cut = [{"epochs": 3, "from_epoch": 0, "from_step": 0}, {"epochs": 5, "from_epoch": 1, "from_step": 6}]
     assert _training_commands({**summary, "stages": cut}) == (
-        "`zoo train toy --dataset d --epochs 3` stopped after 6 steps (1 epochs done), then "
+        "`zoo train toy --dataset d --epochs 3` stopped after 6 steps (1 epoch done), then "
         "`zoo train toy --dataset d --epochs 5 --resume` in the same --out folder")
+    # stages run on different hardware name theirs; a run on one machine leaves that to the card's hardware line
+    two = [{**cut[0], "hardware": "CPU (x86_64, 2 cores, 2 threads)"}, {**cut[1], "hardware": "NVIDIA H100"}]
+    assert _training_commands({**summary, "stages": two}) == (
+        "`zoo train toy --dataset d --epochs 3` on CPU (x86_64, 2 cores, 2 threads) stopped after 6 steps "
+        "(1 epoch done), then `zoo train toy --dataset d --epochs 5 --resume` on NVIDIA H100 in the same --out folder")
+    old = [cut[0], {**cut[1], "hardware": "NVIDIA H100"}]  # a run begun before stages recorded their hardware
+    assert "NVIDIA" not in _training_commands({**summary, "stages": old})
     assert _training_commands({**summary, "stages": None}) == "`zoo train toy --dataset d --epochs 2`"
 
 

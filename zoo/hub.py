@@ -593,9 +593,10 @@ def render_release_card(directory: str | Path, *, metrics: str | None = None, li
     if training:
         recipe = {"name": training.get("recipe_name"), **training.get("recipe", {})}
         epochs = training.get("epochs")
-        hardware = (f"{str(training.get('hardware')).replace(' 1 threads)', ' 1 thread)')}, {training.get('wall_time_s', 0) / 60:.1f} min, "
-                    f"{epochs} epoch{'' if epochs == 1 else 's'}")
-        hardware += f" ({_training_commands(training)})"
+        hardware = (f"{training.get('wall_time_s', 0) / 60:.1f} min, {epochs} epoch{'' if epochs == 1 else 's'}"
+                    f" ({_training_commands(training)})")
+        if _stage_hardware(training) is None:  # one machine for the whole run; else each command names its own
+            hardware = f"{_hardware_text(training.get('hardware'))}, {hardware}"
     limitations = None
     if training and training.get("limit"):
         limitations = [f"trained on the first {training['limit']} images of the "
@@ -629,6 +630,19 @@ def _results_of_these_weights(folder: Path, cfg: dict[str, Any], results: dict[s
     return {**results, "provenance": prov}
 
 
+def _hardware_text(hardware: Any) -> str:
+    return str(hardware).replace(" 1 threads)", " 1 thread)")  # runs recorded before the singular was fixed
+
+
+def _stage_hardware(training: dict[str, Any]) -> list[str] | None:
+    """Each stage's hardware when the stages of a run recorded different ones, else None (one machine)."""
+    stages = training.get("stages") or []
+    hardware = [_hardware_text(s["hardware"]) for s in stages if s.get("hardware")]
+    if len(hardware) != len(stages) or len(set(hardware)) < 2:
+        return None
+    return hardware
+
+
 def _training_commands(training: dict[str, Any]) -> str:
     """The `zoo train` command(s) that produced a run, from its training.json: one command, or the
     first one and each `--resume` that changed the number of epochs (the cosine schedule follows them)."""
@@ -637,11 +651,15 @@ def _training_commands(training: dict[str, Any]) -> str:
         base += ["--recipe", str(training["recipe_name"])]
     limit = ["--limit", str(training["limit"])] if training.get("limit") else []
     stages = training.get("stages") or [{"epochs": training.get("epochs"), "from_epoch": 0}]
+    hardware = _stage_hardware(training)
     parts = []
     for i, stage in enumerate(stages):
         if i and stages[i - 1]["epochs"] != stage["from_epoch"]:  # the previous stage was stopped early
-            parts[-1] += f" stopped after {stage.get('from_step')} steps ({stage['from_epoch']} epochs done)"
+            done = stage["from_epoch"]
+            parts[-1] += f" stopped after {stage.get('from_step')} steps ({done} epoch{'' if done == 1 else 's'} done)"
         parts.append("`" + " ".join(base + ["--epochs", str(stage["epochs"])] + limit + (["--resume"] if i else [])) + "`")
+        if hardware is not None:
+            parts[-1] += f" on {hardware[i]}"
     if len(parts) == 1:
         return parts[0]
     return ", then ".join(parts) + " in the same --out folder"

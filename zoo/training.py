@@ -628,8 +628,8 @@ class _State:
     best_epoch: int | None = None
     elapsed: float = 0.0
     # the run's stages: the epochs it was started with, then each --resume that changed them
-    # ({"epochs": E, "from_epoch": k, "from_step": s}); the card turns them into commands
-    stages: list[dict[str, int]] = field(default_factory=list)
+    # ({"epochs": E, "from_epoch": k, "from_step": s, "hardware": ...}); the card turns them into commands
+    stages: list[dict[str, Any]] = field(default_factory=list)
 
 
 class _Signals:
@@ -847,7 +847,8 @@ def train(
                 raise ZooError(f"--resume: no checkpoint at {ckpt_path}")
             st = _restore(ckpt_path, identity, rec, model, ema, trainer, dist_env, dev)
         if not st.stages or st.stages[-1]["epochs"] != rec["epochs"]:
-            st.stages.append({"epochs": rec["epochs"], "from_epoch": st.epoch, "from_step": st.step})
+            st.stages.append({"epochs": rec["epochs"], "from_epoch": st.epoch, "from_step": st.step,
+                              "hardware": _hardware(dev, dist_env.world)})
         if dist_env.main:
             out_dir.mkdir(parents=True, exist_ok=True)
             if resume:
