@@ -16,11 +16,15 @@ The second direction runs on the mirrored map (so it reads above and *right*); i
 mirrored back, is shifted down one row before being added to the first, so a pixel only
 sees rows strictly above through it and never a future pixel. The sum goes through a 1x1
 mask-B convolution up to 2h and is added to the layer's input (residual).
-Both directions run in the same column loop (a grouped convolution holds both kernels).
 
 Initial states are zero: above the first row, left of the first column (right of the last
-one for the mirrored direction). The skewed map's padding cells are reset to zero at every
-step, so they carry nothing.
+one for the mirrored direction).
+
+How it is computed: the layers keep the map channels last, `(H, W, B, 2h)`, so that every
+1x1 convolution is one matrix product; the recurrence (steps 1 and 3-5, both directions at
+once) is `diagonal_scan.diagonal_bilstm`, which walks the diagonals without materialising
+the skewed map's padding and has a hand-written backward. `diagonal_scan` also holds the
+plain pixel-by-pixel version that the tests compare it with.
 
 Receptive field: through the left-to-right scan a pixel sees everything above-left and to
 its left; through the shifted right-to-left scan everything above-right, with one exception
@@ -52,27 +56,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .diagonal_scan import SlotLayout, diagonal_bilstm
 from .layers import MaskedConv2d, PixelRNN, check_int, lstm_cell
 
-__all__ = ["DiagonalBiLSTM", "DiagonalBiLSTMLayer", "skew", "unskew"]
-
-
-def skew(x: torch.Tensor) -> torch.Tensor:
-    """`(B, F, H, W) -> (B, F, H, W + H - 1)`: row i shifted right by i, zeros elsewhere."""
-    B, Fe, H, W = x.shape
-    x = F.pad(x, (0, H)).flatten(2)  # (B, F, H * (W + H)): row i starts at i * (W + H)
-    return x[:, :, : H * (W + H - 1)].view(B, Fe, H, W + H - 1)  # now row i starts at i * (W + H - 1)
-
-
-def unskew(x: torch.Tensor, width: int) -> torch.Tensor:
-    """Inverse of `skew`: `(B, F, H, W + H - 1) -> (B, F, H, W)`."""
-    B, Fe, H, T = x.shape
-    x = F.pad(x.flatten(2), (0, H)).view(B, Fe, H, T + 1)
-    return x[:, :, :, :width]
+__all__ = ["DiagonalBiLSTM", "DiagonalBiLSTMLayer"]
 
 
 class DiagonalBiLSTMLayer(nn.Module):
-    """One residual Diagonal BiLSTM layer: `(B, 2h, H, W) -> (B, 2h, H, W)`."""
+    """One residual Diagonal BiLSTM layer on a channels-last map: `(H, W, B, 2h) -> (H, W, B, 2h)`."""
 
     def __init__(self, hidden: int, colours: int, image_to_right_scan: bool = False):
         super().__init__()
@@ -84,12 +75,13 @@ class DiagonalBiLSTMLayer(nn.Module):
         # [left-to-right o | f | i | g | right-to-left o | f | i | g], each block split into colours
         self.input_to_state = MaskedConv2d(2 * h, 8 * h, 1, "B", colours, out_blocks=8)
         # column-wise 2x1 kernels of both directions; tap 0 reads the row above, tap 1 the same row
-        # (held as a grouped Conv1d for its shape and init; applied as matrices in the loop)
+        # (held as a grouped Conv1d for its shape and init; applied as matrices in the scan)
         self.state_to_state = nn.Conv1d(2 * h, 8 * h, 2, groups=2, bias=False)
         self.up = MaskedConv2d(h, 2 * h, 1, "B", colours)
         with torch.no_grad():  # forget-gate bias 1 (Gers et al. 2000): remember by default
             self.input_to_state.bias[h:2 * h] = 1.0
             self.input_to_state.bias[5 * h:6 * h] = 1.0
+        self._layout: SlotLayout | None = None  # index tables of the scan, for the last image size
 
     def state_matrix(self) -> torch.Tensor:
         """The 2x1 kernels as matrices `(2, 2h, 4h)`: per direction, [h above; h same row] -> gates."""
@@ -97,38 +89,24 @@ class DiagonalBiLSTMLayer(nn.Module):
         w = self.state_to_state.weight.view(2, 4 * h, h, 2)  # (direction, gates, h, tap)
         return torch.cat([w[..., 0], w[..., 1]], 2).transpose(1, 2)
 
+    def layout(self, height: int, width: int, device: torch.device) -> SlotLayout:
+        lay = self._layout
+        if lay is None or (lay.height, lay.width, lay.gather.device) != (height, width, device):
+            self._layout = lay = SlotLayout(height, width, device)
+        return lay
+
     def forward(self, x: torch.Tensor, image: torch.Tensor | None = None) -> torch.Tensor:
-        """`x` `(B, 2h, H, W)`; `image` `(B, C, H, W)` encoded, used when `image_to_right_scan`."""
-        B, _, H, W = x.shape
+        """`x` `(H, W, B, 2h)`; `image` `(H, W, B, C)` encoded, used when `image_to_right_scan`."""
+        H, W, B, F2 = x.shape
         h = self.hidden
-        gates_in = self.input_to_state(x)  # (B, 8h, H, W)
-        right_in = gates_in[:, 4 * h:]
-        if self.image_to_state is not None:
-            right_in = right_in + self.image_to_state(image)
-        gates_in = torch.cat([gates_in[:, :4 * h], right_in.flip(3)], 1)  # 2nd direction mirrored
-        T = W + H - 1
-        # channels last inside the loop, directions as a batch of 2: small matmuls are much
-        # cheaper than small convolutions
-        gates_in = skew(gates_in).view(B, 2, 4 * h, H, T).permute(4, 1, 0, 3, 2).reshape(T, 2, B * H, 4 * h)
-        gates_in = gates_in.unbind(0)  # T x (2, B*H, 4h); one backward node (indexing makes T full-size grads)
-        w_ss = self.state_matrix()  # (2, 2h, 4h): [row above; same row] -> gates, per direction
-        cols = torch.arange(T, device=x.device).view(1, T) - torch.arange(H, device=x.device).view(H, 1)
-        valid = ((cols >= 0) & (cols < W)).to(x.dtype).t().reshape(T, 1, 1, H, 1)  # image cells of each column
-        state_h = x.new_zeros(2, B, H, h)  # hidden state of the previous column, per direction
-        state_c = x.new_zeros(2, B, H, h)
-        outs = []
-        for t in range(T):  # columns of the skewed map = diagonals of the image
-            above = F.pad(state_h, (0, 0, 1, 0))[:, :, :H]  # (2, B, H, h): the row above, zero on top
-            inp = torch.cat([above, state_h], -1).view(2, B * H, 2 * h)
-            pre = torch.baddbmm(gates_in[t], inp, w_ss).view(2, B, H, 4 * h)
-            hh, cc = lstm_cell(pre, state_c)
-            state_h, state_c = hh * valid[t], cc * valid[t]  # padding cells stay zero
-            outs.append(state_h)
-        hs = torch.stack(outs, -1)  # (2, B, H, h, T)
-        hs = unskew(hs.permute(1, 0, 3, 2, 4).reshape(B, 2 * h, H, T), W)  # (B, 2h, H, W)
-        left, right = hs[:, :h], hs[:, h:].flip(3)
-        right = F.pad(right, (0, 0, 1, 0))[:, :, :H]  # shifted down one row: only rows above are seen
-        return x + self.up(left + right)
+        flat = x.reshape(H * W * B, F2)
+        gates = F.linear(flat, self.input_to_state.masked_weight()[:, :, 0, 0], self.input_to_state.bias)  # (HWB, 8h)
+        if self.image_to_state is not None:  # into the right-to-left gates only
+            gates[:, 4 * h:] += image.reshape(H * W * B, -1) @ self.image_to_state.weight[:, :, 0, 0].t()
+        hs = diagonal_bilstm(gates.view(H, W, B, 2, 4 * h), self.state_matrix(), self.layout(H, W, x.device))
+        right = torch.cat([hs.new_zeros(1, W, B, h), hs[:-1, :, :, 1]])  # shifted down: only rows above
+        both = (hs[:, :, :, 0] + right).view(H * W * B, h)  # (HWB, h)
+        return torch.addmm(flat, both, self.up.masked_weight()[:, :, 0, 0].t()).add_(self.up.bias).view(H, W, B, F2)
 
 
 class DiagonalBiLSTM(PixelRNN):
@@ -159,11 +137,13 @@ class DiagonalBiLSTM(PixelRNN):
     def logits(self, x: torch.Tensor) -> torch.Tensor:
         x = self.data_spec.validate(x)
         image = self.encode(x)  # (B, C, H, W) in [-1, 1]
-        f = self.input_conv(image)  # (B, 2h, H, W)
+        f = self.input_conv(image).permute(2, 3, 0, 1).contiguous()  # (H, W, B, 2h): channels last
+        image = image.permute(2, 3, 0, 1).contiguous() if self.full_context else None  # (H, W, B, C)
         for layer in self.layers:
-            f = layer(f, image)  # (B, 2h, H, W), residual inside
-        out = self.out2(F.relu(self.out1(F.relu(f))))  # (B, C * n_out, H, W)
-        return self._to_logits(out.permute(0, 2, 3, 1)).permute(0, 3, 1, 2, 4)  # (B, C, H, W, levels)
+            f = layer(f, image)  # (H, W, B, 2h), residual inside
+        w = self._position_weights()
+        out = F.linear(F.relu(F.linear(F.relu(f), w["o1_w"], w["o1_b"])), w["o2_w"], w["o2_b"])  # (H, W, B, C * n_out)
+        return self._to_logits(out).permute(2, 3, 0, 1, 4)  # (B, C, H, W, levels)
 
     # ------------------------------------------------------------------ fast sampler
     def sample_fast(self, u: torch.Tensor, *, temperature: float = 1.0, known: torch.Tensor | None = None,

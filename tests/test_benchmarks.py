@@ -1,0 +1,100 @@
+"""benchmarks/bench_train.py runs its pieces honestly. No test here asserts a speed: speed goals are
+ratios measured in one run by the benchmarks themselves, never timed assertions in tests."""
+
+from __future__ import annotations
+
+import importlib.util
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import zoo
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _load_bench():
+    spec = importlib.util.spec_from_file_location("bench_train", ROOT / "benchmarks" / "bench_train.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+bench = _load_bench()
+
+
+def _job(tree: Path | None, name: str = "pixelcnn", seconds: float = 0.05) -> dict:
+    return {"kind": "measure", "tree": str(tree) if tree else None, "model": name,
+            "config": dict(zoo.info(name).test_config), "train_batch": 4, "score_batch": 4,
+            "seconds": seconds, "threads": 1, "seed": 0,
+            "recipe": {**bench.list_likelihood_models()["models"][name]}}
+
+
+@pytest.mark.parametrize("name", ["pixelcnn", "pixelrnn-row"])
+def test_measure_returns_positive_rates_of_this_tree(name):
+    r = bench.measure(_job(None, name))
+    assert {"model", "train", "score", "params", "threads", "torch", "zoo_file", "model_file"} <= set(r)
+    assert r["train"] > 0 and r["score"] > 0 and r["params"] > 0 and r["threads"] == 1
+    bench.check_own_code(r, ROOT)
+
+
+def test_listing_has_the_likelihood_models_with_their_recipes():
+    listing = bench.list_likelihood_models()["models"]
+    for name in zoo.list_models():
+        assert (name in listing) == ("likelihood" in zoo.info(name).capabilities)
+    assert {"pixelcnn", "pixelrnn-diag"} <= set(listing)
+    assert listing["pixelrnn-diag"]["batch_size"] == zoo.info("pixelrnn-diag").recipes["default"]["batch_size"]
+    assert set(bench.RECIPE_KEYS) == set(listing["pixelcnn"])
+
+
+def test_rows_mark_a_model_missing_on_one_side():
+    recipe = {"batch_size": 8}
+    rows = bench.plan_rows({"pixelcnn": recipe, "new-model": recipe}, {"pixelcnn": recipe, "old-model": recipe},
+                           None, None)
+    assert [(r["model"], r["sides"]) for r in rows] == [
+        ("pixelcnn", ["new", "ref"]), ("pixelcnn", ["new", "ref"]), ("new-model", ["new"]), ("old-model", ["ref"])]
+    assert rows[1]["config"] == bench.COMPARISON
+    assert [r["model"] for r in bench.plan_rows({"a": recipe, "b": recipe}, {}, {"b"}, 3)] == ["b"]
+    # a side that did not run prints "-"
+    row = {**rows[2], "train": {"ref": None, "new": 10.0, "ratio": None},
+           "score": {"ref": None, "new": 5.0, "ratio": None}, "failed": {}}
+    broken = {**rows[0], "train": {"ref": 2.0, "new": None, "ratio": None},
+              "score": {"ref": 4.0, "new": None, "ratio": None}, "failed": {"new": "ZooError: oops"}}
+    table = bench.markdown({"command": "c", "machine": bench.machine(1, "x", 0.0), "ref": "r", "new": "n",
+                            "rounds": 1, "seconds": 1, "score_batch": 4, "rows": [row, broken]})
+    assert "| new-model | release config | 8 | - | 10.0 | - | - | 5.0 | - |" in table
+    assert "| pixelcnn | release config | 8 | 2.0 | failed | - | 4.0 | failed | - |" in table
+    assert "pixelcnn (release config) failed on new: ZooError: oops" in table
+
+
+def test_check_own_code_refuses_the_other_tree(tmp_path):
+    r = {"zoo_file": str(ROOT / "zoo" / "__init__.py"), "packages": {}, "model_file": str(ROOT / "x.py")}
+    bench.check_own_code(r, ROOT, tmp_path)
+    with pytest.raises(RuntimeError, match="imported code from elsewhere"):
+        bench.check_own_code(r, tmp_path)
+    with pytest.raises(RuntimeError, match="imported code from elsewhere"):
+        bench.check_own_code({**r, "zoo_file": str(tmp_path / "zoo" / "__init__.py")}, tmp_path, ROOT)
+
+
+@pytest.mark.slow
+def test_an_exported_commit_runs_its_own_code(tmp_path):
+    if shutil.which("git") is None or subprocess.run(["git", "-C", str(ROOT), "rev-parse", "HEAD"],
+                                                     capture_output=True).returncode != 0:
+        pytest.skip("not a git checkout")
+    tree = tmp_path / "ref"
+    tree.mkdir()
+    commit = bench.export_commit("HEAD", tree)
+    assert commit and (tree / "zoo" / "__init__.py").is_file()
+    listing = bench.run_worker({"kind": "list", "tree": str(tree)}, threads=1)
+    bench.check_own_code(listing, tree, ROOT)
+    assert "pixelcnn" in listing["models"]
+    assert Path(listing["packages"]["zoo_pixelcnn"]).is_relative_to(tree)
+    r = bench.run_worker(_job(tree, "pixelcnn"), threads=1)
+    bench.check_own_code(r, tree, ROOT)
+    assert Path(r["model_file"]).is_relative_to(tree / "plugins" / "zoo_pixelcnn")
+    assert r["train"] > 0 and r["score"] > 0
+    with pytest.raises(RuntimeError, match="imported code from elsewhere"):
+        bench.check_own_code(r, ROOT, tree)  # the check would catch a worker that ran the other tree

@@ -1,0 +1,91 @@
+"""The Diagonal BiLSTM's fast scan (plugins/zoo_pixelrnn/diagonal_scan.py) against its plain
+version, `torch.autograd.gradcheck`, and the logits of the implementation it replaced."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from zoo_pixelrnn.diagonal import DiagonalBiLSTM
+from zoo_pixelrnn.diagonal_scan import SlotLayout, diagonal_bilstm, diagonal_bilstm_reference
+
+FIXTURE = Path(__file__).parent / "fixtures" / "pixelrnn_diag_9491e71.safetensors"
+SIZES = [(3, 4, 2, 2), (5, 5, 1, 3), (1, 3, 2, 2), (4, 1, 2, 1), (6, 2, 3, 2)]  # H, W, B, h
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+def _inputs(H, W, B, h, dtype=torch.float64, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    gates = torch.randn(H, W, B, 2, 4 * h, generator=g, dtype=dtype).requires_grad_()
+    w_state = torch.randn(2, 2 * h, 4 * h, generator=g, dtype=dtype).requires_grad_()
+    return gates, w_state
+
+
+@pytest.mark.parametrize("H,W,B,h", SIZES)
+def test_hand_written_backward_passes_gradcheck(H, W, B, h):
+    assert torch.autograd.gradcheck(diagonal_bilstm, _inputs(H, W, B, h))
+
+
+@pytest.mark.parametrize("H,W,B,h", SIZES)
+def test_fast_scan_equals_the_plain_recurrence(H, W, B, h):
+    gates, w_state = _inputs(H, W, B, h, torch.float32, seed=H * 10 + W)
+    fast = diagonal_bilstm(gates, w_state)
+    plain = diagonal_bilstm_reference(gates, w_state)
+    torch.testing.assert_close(fast, plain, atol=1e-6, rtol=1e-5)
+    weight = torch.randn_like(plain)  # compare gradients of a generic scalar of the outputs
+    d_fast = torch.autograd.grad((fast * weight).sum(), (gates, w_state))
+    d_plain = torch.autograd.grad((plain * weight).sum(), (gates, w_state))
+    for a, b in zip(d_fast, d_plain):
+        torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-5)
+
+
+def test_directions_read_the_pixel_above_and_the_pixel_behind():
+    """Direction 0 at (i, j) depends on (i', j') only for i' <= i, j' <= j; direction 1 for j' >= j."""
+    H, W, B, h = 4, 5, 1, 2
+    gates, w_state = _inputs(H, W, B, h)
+    out = diagonal_bilstm(gates, w_state)
+    for d, allowed in ((0, lambda i, j: i <= 2 and j <= 3), (1, lambda i, j: i <= 2 and j >= 3)):
+        (grad,) = torch.autograd.grad(out[2, 3, 0, d].sum(), gates, retain_graph=True)
+        seen = grad[:, :, 0, d].abs().sum(-1) > 0  # (H, W)
+        assert not grad[:, :, 0, 1 - d].any()  # the directions are independent
+        for i in range(H):
+            for j in range(W):
+                assert bool(seen[i, j]) == allowed(i, j), (d, i, j)
+
+
+def test_slot_layout_holds_every_cell_once():
+    lay = SlotLayout(5, 3)
+    assert sorted(lay.scatter[:, 0].tolist()) == sorted(lay.scatter[:, 1].tolist())
+    assert len(set(lay.scatter[:, 0].tolist())) == 15 and len(lay.pads) == lay.slots - 15
+    assert sorted(lay.gather[:, 0].tolist()) == list(range(15)) == sorted(lay.gather[:, 1].tolist())
+    assert sum(n for _, n, _, _ in lay.steps) == 15 and len(lay.steps) == 5 + 3 - 1
+
+
+def test_bad_shapes_raise():
+    with pytest.raises(ValueError, match=r"\(H, W, B, 2, 4h\)"):
+        diagonal_bilstm(torch.zeros(3, 3, 1, 2, 8), torch.zeros(2, 4, 4))
+
+
+@pytest.mark.parametrize("tag,channels,levels,full_context", [
+    ("binary", 1, 2, True), ("colour", 3, 5, True), ("paper", 1, 2, False)])
+def test_logits_of_the_replaced_implementation(tag, channels, levels, full_context):
+    """Frozen logits of the per-column implementation of commit 9491e71 (7 x 9 images, 2 layers,
+    h = 6, random weights with N(0, 0.25) entries): the fast layer reproduces them."""
+    saved = load_file(FIXTURE)
+    m = DiagonalBiLSTM(channels=channels, height=7, width=9, levels=levels, layers=2, hidden=6,
+                       out_features=12, full_context=full_context)
+    prefix = f"{tag}.state."
+    m.load_state_dict({k[len(prefix):]: v for k, v in saved.items() if k.startswith(prefix)}, strict=True)
+    with torch.no_grad():
+        logits = m.logits(saved[f"{tag}.x"])
+    torch.testing.assert_close(logits, saved[f"{tag}.logits"], atol=1e-4, rtol=0)
