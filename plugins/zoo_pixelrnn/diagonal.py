@@ -56,7 +56,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .diagonal_scan import SlotLayout, diagonal_bilstm
+from .diagonal_scan import SlotLayout, diagonal_scan
 from .layers import MaskedConv2d, PixelRNN, check_int, lstm_cell
 
 __all__ = ["DiagonalBiLSTM", "DiagonalBiLSTMLayer"]
@@ -81,7 +81,7 @@ class DiagonalBiLSTMLayer(nn.Module):
         with torch.no_grad():  # forget-gate bias 1 (Gers et al. 2000): remember by default
             self.input_to_state.bias[h:2 * h] = 1.0
             self.input_to_state.bias[5 * h:6 * h] = 1.0
-        self._layout: SlotLayout | None = None  # index tables of the scan, for the last image size
+        self._layout: tuple[SlotLayout, torch.Tensor] | None = None  # index tables, for the last image size
 
     def state_matrix(self) -> torch.Tensor:
         """The 2x1 kernels as matrices `(2, 2h, 4h)`: per direction, [h above; h same row] -> gates."""
@@ -89,24 +89,31 @@ class DiagonalBiLSTMLayer(nn.Module):
         w = self.state_to_state.weight.view(2, 4 * h, h, 2)  # (direction, gates, h, tap)
         return torch.cat([w[..., 0], w[..., 1]], 2).transpose(1, 2)
 
-    def layout(self, height: int, width: int, device: torch.device) -> SlotLayout:
-        lay = self._layout
-        if lay is None or (lay.height, lay.width, lay.gather.device) != (height, width, device):
-            self._layout = lay = SlotLayout(height, width, device)
-        return lay
+    def layout(self, height: int, width: int, device: torch.device) -> tuple[SlotLayout, torch.Tensor]:
+        """The scan's layout for this image size, and where each image cell reads the right-to-left
+        state of the pixel above it (slot 0, zero, for the first row)."""
+        if self._layout is None or (self._layout[0].height, self._layout[0].width, self._layout[1].device) != (
+                height, width, device):
+            lay = SlotLayout(height, width, device)
+            self._layout = lay, torch.cat([lay.slots.new_zeros(width), lay.slots[1, :-width]])
+        return self._layout
 
     def forward(self, x: torch.Tensor, image: torch.Tensor | None = None) -> torch.Tensor:
         """`x` `(H, W, B, 2h)`; `image` `(H, W, B, C)` encoded, used when `image_to_right_scan`."""
         H, W, B, F2 = x.shape
-        h = self.hidden
-        flat = x.reshape(H * W * B, F2)
-        gates = F.linear(flat, self.input_to_state.masked_weight()[:, :, 0, 0], self.input_to_state.bias)  # (HWB, 8h)
+        h, N = self.hidden, H * W
+        layout, right_above = self.layout(H, W, x.device)
+        x_cells = x.reshape(N, B * F2).index_select(0, layout.cells.flatten()).view(2, N * B, F2)  # diagonal orders
+        w_in = self.input_to_state.masked_weight()[:, :, 0, 0].view(2, 4 * h, F2).transpose(1, 2)  # (2, 2h, 4h)
+        gates = torch.bmm(x_cells, w_in)  # (2, N*B, 4h), without the bias (the scan adds it)
         if self.image_to_state is not None:  # into the right-to-left gates only
-            gates[:, 4 * h:] += image.reshape(H * W * B, -1) @ self.image_to_state.weight[:, :, 0, 0].t()
-        hs = diagonal_bilstm(gates.view(H, W, B, 2, 4 * h), self.state_matrix(), self.layout(H, W, x.device))
-        right = torch.cat([hs.new_zeros(1, W, B, h), hs[:-1, :, :, 1]])  # shifted down: only rows above
-        both = (hs[:, :, :, 0] + right).view(H * W * B, h)  # (HWB, h)
-        return torch.addmm(flat, both, self.up.masked_weight()[:, :, 0, 0].t()).add_(self.up.bias).view(H, W, B, F2)
+            img = image.reshape(N, -1).index_select(0, layout.cells[1]).view(N * B, -1)
+            gates[1] += img @ self.image_to_state.weight[:, :, 0, 0].t()
+        hs = diagonal_scan(gates.view(2, N, B, 4 * h), self.input_to_state.bias.view(2, 4 * h), self.state_matrix(),
+                           layout)  # (2, slots, B, h)
+        both = hs[0].index_select(0, layout.slots[0]) + hs[1].index_select(0, right_above)  # (N, B, h)
+        return torch.addmm(x.reshape(N * B, F2), both.view(N * B, h),
+                           self.up.masked_weight()[:, :, 0, 0].t()).add_(self.up.bias).view(H, W, B, F2)
 
 
 class DiagonalBiLSTM(PixelRNN):

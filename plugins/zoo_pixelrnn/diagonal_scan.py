@@ -29,9 +29,11 @@ Shapes: H x W image, B batch, D = 2 directions, h hidden units per gate, N = H *
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
+
 import torch
 
-__all__ = ["diagonal_bilstm", "diagonal_bilstm_reference", "SlotLayout"]
+__all__ = ["diagonal_bilstm", "diagonal_bilstm_reference", "diagonal_scan", "SlotLayout"]
 
 
 def _lstm(a: torch.Tensor, c_side: torch.Tensor, h: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -68,134 +70,161 @@ def diagonal_bilstm_reference(gates: torch.Tensor, w_state: torch.Tensor) -> tor
 class SlotLayout:
     """Where each image cell sits in the packed diagonal layout, for an `H x W` image.
 
-    Slot order: 2 zero slots, then per diagonal t = 0 .. H+W-2 its cells (rows lo_t .. hi_t - 1,
-    row i holding column t - i of direction 0 and column W - 1 - (t - i) of direction 1), then
-    one zero slot. `steps` lists per diagonal `(first input cell, count, first slot, first slot
-    of the cells above)`; the cells beside start one slot after the cells above.
+    Per direction, slot order: 2 zero slots, then per diagonal t = 0 .. H+W-2 its cells (rows
+    lo_t .. hi_t - 1; row i holds column t - i for direction 0 and column W - 1 - (t - i) for
+    direction 1), each diagonal followed by one zero slot. `steps` lists per diagonal
+    `(first cell, count, first slot, first slot of the cells above)`; the cells beside start
+    one slot after the cells above. Slot 0 is always zero.
     """
 
     def __init__(self, height: int, width: int, device: torch.device | str = "cpu"):
         H, W = height, width
-        self.height, self.width, self.cells = H, W, H * W
+        self.height, self.width, self.n_cells = H, W, H * W
         self.steps: list[tuple[int, int, int, int]] = []
-        cell_of_slot, slot_of = [], {}
+        cell_of, slot_of = [], torch.zeros(H, W, dtype=torch.long)
         offset, prev_start, prev_lo = 0, 1, 0
         for t in range(H + W - 1):
             lo, hi = max(0, t - W + 1), min(H, t + 1)
             start = offset + t + 2
             self.steps.append((offset, hi - lo, start, prev_start + lo - 1 - prev_lo))
             for i in range(lo, hi):
-                cell_of_slot.append((i, t - i))
+                cell_of.append((i, t - i))
                 slot_of[i, t - i] = start + i - lo
             offset, prev_start, prev_lo = offset + hi - lo, start, lo
-        self.slots = offset + H + W + 1
-        i = torch.tensor([c[0] for c in cell_of_slot])
-        j = torch.tensor([c[1] for c in cell_of_slot])
-        # input cell k (in diagonal order) of each direction, as an index into the image's cells
-        self.gather = torch.stack([i * W + j, i * W + (W - 1 - j)], 1).to(device)  # (N, 2)
-        # slot of each image cell (i, j), per direction (direction 1 mirrored)
-        slot = torch.tensor([[slot_of[r, c] for c in range(W)] for r in range(H)])  # (H, W)
-        self.scatter = torch.stack([slot, slot.flip(1)], -1).flatten(0, 1).to(device)  # (N, 2)
-        above = torch.tensor([a + r for (_, n, _, a) in self.steps for r in range(n)])
-        self.above = above.to(device)  # (N,): slot of the cell above each input cell
-        used = torch.zeros(self.slots, dtype=torch.bool)
-        used[self.scatter[:, 0].cpu()] = True
+        self.n_slots = offset + H + W + 1
+        i, j = torch.tensor(cell_of).unbind(1)
+        # the image cell (flat index) at each position of the diagonal order, per direction
+        self.cells = torch.stack([i * W + j, i * W + (W - 1 - j)]).to(device)  # (2, N)
+        # the slot of each image cell (flat index), per direction
+        self.slots = torch.stack([slot_of.flatten(), slot_of.flip(1).flatten()]).to(device)  # (2, N)
+        used = torch.zeros(self.n_slots, dtype=torch.bool)
+        used[slot_of.flatten()] = True
         self.pads = (~used).nonzero().flatten().to(device)  # the zero slots
-        self._rows: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
+        self.above = torch.tensor([a + r for (_, n, _, a) in self.steps for r in range(n)], device=device)  # (N,)
 
-    def rows(self, batch: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """Row indices for `batch` images: image rows `(H*W*B*2, .)` -> cell rows `(N*B*2, .)`,
-        and slot rows `(slots*B*2, .)` -> image rows; both `(N*B*2,)`."""
-        if batch not in self._rows:
-            b = torch.arange(batch, device=self.gather.device).view(1, batch, 1)
-            d = torch.arange(2, device=self.gather.device).view(1, 1, 2)
-            to_cells = (self.gather.unsqueeze(1) * batch + b) * 2 + d
-            to_image = (self.scatter.unsqueeze(1) * batch + b) * 2 + d
-            self._rows = {batch: (to_cells.flatten(), to_image.flatten())}  # keep one batch size
-        return self._rows[batch]
+
+@torch.no_grad()
+def _scan_forward(steps, acts, hs, cs, tcs, w_above, w_side):
+    """Directions `D'` (one or both), diagonal by diagonal. `acts` `(D', N, B*4h)` holds the input
+    gates and is overwritten by o, f, i, g; `hs`, `cs` `(D', slots, B*h)` get h and c; `tcs`
+    `(D', N, B*h)` tanh(c); `w_above`, `w_side` `(D', h, 4h)`."""
+    D, h = acts.shape[0], w_above.shape[1]
+    B = hs.shape[2] // h
+    for first, n, start, above in steps:
+        a = acts[:, first:first + n].view(D, n * B, 4 * h)
+        for d in range(D):  # (a batched product would copy its strided operands)
+            a[d].addmm_(hs[d, above:above + n].view(n * B, h), w_above[d])
+            a[d].addmm_(hs[d, above + 1:above + 1 + n].view(n * B, h), w_side[d])
+        a[..., :3 * h].sigmoid_()
+        a[..., 3 * h:].tanh_()
+        c = torch.mul(a[..., h:2 * h], cs[:, above + 1:above + 1 + n].view(D, n * B, h),
+                      out=cs[:, start:start + n].view(D, n * B, h))
+        c.addcmul_(a[..., 2 * h:3 * h], a[..., 3 * h:])  # c = f * c_side + i * g
+        tc = torch.tanh(c, out=tcs[:, first:first + n].view(D, n * B, h))
+        torch.mul(a[..., :h], tc, out=hs[:, start:start + n].view(D, n * B, h))
+    return None
+
+
+@torch.no_grad()
+def _scan_backward(steps, above_rows, d_pre, dh, acts, hs, cs, tcs, w_above, w_side):
+    """The same directions, diagonals in reverse: fills `d_pre` `(D', N, B*4h)` (d loss / d gates)
+    from `dh` `(D', slots, B*h)` (d loss / d h, accumulated in place); returns d loss / d w_state
+    `(D', 2h, 4h)`."""
+    D, h = acts.shape[0], w_above.shape[1]
+    B = hs.shape[2] // h
+    dc = torch.zeros_like(cs)  # from the cell beside (zero for the last cell of a row)
+    for first, n, start, above in reversed(steps):
+        a = acts[:, first:first + n].view(D, n * B, 4 * h)
+        o, f, i, g = a[..., :h], a[..., h:2 * h], a[..., 2 * h:3 * h], a[..., 3 * h:]
+        tc = tcs[:, first:first + n].view(D, n * B, h)
+        dh_t = dh[:, start:start + n].view(D, n * B, h)
+        dc_t = dc[:, start:start + n].view(D, n * B, h).addcmul_(dh_t * o, 1 - tc * tc)
+        dp = d_pre[:, first:first + n].view(D, n * B, 4, h)
+        torch.mul(dh_t, tc, out=dp[:, :, 0])  # d o
+        c_side = cs[:, above + 1:above + 1 + n].view(D, n * B, h)
+        torch.mul(dc_t.unsqueeze(2), torch.stack([c_side, g, i], 2), out=dp[:, :, 1:])  # d f, d i, d g
+        dp = dp.view(D, n * B, 4 * h)
+        aa = a * a
+        dp[..., :3 * h].mul_(a[..., :3 * h] - aa[..., :3 * h])  # sigmoid' = s (1 - s)
+        dp[..., 3 * h:].mul_(1 - aa[..., 3 * h:])  # tanh' = 1 - t^2
+        torch.mul(dc_t, f, out=dc[:, above + 1:above + 1 + n].view(D, n * B, h))  # to the cell beside
+        for d in range(D):
+            dh[d, above:above + n].view(n * B, h).addmm_(dp[d], w_above[d].t())  # to the cells above
+            dh[d, above + 1:above + 1 + n].view(n * B, h).addmm_(dp[d], w_side[d].t())  # to the cells beside
+    d_flat = d_pre.view(D, -1, 4 * h)
+    return torch.cat([torch.bmm(hs.index_select(1, rows).view(D, -1, h).transpose(1, 2), d_flat)  # (D', h, 4h)
+                      for rows in (above_rows, above_rows + 1)], 1)  # the above tap, then the side tap
+
+
+_pool: ThreadPoolExecutor | None = None
+
+
+def _run(fn, *args: torch.Tensor):
+    """`fn(*args)` over both directions (dim 0 of every tensor argument): in one call on one
+    thread, or one direction per thread when torch may use two. The directions share no state,
+    so the numbers do not depend on the choice."""
+    global _pool
+    if torch.get_num_threads() < 2:
+        return fn(*args)
+    if _pool is None:
+        _pool = ThreadPoolExecutor(1, thread_name_prefix="zoo-diagonal-scan")
+    half = [[a[d:d + 1] if isinstance(a, torch.Tensor) and a.ndim > 1 else a for a in args] for d in (0, 1)]
+    second = _pool.submit(fn, *half[1])
+    first = fn(*half[0])
+    second = second.result()
+    return None if first is None else torch.cat([first, second])
 
 
 class _DiagonalScan(torch.autograd.Function):
-    """`gates` `(H*W*B*2, 4h)` in image order -> hidden states `(H*W*B*2, h)` in image order."""
+    """`gates` `(2, N, B, 4h)` in diagonal order, `bias` `(2, 4h)`, `w_state` `(2, 2h, 4h)` -> `hs`
+    `(2, slots, B, h)`."""
 
     @staticmethod
-    def forward(ctx, gates: torch.Tensor, w_state: torch.Tensor, layout: SlotLayout, batch: int) -> torch.Tensor:
-        G, B, D, N = gates.shape[1], batch, 2, layout.cells
+    def forward(ctx, gates: torch.Tensor, bias: torch.Tensor, w_state: torch.Tensor, layout: SlotLayout) -> torch.Tensor:
+        D, N, B, G = gates.shape
         h = G // 4
-        to_cells, to_image = layout.rows(B)
-        w_above = torch.block_diag(w_state[0, :h], w_state[1, :h])  # (2h, 8h): both directions at once
-        w_side = torch.block_diag(w_state[0, h:], w_state[1, h:])
-        gates = gates.index_select(0, to_cells).view(N, B * D * G)  # diagonal order
-        hs = gates.new_empty(layout.slots, B * D * h)
-        cs = gates.new_empty(layout.slots, B * D * h)  # cell states, laid out like hs
-        hs[layout.pads] = 0
-        cs[layout.pads] = 0
-        tcs = gates.new_empty(N, B * D * h)  # tanh(c), for the backward
-        acts = gates  # overwritten in place by o, f, i, g after their nonlinearities
-        for first, n, start, above in layout.steps:
-            a = acts[first:first + n].view(n * B, D * G)
-            a.addmm_(hs[above:above + n].view(n * B, D * h), w_above)
-            a.addmm_(hs[above + 1:above + 1 + n].view(n * B, D * h), w_side)
-            a = a.view(n * B * D, G)
-            a[:, :3 * h].sigmoid_()
-            a[:, 3 * h:].tanh_()
-            c = cs[start:start + n].view(n * B * D, h)
-            torch.mul(a[:, h:2 * h], cs[above + 1:above + 1 + n].view(n * B * D, h), out=c)
-            c.addcmul_(a[:, 2 * h:3 * h], a[:, 3 * h:])  # c = f * c_side + i * g
-            tc = torch.tanh(c, out=tcs[first:first + n].view(n * B * D, h))
-            torch.mul(a[:, :h], tc, out=hs[start:start + n].view(n * B * D, h))
-        ctx.layout, ctx.batch = layout, B
+        acts = (gates + bias.view(D, 1, 1, G)).view(D, N, B * G)  # becomes o, f, i, g after their nonlinearities
+        hs = gates.new_empty(D, layout.n_slots, B * h)
+        cs = gates.new_empty(D, layout.n_slots, B * h)  # cell states, laid out like hs
+        hs[:, layout.pads] = 0
+        cs[:, layout.pads] = 0
+        tcs = gates.new_empty(D, N, B * h)  # tanh(c), for the backward
+        w = w_state.detach()
+        _run(_scan_forward, layout.steps, acts, hs, cs, tcs, w[:, :h], w[:, h:])
+        ctx.layout = layout
         ctx.save_for_backward(w_state, hs, cs, tcs, acts)
-        return hs.view(-1, h).index_select(0, to_image)
+        return hs.view(D, layout.n_slots, B, h)
 
     @staticmethod
-    def backward(ctx, grad: torch.Tensor):
+    def backward(ctx, grad_hs: torch.Tensor):
         w_state, hs, cs, tcs, acts = ctx.saved_tensors
-        layout, B, D, N = ctx.layout, ctx.batch, 2, ctx.layout.cells
-        G = acts.shape[1] // (B * D)
-        h = G // 4
-        to_cells, to_image = layout.rows(B)
-        w_above_t = torch.block_diag(w_state[0, :h], w_state[1, :h]).t()  # (8h, 2h)
-        w_side_t = torch.block_diag(w_state[0, h:], w_state[1, h:]).t()
-        dh = hs.new_empty(layout.slots * B * D, h).index_copy_(0, to_image, grad).view(layout.slots, B * D * h)
-        dc = torch.zeros_like(cs)  # from the cell on the right (zero for the last cell of a row)
-        d_pre = torch.empty_like(acts)  # (N, B*D*4h): d loss / d gates
-        for first, n, start, above in reversed(layout.steps):
-            a = acts[first:first + n].view(n * B * D, G)
-            o, f, i, g = a[:, :h], a[:, h:2 * h], a[:, 2 * h:3 * h], a[:, 3 * h:]
-            tc = tcs[first:first + n].view(n * B * D, h)
-            dh_t = dh[start:start + n].view(n * B * D, h)
-            dc_t = dc[start:start + n].view(n * B * D, h).addcmul_(dh_t * o, 1 - tc * tc)
-            dp = d_pre[first:first + n].view(n * B * D, 4, h)
-            torch.mul(dh_t, tc, out=dp[:, 0])
-            torch.mul(dc_t.unsqueeze(1), torch.stack([cs[above + 1:above + 1 + n].view(n * B * D, h), g, i], 1),
-                      out=dp[:, 1:])  # d f, d i, d g
-            aa = a * a
-            dp = dp.view(n * B * D, G)
-            dp[:, :3 * h].mul_(a[:, :3 * h] - aa[:, :3 * h])  # sigmoid' = s (1 - s)
-            dp[:, 3 * h:].mul_(1 - aa[:, 3 * h:])  # tanh' = 1 - t^2
-            torch.mul(dc_t, f, out=dc[above + 1:above + 1 + n].view(n * B * D, h))  # to the cell beside
-            dp = dp.view(n * B, D * G)
-            dh[above:above + n].view(n * B, D * h).addmm_(dp, w_above_t)  # to the cells above
-            dh[above + 1:above + 1 + n].view(n * B, D * h).addmm_(dp, w_side_t)  # to the cells beside
-        d_cells = d_pre.view(N * B, D, G).transpose(0, 1)  # (D, N*B, 4h)
-        d_w = []
-        for rows in (layout.above, layout.above + 1):  # the above tap, then the side tap
-            inp = hs.view(layout.slots, B, D, h).index_select(0, rows).view(N * B, D, h)
-            d_w.append(torch.bmm(inp.permute(1, 2, 0), d_cells))  # (D, h, 4h)
-        d_gates = d_pre.new_empty(N * B * D, G).index_copy_(0, to_cells, d_pre.view(N * B * D, G))
-        return d_gates, torch.cat(d_w, 1), None, None
+        layout = ctx.layout
+        D, N, BG = acts.shape
+        h = w_state.shape[1] // 2
+        dh = grad_hs.reshape(hs.shape).clone()  # also gathers the later diagonals' grads
+        d_pre = torch.empty_like(acts)
+        d_w = _run(_scan_backward, layout.steps, layout.above, d_pre, dh, acts, hs, cs, tcs,
+                   w_state[:, :h], w_state[:, h:])
+        d_pre = d_pre.view(D, N, BG // (4 * h), 4 * h)
+        return d_pre, d_pre.sum((1, 2)), d_w, None
+
+
+def diagonal_scan(gates: torch.Tensor, bias: torch.Tensor, w_state: torch.Tensor, layout: SlotLayout) -> torch.Tensor:
+    """The recurrence on `gates + bias` already in diagonal order: `(2, N, B, 4h)` -> `hs` `(2, slots, B, h)`.
+
+    `gates[d, k]` are the gates of image cell `layout.cells[d, k]`, `bias` `(2, 4h)` is added to
+    them; the hidden state of image cell `q` is `hs[d, layout.slots[d, q]]`, and `hs[:, 0]` is zero.
+    """
+    return _DiagonalScan.apply(gates, bias, w_state, layout)
 
 
 def diagonal_bilstm(gates: torch.Tensor, w_state: torch.Tensor, layout: SlotLayout | None = None) -> torch.Tensor:
-    """`diagonal_bilstm_reference`, fast: `(H, W, B, 2, 4h)`, `(2, 2h, 4h)` -> `(H, W, B, 2, h)`.
-
-    `layout` (a `SlotLayout` for the image size) may be passed to reuse its index tables.
-    """
+    """`diagonal_bilstm_reference`, fast: `(H, W, B, 2, 4h)`, `(2, 2h, 4h)` -> `(H, W, B, 2, h)`."""
     H, W, B, D, G = gates.shape
     if D != 2 or G % 4 or w_state.shape != (2, G // 2, G):
         raise ValueError(f"expected gates (H, W, B, 2, 4h) and w_state (2, 2h, 4h), "
                          f"got {tuple(gates.shape)} and {tuple(w_state.shape)}")
     layout = layout or SlotLayout(H, W, gates.device)
-    hs = _DiagonalScan.apply(gates.reshape(H * W * B * D, G), w_state, layout, B)
-    return hs.view(H, W, B, D, G // 4)
+    cells = torch.stack([gates[:, :, :, d].reshape(H * W, B * G).index_select(0, layout.cells[d]) for d in range(2)])
+    hs = diagonal_scan(cells.view(2, H * W, B, G), cells.new_zeros(2, G), w_state, layout)  # (2, slots, B, h)
+    return torch.stack([hs[d].index_select(0, layout.slots[d]) for d in range(2)], 2).view(H, W, B, D, G // 4)
