@@ -36,13 +36,12 @@ def test_hand_written_backward_passes_gradcheck(H, W, B, h):
     assert torch.autograd.gradcheck(diagonal_bilstm, _inputs(H, W, B, h))
 
 
-def test_scan_with_bias_passes_gradcheck():
-    """`diagonal_scan` itself (gates in diagonal order plus a bias), every input differentiated."""
+def test_scan_with_input_product_passes_gradcheck():
+    """`diagonal_scan` itself (features in diagonal order, the input product and bias), every input differentiated."""
     layout = SlotLayout(4, 3)
     g = torch.Generator().manual_seed(4)
-    args = [torch.randn(2, 12, 2, 8, generator=g, dtype=torch.float64).requires_grad_(),
-            torch.randn(2, 8, generator=g, dtype=torch.float64).requires_grad_(),
-            torch.randn(2, 4, 8, generator=g, dtype=torch.float64).requires_grad_()]
+    shapes = [(2, 12, 2, 3), (2, 3, 8), (2, 8), (2, 4, 8)]  # x, w_in, bias, w_state
+    args = [torch.randn(s, generator=g, dtype=torch.float64).requires_grad_() for s in shapes]
     assert torch.autograd.gradcheck(lambda *a: diagonal_scan(*a, layout), args)
 
 

@@ -103,13 +103,14 @@ class DiagonalBiLSTMLayer(nn.Module):
         H, W, B, F2 = x.shape
         h, N = self.hidden, H * W
         layout, right_above = self.layout(H, W, x.device)
-        x_cells = x.reshape(N, B * F2).index_select(0, layout.cells.flatten()).view(2, N * B, F2)  # diagonal orders
         w_in = self.input_to_state.masked_weight()[:, :, 0, 0].view(2, 4 * h, F2).transpose(1, 2)  # (2, 2h, 4h)
-        gates = torch.bmm(x_cells, w_in)  # (2, N*B, 4h), without the bias (the scan adds it)
-        if self.image_to_state is not None:  # into the right-to-left gates only
-            img = image.reshape(N, -1).index_select(0, layout.cells[1]).view(N * B, -1)
-            gates[1] += img @ self.image_to_state.weight[:, :, 0, 0].t()
-        hs = diagonal_scan(gates.view(2, N, B, 4 * h), self.input_to_state.bias.view(2, 4 * h), self.state_matrix(),
+        feats = x
+        if self.image_to_state is not None:  # the image feeds the right-to-left gates only
+            feats = torch.cat([x, image], -1)  # (H, W, B, 2h + C)
+            w_img = self.image_to_state.weight[:, :, 0, 0].t()  # (C, 4h)
+            w_in = torch.stack([torch.cat([w_in[0], torch.zeros_like(w_img)]), torch.cat([w_in[1], w_img])])
+        cells = feats.reshape(N, -1).index_select(0, layout.cells.flatten()).view(2, N, B, -1)  # diagonal orders
+        hs = diagonal_scan(cells, w_in.contiguous(), self.input_to_state.bias.view(2, 4 * h), self.state_matrix(),
                            layout)  # (2, slots, B, h)
         both = hs[0].index_select(0, layout.slots[0]) + hs[1].index_select(0, right_above)  # (N, B, h)
         return torch.addmm(x.reshape(N * B, F2), both.view(N * B, h),

@@ -104,15 +104,19 @@ class SlotLayout:
 
 
 @torch.no_grad()
-def _scan_forward(steps, acts, hs, cs, tcs, w_above, w_side):
-    """Directions `D'` (one or both), diagonal by diagonal. `acts` `(D', N, B*4h)` holds the input
-    gates and is overwritten by o, f, i, g; `hs`, `cs` `(D', slots, B*h)` get h and c; `tcs`
-    `(D', N, B*h)` tanh(c); `w_above`, `w_side` `(D', h, 4h)`."""
-    D, h = acts.shape[0], w_above.shape[1]
+def _scan_forward(steps, x, w_in, bias, acts, hs, cs, tcs, w_above, w_side):
+    """Directions `D'` (one or both), diagonal by diagonal. In: `x` `(D', N, B*F)` the cells'
+    features, `w_in` `(D', F, 4h)`, `bias` `(D', 4h)`, `w_above`, `w_side` `(D', h, 4h)`. Out:
+    `acts` `(D', N, B*4h)` o, f, i, g; `hs`, `cs` `(D', slots, B*h)` h and c; `tcs` tanh(c).
+    `acts` and `tcs` may instead hold a single diagonal (a workspace, when nothing is kept)."""
+    D, h, F = acts.shape[0], w_above.shape[1], w_in.shape[1]
     B = hs.shape[2] // h
+    keep = acts.shape[1] == x.shape[1]
     for first, n, start, above in steps:
-        a = acts[:, first:first + n].view(D, n * B, 4 * h)
+        at = first if keep else 0
+        a = acts[:, at:at + n].view(D, n * B, 4 * h)
         for d in range(D):  # (a batched product would copy its strided operands)
+            torch.addmm(bias[d], x[d, first:first + n].view(n * B, F), w_in[d], out=a[d])
             a[d].addmm_(hs[d, above:above + n].view(n * B, h), w_above[d])
             a[d].addmm_(hs[d, above + 1:above + 1 + n].view(n * B, h), w_side[d])
         a[..., :3 * h].sigmoid_()
@@ -120,7 +124,7 @@ def _scan_forward(steps, acts, hs, cs, tcs, w_above, w_side):
         c = torch.mul(a[..., h:2 * h], cs[:, above + 1:above + 1 + n].view(D, n * B, h),
                       out=cs[:, start:start + n].view(D, n * B, h))
         c.addcmul_(a[..., 2 * h:3 * h], a[..., 3 * h:])  # c = f * c_side + i * g
-        tc = torch.tanh(c, out=tcs[:, first:first + n].view(D, n * B, h))
+        tc = torch.tanh(c, out=tcs[:, at:at + n].view(D, n * B, h))
         torch.mul(a[..., :h], tc, out=hs[:, start:start + n].view(D, n * B, h))
     return None
 
@@ -176,46 +180,55 @@ def _run(fn, *args: torch.Tensor):
 
 
 class _DiagonalScan(torch.autograd.Function):
-    """`gates` `(2, N, B, 4h)` in diagonal order, `bias` `(2, 4h)`, `w_state` `(2, 2h, 4h)` -> `hs`
-    `(2, slots, B, h)`."""
+    """See `diagonal_scan`."""
 
     @staticmethod
-    def forward(ctx, gates: torch.Tensor, bias: torch.Tensor, w_state: torch.Tensor, layout: SlotLayout) -> torch.Tensor:
-        D, N, B, G = gates.shape
+    def forward(ctx, x: torch.Tensor, w_in: torch.Tensor, bias: torch.Tensor, w_state: torch.Tensor,
+                layout: SlotLayout) -> torch.Tensor:
+        D, N, B, F = x.shape
+        G = w_in.shape[2]
         h = G // 4
-        acts = (gates + bias.view(D, 1, 1, G)).view(D, N, B * G)  # becomes o, f, i, g after their nonlinearities
-        hs = gates.new_empty(D, layout.n_slots, B * h)
-        cs = gates.new_empty(D, layout.n_slots, B * h)  # cell states, laid out like hs
+        keep = any(ctx.needs_input_grad)  # else one diagonal's workspace is enough
+        rows = N if keep else max(n for _, n, _, _ in layout.steps)
+        acts = x.new_empty(D, rows, B * G)  # o, f, i, g after their nonlinearities
+        tcs = x.new_empty(D, rows, B * h)  # tanh(c), for the backward
+        hs = x.new_empty(D, layout.n_slots, B * h)
+        cs = x.new_empty(D, layout.n_slots, B * h)  # cell states, laid out like hs
         hs[:, layout.pads] = 0
         cs[:, layout.pads] = 0
-        tcs = gates.new_empty(D, N, B * h)  # tanh(c), for the backward
         w = w_state.detach()
-        _run(_scan_forward, layout.steps, acts, hs, cs, tcs, w[:, :h], w[:, h:])
+        _run(_scan_forward, layout.steps, x.detach().reshape(D, N, B * F), w_in.detach(), bias.detach(),
+             acts, hs, cs, tcs, w[:, :h], w[:, h:])
         ctx.layout = layout
-        ctx.save_for_backward(w_state, hs, cs, tcs, acts)
+        ctx.save_for_backward(x, w_in, w_state, hs, cs, tcs, acts)
         return hs.view(D, layout.n_slots, B, h)
 
     @staticmethod
     def backward(ctx, grad_hs: torch.Tensor):
-        w_state, hs, cs, tcs, acts = ctx.saved_tensors
+        x, w_in, w_state, hs, cs, tcs, acts = ctx.saved_tensors
         layout = ctx.layout
-        D, N, BG = acts.shape
+        D, N, B, F = x.shape
         h = w_state.shape[1] // 2
         dh = grad_hs.reshape(hs.shape).clone()  # also gathers the later diagonals' grads
         d_pre = torch.empty_like(acts)
         d_w = _run(_scan_backward, layout.steps, layout.above, d_pre, dh, acts, hs, cs, tcs,
                    w_state[:, :h], w_state[:, h:])
-        d_pre = d_pre.view(D, N, BG // (4 * h), 4 * h)
-        return d_pre, d_pre.sum((1, 2)), d_w, None
+        d_pre = d_pre.view(D, N * B, 4 * h)
+        x = x.reshape(D, N * B, F)
+        return ((d_pre @ w_in.transpose(1, 2)).view(D, N, B, F), x.transpose(1, 2) @ d_pre, d_pre.sum(1),
+                d_w, None)
 
 
-def diagonal_scan(gates: torch.Tensor, bias: torch.Tensor, w_state: torch.Tensor, layout: SlotLayout) -> torch.Tensor:
-    """The recurrence on `gates + bias` already in diagonal order: `(2, N, B, 4h)` -> `hs` `(2, slots, B, h)`.
+def diagonal_scan(x: torch.Tensor, w_in: torch.Tensor, bias: torch.Tensor, w_state: torch.Tensor,
+                  layout: SlotLayout) -> torch.Tensor:
+    """The recurrence, with the input-to-state product, on features in diagonal order.
 
-    `gates[d, k]` are the gates of image cell `layout.cells[d, k]`, `bias` `(2, 4h)` is added to
-    them; the hidden state of image cell `q` is `hs[d, layout.slots[d, q]]`, and `hs[:, 0]` is zero.
+    `x` `(2, N, B, F)`: per direction the features of image cell `layout.cells[d, k]` at `k`;
+    the gates are `x[d] @ w_in[d] + bias[d]` (`w_in` `(2, F, 4h)`, `bias` `(2, 4h)`);
+    `w_state` `(2, 2h, 4h)`. Returns `hs` `(2, slots, B, h)`: the hidden state of image cell
+    `q` is `hs[d, layout.slots[d, q]]`, and `hs[:, 0]` is zero.
     """
-    return _DiagonalScan.apply(gates, bias, w_state, layout)
+    return _DiagonalScan.apply(x, w_in, bias, w_state, layout)
 
 
 def diagonal_bilstm(gates: torch.Tensor, w_state: torch.Tensor, layout: SlotLayout | None = None) -> torch.Tensor:
@@ -226,5 +239,6 @@ def diagonal_bilstm(gates: torch.Tensor, w_state: torch.Tensor, layout: SlotLayo
                          f"got {tuple(gates.shape)} and {tuple(w_state.shape)}")
     layout = layout or SlotLayout(H, W, gates.device)
     cells = torch.stack([gates[:, :, :, d].reshape(H * W, B * G).index_select(0, layout.cells[d]) for d in range(2)])
-    hs = diagonal_scan(cells.view(2, H * W, B, G), cells.new_zeros(2, G), w_state, layout)  # (2, slots, B, h)
+    identity = torch.eye(G, dtype=gates.dtype, device=gates.device).expand(2, G, G)  # the gates as they are
+    hs = diagonal_scan(cells.view(2, H * W, B, G), identity, gates.new_zeros(2, G), w_state, layout)  # (2, slots, B, h)
     return torch.stack([hs[d].index_select(0, layout.slots[d]) for d in range(2)], 2).view(H, W, B, D, G // 4)
