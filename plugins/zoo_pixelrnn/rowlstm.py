@@ -12,6 +12,13 @@ layer is a residual LSTM over rows:
   unmasked (the whole previous row is in the past for every colour);
 - residual: h -> 2h by a 1x1 mask-B convolution, added to the layer's input.
 
+Implementation: the recurrence over rows is `row_scan` (row_scan.py, a hand-written
+backward), and between the input convolution and the head the features are laid out
+`(2h, H, B, W)`, so that the 1 x k and 1x1 convolutions are single matrix products. Without
+gradients (scoring), `logits` runs all layers row by row instead of layer by layer, which keeps
+every intermediate one row in size. `forward_reference` / `logits_reference` are the plain
+versions that the tests compare against (tests/test_row_scan.py).
+
 The initial state (the row above the image) is zero, h and c. Each pixel sees a triangle
 of the rows above it (Figure 4 of the paper): with k = 3 the triangle widens by one pixel
 per row on either side, plus what the 7x7 input convolution adds.
@@ -31,8 +38,19 @@ import torch.nn.functional as F
 from torch import nn
 
 from .layers import MaskedConv2d, PixelRNN, check_int, lstm_cell
+from .row_scan import lstm_row, row_scan, row_scan_reference
 
 __all__ = ["RowLSTM", "RowLSTMLayer"]
+
+
+def _read_shifted(dst: torch.Tensor, src: torch.Tensor, s: int) -> None:
+    """`dst[..., j] = src[..., j + s]` for every column j + s inside the row; the other columns
+    of `dst` are left as they are."""
+    W = src.shape[-1]
+    if s <= 0:
+        dst[..., -s:] = src[..., :W + s]
+    else:
+        dst[..., :W - s] = src[..., s:]
 
 
 class RowLSTMLayer(nn.Module):
@@ -49,25 +67,66 @@ class RowLSTMLayer(nn.Module):
         with torch.no_grad():  # forget-gate bias 1 (Gers et al. 2000): remember by default
             self.input_to_state.bias[h:2 * h] = 1.0
 
-    def state_matrix(self) -> torch.Tensor:
-        """K_ss as a matrix `(h * k, 4h)` acting on a row's k-wide windows of h (channels last)."""
-        return self.state_to_state.weight.permute(1, 2, 0).reshape(self.hidden * self.kernel, 4 * self.hidden)
-
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        B, _, H, W = x.shape
+        """`(B, 2h, H, W) -> (B, 2h, H, W)`. `RowLSTM.logits` calls `forward_chbw`, without the transposes."""
+        return self.forward_chbw(x.permute(1, 2, 0, 3).contiguous()).permute(2, 0, 1, 3)
+
+    def forward_chbw(self, x: torch.Tensor) -> torch.Tensor:
+        """The layer on features laid out `(2h, H, B, W)` (as in row_scan.py): `-> (2h, H, B, W)`.
+
+        The masked convolutions are matrix products over the channels. The 1 x k mask-B
+        input-to-state reads the p = k // 2 pixels to the left and the pixel itself (its taps
+        to the right are masked off entirely, the centre tap by colour groups); the 1x1 `up`
+        is one matrix. The recurrence over rows is `row_scan`."""
+        F2, H, B, W = x.shape
+        p = self.kernel // 2
+        w_is = self.input_to_state.masked_weight()[:, :, 0]  # (4h, 2h, k): tap t reads column j + t - p
+        pre = torch.addmm(self.input_to_state.bias[:, None], w_is[:, :, p], x.view(F2, -1))  # (4h, H B W): the centre
+        for t in range(p):  # and the taps to its left (those to its right are masked off)
+            pre.addmm_(w_is[:, :, t], F.pad(x, (p - t, t - p)).view(F2, -1))  # x at j + t - p, zero outside
+        h = row_scan(pre.view(-1, H, B, W), self.state_to_state.weight)  # (h, H, B, W)
+        out = torch.addmm(x.view(F2, -1), self.up.masked_weight()[:, :, 0, 0], h.reshape(self.hidden, -1))  # x + K_up h
+        return out.add_(self.up.bias[:, None]).view_as(x)
+
+    # -- scoring without gradients, one row at a time (RowLSTM._layers_by_rows)
+    def row_begin(self, x: torch.Tensor) -> dict[str, Any]:
+        """Weights and buffers for `row_step` on rows like `x` `(2h, B, W)`; the state above the image is zero."""
         hid, k, p = self.hidden, self.kernel, self.kernel // 2
-        # channels last inside the loop: small matmuls are much cheaper than small convolutions
-        gates_in = self.input_to_state(x).permute(2, 0, 3, 1).unbind(0)  # H x (B, W, 4h); one backward node
-        w_ss = self.state_matrix()  # (h*k, 4h)
-        h = x.new_zeros(B, W, hid)  # zero initial state: the row above the image
-        c = x.new_zeros(B, W, hid)
-        rows = []
-        for i in range(H):  # top to bottom, the whole row at once
-            windows = F.pad(h, (0, 0, p, p)).unfold(1, k, 1).reshape(B, W, hid * k)  # (B, W, h*k)
-            h, c = lstm_cell(torch.baddbmm(gates_in[i], windows, w_ss.expand(B, -1, -1)), c)  # (B, W, h)
-            rows.append(h)
-        hs = torch.stack(rows, 1).permute(0, 3, 1, 2)  # (B, h, H, W)
-        return x + self.up(hs)
+        w_ss = self.state_to_state.weight.permute(0, 2, 1)  # (4h, k, h)
+        w_is = self.input_to_state.masked_weight()[:, :, 0, :p + 1].permute(0, 2, 1)  # (4h, p+1, 2h)
+        _, B, W = x.shape
+        return {
+            "w": torch.cat([w_ss.reshape(4 * hid, -1), w_is.reshape(4 * hid, -1)], 1),  # (4h, k h + (p+1) 2h)
+            "b": self.input_to_state.bias[:, None],
+            "up_w": self.up.masked_weight()[:, :, 0, 0], "up_b": self.up.bias[:, None],
+            # what "w" multiplies, `(k h + (p+1) 2h, B, W)`: k blocks of h, block t holding the row
+            # above at column j + t - p, then p + 1 blocks of this row's input, block t at column
+            # j + t - p; zero where that column is outside the image (never written)
+            "win": x.new_zeros(k * hid + (p + 1) * x.shape[0], B, W),
+            "gates": x.new_empty(4 * hid, B, W), "c": x.new_zeros(hid, B, W), "tanh_c": x.new_empty(hid, B, W),
+        }
+
+    def row_step(self, x: torch.Tensor, s: dict[str, Any]) -> torch.Tensor:
+        """The layer on the next row `x` `(2h, B, W)`, advancing its state `s` by one row: `(2h, B, W)`."""
+        hid, k, p = self.hidden, self.kernel, self.kernel // 2
+        F2, B, W = x.shape
+        win = s["win"]
+        for t in range(p + 1):
+            _read_shifted(win[k * hid + t * F2:k * hid + (t + 1) * F2], x, t - p)
+        gates = torch.addmm(s["b"], s["w"], win.view(len(win), -1), out=s["gates"].view(4 * hid, -1))
+        h = win[p * hid:(p + 1) * hid]  # (h, B, W): the centre block for the next row
+        lstm_row(gates.view(-1, B, W), s["c"], s["c"], s["tanh_c"], h)
+        for t in range(k):
+            if t != p:
+                _read_shifted(win[t * hid:(t + 1) * hid], h, t - p)
+        return torch.addmm(x.reshape(F2, -1), s["up_w"], h.view(hid, -1)).add_(s["up_b"]).view(F2, B, W)
+
+    def forward_reference(self, x: torch.Tensor) -> torch.Tensor:
+        """The plain version of `forward`, the convolutions as convolutions and the loop over rows
+        under autograd: `(B, 2h, H, W) -> (B, 2h, H, W)` (the tests compare against it)."""
+        pre = self.input_to_state(x).permute(1, 2, 0, 3)  # (4h, H, B, W)
+        h = row_scan_reference(pre, self.state_to_state.weight)  # (h, H, B, W)
+        return x + self.up(h.permute(2, 0, 1, 3))  # (B, 2h, H, W)
 
 
 class RowLSTM(PixelRNN):
@@ -90,6 +149,46 @@ class RowLSTM(PixelRNN):
             raise ValueError(f"kernel must be odd (a centre pixel and k//2 on each side), got {kernel}")
         self.kernel = kernel
         self.layers = nn.ModuleList(RowLSTMLayer(hidden, kernel, channels) for _ in range(layers))
+
+    def logits(self, x: torch.Tensor) -> torch.Tensor:
+        """As `PixelRNN.logits`, with the features laid out `(2h, H, B, W)` from the input convolution
+        to the head, so that every 1 x k and 1x1 convolution after the first is one matrix product
+        and no layer transposes its input (see row_scan.py for why this layout)."""
+        x = self.data_spec.validate(x)
+        f = self.input_conv(self.encode(x)).permute(1, 2, 0, 3).contiguous()  # (2h, H, B, W)
+        if torch.is_grad_enabled():
+            for layer in self.layers:
+                f = layer.forward_chbw(f)  # (2h, H, B, W), residual inside
+        else:
+            f = self._layers_by_rows(f)
+        w1, w2 = self.out1.masked_weight()[:, :, 0, 0], self.out2.masked_weight()[:, :, 0, 0]
+        out = F.relu(torch.addmm(self.out1.bias[:, None], w1, F.relu(f).view(f.shape[0], -1)))
+        out = torch.addmm(self.out2.bias[:, None], w2, out).view(-1, *f.shape[1:])  # (C n_out, H, B, W)
+        return self._to_logits(out.permute(2, 1, 3, 0)).permute(0, 3, 1, 2, 4)  # (B, C, H, W, levels)
+
+    @torch.no_grad()
+    def _layers_by_rows(self, f: torch.Tensor) -> torch.Tensor:
+        """The layers without gradients, row by row: all layers on row 0, then on row 1, ...
+        `(2h, H, B, W) -> (2h, H, B, W)`. The same arithmetic as layer by layer, but each layer
+        only carries its state from the row above, so every intermediate is one row in size and
+        stays in the CPU's caches; layer by layer, each is a whole batch of images in size."""
+        states = [layer.row_begin(f[:, 0]) for layer in self.layers]
+        out = torch.empty_like(f)
+        for i in range(f.shape[1]):
+            g = f[:, i]  # (2h, B, W)
+            for layer, s in zip(self.layers, states):
+                g = layer.row_step(g, s)
+            out[:, i] = g
+        return out
+
+    def logits_reference(self, x: torch.Tensor) -> torch.Tensor:
+        """`logits` computed plainly: convolutions, and each layer's `forward_reference` (for the tests)."""
+        x = self.data_spec.validate(x)
+        f = self.input_conv(self.encode(x))  # (B, 2h, H, W)
+        for layer in self.layers:
+            f = layer.forward_reference(f)
+        out = self.out2(F.relu(self.out1(F.relu(f))))  # (B, C * n_out, H, W)
+        return self._to_logits(out.permute(0, 2, 3, 1)).permute(0, 3, 1, 2, 4)  # (B, C, H, W, levels)
 
     # ------------------------------------------------------------------ fast sampler
     def sample_fast(self, u: torch.Tensor, *, temperature: float = 1.0, known: torch.Tensor | None = None,
