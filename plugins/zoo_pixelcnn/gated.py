@@ -25,6 +25,16 @@ Each layer (h hidden feature maps; `y` an optional class label):
 `sample_fast` computes the vertical stack one row at a time, when the row
 above is complete, and the horizontal stack at the new pixel only, reading
 earlier pixels' activations from caches.
+
+Speed, with the same arithmetic (up to float rounding): feature maps are
+channels-last (see `common.py`); Conv_h is cropped to its causal 1 x (k//2+1)
+window; the first layer's two convolutions of the image are matrix products
+over image patches; `v_to_h`'s bias is folded into Conv_h's and the one-row
+shift is an in-place add (`add_shifted_down`); the skip 1x1 convolutions are
+accumulated by the matrix products themselves (`addmm_`); the gates have a
+hand-written backward (`_Gate`); scoring without autograd runs large batches
+in cache-sized chunks. Most of the training time is the vertical stack's
+(k//2+1) x k convolutions, which already run near the CPU's peak.
 """
 
 from __future__ import annotations
@@ -38,7 +48,7 @@ from torch import nn
 import zoo
 from zoo.sampling import choose
 
-from .common import PixelConv, check_labels, scale_input, to_logits
+from .common import PixelConv, check_labels, image_patches, inference_chunks, scale_input, to_logits
 from .masks import MaskedConv2d
 
 __all__ = ["GatedPixelCNN", "GatedLayer"]
@@ -46,13 +56,69 @@ __all__ = ["GatedPixelCNN", "GatedLayer"]
 
 def gate(x: torch.Tensor) -> torch.Tensor:
     """`tanh(first half) * sigmoid(second half)` of the feature dimension (dim 1): 2h -> h."""
-    f, g = x.chunk(2, dim=1)
-    return torch.tanh(f) * torch.sigmoid(g)
+    if torch.is_grad_enabled():
+        return _Gate.apply(x)
+    f, g = _halves(x)
+    return torch.tanh(f).mul_(torch.sigmoid(g))  # inference: one full-size tensor fewer
 
 
-def shift_down(x: torch.Tensor) -> torch.Tensor:
-    """Row i of the output is row i-1 of `x`; row 0 is zero. `(B, F, H, W)`."""
-    return F.pad(x, (0, 0, 1, 0))[:, :, :-1]
+def _halves(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The two halves of `x` `(B, 2h, ...)` along dim 1, as views; for a channels-last bfloat16/float16 `x`,
+    as dense copies (one copy of `x`): PyTorch's reduced-precision sigmoid/tanh run several times slower
+    on a channels-last half, whose rows of h values are strided, than on a dense tensor."""
+    if x.dtype in (torch.bfloat16, torch.float16) and x.dim() == 4 and x.is_contiguous(memory_format=torch.channels_last):
+        B, F2, H, W = x.shape
+        halves = x.permute(0, 2, 3, 1).unflatten(-1, (2, F2 // 2)).permute(3, 0, 1, 2, 4).contiguous()  # (2, B, H, W, h)
+        return halves[0].permute(0, 3, 1, 2), halves[1].permute(0, 3, 1, 2)  # (B, h, H, W) channels-last each
+    return x.chunk(2, dim=1)
+
+
+class _Gate(torch.autograd.Function):
+    """`gate(x)` with autograd: the backward writes the two halves' gradients straight into one tensor
+    (autograd would compute each half's, then copy both into a new tensor)."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor) -> torch.Tensor:
+        f, g = _halves(x)
+        t, s = torch.tanh(f), torch.sigmoid(g)  # (B, h, ...) each
+        ctx.save_for_backward(t, s)
+        ctx.x_shape = x.shape
+        ctx.channels_last = x.dim() == 4 and x.is_contiguous(memory_format=torch.channels_last)
+        return t * s
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:
+        t, s = ctx.saved_tensors
+        fmt = torch.channels_last if ctx.channels_last else torch.contiguous_format
+        out = torch.empty(ctx.x_shape, dtype=grad.dtype, device=grad.device, memory_format=fmt)  # (B, 2h, ...)
+        h = t.shape[1]
+        torch.ops.aten.tanh_backward.grad_input(grad * s, t, grad_input=out[:, :h])  # grad*s*(1 - t^2)
+        torch.ops.aten.sigmoid_backward.grad_input(grad * t, s, grad_input=out[:, h:])  # grad*t*s*(1 - s)
+        return out
+
+
+class _AddShiftedDown(torch.autograd.Function):
+    """`a += shift_down(b)` in place, and its gradient in one copy (autograd's pad-and-slice of `b`
+    would make several): row i of `a` gets `b[i-1]`, row 0 nothing. `(B, F, H, W)`."""
+
+    @staticmethod
+    def forward(ctx, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        a[:, :, 1:] += b[:, :, :-1]
+        ctx.mark_dirty(a)
+        return a
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        grad_b = torch.empty_like(grad)
+        grad_b[:, :, :-1] = grad[:, :, 1:]  # b's row i went to row i+1
+        grad_b[:, :, -1:] = 0  # b's last row went nowhere
+        return grad, grad_b
+
+
+def add_shifted_down(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """`a + shift_down(b)`, written into `a` (a fresh tensor that nothing else reads, e.g. a conv output):
+    `shift_down` moves every row one down (row i of the result gets `b[i-1]`, row 0 none). `(B, F, H, W)`."""
+    return _AddShiftedDown.apply(a, b)
 
 
 def init_conv(conv: nn.Conv2d, gain: float) -> None:
@@ -66,9 +132,10 @@ class GatedLayer(nn.Module):
     """One layer of both stacks (Figure 2 of the paper)."""
 
     def __init__(self, in_channels: int, hidden: int, kernel: int, mask_type: str, colours: int,
-                 skip_channels: int, num_classes: int | None, residual: bool, last: bool = False):
+                 skip_channels: int, num_classes: int | None, residual: bool, last: bool = False,
+                 first: bool = False):
         super().__init__()
-        self.kernel, self.residual = kernel, residual
+        self.kernel, self.residual, self.first = kernel, residual, first  # the first layer reads the image
         p = kernel // 2
         self.v_pads = (p, p, p, 0)  # left, right, top, bottom: output row i sees rows i-p .. i
         self.v_conv = nn.Conv2d(in_channels, 2 * hidden, (p + 1, kernel))
@@ -90,18 +157,54 @@ class GatedLayer(nn.Module):
                 init_conv(conv, gain=2.0 ** 0.5)
 
     def forward(self, v: torch.Tensor, h: torch.Tensor, y: torch.Tensor | None):
-        """`v`, `h` `(B, F, H, W)` -> `(v', h', skip)`; `y` `(B,)` labels or None. The last layer gives h' = None."""
-        v_pre = self.v_conv(F.pad(v, self.v_pads))  # (B, 2h, H, W): rows <= i
+        """`v`, `h` `(B, F, H, W)` -> `(v', h', skip)`; `y` `(B,)` labels or None. The last layer gives h' = None.
+
+        (The model itself calls `stacks` and sums the skip connections of all layers in one buffer.)
+        """
+        v, h, g = self.stacks(v, h, y)
+        return v, h, self.skip(g)
+
+    def stacks(self, v: torch.Tensor, h: torch.Tensor, y: torch.Tensor | None):
+        """`v`, `h` `(B, F, H, W)` channels-last -> `(v', h', g)`: both stacks' outputs `(B, h, H, W)`
+        (None for the last layer) and the horizontal gate's output `g` `(B, h, H, W)`, which the skip
+        convolution reads. The first layer reads the image: `v` and `h` are both the scaled `(B, C, H, W)`.
+        """
+        p = self.kernel // 2
+        if self.first:
+            v_pre, h_pre = self._image_convs(v)
+        else:
+            # Conv_v over rows i-p .. i: the input padded p rows above (and p columns at each side by conv2d)
+            v_pre = F.conv2d(F.pad(v, (0, 0, p, 0)), self.v_conv.weight, self.v_conv.bias, padding=(0, p))  # (B, 2h, H, W)
+            # Conv_h over columns j-p .. j (masked at j); its bias carries v_to_h's too (see below)
+            h_pre = F.conv2d(F.pad(h, (p, 0, 0, 0)), self.h_conv.causal_weight(),
+                             self.h_conv.bias + self.v_to_h.bias)  # (B, 2h, H, W)
         if y is not None:
             v_pre = v_pre + self.v_embed(y)[:, :, None, None]
-        h_pre = self.h_conv(h) + self.v_to_h(shift_down(v_pre))  # (B, 2h, H, W): rows < i, or row i left of j
+        # v_to_h(shift_down(v_pre)): row i of h_pre gets v_to_h of v_pre's row i-1; row 0 only v_to_h's
+        # bias (shift_down's zero row), which h_pre already has.
+        h_pre = add_shifted_down(h_pre, F.conv2d(v_pre, self.v_to_h.weight))  # (B, 2h, H, W)
         if y is not None:
             h_pre = h_pre + self.h_embed(y)[:, :, None, None]
         g = gate(h_pre)  # (B, h, H, W)
         if self.h_out is None:
-            return None, None, self.skip(g)
-        h_new = self.h_out(g) + (h if self.residual else 0)
-        return gate(v_pre), h_new, self.skip(g)
+            return None, None, g
+        h_new = self.h_out(g)  # (B, h, H, W)
+        if self.residual:
+            h_new = h_new.add_(h)  # into the fresh conv output (its backward does not need it)
+        return gate(v_pre), h_new, g
+
+    def _image_convs(self, img: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The first layer's Conv_v and Conv_h of the scaled image `(B, C, H, W)`, as matrix products over
+        each pixel's causal patch (rows i-p .. i, columns j-p .. j+p): `(v_pre, h_pre)`, each `(B, 2h, H, W)`
+        channels-last; h_pre includes v_to_h's bias. Conv_h's 1 x (p+1) window is the patch's last row,
+        left part, so its weight is placed there in a patch-sized kernel of zeros."""
+        p = self.kernel // 2
+        patches = image_patches(img, p + 1, p, p)  # (B, H, W, C*(p+1)*k)
+        wv = self.v_conv.weight  # (2h, C, p+1, k)
+        wh = F.pad(self.h_conv.causal_weight(), (0, p, p, 0))  # (2h, C, 1, p+1) -> (2h, C, p+1, k)
+        v_pre = F.linear(patches, wv.reshape(wv.shape[0], -1), self.v_conv.bias)  # (B, H, W, 2h)
+        h_pre = F.linear(patches, wh.reshape(wh.shape[0], -1), self.h_conv.bias + self.v_to_h.bias)
+        return v_pre.permute(0, 3, 1, 2), h_pre.permute(0, 3, 1, 2)
 
 
 class GatedPixelCNN(zoo.AutoregressiveModel):
@@ -136,7 +239,8 @@ class GatedPixelCNN(zoo.AutoregressiveModel):
         C = channels
         self.layers = nn.ModuleList(
             GatedLayer(C if l == 0 else hidden, hidden, first_kernel if l == 0 else kernel,
-                       "A" if l == 0 else "B", C, skip_channels, num_classes, residual=l > 0, last=l == layers - 1)
+                       "A" if l == 0 else "B", C, skip_channels, num_classes, residual=l > 0, last=l == layers - 1,
+                       first=l == 0)
             for l in range(layers)
         )
         self.out1 = MaskedConv2d(skip_channels, out_hidden, 1, "B", C)
@@ -145,17 +249,49 @@ class GatedPixelCNN(zoo.AutoregressiveModel):
         init_conv(self.out2, gain=1.0)
 
     def logits(self, x: torch.Tensor, y: Any = None) -> torch.Tensor:
-        """`(B, C, H, W)` integer levels (and labels `y` if conditional) -> `(B, C, H, W, levels)` logits."""
+        """`(B, C, H, W)` integer levels (and labels `y` if conditional) -> `(B, C, H, W, levels)` logits.
+
+        Without autograd (scoring), large batches run in chunks of a few MiB of activations each (see
+        `common.inference_chunks`): the same logits, from tensors that stay in cache."""
         spec = self.data_spec
         x = spec.validate(x)
         y = check_labels(y, x.shape[0], self.num_classes, x.device)
+        widest = max(2 * self.layers[0].skip.in_channels, self.out1.in_channels, self.out1.out_channels,
+                     self.out2.out_channels)
+        n = inference_chunks(x, widest, self.out2.weight.dtype)
+        if n > 1:
+            ys = [None] * n if y is None else y.tensor_split(n)
+            return torch.cat([self._logits(xc, yc) for xc, yc in zip(x.tensor_split(n), ys)])
+        return self._logits(x, y)
+
+    def _logits(self, x: torch.Tensor, y: torch.Tensor | None) -> torch.Tensor:
+        """`logits` of validated `x` `(B, C, H, W)` and labels `y` `(B,)` or None."""
+        spec = self.data_spec
         v = h = scale_input(x, spec.levels, self.out2.weight.dtype)  # (B, C, H, W)
-        skip = 0
+        B, _, H, W = x.shape
+        skip = None  # (B*H*W, skip): the running sum of the skip connections, pixels as rows
         for layer in self.layers:
-            v, h, s = layer(v, h, y)  # (B, h, H, W) each; s (B, skip, H, W)
-            skip = skip + s
+            v, h, g = layer.stacks(v, h, y)  # (B, h, H, W) each, channels-last
+            skip = self._add_skip(skip, layer, g)
+        skip = skip.view(B, H, W, -1).permute(0, 3, 1, 2)  # (B, skip, H, W) channels-last
         out = self.out2(F.relu(self.out1(F.relu(skip))))  # (B, C*levels, H, W)
         return to_logits(out, spec.channels, spec.levels)
+
+    def _add_skip(self, acc: torch.Tensor | None, layer: GatedLayer, g: torch.Tensor) -> torch.Tensor:
+        """`acc + layer.skip(g)`, pixels as rows: `(B*H*W, skip)`; `g` `(B, h, H, W)` channels-last.
+
+        Channels-last, the 1x1 convolution is a matrix product over the pixels, and the matrix
+        product itself adds it to the running sum (`addmm_`, beta=1): no separate full-size
+        addition, no new tensor. The first layer's product starts the sum with every layer's bias.
+        """
+        w = layer.skip.causal_weight()  # (skip, h, 1, 1)
+        w = w.view(w.shape[0], -1).t()  # (h, skip)
+        g = g.permute(0, 2, 3, 1).reshape(-1, g.shape[1])  # (B*H*W, h), a view: g is channels-last
+        if acc is None:
+            bias = torch.stack([l.skip.bias for l in self.layers]).sum(0)  # (skip,)
+            return torch.addmm(bias, g, w)
+        return acc.addmm_(g.to(acc.dtype), w.to(acc.dtype))  # in place: addmm's backward needs neither acc
+        # nor the result (the casts are for autocast, which leaves in-place products alone)
 
     @torch.no_grad()
     def sample_fast(

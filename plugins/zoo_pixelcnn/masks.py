@@ -30,6 +30,14 @@ Public API (also used by `zoo_pixelrnn`):
                 in_blocks=1, out_blocks=1) -> FloatTensor (out_ch, in_ch, kh, kw)
     MaskedConv2d(in_ch, out_ch, kernel_size, mask_type="B", colours=1, *, centre=None,
                  in_blocks=1, out_blocks=1, bias=True)   # output size = input size
+
+Speed: the rows below the centre are always masked to zero, so `MaskedConv2d`
+convolves with the kernel cropped to rows `0 .. ci` (a 3x3 mask-B kernel is
+computed as 2x3, a 7x7 mask-A one as 4x7) and pads the input above and at the
+sides only. The parameter keeps its full `(out, in, kh, kw)` shape (saved
+weights load strictly); only the arithmetic skips the zeros. The mask multiply
+itself is skipped when the cropped mask is all ones (1x1 and mask-B kernels of
+one colour). The output is the plain masked convolution's up to float rounding.
 """
 
 from __future__ import annotations
@@ -106,6 +114,8 @@ class MaskedConv2d(nn.Conv2d):
 
     Zero padding keeps the output the size of the input, with the kernel's
     centre over each output pixel: `(B, in_ch, H, W) -> (B, out_ch, H, W)`.
+    Only the kernel rows `0 .. ci` (the centre row and those above it) are
+    computed; the rows below are masked out anyway.
     """
 
     def __init__(
@@ -131,13 +141,49 @@ class MaskedConv2d(nn.Conv2d):
         self.register_buffer("mask", mask, persistent=False)  # derived from the config, not saved
         ci, cj = self.centre
         self.pads = (cj, kw - 1 - cj, ci, kh - 1 - ci)  # F.pad order: left, right, top, bottom
+        self.rows = ci + 1  # kernel rows that can be non-zero: 0 .. ci
+        # Multiplying by an all-ones mask changes nothing: skip it (and its backward).
+        self.mask_is_ones = bool((mask[:, :, : self.rows] == 1).all())
 
     def masked_weight(self) -> torch.Tensor:
         """The effective weight `(out_ch, in_ch, kh, kw)`."""
         return self.weight * self.mask
 
+    def causal_weight(self) -> torch.Tensor:
+        """The effective weight cropped to the rows that can be non-zero: `(out_ch, in_ch, ci+1, kw)`."""
+        kh = self.kernel_size[0]
+        w = self.weight if self.rows == kh else self.weight[:, :, : self.rows]
+        if self.mask_is_ones:
+            return w
+        return w * (self.mask if self.rows == kh else self.mask[:, :, : self.rows])
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.conv2d(F.pad(x, self.pads), self.masked_weight(), self.bias)
+        """`(B, in_ch, H, W) -> (B, out_ch, H, W)`, in the memory format of `x`."""
+        w = self.causal_weight()  # (out, in, ci+1, kw)
+        left, right, top, _ = self.pads  # nothing below: the cropped kernel ends at the centre row
+        if left == right:  # conv2d pads the sides itself, symmetric
+            if top:
+                x = F.pad(x, (0, 0, top, 0))  # (B, in, ci + H, W)
+            return F.conv2d(x, w, self.bias, padding=(0, left))
+        return F.conv2d(F.pad(x, (left, right, top, 0)), w, self.bias)
+
+    def forward_view(self, x: torch.Tensor) -> torch.Tensor:
+        """`forward(x)` without copying `x` into a padded tensor: conv2d pads all sides itself
+        (by `ci` rows and `max(cj, kw-1-cj)` columns), and the result is the wanted `H x W`
+        window of its larger output, a view that is not contiguous when `ci > 0` or `cj`
+        is off-centre (an elementwise op after it makes it dense again).
+
+        Output row `r` of the padded convolution sees input rows `r-ci .. r`, so the rows
+        beyond `H` that are cut off come after the image and influence nothing kept.
+        """
+        w = self.causal_weight()  # (out, in, ci+1, kw)
+        left, right, top, _ = self.pads
+        side = max(left, right)
+        out = F.conv2d(x, w, self.bias, padding=(top, side))  # (B, out, H + ci, W + 2*side - (kw-1))
+        H, W = x.shape[-2:]
+        # output column c covers input columns c-side .. c-side+kw-1; pixel j's window starts at j-left
+        off = side - left
+        return out[:, :, :H, off : off + W]
 
     def extra_repr(self) -> str:
         return f"{super().extra_repr()}, mask_type={self.mask_type}, colours={self.colours}, centre={self.centre}"

@@ -21,6 +21,14 @@ pixel only, reading the earlier pixels' activations from caches: one small
 matrix product per layer per sub-pixel instead of a whole forward pass
 (the idea of Ramachandran et al. 2017, "Fast Generation for Convolutional
 Autoregressive Models").
+
+Speed, with the same arithmetic (up to float rounding) as the equations above:
+every feature map is channels-last (see `common.py`); the masked kernels are
+cropped to the rows that can be non-zero (7x7 mask A -> 4x7, 3x3 mask B -> 2x3,
+see `masks.py`); the first layer is one matrix product over image patches; in
+training a residual block is one autograd node whose backward applies each
+ReLU's derivative in place (`_ResidualBlockFn`); scoring without autograd runs
+large batches in cache-sized chunks (`common.inference_chunks`).
 """
 
 from __future__ import annotations
@@ -34,7 +42,7 @@ from torch import nn
 import zoo
 from zoo.sampling import choose
 
-from .common import PixelConv, scale_input, to_logits
+from .common import PixelConv, autocast_dtype, image_patches, inference_chunks, scale_input, to_logits
 from .masks import MaskedConv2d
 
 __all__ = ["PixelCNN", "ResidualBlock"]
@@ -49,11 +57,69 @@ class ResidualBlock(nn.Module):
         self.conv = MaskedConv2d(hidden, hidden, 3, "B", colours)
         self.conv_out = MaskedConv2d(hidden, 2 * hidden, 1, "B", colours)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, 2h, H, W) -> (B, 2h, H, W)
-        y = self.conv_in(F.relu(x))  # (B, h, H, W)
-        y = self.conv(F.relu(y))  # (B, h, H, W)
-        y = self.conv_out(F.relu(y))  # (B, 2h, H, W)
-        return x + y
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """`(B, 2h, H, W) -> (B, 2h, H, W)`, channels-last in and out."""
+        if torch.is_grad_enabled():  # training: the same arithmetic, with a hand-written backward
+            return _ResidualBlockFn.apply(x, self.conv_in.causal_weight(), self.conv_in.bias,
+                                          self.conv.causal_weight(), self.conv.bias,
+                                          self.conv_out.causal_weight(), self.conv_out.bias)
+        y = self.conv_in(F.relu(x)).relu_()  # (B, h, H, W)
+        # the 3x3 mask-B conv as 2x3 (the row below is masked), padded by conv2d itself: a view of
+        # (B, h, H+1, W) without its last row, which the ReLU makes dense again
+        y = F.relu(self.conv.forward_view(y))  # (B, h, H, W)
+        return self.conv_out(y).add_(x)  # (B, 2h, H, W): the residual, into the fresh conv output
+
+
+_conv_backward = torch.ops.aten.convolution_backward  # (grad_out, input, weight, ...) -> (grad_in, grad_w, grad_b)
+_relu_backward = torch.ops.aten.threshold_backward  # (grad_out, relu_out, 0): grad_out where relu_out > 0, else 0
+
+
+def _conv_grads(grad, inp, weight, has_bias, padding, needs):
+    """The gradients `(input, weight, bias)` of `F.conv2d(inp, weight, bias, padding=padding)` (stride 1),
+    None where `needs` says not wanted (or there is no bias)."""
+    return _conv_backward(grad, inp, weight, [weight.shape[0]] if has_bias else None, [1, 1], list(padding),
+                          [1, 1], False, [0, 0], 1, [needs[0], needs[1], needs[2] and has_bias])
+
+
+class _ResidualBlockFn(torch.autograd.Function):
+    """`ResidualBlock.forward` with autograd: the same operations, and a backward that computes each
+    ReLU's gradient in place into the fresh gradient that the convolution's backward returns (autograd
+    would allocate a new full-size tensor for each ReLU and for the residual's sum).
+
+    Inputs: `x` `(B, 2h, H, W)` channels-last and the three convolutions' causal (cropped, masked)
+    weights and biases. Under autocast, everything runs in the autocast dtype (as autocast would run
+    the convolutions), and the weight gradients are cast back by autograd.
+    """
+
+    @staticmethod
+    def forward(ctx, x, w_in, b_in, w_mid, b_mid, w_out, b_out):
+        dt = autocast_dtype(x)
+        x, w_in, w_mid, w_out = x.to(dt), w_in.to(dt), w_mid.to(dt), w_out.to(dt)
+        b_in, b_mid, b_out = (None if b is None else b.to(dt) for b in (b_in, b_mid, b_out))
+        with torch.autocast(x.device.type, enabled=False):
+            r0 = F.relu(x)  # (B, 2h, H, W)
+            a = F.pad(F.conv2d(r0, w_in, b_in).relu_(), (0, 0, 1, 0))  # (B, h, 1+H, W): a zero row above
+            r2 = F.conv2d(a, w_mid, b_mid, padding=(0, 1)).relu_()  # (B, h, H, W): the 2x3 conv
+            out = F.conv2d(r2, w_out, b_out).add_(x)  # (B, 2h, H, W)
+        ctx.save_for_backward(r0, a, r2, w_in, w_mid, w_out)
+        ctx.biases = tuple(b is not None for b in (b_in, b_mid, b_out))
+        return out
+
+    @staticmethod
+    def backward(ctx, grad):  # grad: (B, 2h, H, W)
+        r0, a, r2, w_in, w_mid, w_out = ctx.saved_tensors
+        need = ctx.needs_input_grad  # x, w_in, b_in, w_mid, b_mid, w_out, b_out
+        has_in, has_mid, has_out = ctx.biases
+        grad = grad.to(r0.dtype)
+        g, gw_out, gb_out = _conv_grads(grad, r2, w_out, has_out, (0, 0), (True, need[5], need[6]))
+        _relu_backward.grad_input(g, r2, 0, grad_input=g)  # (B, h, H, W), in place
+        g, gw_mid, gb_mid = _conv_grads(g, a, w_mid, has_mid, (0, 1), (True, need[3], need[4]))
+        g = _relu_backward(g[:, :, 1:], a[:, :, 1:], 0)  # (B, h, H, W): the padded row dropped
+        g, gw_in, gb_in = _conv_grads(g, r0, w_in, has_in, (0, 0), (need[0], need[1], need[2]))
+        if g is not None:
+            _relu_backward.grad_input(g, r0, 0, grad_input=g)  # (B, 2h, H, W), in place
+            g = g.add_(grad)  # plus the residual path
+        return g, gw_in, gb_in, gw_mid, gb_mid, gw_out, gb_out
 
 
 class PixelCNN(zoo.AutoregressiveModel):
@@ -89,11 +155,33 @@ class PixelCNN(zoo.AutoregressiveModel):
         """`(B, C, H, W)` integer levels -> `(B, C, H, W, levels)` logits of each sub-pixel given the earlier ones."""
         spec = self.data_spec
         x = spec.validate(x)
-        h = self.conv_in(scale_input(x, spec.levels, self.out2.weight.dtype))  # (B, 2h, H, W)
+        widest = max(self.out1.in_channels, self.out1.out_channels, self.out2.out_channels)
+        n = inference_chunks(x, widest, self.out2.weight.dtype)
+        if n > 1:  # scoring a large batch: chunks whose activations stay in cache, the same logits
+            return torch.cat([self._logits(c) for c in x.tensor_split(n)])
+        return self._logits(x)
+
+    def _logits(self, x: torch.Tensor) -> torch.Tensor:
+        """`logits` of validated `x`."""
+        spec = self.data_spec
+        h = self.first_layer(scale_input(x, spec.levels, self.out2.weight.dtype))  # (B, 2h, H, W)
         for block in self.blocks:
             h = block(h)  # (B, 2h, H, W)
         out = self.out2(F.relu(self.out1(F.relu(h))))  # (B, C*levels, H, W)
         return to_logits(out, spec.channels, spec.levels)
+
+    def first_layer(self, img: torch.Tensor) -> torch.Tensor:
+        """The 7x7 mask-A convolution of the scaled image: `(B, C, H, W)` -> `(B, 2h, H, W)` channels-last.
+
+        Computed as one matrix product over each pixel's causal patch (the kernel's top
+        `k//2 + 1` rows: the rows below the centre are masked), as `self.conv_in(img)` would.
+        """
+        conv = self.conv_in
+        left, right, _, _ = conv.pads
+        w = conv.causal_weight()  # (2h, C, k//2+1, k)
+        patches = image_patches(img, conv.rows, left, right)  # (B, H, W, C*(k//2+1)*k)
+        out = F.linear(patches, w.reshape(w.shape[0], -1), conv.bias)  # (B, H, W, 2h)
+        return out.permute(0, 3, 1, 2)  # (B, 2h, H, W), channels-last in memory
 
     @torch.no_grad()
     def sample_fast(
