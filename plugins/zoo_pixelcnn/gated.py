@@ -27,9 +27,8 @@ above is complete, and the horizontal stack at the new pixel only, reading
 earlier pixels' activations from caches.
 
 Speed, with the same arithmetic (up to float rounding): feature maps are
-channels-last (see `common.py`); Conv_h is cropped to its causal 1 x (k//2+1)
-window; the first layer's two convolutions of the image are matrix products
-over image patches; `v_to_h`'s bias is folded into Conv_h's and the one-row
+channels-last (see `common.py`); the first layer's two convolutions of the
+image are matrix products over image patches; `v_to_h`'s bias is folded into Conv_h's and the one-row
 shift is an in-place add (`add_shifted_down`); the skip 1x1 convolutions are
 accumulated by the matrix products themselves (`addmm_`); the gates have a
 hand-written backward (`_Gate`); scoring without autograd runs large batches
