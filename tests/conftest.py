@@ -76,3 +76,14 @@ def binarized_mnist_splits() -> None:
     import zoo.data
 
     zoo.data.get_dataset("binarized-mnist").prepare(["train", "valid"], progress=False)
+
+
+@pytest.fixture
+def one_torch_thread():
+    """Tiny networks run fastest on one torch thread (and CI machines are shared); restored after."""
+    import torch
+
+    saved = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(saved)

@@ -16,12 +16,7 @@ FIXTURE = Path(__file__).parent / "fixtures" / "pixelrnn_diag_9491e71.safetensor
 SIZES = [(3, 4, 2, 2), (5, 5, 1, 3), (1, 3, 2, 2), (4, 1, 2, 1), (6, 2, 3, 2)]  # H, W, B, h
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # tiny networks: one thread (conftest)
 
 
 def _inputs(H, W, B, h, dtype=torch.float64, seed=0):

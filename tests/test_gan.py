@@ -12,13 +12,7 @@ from zoo.errors import ZooError
 TINY = {"height": 8, "width": 8, "nz": 8, "ngf": 8, "ndf": 8}
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny networks run fastest on one thread (and CI machines are shared)."""
-    saved = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(saved)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # tiny networks: one thread (conftest)
 
 
 def tiny(**overrides):

@@ -16,13 +16,7 @@ COLOUR = {"channels": 3, "levels": 256}
 WITHIN_PIXEL = [[False, False, False], [True, False, False], [True, True, False]]  # G sees R; B sees R, G
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny tensors: one thread avoids thread hand-offs that dominate on a busy machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # tiny networks: one thread (conftest)
 
 
 def tiny(name, seed=0, **overrides):

@@ -31,12 +31,7 @@ TOL = 1e-4
 COLOUR = {"channels": 3, "levels": 256}
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # tiny networks: one thread (conftest)
 
 
 @pytest.fixture(scope="module")

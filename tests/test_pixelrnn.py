@@ -17,12 +17,7 @@ NAMES = ["pixelrnn-row", "pixelrnn-diag"]
 DATA = [pytest.param(1, 2, id="binary"), pytest.param(3, 256, id="colour")]
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # tiny networks: one thread (conftest)
 
 
 def tiny(name: str, channels: int = 1, levels: int = 2, **overrides):

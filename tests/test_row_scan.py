@@ -24,12 +24,7 @@ FIXTURE = Path(__file__).parent / "fixtures" / "pixelrnn_row_9491e71.safetensors
 TOL = 1e-4
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # tiny networks: one thread (conftest)
 
 
 def scan_inputs(H, B, W, h, k, dtype=torch.float64, seed=0):
