@@ -93,15 +93,3 @@ def test_logits_of_the_replaced_implementation(tag, channels, levels, full_conte
     with torch.no_grad():
         logits = m.logits(saved[f"{tag}.x"])
     torch.testing.assert_close(logits, saved[f"{tag}.logits"], atol=1e-4, rtol=0)
-
-
-def test_two_threads_give_the_same_numbers():
-    """With two torch threads the directions run on two threads: bit for bit the same."""
-    gates, w_state = _inputs(5, 6, 3, 2, torch.float32, seed=3)
-    results = []
-    for threads in (1, 2):
-        torch.set_num_threads(threads)
-        out = diagonal_bilstm(gates, w_state)
-        results.append((out, *torch.autograd.grad(out.square().sum(), (gates, w_state))))
-    for a, b in zip(*results):
-        assert torch.equal(a, b)

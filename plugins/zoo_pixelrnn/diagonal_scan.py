@@ -29,8 +29,6 @@ Shapes: H x W image, B batch, D = 2 directions, h hidden units per gate, N = H *
 
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
-
 import torch
 
 __all__ = ["diagonal_bilstm", "diagonal_bilstm_reference", "diagonal_scan", "SlotLayout"]
@@ -105,9 +103,9 @@ class SlotLayout:
 
 @torch.no_grad()
 def _scan_forward(steps, x, w_in, bias, acts, hs, cs, tcs, w_above, w_side):
-    """Directions `D'` (one or both), diagonal by diagonal. In: `x` `(D', N, B*F)` the cells'
-    features, `w_in` `(D', F, 4h)`, `bias` `(D', 4h)`, `w_above`, `w_side` `(D', h, 4h)`. Out:
-    `acts` `(D', N, B*4h)` o, f, i, g; `hs`, `cs` `(D', slots, B*h)` h and c; `tcs` tanh(c).
+    """Both directions, diagonal by diagonal. In: `x` `(D, N, B*F)` the cells'
+    features, `w_in` `(D, F, 4h)`, `bias` `(D, 4h)`, `w_above`, `w_side` `(D, h, 4h)`. Out:
+    `acts` `(D, N, B*4h)` o, f, i, g; `hs`, `cs` `(D, slots, B*h)` h and c; `tcs` tanh(c).
     `acts` and `tcs` may instead hold a single diagonal (a workspace, when nothing is kept)."""
     D, h, F = acts.shape[0], w_above.shape[1], w_in.shape[1]
     B = hs.shape[2] // h
@@ -131,9 +129,9 @@ def _scan_forward(steps, x, w_in, bias, acts, hs, cs, tcs, w_above, w_side):
 
 @torch.no_grad()
 def _scan_backward(steps, above_rows, d_pre, dh, acts, hs, cs, tcs, w_above, w_side):
-    """The same directions, diagonals in reverse: fills `d_pre` `(D', N, B*4h)` (d loss / d gates)
-    from `dh` `(D', slots, B*h)` (d loss / d h, accumulated in place); returns d loss / d w_state
-    `(D', 2h, 4h)`."""
+    """Both directions, diagonals in reverse: fills `d_pre` `(D, N, B*4h)` (d loss / d gates)
+    from `dh` `(D, slots, B*h)` (d loss / d h, accumulated in place); returns d loss / d w_state
+    `(D, 2h, 4h)`."""
     D, h = acts.shape[0], w_above.shape[1]
     B = hs.shape[2] // h
     dc = torch.zeros_like(cs)  # from the cell beside (zero for the last cell of a row)
@@ -156,27 +154,8 @@ def _scan_backward(steps, above_rows, d_pre, dh, acts, hs, cs, tcs, w_above, w_s
             dh[d, above:above + n].view(n * B, h).addmm_(dp[d], w_above[d].t())  # to the cells above
             dh[d, above + 1:above + 1 + n].view(n * B, h).addmm_(dp[d], w_side[d].t())  # to the cells beside
     d_flat = d_pre.view(D, -1, 4 * h)
-    return torch.cat([torch.bmm(hs.index_select(1, rows).view(D, -1, h).transpose(1, 2), d_flat)  # (D', h, 4h)
+    return torch.cat([torch.bmm(hs.index_select(1, rows).view(D, -1, h).transpose(1, 2), d_flat)  # (D, h, 4h)
                       for rows in (above_rows, above_rows + 1)], 1)  # the above tap, then the side tap
-
-
-_pool: ThreadPoolExecutor | None = None
-
-
-def _run(fn, *args: torch.Tensor):
-    """`fn(*args)` over both directions (dim 0 of every tensor argument): in one call on one
-    thread, or one direction per thread when torch may use two. The directions share no state,
-    so the numbers do not depend on the choice."""
-    global _pool
-    if torch.get_num_threads() < 2:
-        return fn(*args)
-    if _pool is None:
-        _pool = ThreadPoolExecutor(1, thread_name_prefix="zoo-diagonal-scan")
-    half = [[a[d:d + 1] if isinstance(a, torch.Tensor) and a.ndim > 1 else a for a in args] for d in (0, 1)]
-    second = _pool.submit(fn, *half[1])
-    first = fn(*half[0])
-    second = second.result()
-    return None if first is None else torch.cat([first, second])
 
 
 class _DiagonalScan(torch.autograd.Function):
@@ -197,7 +176,7 @@ class _DiagonalScan(torch.autograd.Function):
         hs[:, layout.pads] = 0
         cs[:, layout.pads] = 0
         w = w_state.detach()
-        _run(_scan_forward, layout.steps, x.detach().reshape(D, N, B * F), w_in.detach(), bias.detach(),
+        _scan_forward(layout.steps, x.detach().reshape(D, N, B * F), w_in.detach(), bias.detach(),
              acts, hs, cs, tcs, w[:, :h], w[:, h:])
         ctx.layout = layout
         ctx.save_for_backward(x, w_in, w_state, hs, cs, tcs, acts)
@@ -211,7 +190,7 @@ class _DiagonalScan(torch.autograd.Function):
         h = w_state.shape[1] // 2
         dh = grad_hs.reshape(hs.shape).clone()  # also gathers the later diagonals' grads
         d_pre = torch.empty_like(acts)
-        d_w = _run(_scan_backward, layout.steps, layout.above, d_pre, dh, acts, hs, cs, tcs,
+        d_w = _scan_backward(layout.steps, layout.above, d_pre, dh, acts, hs, cs, tcs,
                    w_state[:, :h], w_state[:, h:])
         d_pre = d_pre.view(D, N * B, 4 * h)
         x = x.reshape(D, N * B, F)
