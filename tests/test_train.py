@@ -52,6 +52,13 @@ class ToyDataset(Dataset):
     def available(self, split):
         return True
 
+    def redraw(self, split, *, seed, epoch):
+        """A fresh draw per (seed, epoch), like dynamic binarization."""
+        g = torch.Generator().manual_seed(1000 * seed + epoch + 7)
+        p = torch.linspace(0.1, 0.9, 64).reshape(1, 1, 8, 8)
+        x = (torch.rand(SIZES[self.check_split(split)], 1, 8, 8, generator=g) < p).to(torch.uint8)
+        return x, torch.arange(SIZES[split]) % 3
+
 
 class TinyDropout(zoo.AutoregressiveModel):
     """Independent pixels with dropout on a second logit table: training draws random numbers,
@@ -158,7 +165,9 @@ class _Plugin:
             builder=f"{__name__}:TinyDropout", capabilities={"likelihood", "sampler"},
             recipes={"default": {"lr": 0.05, "batch_size": 16, "ema_decay": 0.9, "log_every": 2, "dataset": "toy"},
                      "cosine": {"lr": 0.05, "batch_size": 16, "lr_schedule": "cosine", "warmup_steps": 2,
-                                "optimizer": "adamw", "weight_decay": 0.01, "grad_clip": 1.0}},
+                                "optimizer": "adamw", "weight_decay": 0.01, "grad_clip": 1.0},
+                     "dynamic": {"lr": 0.05, "batch_size": 16, "lr_schedule": "exponential", "lr_gamma": 0.5,
+                                 "dynamic_binarization": True}},
             **common,
         ))
         register(zoo.ModelSpec(
@@ -374,7 +383,7 @@ def _interrupt_at(kind, step):
     return cb
 
 
-@pytest.mark.parametrize("recipe", ["default", "cosine"])
+@pytest.mark.parametrize("recipe", ["default", "cosine", "dynamic"])
 @pytest.mark.parametrize("kind, step", [("epoch", 6), ("step", 8)])
 def test_resume_gives_the_same_weights(toy, tmp_path, recipe, kind, step):
     """2 epochs straight == interrupted (after epoch 1, or mid-epoch 2) + --resume, bit for bit."""
@@ -393,6 +402,30 @@ def test_resume_gives_the_same_weights(toy, tmp_path, recipe, kind, step):
     assert resumed.best_valid_nll == full.best_valid_nll and resumed.best_epoch == full.best_epoch
     log = [json.loads(x) for x in (tmp_path / "cut" / "train_log.jsonl").read_text().splitlines()]
     assert [x["epoch"] for x in log if x["kind"] == "valid"] == [1, 2]  # no duplicated records
+
+
+def test_dynamic_binarization_redraws_the_train_split_every_epoch(toy, tmp_path, monkeypatch):
+    seen = []
+    original = ToyDataset.redraw
+
+    def spy(self, split, *, seed, epoch):
+        seen.append((split, seed, epoch))
+        return original(self, split, seed=seed, epoch=epoch)
+
+    monkeypatch.setattr(ToyDataset, "redraw", spy)
+    dynamic = quick(tmp_path / "dynamic", recipe="dynamic", epochs=3, seed=4)
+    assert seen == [("train", 4, 0), ("train", 4, 1), ("train", 4, 2)]  # the valid split is never redrawn
+    fixed = quick(tmp_path / "fixed", recipe="dynamic", epochs=3, seed=4, overrides={"dynamic_binarization": False})
+    assert len(seen) == 3
+    assert not torch.equal(dynamic.last.table, fixed.last.table)
+
+    class Fixed(ToyDataset):
+        name = "toy-fixed"
+        redraw = Dataset.redraw
+
+    with pytest.raises(RecipeError, match="dynamic_binarization: dataset 'toy-fixed' has no random draws"):
+        train("tiny-dropout", dataset=Fixed(), recipe="dynamic", out=tmp_path / "x", progress=False, evaluate=False,
+              samples=0, epochs=1)
 
 
 def test_resume_with_more_epochs_continues(toy, tmp_path):

@@ -83,6 +83,7 @@ RECIPE_SCHEMA: dict[str, tuple[Any, str]] = {
     "ema_warmup": (True, "ramp the EMA decay up as 1 - (1 + step)^-3/4 (capped at ema_decay)"),
     "seed": (0, "seeds the model init, the data order and every random draw"),
     "train_split": ("train", "the dataset split to train on"),
+    "dynamic_binarization": (False, "a fresh draw of the train split every epoch (Dataset.redraw), e.g. binarized MNIST"),
     "valid_split": ("valid", "the split for validation NLL and best-epoch selection; '' = none"),
     "log_every": (50, "write a train record to train_log.jsonl every this many steps"),
     "dataset": ("", "the dataset when none is given; '' = the one matching the model's data spec"),
@@ -560,6 +561,17 @@ def _load_split(ds: Any, split: str, limit: int | None, data_spec: DataSpec) -> 
     return x, y
 
 
+def _redraw(ds: Any, rec: Mapping[str, Any], epoch: int, limit: int | None, data_spec: DataSpec) -> torch.Tensor:
+    """Epoch `epoch`'s fresh draw of the train split (dynamic binarization); the labels do not change."""
+    try:
+        x, _ = ds.redraw(rec["train_split"], seed=rec["seed"], epoch=epoch)
+    except NotImplementedError as e:
+        raise RecipeError(f"dynamic_binarization: {e}") from None
+    x = torch.as_tensor(x)[:limit] if limit is not None else torch.as_tensor(x)
+    data_spec.validate(x, name=f"{ds.name}/{rec['train_split']} (redrawn)")
+    return x
+
+
 def is_conditional(model: Any) -> bool:
     """Whether the model takes class labels: the zoo's convention is a positive `num_classes`
     attribute and a keyword `y` on `logits`/`log_prob`/`loss`."""
@@ -885,6 +897,8 @@ def train(
         t_window, n_window = time.perf_counter(), 0
         try:
             for epoch in range(st.epoch, rec["epochs"]):
+                if rec["dynamic_binarization"]:
+                    train_x = _redraw(ds, rec, epoch, limit, data_spec).to(train_x.device)
                 order = shard_indices(len(train_x), seed=rec["seed"], epoch=epoch, rank=dist_env.rank,
                                       world=dist_env.world).to(train_x.device)
                 bar = _progress(total=steps_per_epoch, initial=st.step_in_epoch, desc=f"epoch {epoch + 1}/{rec['epochs']}",

