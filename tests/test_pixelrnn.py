@@ -107,6 +107,17 @@ def test_shapes_and_normalised_likelihood(name, channels, levels):
     assert all(p.grad is not None for p in m.parameters())
 
 
+@pytest.mark.parametrize("name", NAMES)
+def test_autocast_leaves_the_recurrent_models_in_fp32(name):
+    """A `precision: "bf16"` recipe autocasts the training forward; the PixelRNNs opt out (layers.fp32)."""
+    m = tiny(name)
+    x = torch.randint(0, 2, (3, 1, 8, 8))
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        cast = m.logits(x)
+        m.loss(x).backward()
+    assert cast.dtype == torch.float32 and torch.equal(cast, m.logits(x))
+
+
 # ---------------------------------------------------------------- zoo check, receptive fields
 
 @pytest.mark.parametrize("name", NAMES)

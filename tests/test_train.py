@@ -428,6 +428,25 @@ def test_dynamic_binarization_redraws_the_train_split_every_epoch(toy, tmp_path,
               samples=0, epochs=1)
 
 
+def test_bf16_precision_autocasts_the_training_forward_only(toy, tmp_path, monkeypatch):
+    modes = []
+    original = TinyDropout.logits
+
+    def spy(self, x):
+        modes.append((self.training, torch.is_autocast_enabled("cpu"), torch.get_autocast_dtype("cpu")))
+        return original(self, x)
+
+    monkeypatch.setattr(TinyDropout, "logits", spy)
+    quick(tmp_path / "bf16", epochs=1, overrides={"precision": "bf16"})
+    assert {m for m in modes if m[0]} == {(True, True, torch.bfloat16)}  # every training step
+    assert {m[1] for m in modes if not m[0]} == {False}  # validation is exact fp32
+    modes.clear()
+    quick(tmp_path / "fp32", epochs=1)
+    assert not any(m[1] for m in modes)
+    with pytest.raises(RecipeError, match="'precision' must be one of fp32, bf16"):
+        quick(tmp_path / "bad", overrides={"precision": "fp16"})
+
+
 def test_resume_with_more_epochs_continues(toy, tmp_path):
     full = quick(tmp_path / "full", epochs=2)
     quick(tmp_path / "more", epochs=1)

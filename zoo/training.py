@@ -79,6 +79,7 @@ RECIPE_SCHEMA: dict[str, tuple[Any, str]] = {
     "min_lr": (0.0, "cosine: the learning rate at the last step"),
     "lr_gamma": (0.95, "exponential: lr multiplier per epoch"),
     "grad_clip": (0.0, "clip the global gradient norm to this value; 0 = off"),
+    "precision": ("fp32", "fp32 | bf16: bf16 autocast for the training forward pass (validation and release stay fp32)"),
     "ema_decay": (0.999, "timm ModelEmaV3 decay of the weight average; 0 = no EMA"),
     "ema_warmup": (True, "ramp the EMA decay up as 1 - (1 + step)^-3/4 (capped at ema_decay)"),
     "seed": (0, "seeds the model init, the data order and every random draw"),
@@ -92,6 +93,7 @@ RECIPE_SCHEMA: dict[str, tuple[Any, str]] = {
 LOOP_KEYS = ("steps_per_epoch", "total_steps")  # added by the loop to the recipe a trainer receives
 OPTIMIZERS = ("adam", "adamw", "sgd", "rmsprop")
 SCHEDULES = ("constant", "cosine", "exponential")
+PRECISIONS = ("fp32", "bf16")
 
 
 class RecipeError(ZooError, ValueError):
@@ -153,6 +155,7 @@ def _check_ranges(r: dict[str, Any], where: str) -> None:
     need(0 <= r["min_lr"] <= r["lr"], "min_lr", f"in [0, lr={r['lr']}]")
     need(0 < r["lr_gamma"] <= 1, "lr_gamma", "in (0, 1]")
     need(r["grad_clip"] >= 0, "grad_clip", ">= 0 (0 = off)")
+    need(r["precision"] in PRECISIONS, "precision", f"one of {', '.join(PRECISIONS)}")
     need(0 <= r["ema_decay"] < 1, "ema_decay", "in [0, 1) (0 = no EMA)")
     need(r["log_every"] >= 1, "log_every", ">= 1")
     need(bool(r["train_split"]), "train_split", "a split name")
@@ -466,7 +469,8 @@ class _MeanNLL(nn.Module):
 class MaximumLikelihoodTrainer:
     """Maximum likelihood: one optimizer step on `model.loss(x)`, the mean NLL in nats per image.
 
-    Logs `loss` (nats/image), `bpd` (bits/dim) and `lr`; with `grad_clip` also
+    With `precision: "bf16"` the forward pass runs under bf16 autocast (the
+    weights, gradients and optimizer stay fp32). Logs `loss` (nats/image), `bpd` (bits/dim) and `lr`; with `grad_clip` also
     `grad_norm` (before clipping). Under torchrun the loss runs through
     DistributedDataParallel, which averages gradients over the processes; the
     logged loss is this process's.
@@ -489,7 +493,8 @@ class MaximumLikelihoodTrainer:
 
     def step(self, x: torch.Tensor, y: torch.Tensor | None = None) -> dict[str, float]:
         self.model.train()
-        loss = self.forward(x, y)  # scalar: mean nats per image of this batch (of x given y, when labelled)
+        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.recipe["precision"] == "bf16"):
+            loss = self.forward(x, y).float()  # scalar: mean nats per image of this batch (of x given y, when labelled)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         out: dict[str, float] = {}

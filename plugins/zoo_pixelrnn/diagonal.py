@@ -57,7 +57,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .diagonal_scan import SlotLayout, diagonal_scan
-from .layers import MaskedConv2d, PixelRNN, check_int, lstm_cell
+from .layers import MaskedConv2d, PixelRNN, check_int, fp32, lstm_cell
 
 __all__ = ["DiagonalBiLSTM", "DiagonalBiLSTMLayer"]
 
@@ -142,6 +142,7 @@ class DiagonalBiLSTM(PixelRNN):
         self.layers = nn.ModuleList(DiagonalBiLSTMLayer(hidden, channels, image_to_right_scan=full_context and k == 0)
                                     for k in range(layers))
 
+    @fp32
     def logits(self, x: torch.Tensor) -> torch.Tensor:
         x = self.data_spec.validate(x)
         image = self.encode(x)  # (B, C, H, W) in [-1, 1]

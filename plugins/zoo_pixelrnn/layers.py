@@ -16,6 +16,7 @@ Shapes: B batch, C image channels, H x W image, h hidden units per gate, F = 2h 
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import torch
@@ -26,7 +27,19 @@ from zoo.protocols import DataSpec
 from zoo.sampling import choose
 from zoo_pixelcnn.masks import MaskedConv2d
 
-__all__ = ["PixelRNN", "MaskedConv2d", "check_int", "lstm_cell"]
+__all__ = ["PixelRNN", "MaskedConv2d", "check_int", "lstm_cell", "fp32"]
+
+
+def fp32(logits: Any) -> Any:
+    """Run a `logits` method with autocast off: the recurrent layers are fused by hand (in-place
+    matrix products, whole-scan autograd functions) and bf16 rounding would compound over the
+    rows or diagonals, so a `precision: "bf16"` recipe trains a PixelRNN in fp32."""
+    @functools.wraps(logits)
+    def run(self: Any, x: torch.Tensor, *args: Any, **kwargs: Any) -> torch.Tensor:
+        with torch.autocast(x.device.type, enabled=False):
+            return logits(self, x, *args, **kwargs)
+
+    return run
 
 
 def lstm_cell(gates: torch.Tensor, c: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -82,6 +95,7 @@ class PixelRNN(AutoregressiveModel):
             out = torch.cat([torch.zeros_like(out), out], -1)  # sigmoid(s) = softmax([0, s])[1]
         return out
 
+    @fp32
     def logits(self, x: torch.Tensor) -> torch.Tensor:
         x = self.data_spec.validate(x)
         f = self.input_conv(self.encode(x))  # (B, 2h, H, W)

@@ -37,7 +37,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .layers import MaskedConv2d, PixelRNN, check_int, lstm_cell
+from .layers import MaskedConv2d, PixelRNN, check_int, fp32, lstm_cell
 from .row_scan import lstm_row, row_scan, row_scan_reference
 
 __all__ = ["RowLSTM", "RowLSTMLayer"]
@@ -150,6 +150,7 @@ class RowLSTM(PixelRNN):
         self.kernel = kernel
         self.layers = nn.ModuleList(RowLSTMLayer(hidden, kernel, channels) for _ in range(layers))
 
+    @fp32
     def logits(self, x: torch.Tensor) -> torch.Tensor:
         """As `PixelRNN.logits`, with the features laid out `(2h, H, B, W)` from the input convolution
         to the head, so that every 1 x k and 1x1 convolution after the first is one matrix product
