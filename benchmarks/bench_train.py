@@ -187,6 +187,7 @@ def list_likelihood_models() -> dict:
     import torch
 
     import zoo
+    import zoo.data
     from zoo.training import RECIPE_SCHEMA
 
     defaults = {k: d for k, (d, _) in RECIPE_SCHEMA.items()}
@@ -195,7 +196,13 @@ def list_likelihood_models() -> dict:
         spec = zoo.info(name)
         if "likelihood" in spec.capabilities:
             recipe = defaults | dict(spec.recipes.get("default", {}))
-            models[name] = {k: recipe[k] for k in RECIPE_KEYS}
+            models[name] = {k: recipe[k] for k in RECIPE_KEYS} | {"epochs": recipe["epochs"]}
+            try:  # images per epoch, for the full recipe's time
+                sizes = zoo.data.get_dataset(recipe["dataset"]).sizes
+                models[name] |= {"train_images": sizes[recipe["train_split"]],
+                                 "valid_images": sizes.get(recipe["valid_split"], 0)}
+            except Exception:  # noqa: BLE001 - no dataset named, or sizes unknown: no estimate
+                pass
     return {"models": models, "zoo_file": zoo.__file__, "torch": torch.__version__}
 
 
@@ -361,6 +368,15 @@ def cells(row: dict, what: str) -> str:
     return " | ".join(out + [f"{ratio:.2f}x" if ratio is not None else "-"])
 
 
+def recipe_hours(row: dict) -> float | None:
+    """Hours of the model's default recipe at the new side's measured speeds; None without them."""
+    recipe, train, score = row["recipe"], row["train"]["new"], row["score"]["new"]
+    if not train or not score or "train_images" not in recipe:
+        return None
+    per_epoch = recipe["train_images"] / train + recipe["valid_images"] / score
+    return recipe["epochs"] * per_epoch / 3600
+
+
 def markdown(report: dict) -> str:
     m = report["machine"]
     lines = [f"command: `{report['command']}`",
@@ -376,6 +392,12 @@ def markdown(report: dict) -> str:
             lines.append(f"| {r['model']} | {r['note']} | {r['batch']} | {cells(r, 'train')} | {cells(r, 'score')} |")
         lines += [f"\n{r['model']} ({r['note']}) failed on {side}: {error}"
                   for r in report["rows"] for side, error in r["failed"].items()]
+    recipes = [(r, recipe_hours(r)) for r in report["rows"] if r["note"] == "release config"]
+    if any(hours is not None for _, hours in recipes):
+        lines += ["", "full default recipe at the new speeds (epochs x (train images / train img/s + valid images "
+                      "/ score img/s); no sampling or test scoring):"]
+        lines += [f"- {r['model']}: {r['recipe']['epochs']} epochs, {hours:.1f} h"
+                  for r, hours in recipes if hours is not None]
     if any(r["note"] == "comparison config" for r in report["rows"]):
         args = ", ".join(f"{k}={v}" for k, v in COMPARISON.items())
         lines.append(f'\ncomparison config: zoo.create("pixelcnn", {args})')

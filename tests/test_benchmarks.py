@@ -46,7 +46,19 @@ def test_listing_has_the_likelihood_models_with_their_recipes():
         assert (name in listing) == ("likelihood" in zoo.info(name).capabilities)
     assert {"pixelcnn", "pixelrnn-diag"} <= set(listing)
     assert listing["pixelrnn-diag"]["batch_size"] == zoo.info("pixelrnn-diag").recipes["default"]["batch_size"]
-    assert set(bench.RECIPE_KEYS) == set(listing["pixelcnn"])
+    assert set(bench.RECIPE_KEYS) | {"epochs", "train_images", "valid_images"} == set(listing["pixelcnn"])
+    assert (listing["pixelcnn"]["train_images"], listing["pixelcnn"]["valid_images"]) == (50_000, 10_000)
+
+
+def test_full_recipe_hours_from_the_measured_speeds():
+    recipe = {"batch_size": 8, "epochs": 10, "train_images": 50_000, "valid_images": 10_000}
+    row = {"model": "m", "note": "release config", "batch": 8, "recipe": recipe, "failed": {},
+           "train": {"ref": 50.0, "new": 100.0, "ratio": 2.0}, "score": {"ref": 500.0, "new": 1000.0, "ratio": 2.0}}
+    assert bench.recipe_hours(row) == pytest.approx(10 * (500 + 10) / 3600)
+    assert bench.recipe_hours({**row, "recipe": {"epochs": 10}}) is None  # dataset sizes unknown
+    table = bench.markdown({"command": "c", "machine": bench.machine(1, "x", 0.0), "ref": "r", "new": "n",
+                            "rounds": 1, "seconds": 1, "score_batch": 4, "rows": [row]})
+    assert "- m: 10 epochs, 1.4 h" in table
 
 
 def test_rows_mark_a_model_missing_on_one_side():
