@@ -23,6 +23,7 @@ reads "failed", with its error under the table.
     python benchmarks/bench_train.py --json               # the same as JSON
     python benchmarks/bench_train.py --models pixelcnn --seconds 3 --rounds 1   # a quick look
     python benchmarks/bench_train.py --main-job --models pixelrnn-diag   # with `zoo eval pixelrnn-diag`
+    python benchmarks/bench_train.py --precision bf16 --models gated-pixelcnn   # bf16 autocast training
 
 --main-job also times the README's main job, `zoo eval pixelrnn-diag` on the 10k test
 split through the CLI, end to end in a subprocess of the current tree (the goal: <= 60 s).
@@ -138,8 +139,11 @@ def make_train_step(model, x, recipe: dict):
         ema = ModelEmaV3(model, decay=recipe["ema_decay"], use_warmup=recipe["ema_warmup"], warmup_power=3 / 4)
     steps = [0]
 
+    bf16 = recipe.get("precision") == "bf16"
+
     def step() -> None:
-        loss = model.loss(x)
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):  # the recipe key `precision`
+            loss = model.loss(x).float()
         opt.zero_grad(set_to_none=True)
         loss.backward()
         if recipe["grad_clip"] > 0:
@@ -299,7 +303,8 @@ def time_rows(rows: list[dict], trees: dict[str, Path], args) -> None:
             for side in [s for s in row["sides"] if s not in row["failed"]]:
                 job = {"kind": "measure", "tree": str(trees[side]), "model": row["model"], "config": row["config"],
                        "train_batch": row["batch"], "score_batch": args.score_batch, "seconds": args.seconds,
-                       "threads": args.threads, "seed": args.seed, "recipe": row["recipe"]}
+                       "threads": args.threads, "seed": args.seed,
+                       "recipe": {**row["recipe"], "precision": args.precision}}
                 try:
                     r = run_worker(job, args.threads)
                 except WorkerError as e:
@@ -384,7 +389,7 @@ def markdown(report: dict) -> str:
              f"torch {m['torch']}, Python {m['python']}",
              f"ref: {report['ref']}; new: {report['new']}",
              f"median of {report['rounds']} rounds of {report['seconds']} s per side; "
-             f"scoring batch {report['score_batch']}"]
+             f"scoring batch {report['score_batch']}; training precision {report.get('precision', 'fp32')}"]
     if report["rows"]:
         lines += ["", "| model | config | batch | train img/s ref | new | ratio | score img/s ref | new | ratio |",
                   "|---|---|---:|---:|---:|---:|---:|---:|---:|"]
@@ -418,6 +423,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--threads", type=int, default=2, help="torch threads and OMP_NUM_THREADS (default 2)")
     ap.add_argument("--train-batch", type=int, default=None, help="override every recipe's batch size")
     ap.add_argument("--score-batch", type=int, default=256)
+    ap.add_argument("--precision", choices=("fp32", "bf16"), default="fp32",
+                    help="training forward under bf16 autocast on both sides (the recipe key `precision`)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--main-job", action="store_true", help="also time `zoo eval pixelrnn-diag` (current tree)")
     ap.add_argument("--main-job-limit", type=int, default=None, help="score only the first N test images (a smoke run)")
@@ -452,7 +459,7 @@ def main(argv: list[str] | None = None) -> None:
               "machine": machine(args.threads, listings["new"]["torch"], load),
               "ref": commit if commit.startswith(args.ref) else f"{args.ref} ({commit})",
               "new": git_describe(ROOT), "rounds": args.rounds, "seconds": args.seconds,
-              "score_batch": args.score_batch, "rows": rows}
+              "score_batch": args.score_batch, "precision": args.precision, "rows": rows}
     if args.main_job:
         report["main_job"] = time_main_job(args)
     print(json.dumps(report, indent=2) if args.json else markdown(report))

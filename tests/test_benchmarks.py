@@ -109,3 +109,17 @@ def test_an_exported_commit_runs_its_own_code(tmp_path):
     assert r["train"] > 0 and r["score"] > 0
     with pytest.raises(RuntimeError, match="imported code from elsewhere"):
         bench.check_own_code(r, ROOT, tree)  # the check would catch a worker that ran the other tree
+
+
+def test_bf16_training_step_runs_under_autocast(monkeypatch):
+    import torch
+
+    seen = []
+    model = zoo.create("pixelcnn", **zoo.info("pixelcnn").test_config)
+    original = type(model).logits
+    monkeypatch.setattr(type(model), "logits", lambda self, x: seen.append(torch.is_autocast_enabled("cpu")) or original(self, x))
+    x = torch.randint(0, 2, (2, 1, 8, 8))
+    recipe = bench.list_likelihood_models()["models"]["pixelcnn"]
+    bench.make_train_step(model, x, {**recipe, "precision": "bf16"})()
+    bench.make_train_step(model, x, recipe)()
+    assert seen == [True, False]
