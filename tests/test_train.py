@@ -24,10 +24,14 @@ import zoo
 from zoo.data import Dataset
 from zoo.errors import UnknownNameError, ZooError
 from zoo.plugins import use_plugins
+from zoo.distributed import shard_indices
 from zoo.training import (
-    CHECKPOINT, RecipeError, TrainEvent, flatten_state, load_checkpoint, lr_factor,
-    plot_training_curves, resolve_recipe, shard_indices, split_overrides, train, unflatten_state, validation_nll,
+    RecipeError, TrainEvent, load_checkpoint, plot_training_curves, resolve_recipe, split_overrides, train,
 )
+from zoo.training.checkpoint import flatten_state, unflatten_state
+from zoo.training.data import validation_nll
+from zoo.training.optim import lr_factor
+from zoo.training.state import CHECKPOINT
 
 SPEC = zoo.DataSpec(1, 8, 8, 2)
 SIZES = {"train": 96, "valid": 32, "test": 32}
@@ -146,7 +150,7 @@ class FakeGANTrainer:
         self.steps = d["steps"]
         self.noise.set_state(d["noise"])
 
-    def fixed_noise_samples(self):
+    def epoch_samples(self):
         return self.model.sample(self.recipe["fixed_noise"], generator=torch.Generator().manual_seed(0))
 
 
@@ -454,7 +458,7 @@ def test_resume_with_more_epochs_continues(toy, tmp_path):
     assert_same(weights(more.last), weights(full.last))
     # the checkpoint keeps the stages, and the card turns them into the commands that reproduce the run
     _, meta = load_checkpoint(tmp_path / "more" / CHECKPOINT)
-    from zoo.training import _hardware
+    from zoo.training.device import hardware as _hardware
 
     here = _hardware(torch.device("cpu"), 1)
     assert meta["stages"] == [{"epochs": 1, "from_epoch": 0, "from_step": 0, "hardware": here},
@@ -519,7 +523,7 @@ def test_custom_trainer_interface(toy, tmp_path):
     trainer = FakeGANTrainer.instances[-1]
     assert trainer.steps == 12 and trainer.recipe["lr_d"] == 0.1 and trainer.recipe["steps_per_epoch"] == 6
     assert r.best_valid_nll is None and r.ema is None  # no likelihood: no validation NLL
-    assert (tmp_path / "gan" / "samples" / "epoch002.png").is_file()  # fixed_noise_samples every epoch
+    assert (tmp_path / "gan" / "samples" / "epoch002.png").is_file()  # epoch_samples every epoch
     log = [json.loads(x) for x in (r.release_dir / "train_log.jsonl").read_text().splitlines()]
     assert {"loss_d", "loss_g"} <= set(log[0])
     assert (r.release_dir / "samples.png").is_file()
