@@ -182,6 +182,8 @@ def test_a_few_training_steps(config):
     assert s.shape == (6, *m.data_spec.shape) and s.dtype == torch.long
     m.data_spec.validate(s)
     assert torch.equal(s, t.epoch_samples())  # fixed noise, fixed images
+    with pytest.warns(DeprecationWarning, match="now epoch_samples"):
+        assert torch.equal(s, t.fixed_noise_samples())  # the hook's old name, for one release
     assert m.training  # fixed-noise samples leave the model in training mode
 
 
