@@ -458,9 +458,9 @@ def test_resume_with_more_epochs_continues(toy, tmp_path):
     assert_same(weights(more.last), weights(full.last))
     # the checkpoint keeps the stages, and the card turns them into the commands that reproduce the run
     _, meta = load_checkpoint(tmp_path / "more" / CHECKPOINT)
-    from zoo.training.device import hardware as _hardware
+    from zoo.training.device import hardware
 
-    here = _hardware(torch.device("cpu"), 1)
+    here = hardware(torch.device("cpu"), 1)
     assert meta["stages"] == [{"epochs": 1, "from_epoch": 0, "from_step": 0, "hardware": here},
                               {"epochs": 2, "from_epoch": 1, "from_step": 6, "hardware": here}]
     assert load_checkpoint(tmp_path / "full" / CHECKPOINT)[1]["stages"] == [
