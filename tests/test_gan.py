@@ -178,10 +178,12 @@ def test_a_few_training_steps(config):
     assert logs[-1]["d_real"] > logs[-1]["d_fake"]  # D learns to tell the few real images from fakes
     changed = {k.split(".")[0] for k, v in m.state_dict().items() if not torch.equal(v, before[k])}
     assert changed == {"generator", "discriminator"}
-    s = t.fixed_noise_samples()
+    s = t.epoch_samples()
     assert s.shape == (6, *m.data_spec.shape) and s.dtype == torch.long
     m.data_spec.validate(s)
-    assert torch.equal(s, t.fixed_noise_samples())  # fixed noise, fixed images
+    assert torch.equal(s, t.epoch_samples())  # fixed noise, fixed images
+    with pytest.warns(DeprecationWarning, match="now epoch_samples"):
+        assert torch.equal(s, t.fixed_noise_samples())  # the hook's old name, for one release
     assert m.training  # fixed-noise samples leave the model in training mode
 
 
@@ -256,7 +258,7 @@ def test_exact_resume():
     assert [t2.step(x) for _ in range(2)] == expected
     for k, v in m.state_dict().items():
         assert torch.equal(v, m2.state_dict()[k]), k
-    assert torch.equal(t.fixed_noise_samples(), t2.fixed_noise_samples())
+    assert torch.equal(t.epoch_samples(), t2.epoch_samples())
     with pytest.raises(ValueError, match="expected keys"):
         t2.load_state_dict({"step": 0})
 

@@ -94,7 +94,8 @@ def test_fast_sampler_equals_naive(name):
 
 @pytest.mark.parametrize("name", MODELS)
 def test_every_recipe_resolves_against_the_training_schema(name):
-    from zoo.training import _trainer_class, resolve_recipe
+    from zoo.training import resolve_recipe
+    from zoo.training.trainer import trainer_class as _trainer_class
 
     spec = zoo.info(name)
     extra = dict(getattr(_trainer_class(spec), "recipe_defaults", {}) or {})

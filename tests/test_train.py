@@ -24,10 +24,14 @@ import zoo
 from zoo.data import Dataset
 from zoo.errors import UnknownNameError, ZooError
 from zoo.plugins import use_plugins
+from zoo.distributed import shard_indices
 from zoo.training import (
-    CHECKPOINT, RecipeError, TrainEvent, flatten_state, load_checkpoint, lr_factor,
-    plot_training_curves, resolve_recipe, shard_indices, split_overrides, train, unflatten_state, validation_nll,
+    RecipeError, TrainEvent, load_checkpoint, plot_training_curves, resolve_recipe, split_overrides, train,
 )
+from zoo.training.checkpoint import flatten_state, unflatten_state
+from zoo.training.data import validation_nll
+from zoo.training.optim import lr_factor
+from zoo.training.state import CHECKPOINT
 
 SPEC = zoo.DataSpec(1, 8, 8, 2)
 SIZES = {"train": 96, "valid": 32, "test": 32}
@@ -146,7 +150,7 @@ class FakeGANTrainer:
         self.steps = d["steps"]
         self.noise.set_state(d["noise"])
 
-    def fixed_noise_samples(self):
+    def epoch_samples(self):
         return self.model.sample(self.recipe["fixed_noise"], generator=torch.Generator().manual_seed(0))
 
 
@@ -454,9 +458,9 @@ def test_resume_with_more_epochs_continues(toy, tmp_path):
     assert_same(weights(more.last), weights(full.last))
     # the checkpoint keeps the stages, and the card turns them into the commands that reproduce the run
     _, meta = load_checkpoint(tmp_path / "more" / CHECKPOINT)
-    from zoo.training import _hardware
+    from zoo.training.device import hardware
 
-    here = _hardware(torch.device("cpu"), 1)
+    here = hardware(torch.device("cpu"), 1)
     assert meta["stages"] == [{"epochs": 1, "from_epoch": 0, "from_step": 0, "hardware": here},
                               {"epochs": 2, "from_epoch": 1, "from_step": 6, "hardware": here}]
     assert load_checkpoint(tmp_path / "full" / CHECKPOINT)[1]["stages"] == [
@@ -519,7 +523,7 @@ def test_custom_trainer_interface(toy, tmp_path):
     trainer = FakeGANTrainer.instances[-1]
     assert trainer.steps == 12 and trainer.recipe["lr_d"] == 0.1 and trainer.recipe["steps_per_epoch"] == 6
     assert r.best_valid_nll is None and r.ema is None  # no likelihood: no validation NLL
-    assert (tmp_path / "gan" / "samples" / "epoch002.png").is_file()  # fixed_noise_samples every epoch
+    assert (tmp_path / "gan" / "samples" / "epoch002.png").is_file()  # epoch_samples every epoch
     log = [json.loads(x) for x in (r.release_dir / "train_log.jsonl").read_text().splitlines()]
     assert {"loss_d", "loss_g"} <= set(log[0])
     assert (r.release_dir / "samples.png").is_file()
@@ -651,3 +655,76 @@ def test_ddp_two_cpu_processes_hold_identical_weights(tmp_path):
     with use_plugins({"toy-plugin": _Plugin}):
         single = quick(tmp_path / "single", overrides=recipe)
     assert torch.allclose(single.last.table.flatten(), torch.tensor(ranks[0]["table"]), atol=1e-5)
+
+
+# -- the package layout, the trainer protocol and the names kept for one release ----------------------
+def test_old_import_paths_warn_and_give_the_same_objects():
+    import zoo.distributed
+    import zoo.eval.distributed
+    import zoo.training
+    import zoo.training.checkpoint
+    import zoo.training.data
+    import zoo.training.state
+
+    for old, new in ((lambda: zoo.training.shard_indices, zoo.distributed.shard_indices),
+                     (lambda: zoo.training.flatten_state, zoo.training.checkpoint.flatten_state),
+                     (lambda: zoo.training.validation_nll, zoo.training.data.validation_nll),
+                     (lambda: zoo.training.CHECKPOINT, zoo.training.state.CHECKPOINT),
+                     (lambda: zoo.eval.distributed.map_batches, zoo.distributed.map_batches)):
+        with pytest.warns(DeprecationWarning, match="moved to zoo"):
+            assert old() is new
+    with pytest.warns(DeprecationWarning):
+        assert zoo.eval.distributed.init_from_env() is False  # the old interface: "did this call start a group?"
+    with pytest.raises(AttributeError):
+        zoo.training.no_such_name
+    assert zoo.train is zoo.training.train  # the function; the package is zoo.training
+
+
+def test_trainers_implement_the_protocol(toy):
+    from zoo.training import MaximumLikelihoodTrainer
+    from zoo.training.trainer import trainer_class
+
+    rec = {**resolve_recipe(zoo.info("tiny-dropout"), "default"), "steps_per_epoch": 1, "total_steps": 1}
+    assert isinstance(MaximumLikelihoodTrainer(zoo.create("tiny-dropout"), rec, torch.device("cpu")), zoo.Trainer)
+    gan_rec = {**resolve_recipe(zoo.info("tiny-gan"), "default", extra_defaults=FakeGANTrainer.recipe_defaults)}
+    assert isinstance(FakeGANTrainer(TinyGAN(), gan_rec, torch.device("cpu")), zoo.Trainer)
+    assert trainer_class(zoo.info("tiny-gan")) is FakeGANTrainer
+    assert trainer_class(zoo.info("tiny-dropout")) is MaximumLikelihoodTrainer
+
+
+class OldHookTrainer(FakeGANTrainer):
+    """A third-party trainer written against the hook's old name."""
+
+    epoch_samples = None  # hide the new name this test class inherits
+
+    def fixed_noise_samples(self):
+        return self.model.sample(2, generator=torch.Generator().manual_seed(0))
+
+
+def test_the_old_epoch_samples_hook_name_still_works_with_a_warning(toy):
+    import dataclasses
+
+    from zoo.training.trainer import epoch_samples, trainer_class
+
+    old = dataclasses.replace(zoo.info("tiny-gan"), trainer=f"{__name__}:OldHookTrainer")
+    with pytest.warns(DeprecationWarning, match="now called epoch_samples"):
+        assert trainer_class(old) is OldHookTrainer
+    t = OldHookTrainer(TinyGAN(), {"lr": 0.05, "lr_d": 0.1, "seed": 0, "fixed_noise": 2}, torch.device("cpu"))
+    assert epoch_samples(t).shape == (2, 1, 8, 8)
+
+
+def test_resuming_without_a_dataset_checksum_says_so(toy, tmp_path, capsys):
+    class NoChecksum(ToyDataset):
+        def checksum(self, split):
+            raise NotImplementedError
+
+    kw = dict(epochs=1, progress=False, evaluate=False, samples=0, out=tmp_path / "run")
+    train("tiny-dropout", dataset=NoChecksum(), **kw)
+    assert "no checksum" not in capsys.readouterr().err  # a fresh run checks nothing
+    train("tiny-dropout", dataset=NoChecksum(), resume=True, **{**kw, "epochs": 2})
+    err = capsys.readouterr().err
+    assert "note: dataset 'toy' has no checksum" in err and "cannot check that it continues on the same data" in err
+    # with checksums on both sides there is no note, and a different dataset is refused
+    quick(tmp_path / "checked", epochs=1)
+    quick(tmp_path / "checked", epochs=2, resume=True)
+    assert "no checksum" not in capsys.readouterr().err

@@ -18,7 +18,7 @@ __version__ = "0.1.0"
 # public name -> module that defines it
 _EXPORTS = {
     "DataSpec": "protocols", "Model": "protocols", "Sampler": "protocols",
-    "Likelihood": "protocols", "Autoregressive": "protocols",
+    "Likelihood": "protocols", "Autoregressive": "protocols", "Trainer": "protocols",
     "ModelSpec": "registry", "WeightsSpec": "registry", "list_models": "registry",
     "info": "registry", "create": "registry", "load": "registry", "parse_name": "registry",
     "ZooError": "errors", "UnknownNameError": "errors", "PluginError": "errors",

@@ -1,4 +1,4 @@
-"""What a model, a sampler and a likelihood are.
+"""What a model, a sampler, a likelihood and a trainer are.
 
 Everything here is importable without torch: `zoo list` and `zoo info` read
 these types and must stay fast. Tensor work happens inside functions.
@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass
-from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Mapping, Protocol, runtime_checkable
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch
 
-__all__ = ["DataSpec", "Model", "Sampler", "Likelihood", "Autoregressive"]
+__all__ = ["DataSpec", "Model", "Sampler", "Likelihood", "Autoregressive", "Trainer"]
 
 
 @dataclass(frozen=True)
@@ -139,4 +139,43 @@ class Autoregressive(Protocol):
     def logits(self, x: "torch.Tensor") -> "torch.Tensor":
         """Unnormalised log-probabilities `(B, C, H, W, levels)` of each sub-pixel given
         every sub-pixel before it (raster order, R before G before B)."""
+        ...
+
+
+@runtime_checkable
+class Trainer(Protocol):
+    """How a family trains a model that maximum likelihood does not fit (a GAN, say).
+
+    A plugin names its class in `ModelSpec.trainer = "module:Class"`; `zoo.train`
+    builds it as `Class(model, recipe, device)`, where `recipe` is the resolved
+    recipe dict plus `steps_per_epoch` and `total_steps`. The loop owns the data,
+    the epochs, the EMA, checkpoints of the model's weights, logging and the
+    release; the trainer owns its optimizers and whatever else one step needs.
+    Without `ModelSpec.trainer` the loop uses `zoo.training.MaximumLikelihoodTrainer`,
+    which minimises `model.loss(x)`.
+
+    Optional class attributes and hooks (the loop uses them only when present):
+
+    - `recipe_defaults: Mapping[str, Any]`: recipe keys of its own, with defaults;
+      they join the recipe schema for this model (they may not redefine its keys).
+    - `supports_distributed: bool`: True when it runs under torchrun (it then wraps
+      what it trains with `zoo.training.wrap_ddp`); default False: one process only.
+    - `epoch_samples() -> Tensor | None`: images (integer levels `(n, C, H, W)`) saved
+      as `samples/epochNNN.png` at every epoch's end, e.g. a GAN's fixed-noise batch.
+      (Its old name, `fixed_noise_samples`, is still read for one release, with a
+      DeprecationWarning.)
+    """
+
+    def step(self, x: "torch.Tensor", y: "torch.Tensor | None" = None) -> dict[str, float]:
+        """One optimisation step on a batch of images `x` (integer levels; `y`: labels of a
+        class-conditional model); returns the metrics to log (e.g. `{"loss": 1.2}`)."""
+        ...
+
+    def state_dict(self) -> dict[str, Any]:
+        """Everything besides the model's weights that an exact resume needs: tensors, numbers,
+        strings, None, lists, tuples and dicts (checkpointed without pickling)."""
+        ...
+
+    def load_state_dict(self, d: Mapping[str, Any]) -> None:
+        """Restore what `state_dict` returned."""
         ...

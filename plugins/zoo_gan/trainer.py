@@ -11,14 +11,16 @@ binary reals (it cannot tell them apart by grey values alone), and what it judge
 is what `DCGAN.sample` returns.
 
 The generic loop in `zoo.train` owns data, epochs, checkpoints of the model's
-weights and logging; this class owns the optimizers, the noise generator and a
-fixed noise batch whose samples show progress during training.
+weights and logging; this class (a `zoo.protocols.Trainer`) owns the optimizers,
+the noise generator and a fixed noise batch whose samples, returned by the
+optional hook `epoch_samples`, show progress during training.
 """
 
 from __future__ import annotations
 
 import copy
 import math
+import warnings
 from typing import Any, Mapping
 
 import torch
@@ -158,10 +160,16 @@ class GANTrainer:
         return {"loss_d": loss_d.item(), "loss_g": loss_g.item(), **stats}
 
     @torch.no_grad()
-    def fixed_noise_samples(self) -> torch.Tensor:
-        """Samples (n, C, H, W) of integer levels from the fixed noise batch, to save during training."""
+    def epoch_samples(self) -> torch.Tensor:
+        """Samples (n, C, H, W) of integer levels from the fixed noise batch, saved at every epoch's end."""
         f = self.fixed
         return self.model.decode(f["z"], f["u"], f["y"])
+
+    def fixed_noise_samples(self) -> torch.Tensor:
+        """The old name of `epoch_samples`, kept for one release."""
+        warnings.warn("GANTrainer.fixed_noise_samples is now epoch_samples; the old name goes in the next release",
+                      DeprecationWarning, stacklevel=2)
+        return self.epoch_samples()
 
     def state_dict(self) -> dict[str, Any]:
         """Optimizers, the noise generator's state, the step count and the fixed batch

@@ -73,7 +73,7 @@ def eval_cmd(names: tuple[str, ...], all_models: bool, dataset: str, split: str,
     zoo eval --all --metrics nll,fid --report out/
     torchrun --nproc-per-node 2 -m zoo eval pixelcnn   # the split sharded over 2 processes
     """
-    from ..eval.distributed import init_from_env, rank_world
+    from ..distributed import finish, init_from_env
     from ..eval.harness import evaluate, resolve_metrics
     from ..eval.report import write_report
     from ..eval.result import format_table
@@ -83,10 +83,9 @@ def eval_cmd(names: tuple[str, ...], all_models: bool, dataset: str, split: str,
     resolve_metrics(metrics)  # unknown metric names fail before any model loads
     if device == "cuda" and "LOCAL_RANK" in os.environ:
         device = f"cuda:{os.environ['LOCAL_RANK']}"
-    started = init_from_env(device)
+    group = init_from_env(device)
     try:
-        rank, _ = rank_world()
-        main = rank == 0
+        main = group.main
         todo = list(names) if names else _names_for_all(dataset)
         results, failed = [], []
         for name in todo:
@@ -132,10 +131,7 @@ def eval_cmd(names: tuple[str, ...], all_models: bool, dataset: str, split: str,
         if failed:
             raise SystemExit(1)
     finally:
-        if started:
-            import torch.distributed as dist
-
-            dist.destroy_process_group()
+        finish(group)
 
 
 COMMANDS = [eval_cmd]

@@ -26,7 +26,8 @@ import torch
 
 from ..errors import UnknownNameError, ZooError
 from ..sampling import device_of, eval_mode
-from .distributed import broadcast, derive_seed, map_batches, rank_world
+from ..distributed import broadcast, map_batches, rank_world
+from .distributed import derive_seed
 from .metric import MetricValue
 from .result import EvalResult
 

@@ -11,22 +11,36 @@ import math
 
 import torch
 
+from ..distributed import map_batches
 from .metric import MetricValue
+
+
+def log_prob_per_image(model, images: torch.Tensor, *, batch_size: int, device: torch.device,
+                       labels: torch.Tensor | None = None, progress: bool = False) -> torch.Tensor:
+    """`log p(x)` in nats of each of `images` (given `labels` for a class-conditional model): `(N,)` float64.
+
+    The one NLL loop of the zoo (the harness's `nll` and training's validation use it):
+    batches of `batch_size` sharded over the processes and gathered in order.
+    """
+
+    def lp(b: int, start: int, stop: int) -> torch.Tensor:
+        x = images[start:stop].to(device).long()
+        if labels is None:
+            out = model.log_prob(x)
+        else:
+            out = model.log_prob(x, y=labels[start:stop].to(device))
+        if out.shape != (stop - start,):
+            raise ValueError(f"log_prob returned shape {tuple(out.shape)}; expected ({stop - start},), one value per image")
+        return out.double()
+
+    return map_batches(lp, images.shape[0], batch_size, desc="nll", progress=progress)
 
 
 def per_image_log_prob(ctx) -> torch.Tensor:
     """`log p(x)` in nats of every image of the split: `(N,)` float64, cached in the context."""
     if "log_prob" not in ctx.cache:
-        x = ctx.split_images()
-        model = ctx.model
-
-        def lp(b: int, start: int, stop: int) -> torch.Tensor:
-            out = model.log_prob(x[start:stop].to(ctx.device).long())
-            if out.shape != (stop - start,):
-                raise ValueError(f"log_prob returned shape {tuple(out.shape)}; expected ({stop - start},), one value per image")
-            return out.double()
-
-        ctx.cache["log_prob"] = ctx.map_batches(lp, x.shape[0], desc="nll")
+        ctx.cache["log_prob"] = log_prob_per_image(ctx.model, ctx.split_images(), batch_size=ctx.batch_size,
+                                                   device=ctx.device, progress=ctx.progress)
     return ctx.cache["log_prob"]
 
 
