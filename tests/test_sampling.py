@@ -197,3 +197,28 @@ def test_after_first_subpixels_follows_the_sampling_order():
     assert not m[:, 0, 0].any()  # pixel (0, 0): R, G, B drawn
     assert m[:, 0, 1].tolist() == [False, True, True]  # then R of pixel (0, 1)
     assert m[:, 1].all() and m[:, 0, 2].all()
+
+
+def _zoo_imports(path) -> set[str]:
+    """The zoo modules that a module of the zoo package imports (relative or absolute), e.g. {"protocols"}."""
+    import ast
+
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom) and node.level:
+            found.add(node.module or "")
+        elif isinstance(node, ast.ImportFrom) and node.module.split(".")[0] in ("zoo", "zoo_pixelcnn", "zoo_pixelrnn"):
+            found.add(node.module)
+        elif isinstance(node, ast.Import):
+            found |= {a.name for a in node.names if a.name.split(".")[0] == "zoo"}
+    return found
+
+
+def test_import_rule_of_the_sampling_driver_and_the_building_blocks():
+    """zoo/sampling.py may import only zoo.protocols of the zoo; zoo/nn.py nothing of the zoo
+    (both import torch): leaves that every model file and the rest of the core can use."""
+    from pathlib import Path
+
+    root = Path(zoo.__file__).parent
+    assert _zoo_imports(root / "sampling.py") == {"protocols"}
+    assert _zoo_imports(root / "nn.py") == set()

@@ -14,7 +14,7 @@ FAST SAMPLER CONTRACT
 A model with a fast sampler defines `fast_sampler(x, **cond)` and claims the capability
 `"fast_sampler"`. The driver (`sample_fast`, used by `zoo.sample` and `model.sample`) calls:
 
-    steps = model.fast_sampler(x, **cond)    # once, under torch.no_grad(), model in eval mode
+    steps = model.fast_sampler(x, **cond)    # once, under no_grad, in eval mode: IncrementalSteps
     steps.logits(i, j, c) -> (n, levels)     # in raster order, see below
     steps.put(i, j, c, level)                # after each drawn sub-pixel
     steps.row_done(i)                        # after the last pixel of row i
@@ -54,16 +54,32 @@ from __future__ import annotations
 
 import contextlib
 import warnings
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, Iterator, Protocol
 
 import torch
 
 from .protocols import DataSpec
 
 __all__ = ["sample", "sample_naive", "sample_fast", "draw_uniforms", "prepare_completion", "choose",
-           "has_fast_sampler", "after_first_subpixels", "check_sample_args", "SampleMethod"]
+           "has_fast_sampler", "after_first_subpixels", "check_sample_args", "SampleMethod", "IncrementalSteps"]
 
 METHODS = ("auto", "naive", "fast")
+
+
+class IncrementalSteps(Protocol):
+    """What `model.fast_sampler(x, **cond)` returns: the FAST SAMPLER CONTRACT above, as a type."""
+
+    def logits(self, i: int, j: int, c: int) -> torch.Tensor:
+        """`(n, levels)`: the logits of sub-pixel `(c, i, j)` given every sub-pixel before it."""
+        ...
+
+    def put(self, i: int, j: int, c: int, level: torch.Tensor) -> None:
+        """Sub-pixel `(c, i, j)` of every image is now `level` `(n,)` long."""
+        ...
+
+    def row_done(self, i: int) -> None:
+        """Every sub-pixel of rows `<= i` is set."""
+        ...
 
 
 def draw_uniforms(n: int, spec: DataSpec, generator: torch.Generator | None = None) -> torch.Tensor:
@@ -169,7 +185,7 @@ def _progress(total: int, show: bool, desc: str):
     return tqdm(total=total, disable=not show, desc=desc, unit="sub-pixel", leave=False)
 
 
-def _raster(steps: Any, x: torch.Tensor, u: torch.Tensor, temperature: float, known: torch.Tensor | None,
+def _raster(steps: IncrementalSteps, x: torch.Tensor, u: torch.Tensor, temperature: float, known: torch.Tensor | None,
             mask: torch.Tensor | None, *, every_pixel: bool, progress: bool, desc: str) -> torch.Tensor:
     """The one sampling loop: fill `x` `(n, C, H, W)` in raster order from `steps` (the contract above).
 
