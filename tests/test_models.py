@@ -4,6 +4,8 @@ A new plugin's models are picked up here with no new test code: each is built
 from its `test_config` and must honour the contract its capabilities claim.
 """
 
+import inspect
+
 import pytest
 import torch
 
@@ -30,6 +32,17 @@ def test_spec_is_complete_and_default_config_builds(name):
     model = zoo.create(name)  # the default (paper) config
     assert model.data_spec == spec.data_spec
     assert model.zoo_config == dict(spec.config)
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_constructor_defaults_are_the_registered_config(name):
+    """The constructor's keywords are the config, and their defaults are the registered values:
+    `Model()` builds the registered model, as `zoo.create(name)` does."""
+    spec = zoo.info(name)
+    params = inspect.signature(zoo.registry.import_builder(spec.builder)).parameters
+    assert sorted(params) == sorted(spec.config), f"{name}: config must name the constructor's keywords"
+    defaults = {k: p.default for k, p in params.items()}
+    assert defaults == dict(spec.config), f"{name}: constructor defaults differ from the registered config"
 
 
 @pytest.mark.parametrize("name", MODELS)

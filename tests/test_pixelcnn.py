@@ -9,7 +9,7 @@ import pytest
 import torch
 
 import zoo
-from zoo_pixelcnn.masks import MaskedConv2d, causal_mask, colour_groups
+from zoo.nn import MaskedConv2d, causal_mask, colour_groups
 
 NAMES = ["pixelcnn", "gated-pixelcnn"]
 COLOUR = {"channels": 3, "levels": 256}
@@ -55,6 +55,17 @@ def test_pixelcnn_default_config_is_the_papers_15_layers():
 
 
 # ---------------------------------------------------------------- masks
+
+
+def test_old_masks_module_warns_and_gives_the_same_objects():
+    import zoo.nn
+    import zoo_pixelcnn.masks as old
+
+    for name in ("MaskedConv2d", "causal_mask", "colour_groups", "MASK_TYPES"):
+        with pytest.warns(DeprecationWarning, match=f"zoo.nn.{name}"):
+            assert getattr(old, name) is getattr(zoo.nn, name)
+    with pytest.raises(AttributeError):
+        old.PixelConv
 
 
 def test_colour_groups_split_each_block_contiguously():

@@ -22,8 +22,8 @@ from safetensors.torch import load_file
 
 import zoo
 from zoo.autoregressive import categorical_log_prob
+from zoo.nn import MaskedConv2d
 from zoo_pixelcnn import common
-from zoo_pixelcnn.masks import MaskedConv2d
 
 FIXTURE = Path(__file__).parent / "fixtures" / "pixelcnn_9491e71.safetensors"
 CASES = ["pixelcnn.binary", "pixelcnn.colour", "gated.binary", "gated.colour", "gated.conditional"]

@@ -27,8 +27,36 @@ class LeftNeighbour(AutoregressiveModel):
         return out.view(B, H, W, C, -1).permute(0, 3, 1, 2, 4)
 
 
+class StepsLeftNeighbour(LeftNeighbour):
+    """The same model with incremental steps (the FAST SAMPLER CONTRACT of zoo/sampling.py)."""
+
+    def fast_sampler(self, x):
+        return self.Steps(self, x)
+
+    class Steps:
+        asked: list = []  # every (i, j, c) the driver asks for, in order
+
+        def __init__(self, model, x):
+            n, C, H, W = x.shape
+            self.table, self.x = model.table, x.clone()  # a copy: the steps learn levels from `put` only
+            self.start = torch.full((n,), model.data_spec.levels)
+
+        def logits(self, i, j, c):
+            type(self).asked.append((i, j, c))
+            n, C, H, W = self.x.shape
+            k = (i * W + j) * C + c  # the sub-pixel's place in raster order
+            prev = self.start if k == 0 else self.x.permute(0, 2, 3, 1).reshape(n, -1)[:, k - 1]
+            return self.table[prev]  # (n, levels)
+
+        def put(self, i, j, c, level):
+            self.x[:, c, i, j] = level
+
+        def row_done(self, i):
+            pass
+
+
 class FastLeftNeighbour(LeftNeighbour):
-    """The same model with a hand-written incremental sampler."""
+    """The same model with a hand-written whole sampler (the previous fast-sampler contract)."""
 
     calls = 0
 
@@ -86,13 +114,38 @@ def test_completion_keeps_known_subpixels():
     assert not torch.equal(x[:, :, 1:], known[:, 1:].expand(6, 3, 2, 3))  # the rest is sampled
 
 
+def test_fast_sampler_steps_are_driven_in_raster_order_and_equal_naive():
+    m = StepsLeftNeighbour(3, 3, 2, 5)
+    known = torch.randint(0, 5, (2, 3, 3, 2))
+    mask = torch.rand(2, 3, 3, 2, generator=torch.Generator().manual_seed(1)) < 0.4
+    mask[:, :, 0, 0] = True  # pixel (0, 0) known in every image
+    mask[:, 0, 1, 1] = True  # R of pixel (1, 1) known in every image
+    for kw in ({}, {"known": known, "mask": mask}):
+        StepsLeftNeighbour.Steps.asked = []
+        fast = zoo.sample(m, 2, generator=torch.Generator().manual_seed(7), **kw)
+        naive = zoo.sample(m, 2, method="naive", generator=torch.Generator().manual_seed(7), **kw)
+        assert torch.equal(fast, naive)
+        asked = StepsLeftNeighbour.Steps.asked
+        assert asked == sorted(asked)  # rows, then pixels, then channels
+        if kw:
+            assert (0, 0, 2) in asked and (0, 0, 0) not in asked  # a known pixel: only its last channel
+            assert (1, 1, 0) not in asked and (1, 1, 1) in asked
+        else:
+            assert len(asked) == 3 * 3 * 2
+    for t in (0.0, 0.5):
+        fast = zoo.sample(m, 3, method="fast", temperature=t, generator=torch.Generator().manual_seed(2))
+        assert torch.equal(fast, zoo.sample(m, 3, method="naive", temperature=t, generator=torch.Generator().manual_seed(2)))
+
+
 def test_fast_sampler_is_used_by_auto_and_equals_naive():
+    """A whole sampler of the previous contract (`sample_fast`) still runs, and warns."""
     m = FastLeftNeighbour(3, 3, 2, 5)
     known = torch.randint(0, 5, (2, 3, 3, 2))
     mask = torch.rand(2, 3, 3, 2, generator=torch.Generator().manual_seed(1)) < 0.4
     for kw in ({}, {"known": known, "mask": mask}):
         FastLeftNeighbour.calls = 0
-        fast = zoo.sample(m, 2, generator=torch.Generator().manual_seed(7), **kw)
+        with pytest.warns(DeprecationWarning, match="fast_sampler"):
+            fast = zoo.sample(m, 2, generator=torch.Generator().manual_seed(7), **kw)
         assert FastLeftNeighbour.calls == 1
         naive = zoo.sample(m, 2, method="naive", generator=torch.Generator().manual_seed(7), **kw)
         assert torch.equal(fast, naive)
@@ -144,3 +197,28 @@ def test_after_first_subpixels_follows_the_sampling_order():
     assert not m[:, 0, 0].any()  # pixel (0, 0): R, G, B drawn
     assert m[:, 0, 1].tolist() == [False, True, True]  # then R of pixel (0, 1)
     assert m[:, 1].all() and m[:, 0, 2].all()
+
+
+def _zoo_imports(path) -> set[str]:
+    """The zoo modules that a module of the zoo package imports (relative or absolute), e.g. {"protocols"}."""
+    import ast
+
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom) and node.level:
+            found.add(node.module or "")
+        elif isinstance(node, ast.ImportFrom) and node.module.split(".")[0] in ("zoo", "zoo_pixelcnn", "zoo_pixelrnn"):
+            found.add(node.module)
+        elif isinstance(node, ast.Import):
+            found |= {a.name for a in node.names if a.name.split(".")[0] == "zoo"}
+    return found
+
+
+def test_import_rule_of_the_sampling_driver_and_the_building_blocks():
+    """zoo/sampling.py may import only zoo.protocols of the zoo; zoo/nn.py nothing of the zoo
+    (both import torch): leaves that every model file and the rest of the core can use."""
+    from pathlib import Path
+
+    root = Path(zoo.__file__).parent
+    assert _zoo_imports(root / "sampling.py") == {"protocols"}
+    assert _zoo_imports(root / "nn.py") == set()

@@ -6,8 +6,9 @@ sub-pixel given every sub-pixel before it, pixels in raster order and R before
 G before B within a pixel. From that alone it gets:
 
 - `log_prob(x)`: the exact log-likelihood in nats per image,
-- `sample(n, ...)`: the naive ancestral sampler, with temperature and image
-  completion; it uses the model's `sample_fast` when the model defines one,
+- `sample(n, ...)`: `zoo.sample`, the raster-order sampler of `zoo.sampling`, with
+  temperature and image completion; it runs the model's incremental steps when the model
+  defines `fast_sampler` (the FAST SAMPLER CONTRACT in zoo/sampling.py),
 - `loss(x)`: mean negative log-likelihood in nats per image, for training.
 
 `zoo check` verifies the promise made by `logits` (no sub-pixel sees itself or
@@ -22,6 +23,7 @@ import torch
 from torch import nn
 
 from .protocols import DataSpec
+from .sampling import SampleMethod
 
 __all__ = ["AutoregressiveModel", "categorical_log_prob"]
 
@@ -34,7 +36,7 @@ def categorical_log_prob(logits: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     return logp.gather(-1, x.unsqueeze(-1)).squeeze(-1).flatten(1).sum(1)
 
 
-class AutoregressiveModel(nn.Module):
+class AutoregressiveModel(SampleMethod, nn.Module):
     """Base class for models whose likelihood factorises over sub-pixels in raster order."""
 
     data_spec: DataSpec
@@ -54,23 +56,3 @@ class AutoregressiveModel(nn.Module):
     def loss(self, x: torch.Tensor, **cond: Any) -> torch.Tensor:
         """Mean negative log-likelihood in nats per image (a scalar to minimise)."""
         return -self.log_prob(x, **cond).mean()
-
-    def sample(
-        self,
-        n: int,
-        *,
-        generator: torch.Generator | None = None,
-        temperature: float = 1.0,
-        known: torch.Tensor | None = None,
-        mask: torch.Tensor | None = None,
-        method: str = "auto",
-        progress: bool = False,
-        **cond: Any,
-    ) -> torch.Tensor:
-        """`n` images `(n, C, H, W)` of integer levels; see `zoo.sample`."""
-        from .sampling import sample
-
-        return sample(
-            self, n, method=method, generator=generator, temperature=temperature,
-            known=known, mask=mask, progress=progress, **cond,
-        )

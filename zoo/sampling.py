@@ -1,25 +1,85 @@
-"""Sampling for every autoregressive model, derived from `logits` alone.
+"""One raster-order sampling driver for every autoregressive model, naive and fast.
 
-All randomness is drawn up front: one uniform number per sub-pixel, taken from
-`generator` before any network runs. A sub-pixel's level is the inverse CDF of
-its conditional distribution at that number. A fast sampler that computes the
-same conditionals another way therefore draws exactly the same images as the
-naive sampler here, whatever order it evaluates things in.
+All randomness is drawn up front: one uniform number per sub-pixel, taken from `generator`
+before any network runs (`draw_uniforms`). A sub-pixel's level is the inverse CDF of its
+conditional distribution at that number (`choose`). The driver visits the sub-pixels in
+raster order (rows top to bottom, pixels left to right, channels R, G, B within a pixel),
+keeps the known sub-pixels of a completion, and applies the temperature; a model only says
+what the logits of the next sub-pixel are. The naive sampler asks `model.logits` (one full
+pass per sub-pixel); a fast sampler asks the model's incremental steps. Both go through
+the same loop with the same uniforms, so they draw the same images.
+
+FAST SAMPLER CONTRACT
+
+A model with a fast sampler defines `fast_sampler(x, **cond)` and claims the capability
+`"fast_sampler"`. The driver (`sample_fast`, used by `zoo.sample` and `model.sample`) calls:
+
+    steps = model.fast_sampler(x, **cond)    # once, under no_grad, in eval mode: IncrementalSteps
+    steps.logits(i, j, c) -> (n, levels)     # in raster order, see below
+    steps.put(i, j, c, level)                # after each drawn sub-pixel
+    steps.row_done(i)                        # after the last pixel of row i
+
+- `x`: `(n, C, H, W)` long, on the model's device: the image sampling starts from, the
+  known sub-pixels of a completion set and 0 elsewhere. The steps read it at the start
+  (e.g. into their own scaled, padded copy) and never write to it; the driver writes the
+  drawn levels into it. `cond`: the conditioning keywords given to `zoo.sample` (e.g. a
+  class label `y`); a model raises ValueError for any it does not take.
+- `logits(i, j, c)`: float logits `(n, levels)` (any float dtype, on the model's device)
+  of sub-pixel `c` of pixel `(i, j)` given every sub-pixel before it: what
+  `model.logits(x)[:, c, i, j]` gives for the current `x`, up to float rounding. It is
+  called once per drawn sub-pixel, after every earlier sub-pixel is set. A sub-pixel known
+  in every image is not drawn and not asked for, except the last channel `C-1` of each
+  pixel: `logits(i, j, C-1)` is called for every pixel, known or not, after its channels
+  `< C-1` are set, so that the steps can finish their caches of the pixel there (no
+  feature of a pixel depends on its own last channel: mask A, then mask B).
+- `put(i, j, c, level)`: `level` `(n,)` long on the model's device: sub-pixel `(c, i, j)`
+  of every image is now this (drawn, or known where the mask says so). Not called for
+  sub-pixels known in every image: they are in `x` from the start.
+- `row_done(i)`: every sub-pixel of rows `<= i` is set.
+
+The driver owns the order, the uniforms, the temperature, `choose`, completion, progress,
+eval mode and `no_grad`. What must hold: for the same `u` (and `known`, `mask`, `cond`)
+the fast sampler returns exactly `sample_naive`'s images. With logits equal up to float
+rounding it does, because `choose` builds its CDF in float64 and a uniform almost never
+falls within rounding of a CDF step. The tests check it for every model that claims
+`"fast_sampler"` (tests/test_models.py), with completion, colour, labels and temperature
+0 (tests/test_pixelcnn.py, tests/test_pixelrnn.py, tests/test_sampling.py).
+
+A model that still brings a whole sampler of the previous contract,
+`sample_fast(u, *, temperature, known, mask, progress, **cond)`, is called as before, with
+a DeprecationWarning (for one release).
 """
 
 from __future__ import annotations
 
 import contextlib
-from typing import Any, Iterator
+import warnings
+from typing import Any, Callable, Iterator, Protocol
 
 import torch
 
 from .protocols import DataSpec
 
-__all__ = ["sample", "sample_naive", "draw_uniforms", "prepare_completion", "choose", "has_fast_sampler",
-           "after_first_subpixels"]
+__all__ = ["sample", "sample_naive", "sample_fast", "draw_uniforms", "prepare_completion", "choose",
+           "has_fast_sampler", "after_first_subpixels", "check_sample_args", "SampleMethod", "IncrementalSteps"]
 
 METHODS = ("auto", "naive", "fast")
+
+
+class IncrementalSteps(Protocol):
+    """What `model.fast_sampler(x, **cond)` returns: the FAST SAMPLER CONTRACT above, as a type."""
+
+    def logits(self, i: int, j: int, c: int) -> torch.Tensor:
+        """`(n, levels)`: the logits of sub-pixel `(c, i, j)` given every sub-pixel before it."""
+        ...
+
+    def put(self, i: int, j: int, c: int, level: torch.Tensor) -> None:
+        """Sub-pixel `(c, i, j)` of every image is now `level` `(n,)` long."""
+        ...
+
+    def row_done(self, i: int) -> None:
+        """Every sub-pixel of rows `<= i` is set."""
+        ...
 
 
 def draw_uniforms(n: int, spec: DataSpec, generator: torch.Generator | None = None) -> torch.Tensor:
@@ -94,8 +154,9 @@ def after_first_subpixels(spec: DataSpec, k: int) -> torch.Tensor:
 
 
 def has_fast_sampler(model: Any) -> bool:
-    """Whether the model brings its own incremental sampler (`sample_fast`)."""
-    return callable(getattr(model, "sample_fast", None))
+    """Whether the model brings incremental steps (`fast_sampler`, the contract above), or a
+    whole sampler of the previous contract (`sample_fast`)."""
+    return callable(getattr(model, "fast_sampler", None)) or callable(getattr(model, "sample_fast", None))
 
 
 @contextlib.contextmanager
@@ -124,40 +185,95 @@ def _progress(total: int, show: bool, desc: str):
     return tqdm(total=total, disable=not show, desc=desc, unit="sub-pixel", leave=False)
 
 
-@torch.no_grad()
-def sample_naive(
-    model: Any,
-    u: torch.Tensor,
-    *,
-    temperature: float = 1.0,
-    known: torch.Tensor | None = None,
-    mask: torch.Tensor | None = None,
-    progress: bool = False,
-    **cond: Any,
-) -> torch.Tensor:
-    """Ancestral sampling with one full `logits` pass per sub-pixel.
+def _raster(steps: IncrementalSteps, x: torch.Tensor, u: torch.Tensor, temperature: float, known: torch.Tensor | None,
+            mask: torch.Tensor | None, *, every_pixel: bool, progress: bool, desc: str) -> torch.Tensor:
+    """The one sampling loop: fill `x` `(n, C, H, W)` in raster order from `steps` (the contract above).
 
-    `u` is `(n, C, H, W)` from `draw_uniforms`; `known`/`mask` come from
-    `prepare_completion`. Pixels known in every image are skipped.
+    `every_pixel`: also ask for the last channel of a pixel that every image knows (the fast
+    samplers finish a pixel's caches there; the naive sampler needs nothing for it).
     """
     n, C, H, W = u.shape
-    device = device_of(model)
-    x = torch.zeros((n, C, H, W), dtype=torch.long, device=device)
-    if mask is not None:
-        x = torch.where(mask, known, x)
-    with _progress(C * H * W, progress, "naive sampling") as bar:
+    everywhere = mask.all(0).tolist() if mask is not None else None  # [C][H][W]: known in every image
+    with _progress(C * H * W, progress, desc) as bar:
         for i in range(H):
             for j in range(W):
                 for c in range(C):
-                    bar.update(1)
-                    if mask is not None and bool(mask[:, c, i, j].all()):
+                    all_known = everywhere is not None and everywhere[c][i][j]
+                    if all_known and not (every_pixel and c == C - 1):
                         continue
-                    logits = model.logits(x, **cond)[:, c, i, j]  # (n, levels)
-                    level = choose(logits, u[:, c, i, j], temperature)
+                    logits = steps.logits(i, j, c)  # (n, levels)
+                    if all_known:
+                        continue
+                    level = choose(logits, u[:, c, i, j], temperature)  # (n,)
                     if mask is not None:
                         level = torch.where(mask[:, c, i, j], known[:, c, i, j], level)
                     x[:, c, i, j] = level
+                    steps.put(i, j, c, level)
+                bar.update(C)
+            steps.row_done(i)
     return x
+
+
+def _start_image(u: torch.Tensor, device: torch.device, known: torch.Tensor | None,
+                 mask: torch.Tensor | None) -> torch.Tensor:
+    """`(n, C, H, W)` long on `device`: the known sub-pixels, 0 elsewhere."""
+    x = torch.zeros(u.shape, dtype=torch.long, device=device)
+    return x if mask is None else torch.where(mask, known, x)
+
+
+class _NaiveSteps:
+    """The contract above met by one full `model.logits` pass per sub-pixel."""
+
+    def __init__(self, model: Any, x: torch.Tensor, cond: dict[str, Any]):
+        self.model, self.x, self.cond = model, x, cond  # `x` is the driver's image, filled as it goes
+
+    def logits(self, i: int, j: int, c: int) -> torch.Tensor:
+        return self.model.logits(self.x, **self.cond)[:, c, i, j]  # (n, levels)
+
+    def put(self, i: int, j: int, c: int, level: torch.Tensor) -> None:
+        pass  # already in `x`
+
+    def row_done(self, i: int) -> None:
+        pass
+
+
+@torch.no_grad()
+def sample_naive(model: Any, u: torch.Tensor, *, temperature: float = 1.0, known: torch.Tensor | None = None,
+                 mask: torch.Tensor | None = None, progress: bool = False, **cond: Any) -> torch.Tensor:
+    """Ancestral sampling with one full `logits` pass per sub-pixel: `(n, C, H, W)` long.
+
+    `u` is `(n, C, H, W)` from `draw_uniforms`; `known`/`mask` come from
+    `prepare_completion`. Sub-pixels known in every image are skipped.
+    """
+    x = _start_image(u, device_of(model), known, mask)
+    return _raster(_NaiveSteps(model, x, cond), x, u, temperature, known, mask, every_pixel=False,
+                   progress=progress, desc="naive sampling")
+
+
+@torch.no_grad()
+def sample_fast(model: Any, u: torch.Tensor, *, temperature: float = 1.0, known: torch.Tensor | None = None,
+                mask: torch.Tensor | None = None, progress: bool = False, **cond: Any) -> torch.Tensor:
+    """The model's fast sampler (the contract above) on the same arguments as `sample_naive`,
+    with the same result."""
+    if not callable(getattr(model, "fast_sampler", None)):
+        if not callable(getattr(model, "sample_fast", None)):
+            raise ValueError(f"{type(model).__name__} has no fast sampler; use method='naive' or 'auto'")
+        warnings.warn(f"{type(model).__name__}.sample_fast (a whole sampler) is the previous fast-sampler "
+                      "contract; implement fast_sampler(x, **cond) (zoo/sampling.py) instead",
+                      DeprecationWarning, stacklevel=3)
+        return model.sample_fast(u, temperature=temperature, known=known, mask=mask, progress=progress, **cond)
+    x = _start_image(u, device_of(model), known, mask)
+    steps = model.fast_sampler(x, **cond)
+    return _raster(steps, x, u, temperature, known, mask, every_pixel=True, progress=progress,
+                   desc="fast sampling")
+
+
+def check_sample_args(n: Any, temperature: Any) -> None:
+    """The checks every sampler makes: `n` a positive int, `temperature` a number >= 0."""
+    if not isinstance(n, int) or isinstance(n, bool) or n < 1:
+        raise ValueError(f"n must be a positive int, got {n!r}")
+    if not isinstance(temperature, (int, float)) or isinstance(temperature, bool) or temperature < 0:
+        raise ValueError(f"temperature must be a number >= 0, got {temperature!r}")
 
 
 def sample(
@@ -180,18 +296,22 @@ def sample(
     With `known` and a boolean `mask` (True = known) the known sub-pixels are
     kept and the rest completed. Extra keyword arguments (e.g. a class label
     `y`) go to the model.
+
+    A model without `logits` (e.g. a GAN) draws its own images: its `draw(n, *, generator,
+    temperature, known, mask, **cond)` is called, or else its own `sample`.
     """
     if method not in METHODS:
         raise ValueError(f"method must be one of {METHODS}, got {method!r}")
-    if not isinstance(n, int) or isinstance(n, bool) or n < 1:
-        raise ValueError(f"n must be a positive int, got {n!r}")
-    if not isinstance(temperature, (int, float)) or temperature < 0:
-        raise ValueError(f"temperature must be a number >= 0, got {temperature!r}")
+    check_sample_args(n, temperature)
     if not callable(getattr(model, "logits", None)):
-        # Not autoregressive (e.g. a GAN): the model samples its own way.
         if method == "fast" or method == "naive":
             raise ValueError(f"method={method!r} applies to autoregressive models; {type(model).__name__} has no logits()")
-        return model.sample(n, generator=generator, temperature=temperature, known=known, mask=mask, **cond)
+        draw = getattr(model, "draw", None)
+        if draw is None:
+            if isinstance(model, SampleMethod):
+                raise TypeError(f"{type(model).__name__} has neither logits() nor draw(): it cannot sample")
+            draw = model.sample  # a Sampler with a `sample` of its own
+        return draw(n, generator=generator, temperature=temperature, known=known, mask=mask, **cond)
     fast = has_fast_sampler(model)
     if method == "fast" and not fast:
         raise ValueError(f"{type(model).__name__} has no fast sampler; use method='naive' or 'auto'")
@@ -199,7 +319,21 @@ def sample(
     device = device_of(model)
     u = draw_uniforms(n, spec, generator).to(device)
     known_t, mask_t = prepare_completion(spec, n, known, mask, device)
+    sampler: Callable[..., torch.Tensor] = sample_naive if method == "naive" or not fast else sample_fast
     with eval_mode(model), torch.no_grad():
-        if method == "naive" or not fast:
-            return sample_naive(model, u, temperature=temperature, known=known_t, mask=mask_t, progress=progress, **cond)
-        return model.sample_fast(u, temperature=temperature, known=known_t, mask=mask_t, progress=progress, **cond)
+        return sampler(model, u, temperature=temperature, known=known_t, mask=mask_t, progress=progress, **cond)
+
+
+class SampleMethod:
+    """Gives a model class the public `model.sample(n, ...)`: `zoo.sample(model, n, ...)`.
+
+    Autoregressive models get it through `zoo.AutoregressiveModel`; a model that draws
+    its own way (a GAN) inherits it and implements `draw` (see `sample`).
+    """
+
+    def sample(self, n: int, *, generator: torch.Generator | None = None, temperature: float = 1.0,
+               known: torch.Tensor | None = None, mask: torch.Tensor | None = None, method: str = "auto",
+               progress: bool = False, **cond: Any) -> torch.Tensor:
+        """`n` images `(n, C, H, W)` of integer levels; see `zoo.sample`."""
+        return sample(self, n, method=method, generator=generator, temperature=temperature,
+                      known=known, mask=mask, progress=progress, **cond)

@@ -15,7 +15,9 @@ The generator maps noise z ~ N(0, I) to per-sub-pixel intensities in [0, 1]
 (a sigmoid output). `sample` turns them into the integer levels of the data
 spec: a Bernoulli draw per sub-pixel for binary data, the nearest level for
 more levels. The model is a `zoo.Sampler` and not a `zoo.Likelihood`: it has
-no `log_prob` and no `logits`, because a GAN defines no density.
+no `log_prob` and no `logits`, because a GAN defines no density. Its public
+`sample(n, ...)` is the zoo's (`zoo.sampling.SampleMethod`), which checks the
+arguments and calls `draw`.
 """
 
 from __future__ import annotations
@@ -26,7 +28,9 @@ import torch
 from torch import nn
 
 from zoo.errors import ZooError
+from zoo.nn import check_int
 from zoo.protocols import DataSpec
+from zoo.sampling import SampleMethod
 
 __all__ = ["DCGAN", "Generator", "Discriminator", "CompletionNotSupported", "dcgan_init"]
 
@@ -110,7 +114,7 @@ class Discriminator(nn.Module):
         return self.classify(h.flatten(1)).squeeze(1)  # (B,)
 
 
-class DCGAN(nn.Module):
+class DCGAN(SampleMethod, nn.Module):
     """A DCGAN generator and discriminator for images of integer levels.
 
     Constructor arguments are the registered config:
@@ -136,10 +140,8 @@ class DCGAN(nn.Module):
         super().__init__()
         self.data_spec = DataSpec(channels, height, width, levels)
         for name, value in (("nz", nz), ("ngf", ngf), ("ndf", ndf)):
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise ValueError(f"DCGAN: {name} must be a positive int, got {value!r}")
-        if not isinstance(num_classes, int) or isinstance(num_classes, bool) or num_classes < 0:
-            raise ValueError(f"DCGAN: num_classes must be an int >= 0 (0 = unconditional), got {num_classes!r}")
+            check_int(f"DCGAN: {name}", value)
+        check_int("DCGAN: num_classes (0 = unconditional)", num_classes, 0)
         k = _num_resamplings(height, width)
         if k == 0:
             raise ValueError(
@@ -249,36 +251,24 @@ class DCGAN(nn.Module):
             self.train(was_training)
         return torch.cat(out).clamp_(0, spec.levels - 1)
 
-    def sample(
-        self,
-        n: int,
-        *,
-        generator: torch.Generator | None = None,
-        temperature: float = 1.0,
-        known: torch.Tensor | None = None,
-        mask: torch.Tensor | None = None,
-        progress: bool = False,
-        **cond: Any,
-    ) -> torch.Tensor:
-        """`n` images (n, C, H, W) of integer levels (long, CPU).
+    def draw(self, n: int, *, generator: torch.Generator | None = None, temperature: float = 1.0,
+             known: torch.Tensor | None = None, mask: torch.Tensor | None = None, **cond: Any) -> torch.Tensor:
+        """`n` images (n, C, H, W) of integer levels (long, CPU): what `model.sample(n, ...)` and
+        `zoo.sample(model, n, ...)` return for this model, after checking `n` and `temperature`.
 
         All randomness comes from `generator` (a CPU `torch.Generator`), so a seed gives
         the same images on any device. `temperature` scales the noise (z ~ N(0, T^2 I))
         and, for binary data, the Bernoulli logits as in the autoregressive samplers;
         T = 1 is the model. A class-conditional model takes `y=labels` ((n,) or one int);
         without labels it draws them uniformly from `generator`. `known`/`mask` raise
-        `CompletionNotSupported`: a GAN cannot condition on pixels. `progress` is accepted
-        for compatibility with `zoo.sample` and ignored (one generator pass).
+        `CompletionNotSupported`: a GAN cannot condition on pixels. (`sample`'s `progress`
+        does not reach here: one generator pass has nothing to show.)
         """
         if known is not None or mask is not None:
             raise CompletionNotSupported(
                 "dcgan is an implicit model (a GAN): it cannot condition on known pixels, so image "
                 "completion (known/mask) is not supported; use an autoregressive model such as pixelrnn-diag"
             )
-        if not isinstance(n, int) or isinstance(n, bool) or n < 1:
-            raise ValueError(f"n must be a positive int, got {n!r}")
-        if not isinstance(temperature, (int, float)) or isinstance(temperature, bool) or temperature < 0:
-            raise ValueError(f"temperature must be a number >= 0, got {temperature!r}")
         y = cond.pop("y", None)
         if cond:
             raise ValueError(f"DCGAN.sample takes the condition y only, got {sorted(cond)}")

@@ -1,4 +1,4 @@
-"""Pieces shared by PixelCNN and gated PixelCNN: input scaling, the first layer's
+"""Pieces shared by PixelCNN and gated PixelCNN: the first layer's
 convolution of the image as one matrix product, the logits layout, class labels, and
 convolutions evaluated at a single pixel (for the fast samplers).
 
@@ -15,15 +15,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .masks import MaskedConv2d
+from zoo.nn import MaskedConv2d
 
-__all__ = ["scale_input", "autocast_dtype", "image_patches", "inference_chunks", "to_logits", "check_labels",
+__all__ = ["autocast_dtype", "image_patches", "inference_chunks", "to_logits", "check_labels",
            "PixelConv"]
-
-
-def scale_input(x: torch.Tensor, levels: int, dtype: torch.dtype) -> torch.Tensor:
-    """Integer levels in `[0, levels)` to floats in `[-1, 1]` (same shape)."""
-    return x.to(dtype) * (2.0 / (levels - 1)) - 1.0
 
 
 def autocast_dtype(x: torch.Tensor) -> torch.dtype:

@@ -9,7 +9,7 @@ Two stacks remove PixelCNN's blind spot:
   down one row before the horizontal stack reads it;
 - the horizontal stack sees the pixels to the left in the current row, through
   `1 x (k//2+1)` convolutions (mask A in the first layer, B after: the colour
-  groups R, G, B of `masks.py` decide what the current pixel's features see).
+  groups R, G, B of `zoo.nn` decide what the current pixel's features see).
 
 Each layer (h hidden feature maps; `y` an optional class label):
 
@@ -22,8 +22,8 @@ Each layer (h hidden feature maps; `y` an optional class label):
 
     output: ReLU, 1x1 (mask B), ReLU, 1x1 (mask B) -> C*levels, a softmax per sub-pixel.
 
-`sample_fast` computes the vertical stack one row at a time, when the row
-above is complete, and the horizontal stack at the new pixel only, reading
+`fast_sampler` gives `zoo.sampling`'s raster driver incremental steps (`FastSteps`) that
+compute the vertical stack one row at a time, when the row above is complete, and the horizontal stack at the new pixel only, reading
 earlier pixels' activations from caches.
 
 Speed, with the same arithmetic (up to float rounding): feature maps are
@@ -45,12 +45,11 @@ import torch.nn.functional as F
 from torch import nn
 
 import zoo
-from zoo.sampling import choose
+from zoo.nn import MaskedConv2d, check_int, scale_input
 
-from .common import PixelConv, check_labels, image_patches, inference_chunks, scale_input, to_logits
-from .masks import MaskedConv2d
+from .common import PixelConv, check_labels, image_patches, inference_chunks, to_logits
 
-__all__ = ["GatedPixelCNN", "GatedLayer"]
+__all__ = ["GatedPixelCNN", "GatedLayer", "FastSteps"]
 
 
 def gate(x: torch.Tensor) -> torch.Tensor:
@@ -216,9 +215,9 @@ class GatedPixelCNN(zoo.AutoregressiveModel):
         width: int = 28,
         levels: int = 2,  # 2 for binarized MNIST, 256 for 8-bit images
         hidden: int = 32,  # h: feature maps in each stack
-        layers: int = 12,  # gated layers (the first one with mask A)
+        layers: int = 13,  # gated layers (the first one with mask A)
         first_kernel: int = 7,  # k of the first layer: 4x7 vertical, 1x4 horizontal
-        kernel: int = 3,  # k of the later layers: 2x3 vertical, 1x2 horizontal
+        kernel: int = 5,  # k of the later layers: 3x5 vertical, 1x3 horizontal
         skip_channels: int = 64,  # skip connections are summed in this many feature maps
         out_hidden: int = 64,  # feature maps between the two output 1x1 convolutions
         num_classes: int | None = None,  # class-conditional when set: logits(x, y=labels)
@@ -227,8 +226,7 @@ class GatedPixelCNN(zoo.AutoregressiveModel):
         self.data_spec = zoo.DataSpec(channels, height, width, levels)
         for name, v in (("hidden", hidden), ("layers", layers), ("skip_channels", skip_channels),
                         ("out_hidden", out_hidden), ("first_kernel", first_kernel), ("kernel", kernel)):
-            if not isinstance(v, int) or isinstance(v, bool) or v < 1:
-                raise ValueError(f"{name} must be a positive int, got {v!r}")
+            check_int(name, v)
         for name, k in (("first_kernel", first_kernel), ("kernel", kernel)):
             if k % 2 == 0:
                 raise ValueError(f"{name} must be odd, got {k}")
@@ -292,91 +290,86 @@ class GatedPixelCNN(zoo.AutoregressiveModel):
         return acc.addmm_(g.to(acc.dtype), w.to(acc.dtype))  # in place: addmm's backward needs neither acc
         # nor the result (the casts are for autocast, which leaves in-place products alone)
 
-    @torch.no_grad()
-    def sample_fast(
-        self,
-        u: torch.Tensor,
-        *,
-        temperature: float = 1.0,
-        known: torch.Tensor | None = None,
-        mask: torch.Tensor | None = None,
-        progress: bool = False,
-        y: Any = None,
-        **cond: Any,
-    ) -> torch.Tensor:
-        """Cached sampler: the same images as `zoo.sampling.sample_naive` for the same `u` (and `y`)."""
+    def fast_sampler(self, x: torch.Tensor, y: Any = None, **cond: Any) -> "FastSteps":
+        """Incremental steps from the start image `x` `(n, C, H, W)` and labels `y` (FAST SAMPLER
+        CONTRACT, zoo/sampling.py)."""
         if cond:
             raise ValueError(f"GatedPixelCNN takes only the class label y; got {', '.join(map(repr, cond))}")
-        from tqdm.auto import tqdm
+        return FastSteps(self, x, check_labels(y, x.shape[0], self.num_classes, x.device))
 
-        spec = self.data_spec
-        n, C, H, W = u.shape
-        L = spec.levels
-        dev, dt = self.out2.weight.device, self.out2.weight.dtype
-        y = check_labels(y, n, self.num_classes, dev)
-        x = torch.zeros((n, C, H, W), dtype=torch.long, device=dev)
-        if mask is not None:
-            x = torch.where(mask, known, x)
 
-        # Per layer l: v_in[l], its vertical input padded as v_conv pads it (image row r, column c at
-        # [p + r, p + c], p = kernel // 2), filled a row at a time; h_in[l], its horizontal input padded on
-        # the left (image (r, c) at [h_row[l] + r, p + c]), filled a pixel at a time. Layer 0 reads the image.
-        p0 = self.layers[0].kernel // 2
-        img = F.pad(scale_input(x, L, dt), self.layers[0].v_pads)  # (n, C, H+p0, W+2p0)
-        v_in, h_in, h_row = [img], [img], [p0]
+class FastSteps:
+    """Gated PixelCNN's incremental steps for `zoo.sampling` (FAST SAMPLER CONTRACT, zoo/sampling.py).
+
+    The horizontal stack runs at the new pixel only, reading the earlier pixels' features from
+    caches; the vertical stack runs once per row, when the row is complete (`row_done`), and
+    gives every layer the vertical -> horizontal link of the next row.
+
+    Per layer l: `v_in[l]`, its vertical input padded as v_conv pads it (image row r, column c
+    at [p + r, p + c], p = kernel // 2), filled a row at a time; `h_in[l]`, its horizontal input
+    padded on the left (image (r, c) at [h_row[l] + r, p + c]), filled a pixel at a time.
+    Layer 0 reads the scaled image for both.
+    """
+
+    def __init__(self, model: GatedPixelCNN, x: torch.Tensor, y: torch.Tensor | None):
+        n, C, H, W = x.shape
+        self.layers, self.levels = model.layers, model.data_spec.levels
+        dev, dt = x.device, model.out2.weight.dtype
+        self.dtype = dt
+        self.p0 = p0 = self.layers[0].kernel // 2
+        self.img = F.pad(scale_input(x, self.levels, dt), self.layers[0].v_pads)  # (n, C, H+p0, W+2p0)
+        self.v_in, self.h_in, self.h_row = [self.img], [self.img], [p0]
         for layer in self.layers[1:]:
             p, hid = layer.kernel // 2, layer.skip.in_channels
-            v_in.append(torch.zeros(n, hid, H + p, W + 2 * p, device=dev, dtype=dt))
-            h_in.append(torch.zeros(n, hid, H, W + p, device=dev, dtype=dt))
-            h_row.append(0)
-        v_in.append(None)  # the last layer's outputs feed no further layer
-        h_in.append(None)
-        h_convs = [PixelConv(layer.h_conv) for layer in self.layers]
-        h_outs = [PixelConv(layer.h_out) if layer.h_out is not None else None for layer in self.layers]
-        skips = [PixelConv(layer.skip) for layer in self.layers]
-        out1, out2 = PixelConv(self.out1), PixelConv(self.out2)
-        h_bias = [layer.h_embed(y) if y is not None else None for layer in self.layers]  # (n, 2h)
-        v_bias = [layer.v_embed(y)[:, :, None, None] if y is not None else None for layer in self.layers]
+            self.v_in.append(torch.zeros(n, hid, H + p, W + 2 * p, device=dev, dtype=dt))
+            self.h_in.append(torch.zeros(n, hid, H, W + p, device=dev, dtype=dt))
+            self.h_row.append(0)
+        self.v_in.append(None)  # the last layer's outputs feed no further layer
+        self.h_in.append(None)
+        self.h_convs = [PixelConv(layer.h_conv) for layer in self.layers]
+        self.h_outs = [PixelConv(layer.h_out) if layer.h_out is not None else None for layer in self.layers]
+        self.skips = [PixelConv(layer.skip) for layer in self.layers]
+        self.out1, self.out2 = PixelConv(model.out1), PixelConv(model.out2)
+        self.h_bias = [layer.h_embed(y) if y is not None else None for layer in self.layers]  # (n, 2h)
+        self.v_bias = [layer.v_embed(y)[:, :, None, None] if y is not None else None for layer in self.layers]
         # v_to_h of the row above for the current row, per layer: (W, n, 2h); row 0 has nothing above.
         zero_row = torch.zeros(n, self.layers[0].v_to_h.in_channels, 1, W, device=dev, dtype=dt)
-        v_links = [self._row_link(layer, zero_row) for layer in self.layers]
+        self.v_links = [self._row_link(layer, zero_row) for layer in self.layers]
 
-        with tqdm(total=H * W, disable=not progress, desc="fast sampling", unit="pixel", leave=False) as bar:
-            for i in range(H):
-                for j in range(W):
-                    for c in range(C):
-                        skip = 0
-                        for l, layer in enumerate(self.layers):
-                            hp = h_convs[l](h_in[l], h_row[l] + i, j) + v_links[l][j]  # (n, 2h)
-                            if h_bias[l] is not None:
-                                hp = hp + h_bias[l]
-                            g = gate(hp)  # (n, h)
-                            skip = skips[l].vector(g) + skip  # (n, skip)
-                            if h_outs[l] is None:  # the last layer
-                                break
-                            h_new = h_outs[l].vector(g)  # (n, h)
-                            if layer.residual:
-                                h_new = h_new + h_in[l][:, :, h_row[l] + i, layer.kernel // 2 + j]
-                            h_in[l + 1][:, :, h_row[l + 1] + i, self.layers[l + 1].kernel // 2 + j] = h_new
-                        out = out2.vector(out1.vector(F.relu(skip)).relu_())  # (n, C*L)
-                        level = choose(out[:, c * L : (c + 1) * L], u[:, c, i, j], temperature)  # (n,)
-                        if mask is not None:
-                            level = torch.where(mask[:, c, i, j], known[:, c, i, j], level)
-                        x[:, c, i, j] = level
-                        img[:, c, p0 + i, p0 + j] = scale_input(level, L, dt)
-                    bar.update(1)
-                # Row i is complete: run the vertical stack on it, for the links into row i+1.
-                for l, layer in enumerate(self.layers):
-                    k = layer.kernel
-                    window = v_in[l][:, :, i : i + k // 2 + 1]  # (n, F, k//2+1, W+2p): rows i-p .. i
-                    v_pre = layer.v_conv(window)  # (n, 2h, 1, W)
-                    if v_bias[l] is not None:
-                        v_pre = v_pre + v_bias[l]
-                    v_links[l] = self._row_link(layer, v_pre)
-                    if v_in[l + 1] is not None:
-                        q = self.layers[l + 1].kernel // 2
-                        v_in[l + 1][:, :, q + i, q : q + W] = gate(v_pre)[:, :, 0]
-        return x
+    def logits(self, i: int, j: int, c: int) -> torch.Tensor:
+        """`(n, levels)` of sub-pixel (c, i, j): the horizontal stack at pixel (i, j), then the head."""
+        h_in, h_row = self.h_in, self.h_row
+        skip = 0
+        for l, layer in enumerate(self.layers):
+            hp = self.h_convs[l](h_in[l], h_row[l] + i, j) + self.v_links[l][j]  # (n, 2h)
+            if self.h_bias[l] is not None:
+                hp = hp + self.h_bias[l]
+            g = gate(hp)  # (n, h)
+            skip = self.skips[l].vector(g) + skip  # (n, skip)
+            if self.h_outs[l] is None:  # the last layer
+                break
+            h_new = self.h_outs[l].vector(g)  # (n, h)
+            if layer.residual:
+                h_new = h_new + h_in[l][:, :, h_row[l] + i, layer.kernel // 2 + j]
+            h_in[l + 1][:, :, h_row[l + 1] + i, self.layers[l + 1].kernel // 2 + j] = h_new
+        out = self.out2.vector(self.out1.vector(F.relu(skip)).relu_())  # (n, C*levels)
+        return out[:, c * self.levels : (c + 1) * self.levels]
+
+    def put(self, i: int, j: int, c: int, level: torch.Tensor) -> None:
+        self.img[:, c, self.p0 + i, self.p0 + j] = scale_input(level, self.levels, self.dtype)
+
+    def row_done(self, i: int) -> None:
+        """Row i is complete: run the vertical stack on it, for the links into row i+1."""
+        W = self.img.shape[-1] - 2 * self.p0
+        for l, layer in enumerate(self.layers):
+            window = self.v_in[l][:, :, i : i + layer.kernel // 2 + 1]  # (n, F, k//2+1, W+2p): rows i-p .. i
+            v_pre = layer.v_conv(window)  # (n, 2h, 1, W)
+            if self.v_bias[l] is not None:
+                v_pre = v_pre + self.v_bias[l]
+            self.v_links[l] = self._row_link(layer, v_pre)
+            if self.v_in[l + 1] is not None:
+                q = self.layers[l + 1].kernel // 2
+                self.v_in[l + 1][:, :, q + i, q : q + W] = gate(v_pre)[:, :, 0]
 
     @staticmethod
     def _row_link(layer: GatedLayer, v_pre_row: torch.Tensor) -> torch.Tensor:

@@ -7,7 +7,7 @@ Neural Networks" (ICML, arXiv:1601.06759), Table 1 and Figure 5.
     ReLU, 1x1 conv mask B 2h -> out_hidden
     ReLU, 1x1 conv mask B out_hidden -> C*levels       a softmax over levels per sub-pixel
 
-Every convolution is masked with colour groups (R, G, B), see `masks.py`; the
+Every convolution is masked with colour groups (R, G, B), see `zoo.nn`; the
 1x1 convolutions therefore carry mask B too. For binary data the output is a
 2-way softmax (the same family as the paper's sigmoid). The paper's 15 layers
 are the mask-A layer, 12 residual blocks and the 2 output layers.
@@ -16,8 +16,8 @@ Stacked 3x3 masked convolutions leave a blind spot: pixels above and to the
 right of the current one that it never sees (van den Oord et al. 2016b,
 Figure 1); `zoo check pixelcnn` measures it.
 
-`sample_fast` generates pixel by pixel and computes every layer at the new
-pixel only, reading the earlier pixels' activations from caches: one small
+`fast_sampler` gives `zoo.sampling`'s raster driver incremental steps (`FastSteps`) that
+compute every layer at the new pixel only, reading the earlier pixels' activations from caches: one small
 matrix product per layer per sub-pixel instead of a whole forward pass
 (the idea of Ramachandran et al. 2017, "Fast Generation for Convolutional
 Autoregressive Models").
@@ -25,7 +25,7 @@ Autoregressive Models").
 Speed, with the same arithmetic (up to float rounding) as the equations above:
 every feature map is channels-last (see `common.py`); the masked kernels are
 cropped to the rows that can be non-zero (7x7 mask A -> 4x7, 3x3 mask B -> 2x3,
-see `masks.py`); the first layer is one matrix product over image patches; in
+see `zoo.nn`); the first layer is one matrix product over image patches; in
 training a residual block is one autograd node whose backward applies each
 ReLU's derivative in place (`_ResidualBlockFn`); scoring without autograd runs
 large batches in cache-sized chunks (`common.inference_chunks`).
@@ -40,12 +40,11 @@ import torch.nn.functional as F
 from torch import nn
 
 import zoo
-from zoo.sampling import choose
+from zoo.nn import MaskedConv2d, check_int, scale_input
 
-from .common import PixelConv, autocast_dtype, image_patches, inference_chunks, scale_input, to_logits
-from .masks import MaskedConv2d
+from .common import PixelConv, autocast_dtype, image_patches, inference_chunks, to_logits
 
-__all__ = ["PixelCNN", "ResidualBlock"]
+__all__ = ["PixelCNN", "ResidualBlock", "FastSteps"]
 
 
 class ResidualBlock(nn.Module):
@@ -139,10 +138,8 @@ class PixelCNN(zoo.AutoregressiveModel):
         super().__init__()
         self.data_spec = zoo.DataSpec(channels, height, width, levels)
         for name, v in (("hidden", hidden), ("out_hidden", out_hidden), ("first_kernel", first_kernel)):
-            if not isinstance(v, int) or v < 1:
-                raise ValueError(f"{name} must be a positive int, got {v!r}")
-        if not isinstance(residual_blocks, int) or residual_blocks < 0:
-            raise ValueError(f"residual_blocks must be an int >= 0, got {residual_blocks!r}")
+            check_int(name, v)
+        check_int("residual_blocks", residual_blocks, 0)
         if first_kernel % 2 == 0:
             raise ValueError(f"first_kernel must be odd (the mask is centred), got {first_kernel}")
         C = channels
@@ -183,56 +180,45 @@ class PixelCNN(zoo.AutoregressiveModel):
         out = F.linear(patches, w.reshape(w.shape[0], -1), conv.bias)  # (B, H, W, 2h)
         return out.permute(0, 3, 1, 2)  # (B, 2h, H, W), channels-last in memory
 
-    @torch.no_grad()
-    def sample_fast(
-        self,
-        u: torch.Tensor,
-        *,
-        temperature: float = 1.0,
-        known: torch.Tensor | None = None,
-        mask: torch.Tensor | None = None,
-        progress: bool = False,
-        **cond: Any,
-    ) -> torch.Tensor:
-        """Cached sampler: the same images as `zoo.sampling.sample_naive` for the same `u`.
-
-        `u` `(n, C, H, W)` holds one uniform per sub-pixel; `known`/`mask` come
-        from `zoo.sampling.prepare_completion`. Called by `zoo.sample`.
-        """
+    def fast_sampler(self, x: torch.Tensor, **cond: Any) -> "FastSteps":
+        """Incremental steps from the start image `x` `(n, C, H, W)` (FAST SAMPLER CONTRACT, zoo/sampling.py)."""
         if cond:
             raise ValueError(f"PixelCNN is unconditional; it takes no {', '.join(map(repr, cond))}")
-        from tqdm.auto import tqdm
+        return FastSteps(self, x)
 
-        spec = self.data_spec
-        n, C, H, W = u.shape
-        L = spec.levels
-        dev, dt = self.out2.weight.device, self.out2.weight.dtype
-        x = torch.zeros((n, C, H, W), dtype=torch.long, device=dev)
-        if mask is not None:
-            x = torch.where(mask, known, x)
 
-        # Caches of each convolution's input, padded as the layer pads it (zero borders).
-        first = PixelConv(self.conv_in)
-        p = self.conv_in.pads[0]  # first_kernel // 2 on every side
-        img = F.pad(scale_input(x, L, dt), self.conv_in.pads)  # (n, C, H+2p, W+2p)
-        blocks = [(PixelConv(b.conv_in), PixelConv(b.conv), PixelConv(b.conv_out)) for b in self.blocks]
-        caches = [torch.zeros(n, b.conv.in_channels, H + 2, W + 2, device=dev, dtype=dt) for b in self.blocks]
-        out1, out2 = PixelConv(self.out1), PixelConv(self.out2)
+class FastSteps:
+    """PixelCNN's incremental steps for `zoo.sampling` (FAST SAMPLER CONTRACT, zoo/sampling.py).
 
-        with tqdm(total=H * W, disable=not progress, desc="fast sampling", unit="pixel", leave=False) as bar:
-            for i in range(H):
-                for j in range(W):
-                    for c in range(C):
-                        # Every layer at pixel (i, j) only; the sub-pixels before c are in `img`.
-                        h = first(img, i, j)  # (n, 2h)
-                        for (conv_in, conv, conv_out), cache in zip(blocks, caches):
-                            cache[:, :, i + 1, j + 1] = conv_in.vector(F.relu(h)).relu_()  # (n, h)
-                            h = h + conv_out.vector(conv(cache, i, j).relu_())  # (n, 2h)
-                        out = out2.vector(out1.vector(F.relu(h)).relu_())  # (n, C*L)
-                        level = choose(out[:, c * L : (c + 1) * L], u[:, c, i, j], temperature)  # (n,)
-                        if mask is not None:
-                            level = torch.where(mask[:, c, i, j], known[:, c, i, j], level)
-                        x[:, c, i, j] = level
-                        img[:, c, i + p, j + p] = scale_input(level, L, dt)
-                    bar.update(1)
-        return x
+    Every layer is computed at the new pixel only: each convolution's input is kept in a
+    cache padded as the layer pads it (zero borders), and a 7x7 or 3x3 convolution at pixel
+    (i, j) is one matrix product over its cached neighbourhood (`PixelConv`). The caches of
+    pixel (i, j) are written at every call and final at its last channel.
+    """
+
+    def __init__(self, model: PixelCNN, x: torch.Tensor):
+        n, C, H, W = x.shape
+        self.levels, self.dtype = model.data_spec.levels, model.out2.weight.dtype
+        dev, dt = x.device, self.dtype
+        self.first = PixelConv(model.conv_in)
+        self.pad = model.conv_in.pads[0]  # p = first_kernel // 2 on every side
+        self.img = F.pad(scale_input(x, self.levels, dt), model.conv_in.pads)  # (n, C, H+2p, W+2p)
+        self.blocks = [(PixelConv(b.conv_in), PixelConv(b.conv), PixelConv(b.conv_out)) for b in model.blocks]
+        # each block's 3x3 input, (n, h, H+2, W+2): image pixel (i, j) at [i+1, j+1]
+        self.caches = [torch.zeros(n, b.conv.in_channels, H + 2, W + 2, device=dev, dtype=dt) for b in model.blocks]
+        self.out1, self.out2 = PixelConv(model.out1), PixelConv(model.out2)
+
+    def logits(self, i: int, j: int, c: int) -> torch.Tensor:
+        """`(n, levels)` of sub-pixel (c, i, j); the sub-pixels before it are in `self.img`."""
+        h = self.first(self.img, i, j)  # (n, 2h)
+        for (conv_in, conv, conv_out), cache in zip(self.blocks, self.caches):
+            cache[:, :, i + 1, j + 1] = conv_in.vector(F.relu(h)).relu_()  # (n, h)
+            h = h + conv_out.vector(conv(cache, i, j).relu_())  # (n, 2h)
+        out = self.out2.vector(self.out1.vector(F.relu(h)).relu_())  # (n, C*levels)
+        return out[:, c * self.levels : (c + 1) * self.levels]
+
+    def put(self, i: int, j: int, c: int, level: torch.Tensor) -> None:
+        self.img[:, c, i + self.pad, j + self.pad] = scale_input(level, self.levels, self.dtype)
+
+    def row_done(self, i: int) -> None:
+        pass  # every cache is written pixel by pixel

@@ -1,7 +1,7 @@
 """Registers `pixelcnn` and `gated-pixelcnn`. Imports no model code (and no torch).
 
 The models live in `zoo_pixelcnn.pixelcnn` and `zoo_pixelcnn.gated`; their
-masked convolutions in `zoo_pixelcnn.masks`.
+masked convolutions are the zoo's public `zoo.nn.MaskedConv2d`.
 """
 
 import zoo

@@ -35,7 +35,8 @@ first layer's right-to-left scan through an unmasked 1x1 convolution (legal: tha
 output is used one row down), which makes the field full; `full_context=False` is the
 paper's layer exactly.
 
-Incremental sampling is possible, and `sample_fast` does it: when pixel (i, j) is drawn,
+Incremental sampling is possible, and `fast_sampler` (`DiagonalBiLSTMSteps`, for
+`zoo.sampling`'s raster driver) does it: when pixel (i, j) is drawn,
 rows < i are complete, so
 - the left-to-right state at (i, j) needs the input at (i, j), h at (i-1, j) (row above,
   final) and h, c at (i, j-1) (just computed; c travels along the scan, i.e. from the left
@@ -50,16 +51,16 @@ images (tests/test_pixelrnn.py).
 
 from __future__ import annotations
 
-from typing import Any
-
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .diagonal_scan import SlotLayout, diagonal_scan
-from .layers import MaskedConv2d, PixelRNN, check_int, fp32, lstm_cell
+from zoo.nn import MaskedConv2d, check_int
 
-__all__ = ["DiagonalBiLSTM", "DiagonalBiLSTMLayer"]
+from .diagonal_scan import SlotLayout, diagonal_scan
+from .layers import PixelRNN, PixelRNNSteps, fp32, lstm_cell
+
+__all__ = ["DiagonalBiLSTM", "DiagonalBiLSTMLayer", "DiagonalBiLSTMSteps"]
 
 
 class DiagonalBiLSTMLayer(nn.Module):
@@ -150,25 +151,29 @@ class DiagonalBiLSTM(PixelRNN):
         image = image.permute(2, 3, 0, 1).contiguous() if self.full_context else None  # (H, W, B, C)
         for layer in self.layers:
             f = layer(f, image)  # (H, W, B, 2h), residual inside
-        w = self._position_weights()
-        out = F.linear(F.relu(F.linear(F.relu(f), w["o1_w"], w["o1_b"])), w["o2_w"], w["o2_b"])  # (H, W, B, C * n_out)
+        w1, w2 = self.out1.masked_weight()[:, :, 0, 0], self.out2.masked_weight()[:, :, 0, 0]
+        out = F.linear(F.relu(F.linear(F.relu(f), w1, self.out1.bias)), w2, self.out2.bias)  # (H, W, B, C * n_out)
         return self._to_logits(out).permute(2, 3, 0, 1, 4)  # (B, C, H, W, levels)
 
-    # ------------------------------------------------------------------ fast sampler
-    def sample_fast(self, u: torch.Tensor, *, temperature: float = 1.0, known: torch.Tensor | None = None,
-                    mask: torch.Tensor | None = None, progress: bool = False) -> torch.Tensor:
-        """Incremental sampler (FAST SAMPLER CONTRACT in zoo/sampling.py): `(n, C, H, W)` levels."""
-        return self._sample_incremental(u, temperature=temperature, known=known, mask=mask, progress=progress)
+    def fast_sampler(self, x: torch.Tensor) -> "DiagonalBiLSTMSteps":
+        """Incremental steps from the start image `x` `(n, C, H, W)` (FAST SAMPLER CONTRACT, zoo/sampling.py)."""
+        return DiagonalBiLSTMSteps(self, x)
 
-    def _fast_begin(self, n: int, device: torch.device) -> dict[str, Any]:
-        h, W = self.hidden, self.data_spec.width
-        layers = []
-        for layer in self.layers:
+
+class DiagonalBiLSTMSteps(PixelRNNSteps):
+    """The Diagonal BiLSTM's incremental steps (see the module docstring): per pixel one
+    left-to-right LSTM step per layer; per completed row one right-to-left scan over it."""
+
+    def __init__(self, model: DiagonalBiLSTM, x: torch.Tensor):
+        super().__init__(model, x)
+        n, h, W = x.shape[0], model.hidden, model.data_spec.width
+        self.layers = []
+        for layer in model.layers:
             w_is = layer.input_to_state.masked_weight()[:, :, 0, 0]  # (8h, 2h)
             b_is = layer.input_to_state.bias
             w_ss = layer.state_to_state.weight  # (8h, h, 2)
             zeros = w_is.new_zeros(n, h, W)
-            layers.append({
+            self.layers.append({
                 "is_l": w_is[:4 * h], "is_l_b": b_is[:4 * h], "is_r": w_is[4 * h:], "is_r_b": b_is[4 * h:],
                 "above_l": w_ss[:4 * h, :, 0], "left_l": w_ss[:4 * h, :, 1],
                 "above_r": w_ss[4 * h:, :, 0], "right_r": w_ss[4 * h:, :, 1],
@@ -179,12 +184,9 @@ class DiagonalBiLSTM(PixelRNN):
                 "h_l": zeros.clone(), "c_l": zeros.clone(),  # this row's left-to-right state
                 "h_r_prev": zeros.clone(),  # right-to-left h of the row above
             })
-        return {"w": self._position_weights(), "layers": layers, "xe": None}
 
-    def _fast_position(self, state: dict[str, Any], xe: torch.Tensor, i: int, j: int) -> torch.Tensor:
-        state["xe"] = xe  # the padded encoded image, read again at the end of the row
-        f = self._position_input(state["w"], xe, i, j)  # (n, 2h)
-        for s in state["layers"]:
+    def layers_at(self, f: torch.Tensor, i: int, j: int) -> torch.Tensor:
+        for s in self.layers:
             s["row_in"][:, :, j] = f
             gates = F.linear(f, s["is_l"], s["is_l_b"]) + s["ss_l"][:, :, j]  # (n, 4h)
             if j > 0:  # state of the left neighbour: h through the 2x1 kernel, c carried as is
@@ -194,17 +196,16 @@ class DiagonalBiLSTM(PixelRNN):
                 h, c = lstm_cell(gates, torch.zeros_like(s["c_l"][:, :, 0]))
             s["h_l"][:, :, j], s["c_l"][:, :, j] = h, c
             f = f + F.linear(h + s["h_r_prev"][:, :, j], s["up_w"], s["up_b"])
-        return self._position_head(state["w"], f)  # (n, C, levels)
+        return f  # (n, 2h)
 
-    def _fast_row_end(self, state: dict[str, Any], i: int) -> None:
+    def row_done(self, i: int) -> None:
         """Row i is complete: run the right-to-left scan over it and roll the left-to-right state."""
-        for s in state["layers"]:
+        for s in self.layers:
             n, h, W = s["h_l"].shape
             pre = (torch.einsum("oc,ncw->now", s["is_r"], s["row_in"]) + s["is_r_b"].view(1, -1, 1)
                    + torch.einsum("oc,ncw->now", s["above_r"], s["h_r_prev"]))  # (n, 4h, W)
             if s["img_r"] is not None:  # the image row i, complete now
-                W_ = self.data_spec.width
-                pre = pre + torch.einsum("oc,ncw->now", s["img_r"], state["xe"][:, :, i + 3, 3:W_ + 3])
+                pre = pre + torch.einsum("oc,ncw->now", s["img_r"], self.xe[:, :, i + 3, 3:W + 3])
             h_r = torch.zeros_like(s["h_r_prev"])
             right, c = h_r.new_zeros(n, h), h_r.new_zeros(n, h)  # zero state right of the last column
             for j in range(W - 1, -1, -1):

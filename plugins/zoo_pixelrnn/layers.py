@@ -1,15 +1,16 @@
 """Pieces shared by the Row LSTM and the Diagonal BiLSTM (van den Oord et al. 2016a, "Pixel
 Recurrent Neural Networks", arXiv:1601.06759, section 3 and Table 1).
 
-- masks A/B with colour groups (section 3.4) come from `zoo_pixelcnn.masks`: every feature
+- masks A/B with colour groups (section 3.4) come from `zoo.nn.MaskedConv2d`: every feature
   map belongs to one colour group (R, G or B, contiguous blocks); at the kernel centre a
   connection from group a to group b is open when a < b (mask A) or a <= b (mask B).
 - `PixelRNN`: the parts around the recurrent layers, common to both models:
   7x7 mask-A input convolution (2h features), the residual LSTM layers (the subclass
   builds them), then ReLU + two 1x1 mask-B convolutions and a sigmoid (2 levels) or a
   softmax over `levels` per sub-pixel.
-- the fast-sampler driver: visits sub-pixels in raster order and asks the model's
-  incremental hooks for the logits of one position at a time.
+- `PixelRNNSteps`: what both models' incremental steps for `zoo.sampling`'s raster driver
+  share (FAST SAMPLER CONTRACT, zoo/sampling.py): the scaled, padded image, the input
+  convolution at one pixel and the output head; each model adds its layers' state.
 
 Shapes: B batch, C image channels, H x W image, h hidden units per gate, F = 2h features.
 """
@@ -23,11 +24,10 @@ import torch
 import torch.nn.functional as F
 
 from zoo.autoregressive import AutoregressiveModel
+from zoo.nn import MaskedConv2d, check_int, scale_input
 from zoo.protocols import DataSpec
-from zoo.sampling import choose
-from zoo_pixelcnn.masks import MaskedConv2d
 
-__all__ = ["PixelRNN", "MaskedConv2d", "check_int", "lstm_cell", "fp32"]
+__all__ = ["PixelRNN", "PixelRNNSteps", "lstm_cell", "fp32"]
 
 
 def fp32(logits: Any) -> Any:
@@ -50,12 +50,6 @@ def lstm_cell(gates: torch.Tensor, c: torch.Tensor) -> tuple[torch.Tensor, torch
     sig = torch.sigmoid(gates[..., :3 * h])
     c = sig[..., h:2 * h] * c + sig[..., 2 * h:] * torch.tanh(gates[..., 3 * h:])
     return sig[..., :h] * torch.tanh(c), c
-
-
-def check_int(name: str, value: Any, minimum: int) -> int:
-    if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
-        raise ValueError(f"{name} must be an int >= {minimum}, got {value!r}")
-    return value
 
 
 # --------------------------------------------------------------------------- the model around the LSTMs
@@ -85,8 +79,8 @@ class PixelRNN(AutoregressiveModel):
 
     # -- the parallel (training / likelihood) path
     def encode(self, x: torch.Tensor) -> torch.Tensor:
-        """Integer levels -> floats in [-1, 1]."""
-        return x.to(self.input_conv.weight.dtype) * (2.0 / (self.data_spec.levels - 1)) - 1.0
+        """Integer levels -> floats in [-1, 1] (`zoo.nn.scale_input`), the input conv's dtype."""
+        return scale_input(x, self.data_spec.levels, self.input_conv.weight.dtype)
 
     def _to_logits(self, out: torch.Tensor) -> torch.Tensor:
         """Head output `(..., C * n_out)` -> `(..., C, levels)`."""
@@ -108,72 +102,50 @@ class PixelRNN(AutoregressiveModel):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.logits(x)
 
-    # -- per-position pieces for the fast samplers (plain matrices, computed once per sampling run)
-    def _position_weights(self) -> dict[str, torch.Tensor]:
-        """Masked weights of the input conv (top 4 kernel rows, flattened) and the head."""
-        w_in = self.input_conv.masked_weight()[:, :, :4, :]  # rows i-3..i of the 7x7 kernel
-        return {
-            "in_w": w_in.reshape(w_in.shape[0], -1), "in_b": self.input_conv.bias,
-            "o1_w": self.out1.masked_weight()[:, :, 0, 0], "o1_b": self.out1.bias,
-            "o2_w": self.out2.masked_weight()[:, :, 0, 0], "o2_b": self.out2.bias,
-        }
 
-    def _position_input(self, W_: dict[str, torch.Tensor], xe: torch.Tensor, i: int, j: int) -> torch.Tensor:
-        """The input conv at pixel (i, j) from the zero-padded encoded image `xe` `(n, C, H+6, W+6)`: `(n, 2h)`."""
-        patch = xe[:, :, i:i + 4, j:j + 7].reshape(xe.shape[0], -1)  # (n, C*4*7)
-        return F.linear(patch, W_["in_w"], W_["in_b"])
+class PixelRNNSteps:
+    """The incremental steps of a PixelRNN for `zoo.sampling`, around its layers.
 
-    def _position_head(self, W_: dict[str, torch.Tensor], f: torch.Tensor) -> torch.Tensor:
-        """`(n, 2h)` features of one pixel -> `(n, C, levels)` logits."""
-        out = F.linear(F.relu(F.linear(F.relu(f), W_["o1_w"], W_["o1_b"])), W_["o2_w"], W_["o2_b"])
-        return self._to_logits(out)
+    Holds the image scaled to [-1, 1] and zero-padded by 3 (the 7x7 input convolution's
+    reach), `xe` `(n, C, H+6, W+6)`, with image pixel (i, j) at [i+3, j+3]; `position(i, j)`
+    gives the logits `(n, C, levels)` of pixel (i, j) from `input_at` (the input convolution
+    at that pixel), the subclass's `layers_at` (every layer at that pixel, from the carried
+    state) and the head. For colour images the driver asks once per channel (G's logits need
+    the R just drawn); the last ask leaves the pixel's state final, because no feature of a
+    pixel depends on its own last channel (mask A, then mask B).
+    """
 
-    # hooks a subclass implements for `sample_fast`
-    def _fast_begin(self, n: int, device: torch.device) -> dict[str, Any]:  # pragma: no cover - abstract
+    def __init__(self, model: PixelRNN, x: torch.Tensor):
+        n, C, H, W = x.shape
+        self.model = model
+        self.levels, self.dtype = model.data_spec.levels, model.input_conv.weight.dtype
+        self.xe = x.new_zeros((n, C, H + 6, W + 6), dtype=self.dtype)  # encoded, zero-padded by 3
+        self.xe[:, :, 3:H + 3, 3:W + 3] = model.encode(x)
+        w_in = model.input_conv.masked_weight()[:, :, :4, :]  # rows i-3..i of the 7x7 kernel
+        self.in_w, self.in_b = w_in.reshape(w_in.shape[0], -1), model.input_conv.bias
+        self.o1_w, self.o1_b = model.out1.masked_weight()[:, :, 0, 0], model.out1.bias
+        self.o2_w, self.o2_b = model.out2.masked_weight()[:, :, 0, 0], model.out2.bias
+
+    def input_at(self, i: int, j: int) -> torch.Tensor:
+        """The input conv at pixel (i, j): `(n, 2h)`."""
+        patch = self.xe[:, :, i:i + 4, j:j + 7].reshape(self.xe.shape[0], -1)  # (n, C*4*7)
+        return F.linear(patch, self.in_w, self.in_b)
+
+    def layers_at(self, f: torch.Tensor, i: int, j: int) -> torch.Tensor:  # pragma: no cover - abstract
+        """Every layer at pixel (i, j): the input conv's `(n, 2h)` in, the last layer's `(n, 2h)` out."""
         raise NotImplementedError
 
-    def _fast_position(self, state: dict[str, Any], xe: torch.Tensor, i: int, j: int) -> torch.Tensor:  # pragma: no cover
+    def position(self, i: int, j: int) -> torch.Tensor:
+        """`(n, C, levels)`: the logits of every channel of pixel (i, j)."""
+        f = self.layers_at(self.input_at(i, j), i, j)  # (n, 2h)
+        out = F.linear(F.relu(F.linear(F.relu(f), self.o1_w, self.o1_b)), self.o2_w, self.o2_b)
+        return self.model._to_logits(out)
+
+    def logits(self, i: int, j: int, c: int) -> torch.Tensor:
+        return self.position(i, j)[:, c]  # (n, levels)
+
+    def put(self, i: int, j: int, c: int, level: torch.Tensor) -> None:
+        self.xe[:, c, i + 3, j + 3] = scale_input(level, self.levels, self.dtype)
+
+    def row_done(self, i: int) -> None:  # pragma: no cover - abstract
         raise NotImplementedError
-
-    def _fast_row_end(self, state: dict[str, Any], i: int) -> None:  # pragma: no cover - abstract
-        raise NotImplementedError
-
-    @torch.no_grad()
-    def _sample_incremental(self, u: torch.Tensor, *, temperature: float, known: torch.Tensor | None,
-                            mask: torch.Tensor | None, progress: bool = False) -> torch.Tensor:
-        """The raster-order driver of the FAST SAMPLER CONTRACT (zoo/sampling.py).
-
-        For each pixel it calls `_fast_position` once per colour channel (G's logits need the
-        R just drawn); the last call leaves the layers' state of that pixel final, because no
-        feature of a pixel depends on its own last channel (mask A, then mask B).
-        """
-        from tqdm.auto import tqdm
-
-        n, C, H, W = u.shape
-        device = u.device
-        L = self.data_spec.levels
-        x = torch.zeros((n, C, H, W), dtype=torch.long, device=device)
-        if mask is not None:
-            x = torch.where(mask, known, x)
-        xe = torch.zeros((n, C, H + 6, W + 6), device=device, dtype=self.input_conv.weight.dtype)  # encoded, zero-padded by 3
-        xe[:, :, 3:H + 3, 3:W + 3] = self.encode(x)
-        state = self._fast_begin(n, device)
-        scale = 2.0 / (L - 1)
-        with tqdm(total=H * W, disable=not progress, desc="fast sampling", unit="pixel", leave=False) as bar:
-            for i in range(H):
-                for j in range(W):
-                    for c in range(C):
-                        all_known = mask is not None and bool(mask[:, c, i, j].all())
-                        if all_known and c < C - 1:
-                            continue  # nothing to draw, and the state is computed at the last channel
-                        logits = self._fast_position(state, xe, i, j)[:, c]  # (n, levels)
-                        if all_known:
-                            continue
-                        level = choose(logits, u[:, c, i, j], temperature)
-                        if mask is not None:
-                            level = torch.where(mask[:, c, i, j], known[:, c, i, j], level)
-                        x[:, c, i, j] = level
-                        xe[:, c, i + 3, j + 3] = level.to(xe.dtype) * scale - 1.0
-                    bar.update(1)
-                self._fast_row_end(state, i)
-        return x

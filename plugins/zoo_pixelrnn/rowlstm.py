@@ -23,7 +23,8 @@ The initial state (the row above the image) is zero, h and c. Each pixel sees a 
 of the rows above it (Figure 4 of the paper): with k = 3 the triangle widens by one pixel
 per row on either side, plus what the 7x7 input convolution adds.
 
-`sample_fast` carries each layer's (h, c) from row to row and computes only the new pixel:
+`fast_sampler` (`RowLSTMSteps`, for `zoo.sampling`'s raster driver) carries each layer's
+(h, c) from row to row and computes only the new pixel:
 the 7x7 input convolution on one patch, then per layer the k - 1 left neighbours and the
 pixel itself through K_is, plus K_ss applied once per row to the previous row's state.
 It draws exactly the naive sampler's images (tests/test_pixelrnn.py).
@@ -37,10 +38,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .layers import MaskedConv2d, PixelRNN, check_int, fp32, lstm_cell
+from zoo.nn import MaskedConv2d, check_int
+
+from .layers import PixelRNN, PixelRNNSteps, fp32, lstm_cell
 from .row_scan import lstm_row, row_scan, row_scan_reference
 
-__all__ = ["RowLSTM", "RowLSTMLayer"]
+__all__ = ["RowLSTM", "RowLSTMLayer", "RowLSTMSteps"]
 
 
 def _read_shifted(dst: torch.Tensor, src: torch.Tensor, s: int) -> None:
@@ -191,43 +194,46 @@ class RowLSTM(PixelRNN):
         out = self.out2(F.relu(self.out1(F.relu(f))))  # (B, C * n_out, H, W)
         return self._to_logits(out.permute(0, 2, 3, 1)).permute(0, 3, 1, 2, 4)  # (B, C, H, W, levels)
 
-    # ------------------------------------------------------------------ fast sampler
-    def sample_fast(self, u: torch.Tensor, *, temperature: float = 1.0, known: torch.Tensor | None = None,
-                    mask: torch.Tensor | None = None, progress: bool = False) -> torch.Tensor:
-        """Incremental sampler (FAST SAMPLER CONTRACT in zoo/sampling.py): `(n, C, H, W)` levels."""
-        return self._sample_incremental(u, temperature=temperature, known=known, mask=mask, progress=progress)
+    def fast_sampler(self, x: torch.Tensor) -> "RowLSTMSteps":
+        """Incremental steps from the start image `x` `(n, C, H, W)` (FAST SAMPLER CONTRACT, zoo/sampling.py)."""
+        return RowLSTMSteps(self, x)
 
-    def _fast_begin(self, n: int, device: torch.device) -> dict[str, Any]:
-        h, W, p = self.hidden, self.data_spec.width, self.kernel // 2
-        Wt = self._position_weights()
-        layers = []
-        for layer in self.layers:
+
+class RowLSTMSteps(PixelRNNSteps):
+    """The Row LSTM's incremental steps: each layer carries (h, c) of the row above; at pixel
+    (i, j) it runs K_is on the k//2 left neighbours and the pixel, plus K_ss of the row above
+    (computed once per row, in `row_done`), and one LSTM step."""
+
+    def __init__(self, model: RowLSTM, x: torch.Tensor):
+        super().__init__(model, x)
+        n, h, W, p = x.shape[0], model.hidden, model.data_spec.width, model.kernel // 2
+        self.p = p
+        self.layers = []
+        for layer in model.layers:
             w_is = layer.input_to_state.masked_weight()[:, :, 0, :p + 1]  # (4h, 2h, p+1): left p and centre
             zeros = w_is.new_zeros(n, h, W)
-            layers.append({
-                "is_w": w_is.reshape(4 * h, -1), "is_b": layer.input_to_state.bias,
+            self.layers.append({
+                "layer": layer, "is_w": w_is.reshape(4 * h, -1), "is_b": layer.input_to_state.bias,
                 "up_w": layer.up.masked_weight()[:, :, 0, 0], "up_b": layer.up.bias,
                 "row_in": w_is.new_zeros(n, 2 * h, W + p),  # this row's layer inputs, p zeros on the left
                 "ss": layer.state_to_state(zeros),  # (n, 4h, W): K_ss (*) h of the row above (zero at the top)
                 "c_prev": zeros.clone(),  # c of the row above
                 "h": zeros.clone(), "c": zeros.clone(),  # this row's state, filled pixel by pixel
             })
-        return {"w": Wt, "layers": layers, "p": p}
 
-    def _fast_position(self, state: dict[str, Any], xe: torch.Tensor, i: int, j: int) -> torch.Tensor:
-        p = state["p"]
-        f = self._position_input(state["w"], xe, i, j)  # (n, 2h)
-        for layer, s in zip(self.layers, state["layers"]):
+    def layers_at(self, f: torch.Tensor, i: int, j: int) -> torch.Tensor:
+        p = self.p
+        for s in self.layers:
             s["row_in"][:, :, p + j] = f
             window = s["row_in"][:, :, j:j + p + 1].reshape(f.shape[0], -1)  # (n, 2h*(p+1))
             gates = F.linear(window, s["is_w"], s["is_b"]) + s["ss"][:, :, j]  # (n, 4h)
             h, c = lstm_cell(gates, s["c_prev"][:, :, j])
             s["h"][:, :, j], s["c"][:, :, j] = h, c
             f = f + F.linear(h, s["up_w"], s["up_b"])
-        return self._position_head(state["w"], f)  # (n, C, levels)
+        return f  # (n, 2h)
 
-    def _fast_row_end(self, state: dict[str, Any], i: int) -> None:
-        for layer, s in zip(self.layers, state["layers"]):
-            s["ss"] = layer.state_to_state(s["h"])
+    def row_done(self, i: int) -> None:
+        for s in self.layers:
+            s["ss"] = s["layer"].state_to_state(s["h"])
             s["c_prev"] = s["c"]
             s["h"], s["c"] = torch.zeros_like(s["h"]), torch.zeros_like(s["c"])

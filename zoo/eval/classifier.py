@@ -32,6 +32,7 @@ import torch
 from torch import nn
 
 from ..errors import WeightsError, ZooError
+from ..nn import scale_input
 from ..protocols import DataSpec
 
 __all__ = ["ReferenceClassifier", "load_reference", "weights_dir", "train", "accuracy", "DEFAULT_CONFIG"]
@@ -62,7 +63,7 @@ class ReferenceClassifier(nn.Module):
                           in_chans=in_chans, num_classes=num_classes)
 
     def _prep(self, x: torch.Tensor) -> torch.Tensor:
-        return x.float() * (2.0 / (self.levels - 1)) - 1.0  # levels -> [-1, 1]
+        return scale_input(x, self.levels, torch.float32)  # levels -> [-1, 1]
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
         """Pooled penultimate activations `(B, D)` of images of integer levels `(B, C, H, W)`."""

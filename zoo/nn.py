@@ -1,0 +1,203 @@
+"""Public building blocks for autoregressive model plugins: masked convolutions with colour
+groups, the input scaling of integer levels, and the argument check of model constructors.
+
+Importing `zoo` does not import this module (it imports torch); a plugin's model file does:
+`from zoo.nn import MaskedConv2d, scale_input, check_int`.
+
+Masked convolutions (van den Oord, Kalchbrenner & Kavukcuoglu 2016, "Pixel Recurrent Neural
+Networks", arXiv:1601.06759, section 3.4 and Figure 2). Every feature map belongs to one
+colour group: R, G or B (one group per image channel). A convolution's mask, at each kernel
+position, relative to its *centre* (the position that lines up with the output pixel):
+
+- before the centre (rows above it, or left of it in its row): all open;
+- after the centre (right of it in its row, or rows below): all closed;
+- at the centre, input group `a` -> output group `b` is open when `a < b`
+  (mask "A", the first layer: a sub-pixel never sees itself) or `a <= b`
+  (mask "B", later layers: a feature sees its own group's features).
+
+With one colour channel this is the familiar PixelCNN mask. The centre is the middle of the
+kernel by default; a kernel whose centre is elsewhere (e.g. the `1 x (k//2+1)` horizontal
+stack of gated PixelCNN, centre in the last column) names it with `centre=(row, col)`.
+
+Features are split into colour groups in contiguous blocks: of F features, feature f is in
+group `f * colours // F` (so 2h features with 3 colours are R..R G..G B..B). A layer whose
+outputs are several stacked blocks that must each follow the colour split (e.g. the gate
+halves `[tanh | sigmoid]` of gated PixelCNN, or the four LSTM gates `[o | f | i | g]`)
+passes `out_blocks=2` or `4`: each block is split into colour groups on its own. The same
+holds for `in_blocks` on the input side.
+
+    colour_groups(features, colours, blocks=1) -> LongTensor (features,)
+    causal_mask(in_ch, out_ch, kernel_size, mask_type, colours=1, *, centre=None,
+                in_blocks=1, out_blocks=1) -> FloatTensor (out_ch, in_ch, kh, kw)
+    MaskedConv2d(in_ch, out_ch, kernel_size, mask_type="B", colours=1, *, centre=None,
+                 in_blocks=1, out_blocks=1, bias=True)   # output size = input size
+
+Speed: the rows below the centre are always masked to zero, so `MaskedConv2d` convolves
+with the kernel cropped to rows `0 .. ci` (`causal_weight()`: a 3x3 mask-B kernel is
+computed as 2x3, a 7x7 mask-A one as 4x7) and pads the input above and at the sides only;
+`forward_view(x)` gives the same values without copying `x` into a padded tensor. The
+parameter keeps its full `(out, in, kh, kw)` shape (saved weights load strictly); only the
+arithmetic skips the zeros. The mask multiply itself is skipped when the cropped mask is all
+ones (1x1 and mask-B kernels of one colour). The output is the plain masked convolution's up
+to float rounding, in the memory format of the input (channels-last in, channels-last out).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+__all__ = ["colour_groups", "causal_mask", "MaskedConv2d", "MASK_TYPES", "scale_input", "check_int"]
+
+MASK_TYPES = ("A", "B")
+
+
+def scale_input(x: torch.Tensor, levels: int, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    """Integer levels in `[0, levels)` to floats in `[-1, 1]`, the networks' input (same shape)."""
+    return x.to(dtype) * (2.0 / (levels - 1)) - 1.0
+
+
+def check_int(name: str, value: object, minimum: int = 1) -> int:
+    """`value` if it is an int (not a bool) of at least `minimum`; else ValueError naming `name`."""
+    if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
+        wanted = "a positive int" if minimum == 1 else f"an int >= {minimum}"
+        raise ValueError(f"{name} must be {wanted}, got {value!r}")
+    return value
+
+
+def _pair(k: int | tuple[int, int], name: str) -> tuple[int, int]:
+    if isinstance(k, int) and not isinstance(k, bool):
+        k = (k, k)
+    if not (isinstance(k, tuple) and len(k) == 2 and all(isinstance(v, int) and v >= 1 for v in k)):
+        raise ValueError(f"{name} must be a positive int or a pair of them, got {k!r}")
+    return k
+
+
+def colour_groups(features: int, colours: int, blocks: int = 1) -> torch.Tensor:
+    """The colour group of each of `features` feature maps: `(features,)` long in `[0, colours)`.
+
+    The features are `blocks` equal stacked blocks; each block is split into
+    `colours` contiguous groups of (nearly) equal size.
+    """
+    check_int("colours", colours)
+    if not isinstance(blocks, int) or blocks < 1 or features % blocks:
+        raise ValueError(f"{features} features cannot be split into {blocks!r} equal blocks")
+    per_block = features // blocks
+    if per_block < colours:
+        raise ValueError(
+            f"{per_block} features per block cannot hold {colours} colour groups; "
+            f"use at least {colours} features per block (one per colour)"
+        )
+    return (torch.arange(per_block) * colours // per_block).repeat(blocks)
+
+
+def causal_mask(
+    in_channels: int,
+    out_channels: int,
+    kernel_size: int | tuple[int, int],
+    mask_type: str,
+    colours: int = 1,
+    *,
+    centre: tuple[int, int] | None = None,
+    in_blocks: int = 1,
+    out_blocks: int = 1,
+) -> torch.Tensor:
+    """The 0/1 mask `(out_channels, in_channels, kh, kw)` described in the module docstring."""
+    if mask_type not in MASK_TYPES:
+        raise ValueError(f"mask_type must be 'A' or 'B', got {mask_type!r}")
+    kh, kw = _pair(kernel_size, "kernel_size")
+    ci, cj = (kh // 2, kw // 2) if centre is None else centre
+    if not (0 <= ci < kh and 0 <= cj < kw):
+        raise ValueError(f"centre {centre!r} lies outside the {kh}x{kw} kernel")
+    mask = torch.zeros(out_channels, in_channels, kh, kw)
+    mask[:, :, :ci, :] = 1  # rows above the centre
+    mask[:, :, ci, :cj] = 1  # left of the centre in its row
+    g_in = colour_groups(in_channels, colours, in_blocks)  # (in,)
+    g_out = colour_groups(out_channels, colours, out_blocks)  # (out,)
+    if mask_type == "A":
+        centre_open = g_in.view(1, -1) < g_out.view(-1, 1)
+    else:
+        centre_open = g_in.view(1, -1) <= g_out.view(-1, 1)
+    mask[:, :, ci, cj] = centre_open.float()
+    return mask
+
+
+class MaskedConv2d(nn.Conv2d):
+    """A convolution whose weight is multiplied by `causal_mask(...)` on every call.
+
+    Zero padding keeps the output the size of the input, with the kernel's
+    centre over each output pixel: `(B, in_ch, H, W) -> (B, out_ch, H, W)`.
+    Only the kernel rows `0 .. ci` (the centre row and those above it) are
+    computed; the rows below are masked out anyway.
+    """
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size: int | tuple[int, int],
+        mask_type: str = "B",
+        colours: int = 1,
+        *,
+        centre: tuple[int, int] | None = None,
+        in_blocks: int = 1,
+        out_blocks: int = 1,
+        bias: bool = True,
+    ):
+        kh, kw = _pair(kernel_size, "kernel_size")
+        super().__init__(in_channels, out_channels, (kh, kw), padding=0, bias=bias)
+        self.mask_type = mask_type
+        self.colours = colours
+        self.centre = (kh // 2, kw // 2) if centre is None else tuple(centre)
+        mask = causal_mask(in_channels, out_channels, (kh, kw), mask_type, colours,
+                           centre=self.centre, in_blocks=in_blocks, out_blocks=out_blocks)
+        self.register_buffer("mask", mask, persistent=False)  # derived from the config, not saved
+        ci, cj = self.centre
+        self.pads = (cj, kw - 1 - cj, ci, kh - 1 - ci)  # F.pad order: left, right, top, bottom
+        self.rows = ci + 1  # kernel rows that can be non-zero: 0 .. ci
+        # Multiplying by an all-ones mask changes nothing: skip it (and its backward).
+        self.mask_is_ones = bool((mask[:, :, : self.rows] == 1).all())
+
+    def masked_weight(self) -> torch.Tensor:
+        """The effective weight `(out_ch, in_ch, kh, kw)`."""
+        return self.weight * self.mask
+
+    def causal_weight(self) -> torch.Tensor:
+        """The effective weight cropped to the rows that can be non-zero: `(out_ch, in_ch, ci+1, kw)`."""
+        kh = self.kernel_size[0]
+        w = self.weight if self.rows == kh else self.weight[:, :, : self.rows]
+        if self.mask_is_ones:
+            return w
+        return w * (self.mask if self.rows == kh else self.mask[:, :, : self.rows])
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """`(B, in_ch, H, W) -> (B, out_ch, H, W)`, in the memory format of `x`."""
+        w = self.causal_weight()  # (out, in, ci+1, kw)
+        left, right, top, _ = self.pads  # nothing below: the cropped kernel ends at the centre row
+        if left == right:  # conv2d pads the sides itself, symmetric
+            if top:
+                x = F.pad(x, (0, 0, top, 0))  # (B, in, ci + H, W)
+            return F.conv2d(x, w, self.bias, padding=(0, left))
+        return F.conv2d(F.pad(x, (left, right, top, 0)), w, self.bias)
+
+    def forward_view(self, x: torch.Tensor) -> torch.Tensor:
+        """`forward(x)` without copying `x` into a padded tensor: conv2d pads all sides itself
+        (by `ci` rows and `max(cj, kw-1-cj)` columns), and the result is the wanted `H x W`
+        window of its larger output, a view that is not contiguous when `ci > 0` or `cj`
+        is off-centre (an elementwise op after it makes it dense again).
+
+        Output row `r` of the padded convolution sees input rows `r-ci .. r`, so the rows
+        beyond `H` that are cut off come after the image and influence nothing kept.
+        """
+        w = self.causal_weight()  # (out, in, ci+1, kw)
+        left, right, top, _ = self.pads
+        side = max(left, right)
+        out = F.conv2d(x, w, self.bias, padding=(top, side))  # (B, out, H + ci, W + 2*side - (kw-1))
+        H, W = x.shape[-2:]
+        # output column c covers input columns c-side .. c-side+kw-1; pixel j's window starts at j-left
+        off = side - left
+        return out[:, :, :H, off : off + W]
+
+    def extra_repr(self) -> str:
+        return f"{super().extra_repr()}, mask_type={self.mask_type}, colours={self.colours}, centre={self.centre}"
