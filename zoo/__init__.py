@@ -20,14 +20,14 @@ _EXPORTS = {
     "DataSpec": "protocols", "Model": "protocols", "Sampler": "protocols",
     "Likelihood": "protocols", "Autoregressive": "protocols",
     "ModelSpec": "registry", "WeightsSpec": "registry", "list_models": "registry",
-    "info": "registry", "create": "registry", "load": "registry", "parse_name": "registry",
+    "info": "registry", "parse_name": "registry", "create": "factory", "load": "factory",
     "ZooError": "errors", "UnknownNameError": "errors", "PluginError": "errors",
-    "PluginConflictError": "errors", "WeightsError": "errors",
+    "PluginConflictError": "errors", "WeightsError": "errors", "ArgumentError": "errors",
     "hookimpl": "hookspecs",
     "AutoregressiveModel": "autoregressive",
     "sample": "sampling",
     "check": "checks", "CheckReport": "checks",
-    "save_pretrained": "hub",
+    "save_pretrained": "release", "CardMetrics": "release",
     "evaluate": "eval", "EvalResult": "eval",
     "train": "training",
 }
@@ -36,6 +36,12 @@ __all__ = sorted(_EXPORTS) + ["__version__"]
 
 
 def __getattr__(name: str) -> Any:
+    if name == "cards":  # the card module moved; zoo/cards/ is the bundled release folders of a wheel
+        import warnings
+
+        warnings.warn("zoo.cards (card rendering and claims) moved to zoo.release; the old name goes away "
+                      "in the next release", DeprecationWarning, stacklevel=2)
+        return importlib.import_module("zoo.release")
     module = _EXPORTS.get(name)
     if module is None:
         raise AttributeError(f"module 'zoo' has no attribute {name!r}")

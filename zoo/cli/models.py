@@ -86,7 +86,8 @@ def info_cmd(name: str, as_json: bool) -> None:
 def check_cmd(name: str, tiny: bool, overrides: tuple[str, ...], trials: int, seed: int, as_json: bool) -> None:
     """Check that an autoregressive model never sees the future; measure its receptive field."""
     from ..checks import check
-    from ..registry import create, get_spec, parse_name
+    from ..factory import create
+    from ..registry import get_spec, parse_name
 
     spec = get_spec(parse_name(name).arch)
     config = {**(spec.test_config if tiny else {}), **parse_overrides(overrides)}
@@ -97,18 +98,25 @@ def check_cmd(name: str, tiny: bool, overrides: tuple[str, ...], trials: int, se
 
 
 def _model_for_sampling(name: str, config: dict[str, Any], random_init: bool) -> Any:
-    from ..registry import create, get_spec, parse_name
+    """The released model of `name`, or a random initialisation: asked for, or said on stderr."""
+    from ..factory import create, load
+    from ..registry import get_spec, parse_name
 
     parsed = parse_name(name)
-    if parsed.kind == "registry":
-        spec = get_spec(parsed.arch)
-        if random_init or config or not spec.weights:
-            if not random_init and not config:
-                click.echo(f"note: {spec.name} has no released weights yet; sampling from a random initialisation", err=True)
-            return create(name, **config)
-    from ..registry import load
-
-    return load(name)
+    if parsed.kind != "registry":
+        if config or random_init:
+            raise click.UsageError(f"--set, --tiny and --random-init build a registered architecture; {name!r} is "
+                                   "a release folder or Hub repo, sampled as saved")
+        return load(name)
+    spec = get_spec(parsed.arch)
+    if spec.weights and not random_init and not config:
+        return load(name)
+    if not random_init:  # say so: these are not the released model's samples
+        why = ("has no released weights yet" if not spec.weights else
+               "'s released weights do not fit a changed config (--set/--tiny)")
+        click.echo(f"note: {spec.name} {why}; sampling from a random initialisation (--random-init hides this note)",
+                   err=True)
+    return create(name, **config)
 
 
 @click.command("sample")

@@ -16,7 +16,7 @@ from typing import Any, Callable
 
 import torch
 
-__all__ = ["rank_world", "is_main", "map_batches", "broadcast", "derive_seed", "init_from_env"]
+__all__ = ["rank_world", "map_batches", "broadcast", "derive_seed", "init_from_env"]
 
 
 def rank_world() -> tuple[int, int]:
@@ -26,10 +26,6 @@ def rank_world() -> tuple[int, int]:
     if dist.is_available() and dist.is_initialized():
         return dist.get_rank(), dist.get_world_size()
     return 0, 1
-
-
-def is_main() -> bool:
-    return rank_world()[0] == 0
 
 
 def init_from_env(device: str | None = None) -> bool:
