@@ -642,3 +642,21 @@ def test_saved_weights_are_byte_identical_across_processes(tmp_path):
         subprocess.run([sys.executable, "-c", code, str(tmp_path / str(i))], check=True, capture_output=True)
         shas.add(hashlib.sha256((tmp_path / str(i) / "model.safetensors").read_bytes()).hexdigest())
     assert len(shas) == 1
+
+
+def test_card_metrics_are_read_from_the_bundled_eval_json(tmp_path, hf_env, register):
+    """A plugin's WeightsSpec.metrics come from its card's eval.json, not typed by hand."""
+    register()
+    m = tiny_model()
+    folder = zoo.save_pretrained(m, hf_env / "cards" / "independent.t1", tag="t1")
+    result = evaluate(zoo.load(f"local-dir:{folder}"))  # provenance: the file's sha256
+    (folder / "eval.json").write_text(result.to_json())
+    metrics = zoo.CardMetrics("independent.t1")
+    assert dict(metrics) == pytest.approx(release.summarize(result).metrics)
+    assert set(metrics) == {"nll", "nll.bits_per_dim"} and len(metrics) == 2
+    assert dict(zoo.CardMetrics("independent.nothing-bundled")) == {}
+    other = evaluate(zoo.create("independent", height=4, width=4))
+    other.provenance["weights"] = "0" * 64
+    (folder / "eval.json").write_text(other.to_json())
+    with pytest.raises(ZooError, match="not measured on the folder's model.safetensors"):
+        dict(zoo.CardMetrics("independent.t1"))

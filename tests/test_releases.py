@@ -103,7 +103,7 @@ def test_card_results_measured_in_memory_are_named_by_the_file(tmp_path):
     import shutil
 
     from zoo.errors import ZooError
-    from zoo.eval.harness import _state_sha256
+    from zoo.weights import state_sha256 as _state_sha256
     from zoo.release import render_release_card
 
     name = RELEASES[0]

@@ -327,8 +327,8 @@ def upload(files: list[tuple[str, Path]], repo_id: str, *, branch: str = "main",
 # Names that moved out of this module: they keep working for one release, with a DeprecationWarning
 # --------------------------------------------------------------------------------------------
 _MOVED = {
-    **{n: "zoo.weights" for n in ("WEIGHTS_NAME", "CONFIG_NAME", "CARD_NAME", "SAMPLES_NAME", "LoadedWeights",
-                                  "sha256_file", "read_config", "model_config", "release_dir", "bundled_cards_dirs")},
+    # (LoadedWeights, CONFIG_NAME, read_config, release_dir, sha256_file: imported above, so still here without a warning)
+    **{n: "zoo.weights" for n in ("WEIGHTS_NAME", "CARD_NAME", "SAMPLES_NAME", "model_config", "bundled_cards_dirs")},
     "load_pretrained": "zoo.factory", "resolve_weights": "zoo.factory",
     **{n: "zoo.release" for n in ("save_pretrained", "render_release_card", "verify_claims", "publish", "PublishResult")},
 }
