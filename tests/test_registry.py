@@ -118,6 +118,6 @@ def test_moved_names_warn_and_are_the_same_objects():
         with pytest.warns(DeprecationWarning, match=f"{old}.{name} moved to {new}"):
             got = getattr(importlib.import_module(old), name)
         assert got is getattr(importlib.import_module(new), name), (old, name)
-    with pytest.warns(DeprecationWarning, match="zoo.cards .* moved to zoo.release"):
+    with pytest.warns(DeprecationWarning, match="zoo.cards moved to zoo.release"):
         from zoo import cards
     assert cards.render_card is importlib.import_module("zoo.release.card").render_card

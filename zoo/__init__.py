@@ -10,8 +10,7 @@ Importing `zoo` does not import torch; the names below load on first use.
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from .util import lazy_getattr
 
 __version__ = "0.1.0"
 
@@ -34,20 +33,8 @@ _EXPORTS = {
 
 __all__ = sorted(_EXPORTS) + ["__version__"]
 
-
-def __getattr__(name: str) -> Any:
-    if name == "cards":  # the card module moved; zoo/cards/ is the bundled release folders of a wheel
-        import warnings
-
-        warnings.warn("zoo.cards (card rendering and claims) moved to zoo.release; the old name goes away "
-                      "in the next release", DeprecationWarning, stacklevel=2)
-        return importlib.import_module("zoo.release")
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'zoo' has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"zoo.{module}"), name)
-    globals()[name] = value
-    return value
+# the card code moved to zoo.release; zoo/cards/ is now only the bundled release folders of a wheel
+__getattr__ = lazy_getattr(__name__, _EXPORTS, moved={"cards": "zoo.release"})
 
 
 def __dir__() -> list[str]:

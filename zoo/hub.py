@@ -14,9 +14,7 @@ and is deleted from the cache, so that the next call downloads a fresh one.
 
 from __future__ import annotations
 
-import importlib
 import os
-import warnings
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -24,7 +22,7 @@ from typing import Any
 from . import __version__
 from .errors import ArgumentError, WeightsError, ZooError
 from .registry import WeightsSpec, get_spec, parse_name
-from .util import sha256_file
+from .util import lazy_getattr, sha256_file
 from .weights import CONFIG_NAME, LoadedWeights, check_sha256, read_config, release_dir
 
 __all__ = [
@@ -326,18 +324,9 @@ def upload(files: list[tuple[str, Path]], repo_id: str, *, branch: str = "main",
 # --------------------------------------------------------------------------------------------
 # Names that moved out of this module: they keep working for one release, with a DeprecationWarning
 # --------------------------------------------------------------------------------------------
-_MOVED = {
+__getattr__ = lazy_getattr(__name__, {}, moved={
     # (LoadedWeights, CONFIG_NAME, read_config, release_dir, sha256_file: imported above, so still here without a warning)
-    **{n: "zoo.weights" for n in ("WEIGHTS_NAME", "CARD_NAME", "SAMPLES_NAME", "model_config", "bundled_cards_dirs")},
-    "load_pretrained": "zoo.factory", "resolve_weights": "zoo.factory",
-    **{n: "zoo.release" for n in ("save_pretrained", "render_release_card", "verify_claims", "publish", "PublishResult")},
-}
-
-
-def __getattr__(name: str) -> Any:
-    home = _MOVED.get(name)
-    if home is None:
-        raise AttributeError(f"module 'zoo.hub' has no attribute {name!r}")
-    warnings.warn(f"zoo.hub.{name} moved to {home}.{name}; the old path goes away in the next release",
-                  DeprecationWarning, stacklevel=2)
-    return getattr(importlib.import_module(home), name)
+    **{n: f"zoo.weights:{n}" for n in ("WEIGHTS_NAME", "CARD_NAME", "SAMPLES_NAME", "model_config", "bundled_cards_dirs")},
+    **{n: f"zoo.factory:{n}" for n in ("load_pretrained", "resolve_weights")},
+    **{n: f"zoo.release:{n}" for n in ("save_pretrained", "render_release_card", "verify_claims", "publish", "PublishResult")},
+})

@@ -15,14 +15,12 @@ Names:
 from __future__ import annotations
 
 import fnmatch
-import importlib
-import warnings
 from dataclasses import dataclass, field, fields, replace
 from typing import Any, Mapping
 
 from .errors import ArgumentError, UnknownNameError, ZooError
 from .protocols import DataSpec
-from .util import did_you_mean
+from .util import did_you_mean, lazy_getattr
 
 __all__ = ["WeightsSpec", "ModelSpec", "ParsedName", "parse_name", "get_spec", "list_models", "info", "CAPABILITIES"]
 
@@ -229,14 +227,5 @@ def with_plugin(spec: ModelSpec, plugin: str) -> ModelSpec:
     return replace(spec, plugin=plugin)
 
 
-_MOVED = {"create": "zoo.factory", "load": "zoo.factory", "build": "zoo.factory", "import_builder": "zoo.factory"}
-
-
-def __getattr__(name: str) -> Any:
-    """Names that moved to `zoo.factory` keep working here for one release, with a DeprecationWarning."""
-    home = _MOVED.get(name)
-    if home is None:
-        raise AttributeError(f"module 'zoo.registry' has no attribute {name!r}")
-    warnings.warn(f"zoo.registry.{name} moved to {home}.{name}; the old path goes away in the next release",
-                  DeprecationWarning, stacklevel=2)
-    return getattr(importlib.import_module(home), name)
+# names that moved to zoo.factory keep working here for one release, with a DeprecationWarning
+__getattr__ = lazy_getattr(__name__, {}, moved={n: f"zoo.factory:{n}" for n in ("create", "load", "build", "import_builder")})

@@ -1,4 +1,5 @@
-"""Small helpers the core needs in several places: file hashes, atomic writes, name suggestions, int checks.
+"""Small helpers the core needs in several places: file hashes, atomic writes, name suggestions, int checks,
+and the module `__getattr__` that loads public names lazily and keeps moved names working for a release.
 
 Importable without torch or numpy; nothing here knows about models, weights or the Hub.
 """
@@ -7,11 +8,14 @@ from __future__ import annotations
 
 import difflib
 import hashlib
+import importlib
 import os
+import sys
+import warnings
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable, Mapping
 
-__all__ = ["file_digest", "sha256_file", "atomic_write", "did_you_mean", "is_int", "is_positive_int"]
+__all__ = ["file_digest", "sha256_file", "atomic_write", "did_you_mean", "is_int", "is_positive_int", "lazy_getattr"]
 
 
 def file_digest(path: str | os.PathLike, algorithm: str = "sha256", chunk: int = 1 << 20) -> str:
@@ -86,3 +90,30 @@ def is_int(value: Any) -> bool:
 
 def is_positive_int(value: Any) -> bool:
     return is_int(value) and value > 0
+
+
+def lazy_getattr(package: str, exports: Mapping[str, str], moved: Mapping[str, str] | None = None) -> Callable[[str], Any]:
+    """A module-level `__getattr__` for `package`.
+
+    - `exports` (name -> submodule): the name is imported from `package.submodule` on first use and kept,
+      so that importing the package stays cheap (`import zoo` imports no torch).
+    - `moved` (name -> new home, "module" or "module:attr"): an old name that still works for one release,
+      with a DeprecationWarning naming the new home.
+    """
+    moved = moved or {}
+
+    def __getattr__(name: str) -> Any:
+        if name in exports:
+            value = getattr(importlib.import_module(f"{package}.{exports[name]}"), name)
+            setattr(sys.modules[package], name, value)
+            return value
+        if name in moved:
+            module, _, attr = moved[name].partition(":")
+            where = f"{module}.{attr}" if attr else module
+            warnings.warn(f"{package}.{name} moved to {where}; the old path goes away in the next release",
+                          DeprecationWarning, stacklevel=2)
+            target = importlib.import_module(module)
+            return getattr(target, attr) if attr else target
+        raise AttributeError(f"module {package!r} has no attribute {name!r}")
+
+    return __getattr__

@@ -12,8 +12,7 @@ The one layer that combines the harness (zoo.eval) with the Hub (zoo.hub). Impor
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from ..util import lazy_getattr
 
 _EXPORTS = {
     "EvalSummary": "summary", "summarize": "summary",
@@ -27,13 +26,7 @@ _EXPORTS = {
 __all__ = sorted(_EXPORTS)
 
 
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'zoo.release' has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"zoo.release.{module}"), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_getattr(__name__, _EXPORTS)
 
 
 def __dir__() -> list[str]:
