@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterator, Mapping
 
 from ..errors import ZooError
-from ..weights import CARD_NAME, CONFIG_NAME, release_dir
+from ..weights import CARD_NAME, CONFIG_NAME, bundled_cards_dirs, release_dir
 from .summary import EvalSummary, fmt, number, summarize, verifiable
 
 __all__ = ["read_claims", "ClaimCheck", "compare_claims", "verify_claims", "CardMetrics"]
@@ -123,8 +123,8 @@ class CardMetrics(Mapping[str, float]):
 
     For `WeightsSpec(metrics=CardMetrics("pixelcnn.binarized-mnist"))`: the registry keeps the sha256 pin,
     the card keeps the numbers. Reading nothing at registration keeps `zoo list` fast. The eval.json must
-    have been measured on the folder's own weights (its provenance names their sha256). Without a bundled
-    folder (e.g. `ZOO_CARDS_DIR` points elsewhere) there are no claims to show: the mapping is empty.
+    have been measured on the folder's own weights (its provenance names their sha256), and the folder
+    must be there (`zoo.weights.release_dir`, as `zoo.load` finds it): otherwise reading raises `ZooError`.
     """
 
     def __init__(self, name: str) -> None:
@@ -135,15 +135,15 @@ class CardMetrics(Mapping[str, float]):
         if self._values is None:
             arch, _, tag = self.name.partition(".")
             folder = release_dir(arch, tag)
-            values: dict[str, float] = {}
-            if folder is not None:
-                results = json.loads((folder / "eval.json").read_text())
-                weights = json.loads((folder / CONFIG_NAME).read_text())["weights"]["sha256"]
-                if (results.get("provenance") or {}).get("weights") != weights:
-                    raise ZooError(f"{folder}/eval.json was not measured on the folder's model.safetensors ({weights}); "
-                                   f"re-render it with `zoo card {folder}`")
-                values = {k: v for k, v in summarize(results).metrics.items() if verifiable(k)}
-            self._values = values
+            if folder is None or not (folder / "eval.json").is_file():
+                raise ZooError(f"the claims of {self.name} live in its bundled release folder's eval.json, which is "
+                               f"not there (cards folders: {', '.join(map(str, bundled_cards_dirs())) or 'none'})")
+            results = json.loads((folder / "eval.json").read_text())
+            weights = json.loads((folder / CONFIG_NAME).read_text())["weights"]["sha256"]
+            if (results.get("provenance") or {}).get("weights") != weights:
+                raise ZooError(f"{folder}/eval.json was not measured on the folder's model.safetensors ({weights}); "
+                               f"re-render it with `zoo card {folder}`")
+            self._values = {k: v for k, v in summarize(results).metrics.items() if verifiable(k)}
         return self._values
 
     def __getitem__(self, key: str) -> float:

@@ -14,8 +14,8 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from ..errors import ZooError
+from ..util import is_int, sha256_file
 from ..weights import CARD_NAME, CONFIG_NAME, SAMPLES_NAME, WEIGHTS_NAME, read_config, save_weights, state_sha256
-from ..util import sha256_file
 from .card import render_card
 
 __all__ = ["save_pretrained", "render_release_card"]
@@ -32,7 +32,7 @@ def _write_samples(model: Any, samples: Any, path: Path) -> None:
     if isinstance(samples, (str, Path)):
         shutil.copyfile(samples, path)
         return
-    if isinstance(samples, int) and not isinstance(samples, bool):
+    if is_int(samples):
         samples = model.sample(samples, generator=torch.Generator().manual_seed(0))
     if not isinstance(samples, torch.Tensor):
         raise ValueError(f"samples must be a tensor of levels (n, C, H, W), an image path or an int, got {type(samples).__name__}")
