@@ -120,3 +120,6 @@ def test_sample_says_when_it_draws_from_a_random_init(cli_runner, tmp_path):
     assert "has no released weights yet" in r.stderr
     r = cli_runner("sample", f"local-dir:{tmp_path}", "--set", "height=8", "--out", out)
     assert r.exit_code == 2 and "build a registered architecture" in r.output
+    for bad in (["-n", "0"], ["--temperature", "-1"]):  # usage errors, before any model is built
+        r = cli_runner("sample", "independent", "--tiny", *bad, "--out", out)
+        assert r.exit_code == 2 and "Invalid value" in r.output

@@ -121,16 +121,16 @@ def _model_for_sampling(name: str, config: dict[str, Any], random_init: bool) ->
 
 @click.command("sample")
 @click.argument("name")
-@click.option("-n", "n", default=16, show_default=True, help="Number of images.")
+@click.option("-n", "n", type=click.IntRange(min=1), default=16, show_default=True, help="Number of images.")
 @click.option("--out", type=click.Path(dir_okay=False), default="samples.png", show_default=True, help="PNG grid to write.")
 @click.option("--seed", default=0, show_default=True)
-@click.option("--temperature", default=1.0, show_default=True)
+@click.option("--temperature", type=click.FloatRange(min=0), default=1.0, show_default=True)
 @click.option("--method", type=click.Choice(["auto", "naive", "fast"]), default="auto", show_default=True)
 @click.option("--complete", "complete", type=click.Path(exists=True, dir_okay=False),
               help="An image to complete: its top half is kept, the rest sampled.")
 @click.option("--keep-rows", type=int, default=None, help="With --complete: rows kept from the top (default: half).")
 @click.option("--random-init", is_flag=True, help="Use random weights even if released weights exist.")
-@click.option("--scale", default=4, show_default=True, help="Pixel scale of the PNG.")
+@click.option("--scale", type=click.IntRange(min=1), default=4, show_default=True, help="Pixel scale of the PNG.")
 @tiny_option
 @set_option
 def sample_cmd(name: str, n: int, out: str, seed: int, temperature: float, method: str, complete: str | None,
