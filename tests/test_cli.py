@@ -94,3 +94,32 @@ def test_zoo_list_imports_neither_torch_nor_model_code():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.split() == ["False", "False"]
+
+
+def test_a_bug_keeps_its_traceback_an_argument_error_is_one_line(cli_runner, monkeypatch):
+    import zoo.registry
+
+    def broken(*a, **kw):
+        raise ValueError("a bug, not the user's mistake")
+
+    monkeypatch.setattr(zoo.registry, "list_models", broken)
+    with pytest.raises(ValueError, match="a bug"):  # not turned into "Error: ..."
+        cli_runner("list")
+    r = cli_runner("info", "hf-hub:org/repo")  # zoo.ArgumentError: the user's mistake, one line
+    assert r.exit_code == 1 and "Error: zoo.info takes a registered ARCH[.TAG]" in r.output
+
+
+def test_sample_says_when_it_draws_from_a_random_init(cli_runner, tmp_path):
+    out = str(tmp_path / "s.png")
+    r = cli_runner("sample", "pixelcnn", "--tiny", "-n", "1", "--out", out)
+    assert r.exit_code == 0, r.output
+    assert "released weights do not fit a changed config" in r.stderr and "random initialisation" in r.stderr
+    r = cli_runner("sample", "pixelcnn", "--tiny", "--random-init", "-n", "1", "--out", out)
+    assert r.exit_code == 0 and "random initialisation" not in r.stderr  # asked for: no note
+    r = cli_runner("sample", "independent", "--tiny", "-n", "1", "--out", out)
+    assert "has no released weights yet" in r.stderr
+    r = cli_runner("sample", f"local-dir:{tmp_path}", "--set", "height=8", "--out", out)
+    assert r.exit_code == 2 and "build a registered architecture" in r.output
+    for bad in (["-n", "0"], ["--temperature", "-1"]):  # usage errors, before any model is built
+        r = cli_runner("sample", "independent", "--tiny", *bad, "--out", out)
+        assert r.exit_code == 2 and "Invalid value" in r.output

@@ -19,7 +19,8 @@ import torch
 import yaml
 
 import zoo
-from zoo import hub
+from zoo import release
+from zoo.util import sha256_file
 from zoo.errors import WeightsError, ZooError
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -87,7 +88,7 @@ def evaluate(model, **kw):
 
 def publish(folder, repo_id, **kw):
     kw.setdefault("verify", False)
-    return hub.publish(folder, repo_id, **kw)
+    return release.publish(folder, repo_id, **kw)
 
 
 class FakePlugin:
@@ -149,7 +150,7 @@ def test_save_pretrained_and_local_dir_roundtrip(tmp_path, hf_env):
     assert cfg["architecture"] == "independent" and cfg["config"] == {"channels": 1, "height": 4, "width": 4, "levels": 2}
     assert cfg["data_spec"] == TINY and cfg["zoo_version"] == zoo.__version__
     assert cfg["plugin"] == "independent" and cfg["plugin_package"] == "zoo-independent"
-    assert cfg["weights"]["sha256"] == hub.sha256_file(folder / "model.safetensors")
+    assert cfg["weights"]["sha256"] == sha256_file(folder / "model.safetensors")
     assert not (folder / "README.md").exists()  # no results, no card
 
     loaded = zoo.load(f"local-dir:{folder}")
@@ -157,7 +158,8 @@ def test_save_pretrained_and_local_dir_roundtrip(tmp_path, hf_env):
     assert torch.equal(loaded.log_prob(x), m.log_prob(x))
     assert not loaded.training and loaded.zoo_name == "independent" and loaded.zoo_config == cfg["config"]
     assert loaded.zoo_weights.source == "local-dir" and loaded.zoo_weights.sha256 == cfg["weights"]["sha256"]
-    assert loaded.zoo_weights["sha256"] == cfg["weights"]["sha256"]
+    with pytest.deprecated_call():  # dict access: one more release, then only the attributes
+        assert loaded.zoo_weights["sha256"] == cfg["weights"]["sha256"]
 
 
 def test_save_pretrained_needs_a_zoo_model(tmp_path):
@@ -187,13 +189,13 @@ def test_strict_loading_reports_shape_and_key_mismatches(tmp_path, hf_env):
 
     cfg["config"]["height"] = cfg["data_spec"]["height"] = 4
     save_file({"table": torch.zeros(1, 4, 4, 2), "extra.bias": torch.zeros(3)}, str(folder / "model.safetensors"))
-    cfg["weights"]["sha256"] = hub.sha256_file(folder / "model.safetensors")
+    cfg["weights"]["sha256"] = sha256_file(folder / "model.safetensors")
     cfg_path.write_text(json.dumps(cfg))
     with pytest.raises(WeightsError, match=r"unexpected in the file \(1\):\n    extra.bias"):
         zoo.load(f"local-dir:{folder}")
 
     save_file({}, str(folder / "model.safetensors"))
-    cfg["weights"]["sha256"] = hub.sha256_file(folder / "model.safetensors")
+    cfg["weights"]["sha256"] = sha256_file(folder / "model.safetensors")
     cfg_path.write_text(json.dumps(cfg))
     with pytest.raises(WeightsError, match=r"missing from the file \(1\):\n    table"):
         zoo.load(f"local-dir:{folder}")
@@ -359,7 +361,7 @@ def test_registered_weights_spec_downloads_then_uses_the_cache(tmp_path, hub_ser
     m = tiny_model()
     folder = zoo.save_pretrained(m, tmp_path / "rel")
     r = publish(folder, "zoo-test/hubtiny", tag="v1")
-    sha = hub.sha256_file(folder / "model.safetensors")
+    sha = sha256_file(folder / "model.safetensors")
     register(zoo.WeightsSpec(tag="t1", hub_id="zoo-test/hubtiny", revision="v1", sha256=sha))
     x = images()
     first = zoo.load("hubtiny")
@@ -382,7 +384,7 @@ def test_registered_pin_mismatch_is_refused_and_evicted(tmp_path, hub_server, re
 def test_bundled_release_folder_is_used_first_and_offline(tmp_path, hf_env, register, monkeypatch):
     m = tiny_model()
     folder = zoo.save_pretrained(m, hf_env / "cards" / "hubtiny.t1", tag="t1")
-    sha = hub.sha256_file(folder / "model.safetensors")
+    sha = sha256_file(folder / "model.safetensors")
     monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:9")  # nothing listens there
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     register(zoo.WeightsSpec(tag="t1", hub_id="zoo-test/unreachable", revision="v1", sha256=sha))
@@ -394,7 +396,7 @@ def test_bundled_release_folder_is_used_first_and_offline(tmp_path, hf_env, regi
 def test_corrupt_bundled_file_is_refused(tmp_path, hf_env, register):
     folder = zoo.save_pretrained(tiny_model(), hf_env / "cards" / "hubtiny.t1", tag="t1")
     w = folder / "model.safetensors"
-    sha = hub.sha256_file(w)
+    sha = sha256_file(w)
     data = bytearray(w.read_bytes())
     data[-3] ^= 0x01
     w.write_bytes(bytes(data))
@@ -407,7 +409,7 @@ def test_corrupt_bundled_file_is_refused(tmp_path, hf_env, register):
 def test_publish_a_registered_name_uses_its_bundled_folder(tmp_path, hub_server, register, cli_runner):
     m = tiny_model()
     folder = zoo.save_pretrained(m, Path(os.environ["ZOO_CARDS_DIR"]) / "hubtiny.t1", tag="t1")
-    register(zoo.WeightsSpec(tag="t1", hub_id="zoo-test/hubtiny", revision="v1", sha256=hub.sha256_file(folder / "model.safetensors")))
+    register(zoo.WeightsSpec(tag="t1", hub_id="zoo-test/hubtiny", revision="v1", sha256=sha256_file(folder / "model.safetensors")))
     r = cli_runner("publish", "hubtiny.t1", "--repo-id", "zoo-test/hubtiny", "--tag", "v1", "--no-verify")
     assert r.exit_code == 0, r.output
     assert hub_server.file("zoo-test/hubtiny", "model.safetensors", "v1") == (folder / "model.safetensors").read_bytes()
@@ -418,7 +420,7 @@ def test_publish_a_registered_name_uses_its_bundled_folder(tmp_path, hub_server,
 def test_fetch_and_cache_verify(tmp_path, hub_server, register, cli_runner):
     folder = zoo.save_pretrained(tiny_model(), tmp_path / "rel")
     publish(folder, "zoo-test/fetch", tag="v1")
-    register(zoo.WeightsSpec(tag="t1", hub_id="zoo-test/fetch", revision="v1", sha256=hub.sha256_file(folder / "model.safetensors")))
+    register(zoo.WeightsSpec(tag="t1", hub_id="zoo-test/fetch", revision="v1", sha256=sha256_file(folder / "model.safetensors")))
     r = cli_runner("fetch", "hubtiny.t1")
     assert r.exit_code == 0 and "(verified)" in r.output, r.output
     r = cli_runner("fetch", "hf-hub:zoo-test/fetch@v1", "--json")
@@ -441,7 +443,7 @@ def test_fetch_and_cache_verify(tmp_path, hub_server, register, cli_runner):
 # cards and verification of claims
 # ---------------------------------------------------------------------------------------------
 def test_card_is_generated_from_config_and_results(tmp_path, hf_env, register):
-    from zoo import cards
+    from zoo import release as cards
 
     register()
     m = tiny_model()
@@ -469,7 +471,7 @@ def test_card_is_generated_from_config_and_results(tmp_path, hf_env, register):
 
 
 def test_summarize_handles_na_metrics_and_objects():
-    from zoo import cards
+    from zoo import release as cards
 
     class Result:
         def to_dict(self):
@@ -488,7 +490,7 @@ def test_summarize_handles_na_metrics_and_objects():
 
 
 def test_card_limitations_follow_the_model_kind():
-    from zoo import cards
+    from zoo import release as cards
 
     ar = cards.default_limitations({"likelihood", "sampler", "fast_sampler"})
     gan = cards.default_limitations({"sampler"})
@@ -529,7 +531,7 @@ def test_publish_verifies_claims_with_the_harness(tmp_path, hub_server, cli_runn
     assert r.exit_code == 0, r.output
     checks = json.loads(r.output)["checks"]
     assert checks and all(c["ok"] for c in checks) and checks[0]["tolerance"] > 1e-3
-    assert not all(c.ok for c in hub.verify_claims(lying, limit=64))
+    assert not all(c.ok for c in release.verify_claims(lying, limit=64))
 
 
 def test_publish_checks_the_folder_before_uploading(tmp_path, hub_server):
@@ -542,7 +544,7 @@ def test_publish_checks_the_folder_before_uploading(tmp_path, hub_server):
     with pytest.raises(ValueError, match="registered ARCH"):
         publish(tmp_path / "missing", "zoo-test/x")
     with pytest.raises(ZooError, match="has no README.md"):
-        hub.publish(zoo.save_pretrained(tiny_model(), tmp_path / "nocard"), "zoo-test/x", verify=True)
+        release.publish(zoo.save_pretrained(tiny_model(), tmp_path / "nocard"), "zoo-test/x", verify=True)
     assert "zoo-test/broken" not in hub_server.repos and "zoo-test/x" not in hub_server.repos
 
 
@@ -583,7 +585,7 @@ def test_wheel_ships_bundled_cards_and_loads_them(tmp_path):
     shutil.copytree(ROOT, src, ignore=shutil.ignore_patterns(".git", "build", "dist", "*.egg-info", "__pycache__", "tests", ".venv"))
     m = tiny_model()
     folder = zoo.save_pretrained(m, src / "cards" / "independent-w.wheeltest", tag="wheeltest")
-    sha = hub.sha256_file(folder / "model.safetensors")
+    sha = sha256_file(folder / "model.safetensors")
     py = sys.executable
     subprocess.run([py, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(tmp_path / "dist"), str(src)], check=True)
     wheel = next((tmp_path / "dist").glob("zoo-*.whl"))
@@ -599,7 +601,7 @@ def test_wheel_ships_bundled_cards_and_loads_them(tmp_path):
     (site / "deps.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
     script = f"""
 import torch, zoo, zoo.plugins
-from zoo.hub import release_dir
+from zoo.weights import release_dir
 assert zoo.__file__.startswith({str(site)!r}), zoo.__file__
 class P:
     @zoo.hookimpl
@@ -640,3 +642,22 @@ def test_saved_weights_are_byte_identical_across_processes(tmp_path):
         subprocess.run([sys.executable, "-c", code, str(tmp_path / str(i))], check=True, capture_output=True)
         shas.add(hashlib.sha256((tmp_path / str(i) / "model.safetensors").read_bytes()).hexdigest())
     assert len(shas) == 1
+
+
+def test_card_metrics_are_read_from_the_bundled_eval_json(tmp_path, hf_env, register):
+    """A plugin's WeightsSpec.metrics come from its card's eval.json, not typed by hand."""
+    register()
+    m = tiny_model()
+    folder = zoo.save_pretrained(m, hf_env / "cards" / "independent.t1", tag="t1")
+    result = evaluate(zoo.load(f"local-dir:{folder}"))  # provenance: the file's sha256
+    (folder / "eval.json").write_text(result.to_json())
+    metrics = zoo.CardMetrics("independent.t1")
+    assert dict(metrics) == pytest.approx(release.summarize(result).metrics)
+    assert set(metrics) == {"nll", "nll.bits_per_dim"} and len(metrics) == 2
+    with pytest.raises(ZooError, match="not there"):
+        dict(zoo.CardMetrics("independent.nothing-bundled"))
+    other = evaluate(zoo.create("independent", height=4, width=4))
+    other.provenance["weights"] = "0" * 64
+    (folder / "eval.json").write_text(other.to_json())
+    with pytest.raises(ZooError, match="not measured on the folder's model.safetensors"):
+        dict(zoo.CardMetrics("independent.t1"))

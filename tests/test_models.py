@@ -10,6 +10,7 @@ import pytest
 import torch
 
 import zoo
+from zoo.factory import import_builder
 from zoo.sampling import has_fast_sampler
 
 MODELS = zoo.list_models()
@@ -39,7 +40,7 @@ def test_constructor_defaults_are_the_registered_config(name):
     """The constructor's keywords are the config, and their defaults are the registered values:
     `Model()` builds the registered model, as `zoo.create(name)` does."""
     spec = zoo.info(name)
-    params = inspect.signature(zoo.registry.import_builder(spec.builder)).parameters
+    params = inspect.signature(import_builder(spec.builder)).parameters
     assert sorted(params) == sorted(spec.config), f"{name}: config must name the constructor's keywords"
     defaults = {k: p.default for k, p in params.items()}
     assert defaults == dict(spec.config), f"{name}: constructor defaults differ from the registered config"

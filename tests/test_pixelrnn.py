@@ -49,11 +49,13 @@ def wake(model, gain: float = 2.0, forget: float = 2.0, seed: int = 1):
 # ---------------------------------------------------------------- registration
 
 def test_registered_specs_match_constructors():
+    from zoo.factory import import_builder
+
     for name in NAMES:
         spec = zoo.info(name)
         assert spec.family == "pixelrnn"
         assert {"likelihood", "sampler", "fast_sampler"} <= spec.capabilities
-        builder = zoo.registry.import_builder(spec.builder)
+        builder = import_builder(spec.builder)
         params = [p for p in inspect.signature(builder).parameters]
         assert sorted(spec.config) == sorted(params), f"{name}: config must equal the constructor kwargs"
         assert "default" in spec.recipes and spec.recipes["default"]["batch_size"] > 0

@@ -90,3 +90,34 @@ def test_import_time_is_light():
     code = "import sys, zoo; zoo.list_models(); print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "False", "import zoo / list_models must not import torch"
+
+
+def test_the_data_spec_is_read_from_the_config():
+    from zoo.protocols import DataSpec
+
+    common = dict(name="m", family="f", summary="s", paper="p", builder="x:y")
+    spec = ModelSpec(**common, config={"channels": 1, "height": 5, "width": 6, "levels": 4, "hidden": 3})
+    assert spec.data_spec == DataSpec(1, 5, 6, 4)
+    assert ModelSpec(**common, config={"height": 5}, data_spec=DataSpec(1, 5, 6, 4)).data_spec == DataSpec(1, 5, 6, 4)
+    with pytest.raises(ValueError, match="disagrees with its config"):
+        ModelSpec(**common, config={"height": 7}, data_spec=DataSpec(1, 5, 6, 4))
+    with pytest.raises(ValueError, match="lacks levels"):
+        ModelSpec(**common, config={"channels": 1, "height": 5, "width": 6})
+
+
+def test_moved_names_warn_and_are_the_same_objects():
+    """Names that moved in the layering (issue 16) keep their old import path for one release."""
+    import importlib
+
+    moved = [("zoo.registry", "create", "zoo.factory"), ("zoo.registry", "load", "zoo.factory"),
+             ("zoo.registry", "import_builder", "zoo.factory"), ("zoo.hub", "load_pretrained", "zoo.factory"),
+             ("zoo.hub", "save_pretrained", "zoo.release"), ("zoo.hub", "render_release_card", "zoo.release"),
+             ("zoo.hub", "publish", "zoo.release"), ("zoo.hub", "verify_claims", "zoo.release"),
+             ("zoo.hub", "bundled_cards_dirs", "zoo.weights"), ("zoo.hub", "model_config", "zoo.weights")]
+    for old, name, new in moved:
+        with pytest.warns(DeprecationWarning, match=f"{old}.{name} moved to {new}"):
+            got = getattr(importlib.import_module(old), name)
+        assert got is getattr(importlib.import_module(new), name), (old, name)
+    with pytest.warns(DeprecationWarning, match="zoo.cards moved to zoo.release"):
+        from zoo import cards
+    assert cards.render_card is importlib.import_module("zoo.release.card").render_card

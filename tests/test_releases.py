@@ -44,7 +44,7 @@ def test_release_card_is_generated_from_the_folder(name, tmp_path):
     nobody edited its numbers by hand."""
     import shutil
 
-    from zoo.hub import render_release_card
+    from zoo.release import render_release_card
 
     copy = tmp_path / name
     shutil.copytree(_card(name), copy)
@@ -103,8 +103,8 @@ def test_card_results_measured_in_memory_are_named_by_the_file(tmp_path):
     import shutil
 
     from zoo.errors import ZooError
-    from zoo.eval.harness import _state_sha256
-    from zoo.hub import render_release_card
+    from zoo.weights import state_sha256 as _state_sha256
+    from zoo.release import render_release_card
 
     name = RELEASES[0]
     copy = tmp_path / name
@@ -134,7 +134,7 @@ def test_card_names_each_stages_hardware_when_they_differ(tmp_path):
     """A run resumed on other hardware: the card's line says which command ran where, not just the last machine."""
     import shutil
 
-    from zoo.hub import render_release_card
+    from zoo.release import render_release_card
 
     name = RELEASES[0]
     copy = tmp_path / name

@@ -465,7 +465,7 @@ def test_resume_with_more_epochs_continues(toy, tmp_path):
                               {"epochs": 2, "from_epoch": 1, "from_step": 6, "hardware": here}]
     assert load_checkpoint(tmp_path / "full" / CHECKPOINT)[1]["stages"] == [
         {"epochs": 2, "from_epoch": 0, "from_step": 0, "hardware": here}]
-    from zoo.hub import _training_commands
+    from zoo.release.folder import training_commands as _training_commands
 
     summary = {"model": "toy", "dataset": "d", "recipe_name": "default", "epochs": 2, "stages": meta["stages"]}
     assert _training_commands(summary) == ("`zoo train toy --dataset d --epochs 1`, then "

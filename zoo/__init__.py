@@ -10,8 +10,7 @@ Importing `zoo` does not import torch; the names below load on first use.
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from .util import lazy_getattr
 
 __version__ = "0.1.0"
 
@@ -20,28 +19,22 @@ _EXPORTS = {
     "DataSpec": "protocols", "Model": "protocols", "Sampler": "protocols",
     "Likelihood": "protocols", "Autoregressive": "protocols", "Trainer": "protocols",
     "ModelSpec": "registry", "WeightsSpec": "registry", "list_models": "registry",
-    "info": "registry", "create": "registry", "load": "registry", "parse_name": "registry",
+    "info": "registry", "parse_name": "registry", "create": "factory", "load": "factory",
     "ZooError": "errors", "UnknownNameError": "errors", "PluginError": "errors",
-    "PluginConflictError": "errors", "WeightsError": "errors",
+    "PluginConflictError": "errors", "WeightsError": "errors", "ArgumentError": "errors",
     "hookimpl": "hookspecs",
     "AutoregressiveModel": "autoregressive",
     "sample": "sampling",
     "check": "checks", "CheckReport": "checks",
-    "save_pretrained": "hub",
+    "save_pretrained": "release", "CardMetrics": "release",
     "evaluate": "eval", "EvalResult": "eval",
     "train": "training",
 }
 
 __all__ = sorted(_EXPORTS) + ["__version__"]
 
-
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'zoo' has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"zoo.{module}"), name)
-    globals()[name] = value
-    return value
+# the card code moved to zoo.release; zoo/cards/ is now only the bundled release folders of a wheel
+__getattr__ = lazy_getattr(__name__, _EXPORTS, moved={"cards": "zoo.release"})
 
 
 def __dir__() -> list[str]:

@@ -153,7 +153,7 @@ def check(
     of the model that is checked; the model itself is left as it is.
     """
     if isinstance(model, str):
-        from .registry import create
+        from .factory import create
 
         name = name or model
         model = create(model)

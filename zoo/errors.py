@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-__all__ = ["ZooError", "UnknownNameError", "PluginError", "PluginConflictError", "WeightsError"]
+__all__ = ["ZooError", "UnknownNameError", "PluginError", "PluginConflictError", "WeightsError", "ArgumentError"]
 
 
 class ZooError(Exception):
@@ -26,3 +26,10 @@ class PluginConflictError(PluginError):
 
 class WeightsError(ZooError):
     """Pretrained weights are missing, corrupt, tampered with or do not fit the model."""
+
+
+class ArgumentError(ZooError, ValueError):
+    """An argument the caller gave is invalid: a malformed name, an option a model does not take, a bad count.
+
+    A `ValueError` too, so `except ValueError` keeps working; the command line shows it as one line,
+    whereas a plain `ValueError` from a bug keeps its traceback."""

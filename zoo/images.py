@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from .errors import ArgumentError
 from .protocols import DataSpec
 
 __all__ = ["to_uint8", "make_grid", "save_grid", "read_image"]
@@ -54,9 +55,9 @@ def read_image(path: str | Path, spec: DataSpec) -> torch.Tensor:
         img = Image.open(path)
         img = img.convert("L" if spec.channels == 1 else "RGB")
     except (OSError, ValueError) as e:
-        raise ValueError(f"cannot read image {str(path)!r}: {e}") from None
+        raise ArgumentError(f"cannot read image {str(path)!r}: {e}") from None
     if img.size != (spec.width, spec.height):
-        raise ValueError(f"image {str(path)!r} is {img.size[0]}x{img.size[1]}; the model expects {spec.width}x{spec.height}")
+        raise ArgumentError(f"image {str(path)!r} is {img.size[0]}x{img.size[1]}; the model expects {spec.width}x{spec.height}")
     a = np.asarray(img, dtype=np.float64).reshape(spec.height, spec.width, spec.channels)
     levels = np.rint(a / 255.0 * (spec.levels - 1)).astype(np.int64)
     return torch.from_numpy(levels).permute(2, 0, 1).contiguous()

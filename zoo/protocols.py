@@ -10,6 +10,9 @@ import math
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any, Mapping, Protocol, runtime_checkable
 
+from .errors import ArgumentError
+from .util import is_int, is_positive_int
+
 if TYPE_CHECKING:  # pragma: no cover
     import torch
 
@@ -33,10 +36,10 @@ class DataSpec:
     def __post_init__(self) -> None:
         for field in ("channels", "height", "width"):
             value = getattr(self, field)
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise ValueError(f"DataSpec.{field} must be a positive int, got {value!r}")
-        if not isinstance(self.levels, int) or isinstance(self.levels, bool) or self.levels < 2:
-            raise ValueError(f"DataSpec.levels must be an int >= 2, got {self.levels!r}")
+            if not is_positive_int(value):
+                raise ArgumentError(f"DataSpec.{field} must be a positive int, got {value!r}")
+        if not is_int(self.levels) or self.levels < 2:
+            raise ArgumentError(f"DataSpec.levels must be an int >= 2, got {self.levels!r}")
 
     @property
     def shape(self) -> tuple[int, int, int]:
@@ -60,7 +63,7 @@ class DataSpec:
         try:
             return cls(int(d["channels"]), int(d["height"]), int(d["width"]), int(d["levels"]))
         except KeyError as e:
-            raise ValueError(f"a data spec needs channels, height, width and levels; missing {e}") from None
+            raise ArgumentError(f"a data spec needs channels, height, width and levels; missing {e}") from None
 
     def __str__(self) -> str:
         return f"{self.channels}x{self.height}x{self.width}, {self.levels} levels"
@@ -76,19 +79,19 @@ class DataSpec:
 
         expected = f"an integer tensor of shape {'(B, ' if batch else '('}{self.channels}, {self.height}, {self.width}) with levels in [0, {self.levels})"
         if not isinstance(x, torch.Tensor):
-            raise ValueError(f"{name}: expected {expected}, got {type(x).__name__}")
+            raise ArgumentError(f"{name}: expected {expected}, got {type(x).__name__}")
         if x.dtype.is_floating_point or x.dtype.is_complex or x.dtype == torch.bool:
-            raise ValueError(
+            raise ArgumentError(
                 f"{name}: expected {expected}, got dtype {x.dtype}; images are integer levels "
                 f"(convert intensities with e.g. (x * {self.levels - 1}).round().long())"
             )
         want_ndim = 4 if batch else 3
         if x.ndim != want_ndim or tuple(x.shape[-3:]) != self.shape:
-            raise ValueError(f"{name}: expected {expected}, got shape {tuple(x.shape)}")
+            raise ArgumentError(f"{name}: expected {expected}, got shape {tuple(x.shape)}")
         if x.numel():
             lo, hi = int(x.min()), int(x.max())
             if lo < 0 or hi >= self.levels:
-                raise ValueError(f"{name}: expected {expected}, got values in [{lo}, {hi}]")
+                raise ArgumentError(f"{name}: expected {expected}, got values in [{lo}, {hi}]")
         return x
 
 

@@ -1,8 +1,9 @@
-"""Model specs, weight specs, name parsing and lookup.
+"""What the zoo knows about its models: specs, weight specs, name parsing, list and info. No loading.
 
 Plugins register a `ModelSpec` per architecture through the
 `zoo_register_models` hook. A spec names its builder by import path
-(`"zoo_pixelcnn.pixelcnn:PixelCNN"`), so listing models imports no model code.
+(`"zoo_pixelcnn.pixelcnn:PixelCNN"`), so listing models imports no model code;
+`zoo.factory` is the one place that turns a name into a model.
 
 Names:
 - `arch`            the architecture with its default weights (for `load`)
@@ -13,23 +14,15 @@ Names:
 
 from __future__ import annotations
 
-import difflib
 import fnmatch
-import importlib
-import inspect
-from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING, Any, Callable, Mapping
+from dataclasses import dataclass, field, fields, replace
+from typing import Any, Mapping
 
-from .errors import UnknownNameError, ZooError
+from .errors import ArgumentError, UnknownNameError, ZooError
 from .protocols import DataSpec
+from .util import did_you_mean, lazy_getattr
 
-if TYPE_CHECKING:  # pragma: no cover
-    import torch
-
-__all__ = [
-    "WeightsSpec", "ModelSpec", "ParsedName", "parse_name", "list_models", "info",
-    "create", "load", "import_builder", "CAPABILITIES",
-]
+__all__ = ["WeightsSpec", "ModelSpec", "ParsedName", "parse_name", "get_spec", "list_models", "info", "CAPABILITIES"]
 
 CAPABILITIES = ("likelihood", "sampler", "fast_sampler")
 HUB_PREFIX = "hf-hub:"
@@ -47,7 +40,8 @@ class WeightsSpec:
     filename: str = "model.safetensors"
     dataset: str = ""  # the zoo dataset it was trained on
     license: str = "apache-2.0"
-    metrics: Mapping[str, float] = field(default_factory=dict)  # claimed results, from the card
+    # claimed results: a lazy zoo.release.CardMetrics reads them from the bundled card's eval.json
+    metrics: Mapping[str, float] = field(default_factory=dict)
     config: Mapping[str, Any] = field(default_factory=dict)  # constructor overrides for these weights
 
 
@@ -61,7 +55,7 @@ class ModelSpec:
     paper: str  # citation or URL of the paper it follows
     builder: str  # "module:callable" returning the model; called with the config as keywords
     config: Mapping[str, Any]  # default constructor arguments (the paper's config)
-    data_spec: DataSpec  # of the default config
+    data_spec: DataSpec | None = None  # of the default config; None: read from its channels/height/width/levels
     capabilities: frozenset[str] = frozenset()  # subset of CAPABILITIES
     weights: tuple[WeightsSpec, ...] = ()  # released weights; the first is the default tag
     test_config: Mapping[str, Any] = field(default_factory=dict)  # tiny overrides for tests and quick checks
@@ -82,6 +76,7 @@ class ModelSpec:
         if "." in self.name or ":" in self.name:
             raise ValueError(f"ModelSpec name {self.name!r} may not contain '.' or ':' (they separate tags and schemes)")
         object.__setattr__(self, "capabilities", frozenset(self.capabilities))
+        object.__setattr__(self, "data_spec", _data_spec_of(self.name, self.config, self.data_spec))
 
     @property
     def tags(self) -> list[str]:
@@ -129,6 +124,23 @@ class ModelSpec:
         }
 
 
+def _data_spec_of(name: str, config: Mapping[str, Any], given: DataSpec | None) -> DataSpec:
+    """The data spec a config describes; a given one must agree with the entries the config has."""
+    keys = [f.name for f in fields(DataSpec)]
+    if given is None:
+        missing = [k for k in keys if k not in config]
+        if missing:
+            raise ValueError(f"ModelSpec {name!r}: its config lacks {', '.join(missing)}; pass data_spec= "
+                             "or give the config all of channels, height, width and levels")
+        return DataSpec(*(config[k] for k in keys))
+    if not isinstance(given, DataSpec):
+        raise ValueError(f"ModelSpec {name!r}: data_spec must be a zoo.DataSpec, got {type(given).__name__}")
+    clash = [f"{k}={config[k]!r}" for k in keys if k in config and config[k] != getattr(given, k)]
+    if clash:
+        raise ValueError(f"ModelSpec {name!r}: data_spec {given} disagrees with its config ({', '.join(clash)})")
+    return given
+
+
 @dataclass(frozen=True)
 class ParsedName:
     """A model name taken apart. `kind` is "registry", "hub" or "local"."""
@@ -144,28 +156,28 @@ class ParsedName:
 def parse_name(name: str) -> ParsedName:
     """Split `arch[.tag]`, `hf-hub:org/repo[@rev]` or `local-dir:PATH`."""
     if not isinstance(name, str) or not name.strip():
-        raise ValueError(f"a model name must be a non-empty string, got {name!r}")
+        raise ArgumentError(f"a model name must be a non-empty string, got {name!r}")
     name = name.strip()
     if name.startswith(HUB_PREFIX):
         rest = name[len(HUB_PREFIX):]
         repo_id, _, revision = rest.partition("@")
         parts = repo_id.split("/")
         if len(parts) != 2 or not all(parts):
-            raise ValueError(f"expected hf-hub:ORG/REPO[@REVISION], got {name!r}")
+            raise ArgumentError(f"expected hf-hub:ORG/REPO[@REVISION], got {name!r}")
         if _ and not revision:
-            raise ValueError(f"empty revision after '@' in {name!r}")
+            raise ArgumentError(f"empty revision after '@' in {name!r}")
         return ParsedName("hub", repo_id=repo_id, revision=revision or None)
     if name.startswith(LOCAL_PREFIX):
         path = name[len(LOCAL_PREFIX):]
         if not path:
-            raise ValueError(f"expected local-dir:PATH, got {name!r}")
+            raise ArgumentError(f"expected local-dir:PATH, got {name!r}")
         return ParsedName("local", path=path)
     if "/" in name or "\\" in name:
-        raise ValueError(f"expected ARCH or ARCH.TAG, got {name!r}; for a release folder use "
+        raise ArgumentError(f"expected ARCH or ARCH.TAG, got {name!r}; for a release folder use "
                          f"'local-dir:{name}', for a Hub repo 'hf-hub:ORG/REPO'")
     arch, dot, tag = name.partition(".")
     if not arch or (dot and not tag):
-        raise ValueError(f"expected ARCH or ARCH.TAG, got {name!r}")
+        raise ArgumentError(f"expected ARCH or ARCH.TAG, got {name!r}")
     return ParsedName("registry", arch=arch, tag=tag or None)
 
 
@@ -175,20 +187,13 @@ def _registry():
     return get_registry()
 
 
-def _close_matches(word: str, candidates: list[str]) -> str:
-    close = difflib.get_close_matches(word, candidates, n=4, cutoff=0.5)
-    if not close:
-        close = [c for c in candidates if word.lower() in c.lower()][:4]
-    return f"; did you mean {', '.join(close)}?" if close else ""
-
-
 def get_spec(arch: str) -> ModelSpec:
     """The `ModelSpec` of `arch`, or `UnknownNameError` listing close matches."""
     models = _registry().models
     if arch not in models:
         names = sorted(models)
         raise UnknownNameError(
-            f"unknown model {arch!r}{_close_matches(arch, names)} (registered: {', '.join(names) or 'none'}; "
+            f"unknown model {arch!r}{did_you_mean(arch, names)} (registered: {', '.join(names) or 'none'}; "
             "`zoo plugins` shows which plugins loaded)"
         )
     return models[arch]
@@ -211,80 +216,16 @@ def info(name: str) -> ModelSpec:
     """The `ModelSpec` of a registered `arch` or `arch.tag`."""
     parsed = parse_name(name)
     if parsed.kind != "registry":
-        raise ValueError(f"zoo.info takes a registered ARCH[.TAG], got {name!r}")
+        raise ArgumentError(f"zoo.info takes a registered ARCH[.TAG], got {name!r}")
     spec = get_spec(parsed.arch)
     if parsed.tag is not None:
         spec.weights_for(parsed.tag)  # raises for an unknown tag
     return spec
 
 
-def import_builder(path: str) -> Callable[..., Any]:
-    """Import `module:callable`."""
-    module_name, _, attr = path.partition(":")
-    try:
-        module = importlib.import_module(module_name)
-    except ImportError as e:
-        raise ZooError(f"cannot import model module {module_name!r}: {e}") from e
-    try:
-        obj = module
-        for part in attr.split("."):
-            obj = getattr(obj, part)
-    except AttributeError:
-        raise ZooError(f"module {module_name!r} has no attribute {attr!r}") from None
-    return obj
-
-
-def build(spec: ModelSpec, config: Mapping[str, Any]) -> Any:
-    """Call the spec's builder with `config`, turning bad options into a clear error."""
-    builder = import_builder(spec.builder)
-    try:
-        sig = inspect.signature(builder)
-    except (TypeError, ValueError):  # pragma: no cover - builtins
-        sig = None
-    if sig is not None and not any(p.kind is p.VAR_KEYWORD for p in sig.parameters.values()):
-        allowed = [k for k, p in sig.parameters.items() if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
-        bad = [k for k in config if k not in allowed]
-        if bad:
-            raise ValueError(f"{spec.name} does not take option(s) {', '.join(map(repr, bad))}; its options: {', '.join(allowed)}")
-    model = builder(**config)
-    model.zoo_name = spec.name
-    model.zoo_config = dict(config)
-    model.zoo_weights = None  # set by load(): the WeightsSpec or sha256 the weights came from
-    return model
-
-
-def create(name: str, **overrides: Any) -> Any:
-    """A model of `name` with random weights; `overrides` replace entries of its default config."""
-    parsed = parse_name(name)
-    if parsed.kind != "registry":
-        raise ValueError(f"zoo.create builds a registered architecture; for {name!r} use zoo.load")
-    spec = get_spec(parsed.arch)
-    config = dict(spec.config)
-    if parsed.tag is not None:
-        config.update(spec.weights_for(parsed.tag).config)
-    config.update(overrides)
-    return build(spec, config)
-
-
-def load(
-    name: str,
-    *,
-    device: "str | torch.device" = "cpu",
-    dtype: "torch.dtype | None" = None,
-    revision: str | None = None,
-) -> Any:
-    """A pretrained model in eval mode, its weights verified by sha256 and loaded strictly.
-
-    `name` is `arch`, `arch.tag`, `hf-hub:org/repo[@rev]` or `local-dir:PATH`.
-    """
-    parsed = parse_name(name)
-    if parsed.kind == "registry":
-        spec = get_spec(parsed.arch)
-        spec.weights_for(parsed.tag)  # a clear error when there are none
-    from . import hub  # Hub I/O lives in one module
-
-    return hub.load_pretrained(parsed, device=device, dtype=dtype, revision=revision)
-
-
 def with_plugin(spec: ModelSpec, plugin: str) -> ModelSpec:
     return replace(spec, plugin=plugin)
+
+
+# names that moved to zoo.factory keep working here for one release, with a DeprecationWarning
+__getattr__ = lazy_getattr(__name__, {}, moved={n: f"zoo.factory:{n}" for n in ("create", "load", "build", "import_builder")})

@@ -7,15 +7,15 @@ masked convolutions are the zoo's public `zoo.nn.MaskedConv2d`.
 import zoo
 
 # Released weights: the folder cards/<arch>.<tag>/ ships with the package (the embedded default).
-# `metrics` are the card's harness results (`zoo eval pixelcnn.binarized-mnist`), copied from its
-# eval.json; tests/test_releases.py re-runs the harness and checks them.
+# `metrics` are read from the card's eval.json (its harness results) when first asked for; the sha256
+# pin stays here. tests/test_releases.py re-runs the harness and checks them.
 PIXELCNN_BINARIZED_MNIST = zoo.WeightsSpec(
     tag="binarized-mnist",
     hub_id="zoo-models/pixelcnn.binarized-mnist",
     revision="main",  # not yet published: the Hub is out of reach from where it was trained
     sha256="afd7efd1e9425a2ae4d92d75e939ff0c31bcda4e4088a8b3ac47c0e9440d56c2",
     dataset="binarized-mnist",
-    metrics={"nll": 92.0690854259491, "nll.bits_per_dim": 0.1694229757183662},
+    metrics=zoo.CardMetrics("pixelcnn.binarized-mnist"),
 )
 GATED_BINARIZED_MNIST = zoo.WeightsSpec(
     tag="binarized-mnist",
@@ -23,7 +23,7 @@ GATED_BINARIZED_MNIST = zoo.WeightsSpec(
     revision="main",  # not yet published: the Hub is out of reach from where it was trained
     sha256="26fc8a70891a488a3fe8fd1d6095a29f2eddeda6c8bc20bb319e5b56ccd938a5",
     dataset="binarized-mnist",
-    metrics={"nll": 89.5454736700058, "nll.bits_per_dim": 0.16477909540531968},
+    metrics=zoo.CardMetrics("gated-pixelcnn.binarized-mnist"),
 )
 
 # Image shapes per dataset (constructor kwargs; merged into a model's config by the recipes).
@@ -82,8 +82,7 @@ def zoo_register_models(register):
             "ICML (arXiv:1601.06759)",
             builder="zoo_pixelcnn.pixelcnn:PixelCNN",
             weights=(PIXELCNN_BINARIZED_MNIST,),
-            config=PIXELCNN,
-            data_spec=zoo.DataSpec(channels=1, height=28, width=28, levels=2),
+            config=PIXELCNN,  # the data spec follows from its channels, height, width and levels
             capabilities={"likelihood", "sampler", "fast_sampler"},
             test_config={"height": 8, "width": 8, "hidden": 8, "residual_blocks": 2, "out_hidden": 16},
             recipes=_recipes({"hidden": 128, "out_hidden": 1024}),
@@ -100,7 +99,6 @@ def zoo_register_models(register):
             builder="zoo_pixelcnn.gated:GatedPixelCNN",
             weights=(GATED_BINARIZED_MNIST,),
             config=GATED,
-            data_spec=zoo.DataSpec(channels=1, height=28, width=28, levels=2),
             capabilities={"likelihood", "sampler", "fast_sampler"},
             test_config={"height": 8, "width": 8, "hidden": 8, "layers": 6, "kernel": 3,
                          "skip_channels": 16, "out_hidden": 16},

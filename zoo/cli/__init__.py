@@ -15,12 +15,13 @@ from ..errors import ZooError
 
 
 class ZooGroup(click.Group):
-    """Turns the zoo's errors into one readable line and exit status 2."""
+    """Turns the zoo's own errors (`ZooError`, `ArgumentError` among them) and a missing file into one
+    readable line and exit status 1. Any other exception is a bug and keeps its traceback."""
 
     def invoke(self, ctx: click.Context):
         try:
             return super().invoke(ctx)
-        except (ZooError, ValueError, FileNotFoundError) as e:
+        except (ZooError, FileNotFoundError) as e:
             if (ctx.obj or {}).get("debug"):
                 raise
             raise click.ClickException(str(e)) from e

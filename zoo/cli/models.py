@@ -86,7 +86,8 @@ def info_cmd(name: str, as_json: bool) -> None:
 def check_cmd(name: str, tiny: bool, overrides: tuple[str, ...], trials: int, seed: int, as_json: bool) -> None:
     """Check that an autoregressive model never sees the future; measure its receptive field."""
     from ..checks import check
-    from ..registry import create, get_spec, parse_name
+    from ..factory import create
+    from ..registry import get_spec, parse_name
 
     spec = get_spec(parse_name(name).arch)
     config = {**(spec.test_config if tiny else {}), **parse_overrides(overrides)}
@@ -97,32 +98,39 @@ def check_cmd(name: str, tiny: bool, overrides: tuple[str, ...], trials: int, se
 
 
 def _model_for_sampling(name: str, config: dict[str, Any], random_init: bool) -> Any:
-    from ..registry import create, get_spec, parse_name
+    """The released model of `name`, or a random initialisation: asked for, or said on stderr."""
+    from ..factory import create, load
+    from ..registry import get_spec, parse_name
 
     parsed = parse_name(name)
-    if parsed.kind == "registry":
-        spec = get_spec(parsed.arch)
-        if random_init or config or not spec.weights:
-            if not random_init and not config:
-                click.echo(f"note: {spec.name} has no released weights yet; sampling from a random initialisation", err=True)
-            return create(name, **config)
-    from ..registry import load
-
-    return load(name)
+    if parsed.kind != "registry":
+        if config or random_init:
+            raise click.UsageError(f"--set, --tiny and --random-init build a registered architecture; {name!r} is "
+                                   "a release folder or Hub repo, sampled as saved")
+        return load(name)
+    spec = get_spec(parsed.arch)
+    if spec.weights and not random_init and not config:
+        return load(name)
+    if not random_init:  # say so: these are not the released model's samples
+        why = ("has no released weights yet" if not spec.weights else
+               "'s released weights do not fit a changed config (--set/--tiny)")
+        click.echo(f"note: {spec.name} {why}; sampling from a random initialisation (--random-init hides this note)",
+                   err=True)
+    return create(name, **config)
 
 
 @click.command("sample")
 @click.argument("name")
-@click.option("-n", "n", default=16, show_default=True, help="Number of images.")
+@click.option("-n", "n", type=click.IntRange(min=1), default=16, show_default=True, help="Number of images.")
 @click.option("--out", type=click.Path(dir_okay=False), default="samples.png", show_default=True, help="PNG grid to write.")
 @click.option("--seed", default=0, show_default=True)
-@click.option("--temperature", default=1.0, show_default=True)
+@click.option("--temperature", type=click.FloatRange(min=0), default=1.0, show_default=True)
 @click.option("--method", type=click.Choice(["auto", "naive", "fast"]), default="auto", show_default=True)
 @click.option("--complete", "complete", type=click.Path(exists=True, dir_okay=False),
               help="An image to complete: its top half is kept, the rest sampled.")
 @click.option("--keep-rows", type=int, default=None, help="With --complete: rows kept from the top (default: half).")
 @click.option("--random-init", is_flag=True, help="Use random weights even if released weights exist.")
-@click.option("--scale", default=4, show_default=True, help="Pixel scale of the PNG.")
+@click.option("--scale", type=click.IntRange(min=1), default=4, show_default=True, help="Pixel scale of the PNG.")
 @tiny_option
 @set_option
 def sample_cmd(name: str, n: int, out: str, seed: int, temperature: float, method: str, complete: str | None,

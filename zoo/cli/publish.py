@@ -1,6 +1,6 @@
 """`zoo publish`, `zoo fetch`, `zoo cache verify`: weights to and from the Hugging Face Hub.
 
-Thin: parses, calls zoo.hub, prints. The token (HF_TOKEN or the huggingface_hub
+Thin: parses, calls zoo.release and zoo.hub, prints. The token (HF_TOKEN or the huggingface_hub
 login) is used by huggingface_hub and never printed.
 """
 
@@ -30,7 +30,7 @@ def publish_cmd(source: str, repo_id: str, revision: str | None, tag: str | None
     Before uploading, the harness re-runs the card's claims and publishing stops when they
     do not reproduce. Set HF_ENDPOINT for a self-hosted Hub and HF_TOKEN for write access.
     """
-    from ..hub import publish
+    from ..release import publish
 
     echo = (lambda s: None) if as_json else click.echo
     result = publish(source, repo_id, revision=revision, tag=tag, private=private, verify=not no_verify,
@@ -63,7 +63,7 @@ def card_cmd(directory: str, metrics: str | None, limit: int | None, no_progress
     \b
     zoo card runs/dcgan/release --metrics fid,precision,recall,parzen
     """
-    from ..hub import render_release_card
+    from ..release import render_release_card
 
     path = render_release_card(directory, metrics=metrics, limit=limit, progress=not no_progress)
     click.echo(f"wrote {path}")

@@ -36,7 +36,8 @@ def train_cmd(name: str, dataset: str | None, recipe: str, epochs: int | None, o
     Ctrl-C writes a checkpoint; --resume continues it. Under
     `torchrun --nproc-per-node N -m zoo train ...` it trains with DDP.
     """
-    from ..registry import get_spec, import_builder, parse_name
+    from ..factory import import_builder
+    from ..registry import get_spec, parse_name
     from ..training import split_overrides, train
 
     spec = get_spec(parse_name(name).arch)

@@ -21,13 +21,13 @@ register their datasets, and `zoo list` must stay fast).
 
 from __future__ import annotations
 
-import difflib
 import fnmatch
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 from ..errors import UnknownNameError
 from ..protocols import DataSpec
+from ..util import did_you_mean
 from .cache import DataError, array_checksum, atomic_write, cache_dir, file_digest, progress_bar, read_arrays, save_arrays
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -94,7 +94,7 @@ class Dataset:
     def check_split(self, split: str) -> str:
         if split not in self.splits:
             raise UnknownNameError(
-                f"dataset {self.name!r} has no split {split!r}{_did_you_mean(split, list(self.splits))} "
+                f"dataset {self.name!r} has no split {split!r}{did_you_mean(split, list(self.splits))} "
                 f"(splits: {', '.join(self.splits)})"
             )
         return split
@@ -241,13 +241,6 @@ class CachedDataset(Dataset):
 
 
 # -- lookup ----------------------------------------------------------------------
-def _did_you_mean(word: str, candidates: list[str]) -> str:
-    close = difflib.get_close_matches(word, candidates, n=4, cutoff=0.5)
-    if not close:
-        close = [c for c in candidates if word.lower() in c.lower()][:4]
-    return f"; did you mean {', '.join(close)}?" if close else ""
-
-
 def _registered() -> dict[str, Any]:
     from ..plugins import get_registry
 
@@ -269,7 +262,7 @@ def get_dataset(name: "str | Dataset") -> Dataset:
     if name not in datasets:
         names = sorted(datasets)
         raise UnknownNameError(
-            f"unknown dataset {name!r}{_did_you_mean(name, names)} (registered: {', '.join(names) or 'none'}; "
+            f"unknown dataset {name!r}{did_you_mean(name, names)} (registered: {', '.join(names) or 'none'}; "
             "`zoo data list` shows them)"
         )
     return datasets[name]

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..errors import ZooError
+from ..util import atomic_write, file_digest  # re-exported: part of zoo.data's public names
 
 if TYPE_CHECKING:  # pragma: no cover
     import numpy as np
@@ -79,58 +80,6 @@ def array_checksum(x: Any, y: Any = None) -> str:
             raise ValueError(f"array_checksum: expected labels of shape ({xa.shape[0]},), got {ya.shape}")
         h.update(np.ascontiguousarray(ya, dtype="<i8").tobytes())
     return h.hexdigest()
-
-
-def file_digest(path: str | os.PathLike, algorithm: str = "sha256", chunk: int = 1 << 20) -> str:
-    """Hex digest of a file's bytes (`algorithm` is any `hashlib` name, e.g. md5 for source archives)."""
-    import hashlib
-
-    h = hashlib.new(algorithm)
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(chunk), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
-class atomic_write:
-    """Context manager: a temporary path next to `path`, renamed onto `path` on success.
-
-        with atomic_write(target) as tmp:
-            write(tmp)
-
-    On an exception the temporary file is removed and `path` is untouched.
-    """
-
-    def __init__(self, path: str | os.PathLike) -> None:
-        self.path = Path(path)
-
-    def __enter__(self) -> Path:
-        import tempfile
-
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".tmp", dir=self.path.parent)
-        os.close(fd)
-        self.tmp = Path(tmp)
-        return self.tmp
-
-    def __exit__(self, exc_type, exc, tb) -> None:
-        if exc_type is not None:
-            self.tmp.unlink(missing_ok=True)
-            return
-        try:
-            with open(self.tmp, "rb+") as f:
-                os.fsync(f.fileno())
-            os.chmod(self.tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give it a normal file's mode
-            os.replace(self.tmp, self.path)
-        except BaseException:
-            self.tmp.unlink(missing_ok=True)
-            raise
 
 
 def save_arrays(path: str | os.PathLike, x: "np.ndarray", y: "np.ndarray | None" = None, *,

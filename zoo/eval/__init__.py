@@ -8,8 +8,7 @@ Importing this package does not import torch (the metrics plugin is loaded by
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from ..util import lazy_getattr
 
 _EXPORTS = {
     "evaluate": "harness", "EvalContext": "harness", "NotApplicable": "harness", "list_metrics": "harness",
@@ -21,13 +20,7 @@ _EXPORTS = {
 __all__ = sorted(_EXPORTS)
 
 
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'zoo.eval' has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"zoo.eval.{module}"), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_getattr(__name__, _EXPORTS)
 
 
 def __dir__() -> list[str]:

@@ -19,7 +19,6 @@ The input is the image's levels scaled to [-1, 1]: `x / (levels - 1) * 2 - 1`.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import math
 import os
@@ -34,6 +33,7 @@ from torch import nn
 from ..errors import WeightsError, ZooError
 from ..nn import scale_input
 from ..protocols import DataSpec
+from ..util import sha256_file
 
 __all__ = ["ReferenceClassifier", "load_reference", "weights_dir", "train", "accuracy", "DEFAULT_CONFIG"]
 
@@ -77,10 +77,6 @@ def weights_dir(dataset: str) -> Path:
     return WEIGHTS_ROOT / f"classifier-{dataset}"
 
 
-def _sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
 def load_classifier(folder: str | Path, *, device: str | torch.device = "cpu") -> tuple[ReferenceClassifier, dict[str, Any]]:
     """Build the classifier of `folder/config.json`, check the weights' sha256, load them strictly."""
     from safetensors.torch import load_file
@@ -90,7 +86,7 @@ def load_classifier(folder: str | Path, *, device: str | torch.device = "cpu") -
     if not cfg_path.is_file() or not w_path.is_file():
         raise WeightsError(f"{folder} does not hold a reference classifier (expected config.json and model.safetensors)")
     cfg = json.loads(cfg_path.read_text())
-    sha = _sha256(w_path)
+    sha = sha256_file(w_path)
     if sha != cfg.get("sha256"):
         raise WeightsError(f"{w_path}: sha256 is {sha}, config.json expects {cfg.get('sha256')}; the file is corrupt or was replaced")
     model = ReferenceClassifier(**cfg["config"])
@@ -218,7 +214,7 @@ def train(dataset: str = "binarized-mnist", *, epochs: int = 8, batch_size: int 
                   "weight_decay": 5e-4, "augmentation": "random shifts of up to 2 pixels", "seed": seed,
                   "threads": threads, "minutes": round((time.perf_counter() - t0) / 60, 2),
                   "torch": torch.__version__, "log": log},
-        "sha256": _sha256(w_path),
+        "sha256": sha256_file(w_path),
         "reproduce": f"python -m zoo.eval.classifier train --dataset {dataset} --epochs {epochs} --seed {seed}",
         "check": f"python -m zoo.eval.classifier accuracy --dataset {dataset}",
     }

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import torch
 
+from ..errors import ArgumentError
 from .harness import NotApplicable
 from .metric import MetricValue
 
@@ -30,7 +31,7 @@ def _psd_sqrt(s: torch.Tensor) -> torch.Tensor:
 def frechet_distance(a: torch.Tensor, b: torch.Tensor) -> float:
     """FID between feature sets `a` `(N, D)` and `b` `(M, D)` (Gaussian fits, float64)."""
     if a.shape[0] < 2 or b.shape[0] < 2:
-        raise ValueError(f"FID needs at least 2 feature vectors on each side, got {a.shape[0]} and {b.shape[0]}")
+        raise ArgumentError(f"FID needs at least 2 feature vectors on each side, got {a.shape[0]} and {b.shape[0]}")
     a, b = a.double(), b.double()
     mu_a, mu_b = a.mean(0), b.mean(0)
     s_a, s_b = torch.cov(a.T).reshape(a.shape[1], -1), torch.cov(b.T).reshape(b.shape[1], -1)

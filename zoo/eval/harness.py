@@ -15,7 +15,6 @@ and gathered in order, so the result equals the single-process one.
 from __future__ import annotations
 
 import datetime as _dt
-import hashlib
 import platform
 import time
 import warnings
@@ -24,9 +23,11 @@ from typing import Any, Callable, Iterable
 
 import torch
 
-from ..errors import UnknownNameError, ZooError
+from ..errors import ArgumentError, UnknownNameError, ZooError
 from ..sampling import device_of, eval_mode
 from ..distributed import broadcast, map_batches, rank_world
+from ..util import is_int, is_positive_int
+from ..weights import state_sha256
 from .distributed import derive_seed
 from .metric import MetricValue
 from .result import EvalResult
@@ -69,7 +70,7 @@ def resolve_metrics(metrics: str | Iterable[Any] | None) -> list[Any]:
     if metrics == ["all"]:
         return list(table.values())  # in registration order: the built-in metrics first (nll, fid, ...)
     if not metrics:
-        raise ValueError(f"no metrics given; known: {', '.join(sorted(table))}")
+        raise ArgumentError(f"no metrics given; known: {', '.join(sorted(table))}")
     out, seen = [], set()
     for m in metrics:
         if isinstance(m, str):
@@ -85,14 +86,6 @@ def resolve_metrics(metrics: str | Iterable[Any] | None) -> list[Any]:
     return out
 
 
-def _state_sha256(model: Any) -> str:
-    """sha256 of the model's tensors serialised as safetensors (for models not loaded by the zoo)."""
-    from safetensors.torch import save
-
-    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    return hashlib.sha256(save(state)).hexdigest()
-
-
 def resolve_model(model_or_name: Any, *, device: str | torch.device | None = None,
                   random_init: bool = False, seed: int = 0) -> tuple[Any, dict[str, Any]]:
     """The model to score and its provenance (name, weights sha256 and where they came from).
@@ -102,7 +95,8 @@ def resolve_model(model_or_name: Any, *, device: str | torch.device | None = Non
     `zoo.create`: its weights are recorded as "random init" and a note says so;
     the initialisation is drawn from `seed` (the global torch RNG is left as it was).
     """
-    from ..registry import create, get_spec, load, parse_name
+    from ..factory import create, load
+    from ..registry import get_spec, parse_name
 
     if isinstance(model_or_name, str):
         name = model_or_name
@@ -133,7 +127,7 @@ def resolve_model(model_or_name: Any, *, device: str | torch.device | None = Non
                        "weights_source": "zoo.load" if isinstance(model_or_name, str) else "model.zoo_weights",
                        "note": ""}
     if hasattr(model, "state_dict"):
-        return model, {"model": name, "weights": _state_sha256(model), "weights_source": "in-memory state_dict",
+        return model, {"model": name, "weights": state_sha256(model), "weights_source": "in-memory state_dict",
                        "note": ""}
     return model, {"model": name, "weights": "unknown", "weights_source": "not a torch module", "note": ""}
 
@@ -159,10 +153,6 @@ class EvalContext:
     @property
     def data_spec(self) -> Any:
         return self.dataset.data_spec
-
-    @property
-    def rank_world(self) -> tuple[int, int]:
-        return rank_world()
 
     def generator(self, *keys: Any) -> torch.Generator:
         """A CPU generator for the random stream named by `keys` under this seed."""
@@ -289,21 +279,21 @@ def evaluate(
       (for a picture; not serialised).
     """
     for k, v in (("batch_size", batch_size), ("num_samples", num_samples)):
-        if not isinstance(v, int) or isinstance(v, bool) or v < 1:
-            raise ValueError(f"{k} must be a positive int, got {v!r}")
-    if limit is not None and (not isinstance(limit, int) or isinstance(limit, bool) or limit < 1):
-        raise ValueError(f"limit must be a positive int or None, got {limit!r}")
-    if not isinstance(seed, int) or isinstance(seed, bool):
-        raise ValueError(f"seed must be an int, got {seed!r}")
+        if not is_positive_int(v):
+            raise ArgumentError(f"{k} must be a positive int, got {v!r}")
+    if limit is not None and not is_positive_int(limit):
+        raise ArgumentError(f"limit must be a positive int or None, got {limit!r}")
+    if not is_int(seed):
+        raise ArgumentError(f"seed must be an int, got {seed!r}")
     t0 = time.perf_counter()
     metric_objs = resolve_metrics(metrics)
     ds = get_dataset(dataset) if isinstance(dataset, str) else dataset
     if split not in ds.splits:
-        raise ValueError(f"dataset {ds.name!r} has no split {split!r}; its splits: {', '.join(ds.splits)}")
+        raise ArgumentError(f"dataset {ds.name!r} has no split {split!r}; its splits: {', '.join(ds.splits)}")
     model, prov = resolve_model(model_or_name, device=device, random_init=random_init, seed=seed)
     spec = getattr(model, "data_spec", None)
     if spec is None:
-        raise ValueError(f"{prov['model']}: expected a zoo model with a `data_spec`, got {type(model).__name__}")
+        raise ArgumentError(f"{prov['model']}: expected a zoo model with a `data_spec`, got {type(model).__name__}")
     if spec != ds.data_spec:
         raise ZooError(f"{prov['model']} models images of {spec}, but dataset {ds.name!r} has images of {ds.data_spec}; "
                        "pick a dataset that matches the model (or weights trained on it)")

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import torch
 
+from ..errors import ArgumentError
 from .metric import MetricValue
 
 K = 3
@@ -21,7 +22,7 @@ K = 3
 def knn_radii(x: torch.Tensor, k: int = K, chunk: int = 1024) -> torch.Tensor:
     """Distance from each row of `x` to its k-th nearest other row: `(N,)`."""
     if x.shape[0] <= k:
-        raise ValueError(f"k-NN radii need more than k={k} points, got {x.shape[0]}")
+        raise ArgumentError(f"k-NN radii need more than k={k} points, got {x.shape[0]}")
     out = []
     for i in range(0, x.shape[0], chunk):
         d = torch.cdist(x[i:i + chunk], x)  # (c, N); the point itself is at distance 0

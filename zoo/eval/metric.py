@@ -38,16 +38,13 @@ class MetricValue:
     value: float | None
     unit: str = ""
     stderr: float | None = None  # standard error of `value`, when it is a mean
-    details: dict[str, Any] = field(default_factory=dict)  # secondary numbers (bits/dim, the floor, ...)
+    # secondary numbers (bits/dim, the floor, ...); `stderr_x` is the standard error of detail `x`
+    details: dict[str, Any] = field(default_factory=dict)
     note: str = ""  # the reason for n/a, or a caveat
 
     @classmethod
     def na(cls, name: str, reason: str, unit: str = "") -> "MetricValue":
         return cls(name, None, unit, note=reason)
-
-    @property
-    def available(self) -> bool:
-        return self.value is not None
 
     def short(self) -> str:
         """`85.21 ± 0.30 nats`, or `n/a (implicit model)`."""

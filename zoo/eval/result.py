@@ -6,6 +6,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any, Iterable
 
+from ..errors import ArgumentError
 from .metric import MetricValue
 
 __all__ = ["EvalResult", "format_table"]
@@ -48,7 +49,7 @@ class EvalResult:
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "EvalResult":
         if d.get("schema") != SCHEMA:
-            raise ValueError(f"expected an evaluation result with schema {SCHEMA!r}, got {d.get('schema')!r}")
+            raise ArgumentError(f"expected an evaluation result with schema {SCHEMA!r}, got {d.get('schema')!r}")
         return cls(d["model"], {k: MetricValue.from_dict(v) for k, v in d["metrics"].items()}, dict(d["provenance"]))
 
     def to_json(self, indent: int | None = 2) -> str:
@@ -59,9 +60,9 @@ class EvalResult:
         try:
             d = json.loads(text)
         except json.JSONDecodeError as e:
-            raise ValueError(f"not a JSON evaluation result: {e}") from None
+            raise ArgumentError(f"not a JSON evaluation result: {e}") from None
         if not isinstance(d, dict):
-            raise ValueError(f"expected a JSON object (one evaluation result), got {type(d).__name__}")
+            raise ArgumentError(f"expected a JSON object (one evaluation result), got {type(d).__name__}")
         return cls.from_dict(d)
 
     def summary_lines(self) -> list[str]:

@@ -22,7 +22,8 @@ import torch
 
 from ..distributed import Dist, all_reduce_, barrier, finish, init_from_env, shard_indices
 from ..errors import ZooError
-from ..registry import create, get_spec, parse_name
+from ..factory import create
+from ..registry import get_spec, parse_name
 from .checkpoint import save_checkpoint, state_dict_cpu
 from .data import load_data, redraw, validation_nll
 from .device import hardware, resolve_device

@@ -1,7 +1,7 @@
 """The end of a run: the released weights (best on validation), the harness on the test split, and the
 release folder (config.json, model.safetensors, card, samples.png, eval.json, training.json, log, curve).
 
-The card and `save_pretrained` come from the hub layer; this module only decides
+The card and `save_pretrained` come from the release layer; this module only decides
 what goes into the folder.
 """
 
@@ -16,7 +16,7 @@ import torch
 from torch import nn
 
 from .. import __version__
-from ..registry import create
+from ..factory import create
 from .checkpoint import load_checkpoint
 from .device import hardware
 from .log import read_jsonl, say
@@ -62,10 +62,10 @@ def evaluate_on_test(model: nn.Module, run: Run) -> Any:
 def save_release_weights(model: nn.Module, folder: str | Path, **card: Any) -> Path:
     """config.json + model.safetensors (+ README.md card and samples.png) through `zoo.save_pretrained`.
 
-    `card` goes to `zoo.hub.save_pretrained` (results, samples, recipe, tag, dataset,
+    `card` goes to `zoo.release.save_pretrained` (results, samples, recipe, tag, dataset,
     hardware, limitations).
     """
-    from ..hub import save_pretrained
+    from ..release import save_pretrained
 
     return Path(save_pretrained(model, folder, **card))
 
@@ -101,7 +101,7 @@ def write_release(folder: Path, model: nn.Module, run: Run, result: Any, samples
     plot_training_curves(read_jsonl(run.log_path), folder / "training_curve.png", title=f"{run.spec.name} on {ds.name}")
     (folder / "training.json").write_text(json.dumps(summary, indent=2) + "\n")
     if result is not None:  # the card as `zoo card` renders it from the folder (with the training command)
-        from ..hub import render_release_card
+        from ..release import render_release_card
 
         render_release_card(folder)
 

@@ -16,7 +16,7 @@ import torch
 from torch import nn
 
 from ..errors import ZooError
-from ..registry import import_builder
+from ..factory import import_builder
 from .optim import build_optimizer, build_scheduler
 
 __all__ = ["MaximumLikelihoodTrainer", "wrap_ddp", "trainer_class", "epoch_samples", "REQUIRED"]

@@ -1,4 +1,4 @@
-"""Model cards: generated from a release's config.json and the harness's EvalResult, never by hand.
+"""Model cards: generated from a release's config.json and the harness's results, never by hand.
 
 A card is the `README.md` of a release folder (= a Hub model repo):
 
@@ -9,26 +9,18 @@ A card is the `README.md` of a release folder (= a Hub model repo):
   a `zoo` entry keeps what re-running the harness needs (dataset, split, seed, n).
 - Then: summary, paper, usage, training recipe, sample grid, a metrics table
   with the command that reproduces each number, provenance, limitations.
-
-`read_claims` reads the numbers back from a card, and `compare_claims` checks
-them against a fresh `zoo.evaluate` run: this is what `zoo publish` verifies.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import json
-import math
-from dataclasses import dataclass, field
 from typing import Any, Mapping
 
-__all__ = ["EvalSummary", "ClaimCheck", "summarize", "render_card", "read_claims", "compare_claims", "front_matter"]
+from ..errors import UnknownNameError
+from ..registry import get_spec
+from .summary import EvalSummary, fmt, summarize, verifiable
 
-# Keys whose numbers depend on the machine: shown in the card, never verified.
-UNVERIFIED_PREFIXES = ("speed",)
-UNVERIFIED_WORDS = ("per_s", "per_sec", "wall", "seconds", "time_s", "_time")
-STDERR_WORDS = ("stderr", "std_err", "standard_error", "sem")
-META_KEYS = ("n", "count", "num", "samples", "n_samples", "num_samples", "n_real", "features", "sample_batch")  # not claims
+__all__ = ["default_limitations", "front_matter", "render_card"]
 
 DEFAULT_LIMITATIONS = [
     "Trained and evaluated on one dataset only; the numbers say nothing about other image distributions.",
@@ -63,181 +55,6 @@ def default_limitations(capabilities: Any) -> list[str]:
     return out
 
 
-@dataclass
-class EvalSummary:
-    """An EvalResult reduced to what a card shows and what publishing verifies."""
-
-    dataset: str = ""
-    split: str = "test"
-    n: int | None = None
-    seed: int | None = None
-    limit: int | None = None
-    metrics: dict[str, float] = field(default_factory=dict)  # flattened key -> value, e.g. "nll", "nll.bits_per_dim"
-    stderr: dict[str, float] = field(default_factory=dict)  # flattened key -> standard error
-    units: dict[str, str] = field(default_factory=dict)  # flattened key -> unit, when the harness gives one
-    notes: dict[str, str] = field(default_factory=dict)  # metric -> why it is n/a
-    provenance: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def metric_names(self) -> list[str]:
-        """The harness metrics behind the numbers (`nll`, `fid`, ...), for `zoo.evaluate(metrics=...)`."""
-        return sorted({k.split(".")[0] for k in self.metrics})
-
-
-def _as_dict(result: Any) -> dict[str, Any]:
-    if result is None:
-        return {}
-    if isinstance(result, Mapping):
-        return dict(result)
-    for attr in ("to_dict", "as_dict", "dict"):
-        fn = getattr(result, attr, None)
-        if callable(fn):
-            d = fn()
-            if isinstance(d, Mapping):
-                return dict(d)
-    if dataclasses.is_dataclass(result):
-        return dataclasses.asdict(result)
-    raise TypeError(f"expected an EvalResult or a dict of results, got {type(result).__name__}")
-
-
-def _number(v: Any) -> float | None:
-    if isinstance(v, bool) or v is None:
-        return None
-    if isinstance(v, (int, float)):
-        return float(v)
-    try:  # numpy / torch scalars
-        return float(v.item())
-    except (AttributeError, TypeError, ValueError):
-        return None
-
-
-def _is_stderr(key: str) -> bool:
-    return any(w in key.lower() for w in STDERR_WORDS)
-
-
-def _stderr_target(name: str, leaf: str, siblings: list[str]) -> str:
-    """Which value a standard-error entry belongs to: `nats_stderr` -> `nats`; a lone `stderr` -> the only value."""
-    low = leaf.lower()
-    for w in STDERR_WORDS:
-        for cand in (low.replace(f"_{w}", ""), low.replace(f"{w}_", "")):
-            if cand != low and cand in siblings:
-                return f"{name}.{cand}"
-    values = [s for s in siblings if not _is_stderr(s) and s not in META_KEYS]
-    if len(values) == 1:
-        return f"{name}.{values[0]}"
-    if "nats" in values:  # the harness's nll: nats per image first
-        return f"{name}.nats"
-    return f"{name}.{values[0]}" if values else name
-
-
-def summarize(result: Any) -> EvalSummary:
-    """Reduce an EvalResult (or its `to_dict()`, or a plain dict) to an `EvalSummary`.
-
-    `dataset`, `split`, `n`, `seed`, `limit` are read from the top level or `provenance`.
-    `metrics` maps a metric name to one of:
-
-    - the harness's `MetricValue` layout `{"value", "unit", "stderr", "details", "note"}`:
-      the value is claimed as `name`, numeric details as `name.detail` (e.g.
-      `nll.bits_per_dim`, its `stderr_bits_per_dim` as that key's standard error);
-      `value: None` is n/a, with `note` as the reason;
-    - a number; a mapping of numbers (`{"nats": 80.1, "stderr": 0.2}` -> `nll.nats`);
-      or a string / `{"status": "n/a", "reason": ...}` for a metric that does not apply.
-    """
-    if isinstance(result, EvalSummary):
-        return result
-    d = _as_dict(result)
-    prov = dict(d.get("provenance") or {})
-    get = lambda k, default=None: d.get(k, prov.get(k, default))  # noqa: E731
-    dataset = get("dataset") or ""
-    if isinstance(dataset, Mapping):
-        prov.setdefault("dataset_checksum", dataset.get("checksum"))
-        dataset = dataset.get("name", "")
-    s = EvalSummary(dataset=str(dataset), split=str(get("split") or "test"))
-    for key in ("n", "seed", "limit"):
-        v = get(key)
-        setattr(s, key, int(v) if _number(v) is not None else None)
-    flat = {**prov, **d}
-    for k, v in list(flat.items()):
-        if isinstance(v, Mapping) and k not in ("metrics", "provenance", "data_spec"):
-            flat.update({f"{k}.{kk}": vv for kk, vv in v.items() if not isinstance(vv, (list, dict))})
-    s.provenance = {k: v for k, v in flat.items()
-                    if k not in ("metrics", "provenance", "schema") and not isinstance(v, (list, dict)) and v is not None}
-    metrics = d.get("metrics") or {}
-    if not isinstance(metrics, Mapping):
-        raise TypeError(f"EvalResult.metrics must be a mapping of metric name to values, got {type(metrics).__name__}")
-    for name, value in metrics.items():
-        num = _number(value)
-        if num is not None:
-            s.metrics[name] = num
-            continue
-        if isinstance(value, str):
-            s.notes[name] = value
-            continue
-        if not isinstance(value, Mapping):
-            continue
-        if "value" in value and ("details" in value or "stderr" in value or "unit" in value):  # a MetricValue
-            _add_metric_value(s, str(name), value)
-            continue
-        if str(value.get("status", "")).lower() in ("n/a", "na", "unsupported", "skipped"):
-            s.notes[name] = f"n/a, {value.get('reason', '')}".rstrip(", ")
-            continue
-        leaves = {k: _number(v) for k, v in value.items()}
-        numeric = [k for k, v in leaves.items() if v is not None]
-        for k in numeric:
-            if _is_stderr(k):
-                s.stderr[_stderr_target(name, k, numeric)] = leaves[k]
-            elif k in META_KEYS:
-                continue
-            else:
-                s.metrics[f"{name}.{k}"] = leaves[k]
-    if not s.metrics and not s.notes:
-        raise ValueError("the EvalResult has no metrics to report")
-    return s
-
-
-def _add_metric_value(s: EvalSummary, name: str, mv: Mapping[str, Any]) -> None:
-    value = _number(mv.get("value"))
-    if value is None:
-        note = mv.get("note") or ""
-        s.notes[name] = f"n/a ({note})" if note else "n/a"
-        return
-    s.metrics[name] = value
-    if mv.get("unit"):
-        s.units[name] = str(mv["unit"])
-    se = _number(mv.get("stderr"))
-    if se is not None:
-        s.stderr[name] = se
-    details = mv.get("details") or {}
-    leaves = {k: _number(v) for k, v in details.items()}
-    numeric = [k for k, v in leaves.items() if v is not None]
-    for k in numeric:
-        if _is_stderr(k):
-            low = k.lower()
-            for w in STDERR_WORDS:  # stderr_bits_per_dim / bits_per_dim_stderr -> bits_per_dim
-                target = next((c for c in (low.replace(f"{w}_", ""), low.replace(f"_{w}", "")) if c != low and c in numeric), None)
-                if target:
-                    s.stderr[f"{name}.{target}"] = leaves[k]
-                    break
-        elif k not in META_KEYS:
-            s.metrics[f"{name}.{k}"] = leaves[k]
-            if "bits_per_dim" in k:
-                s.units[f"{name}.{k}"] = "bits/dim"
-
-
-def _verifiable(key: str) -> bool:
-    low = key.lower()
-    return not low.startswith(UNVERIFIED_PREFIXES) and not any(w in low for w in UNVERIFIED_WORDS)
-
-
-def _fmt(v: float | None) -> str:
-    if v is None:
-        return "-"
-    return f"{v:.4g}" if abs(v) < 1e-2 or abs(v) >= 1e5 else f"{v:.4f}".rstrip("0").rstrip(".")
-
-
-# --------------------------------------------------------------------------------------------
-# Rendering
-# --------------------------------------------------------------------------------------------
 def front_matter(config: Mapping[str, Any], summary: EvalSummary | None, *, name: str, license: str | None = None,
                  family: str = "") -> str:
     """The YAML front matter (without the `---` fences)."""
@@ -293,9 +110,6 @@ def render_card(
 
     `training`: the run's summary (training.json: epochs, wall_time_s); with the registry's
     published numbers it fills the card's comparison section."""
-    from .errors import UnknownNameError
-    from .registry import get_spec
-
     arch = config["architecture"]
     try:
         spec = get_spec(arch)
@@ -363,9 +177,9 @@ def render_card(
             "| --- | --- | --- | --- |",
         ]
         for key, value in summary.metrics.items():
-            mark = "" if _verifiable(key) else " (hardware-dependent)"
+            mark = "" if verifiable(key) else " (hardware-dependent)"
             unit = f" ({summary.units[key]})" if summary.units.get(key) else ""
-            out.append(f"| {key}{unit}{mark} | {_fmt(value)} | {_fmt(summary.stderr.get(key))} | {_reproduce(load_name, summary, key.split('.')[0])} |")
+            out.append(f"| {key}{unit}{mark} | {fmt(value)} | {fmt(summary.stderr.get(key))} | {_reproduce(load_name, summary, key.split('.')[0])} |")
         for metric, note in summary.notes.items():
             out.append(f"| {metric} | {note} | - | - |")
         asked = sorted(set(summary.metric_names) | {k.split(".")[0] for k in summary.notes})  # n/a ones too
@@ -427,82 +241,3 @@ def _comparison(spec: Any, summary: EvalSummary, recipe: Mapping[str, Any] | Non
             line += ". Whether the full recipe reaches the published number has not been measured"
         out += [line + ".", ""]
     return out
-
-
-# --------------------------------------------------------------------------------------------
-# Reading claims back and checking them
-# --------------------------------------------------------------------------------------------
-def read_claims(card: str) -> EvalSummary:
-    """The numbers a card claims, read back from its front matter."""
-    import yaml
-
-    from .errors import ZooError
-
-    if not card.startswith("---"):
-        return EvalSummary()
-    end = card.find("\n---", 3)
-    if end < 0:
-        raise ZooError("the model card's YAML front matter is not closed by '---'")
-    try:
-        meta = yaml.safe_load(card[3:end]) or {}
-    except yaml.YAMLError as e:
-        raise ZooError(f"the model card's front matter is not valid YAML: {e}") from None
-    z = meta.get("zoo") or {}
-    s = EvalSummary(dataset=z.get("dataset") or "", split=z.get("split") or "test", n=z.get("n"), seed=z.get("seed"), limit=z.get("limit"))
-    for entry in meta.get("model-index") or []:
-        for res in entry.get("results") or []:
-            dataset = res.get("dataset") or {}
-            s.dataset = s.dataset or dataset.get("type", "")
-            s.split = dataset.get("split") or s.split
-            for m in res.get("metrics") or []:
-                value = _number(m.get("value"))
-                if value is None:
-                    continue
-                s.metrics[str(m["type"])] = value
-                se = _number((m.get("args") or {}).get("stderr"))
-                if se is not None:
-                    s.stderr[str(m["type"])] = se
-    return s
-
-
-@dataclass
-class ClaimCheck:
-    """One claimed number against the harness's fresh measurement."""
-
-    key: str
-    claimed: float
-    measured: float | None
-    tolerance: float
-    ok: bool
-
-    def __str__(self) -> str:
-        if self.measured is None:
-            return f"{self.key}: claimed {_fmt(self.claimed)}, but the harness did not report it  FAIL"
-        diff = abs(self.measured - self.claimed)
-        return (f"{self.key}: claimed {_fmt(self.claimed)}, measured {_fmt(self.measured)} "
-                f"(|diff| {diff:.3g}, tolerance {self.tolerance:.3g})  {'ok' if self.ok else 'FAIL'}")
-
-
-def compare_claims(claims: EvalSummary, measured: EvalSummary, *, subset: bool = False, rtol: float | None = None) -> list[ClaimCheck]:
-    """Check each verifiable claim. Full runs: within `rtol` (default 1e-3) relative.
-
-    A `subset` run (`--limit`) measures other images than the card (the harness takes the
-    first N of the split, and a split's order is not random: MNIST's first 5000 test digits
-    are easier than the rest), so it is a smoke check that catches numbers belonging to other
-    weights or data, not small discrepancies: the tolerance is the larger of 4 standard errors
-    of the subset's estimate and `rtol` (default 5%) relative.
-    """
-    checks = []
-    for key, claimed in claims.metrics.items():
-        if not _verifiable(key):
-            continue
-        got = measured.metrics.get(key)
-        if subset:
-            se = measured.stderr.get(key)
-            tol = max(4.0 * se if se else 0.0, (rtol if rtol is not None else 0.05) * abs(claimed))
-        else:
-            tol = (rtol if rtol is not None else 1e-3) * abs(claimed)
-        tol = max(tol, 1e-6)
-        ok = got is not None and math.isfinite(got) and abs(got - claimed) <= tol
-        checks.append(ClaimCheck(key, claimed, got, tol, ok))
-    return checks

@@ -1,0 +1,193 @@
+"""Release folders: `save_pretrained` writes one, `render_release_card` rewrites its card from its files.
+
+A release folder is exactly a Hub model repo (see zoo.weights): config.json and model.safetensors,
+the card README.md, samples.png, and, from `zoo train`, training.json, eval.json and the logs.
+The card is always rendered from files: config.json, eval.json (the harness's results) and
+training.json (recipe, hardware, wall time); nobody types its numbers.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+from typing import Any, Mapping
+
+from ..errors import ZooError
+from ..util import is_int, sha256_file
+from ..weights import CARD_NAME, CONFIG_NAME, SAMPLES_NAME, WEIGHTS_NAME, read_config, save_weights, state_sha256
+from .card import render_card
+
+__all__ = ["save_pretrained", "render_release_card"]
+
+EVAL_NAME = "eval.json"
+TRAINING_NAME = "training.json"
+
+
+def _write_samples(model: Any, samples: Any, path: Path) -> None:
+    import torch
+
+    from ..images import save_grid
+
+    if isinstance(samples, (str, Path)):
+        shutil.copyfile(samples, path)
+        return
+    if is_int(samples):
+        samples = model.sample(samples, generator=torch.Generator().manual_seed(0))
+    if not isinstance(samples, torch.Tensor):
+        raise ValueError(f"samples must be a tensor of levels (n, C, H, W), an image path or an int, got {type(samples).__name__}")
+    spec = model.data_spec
+    save_grid(spec.validate(samples, name="samples"), path, spec.levels, scale=2)
+
+
+def save_pretrained(
+    model: Any,
+    directory: str | Path,
+    *,
+    results: Any = None,
+    samples: Any = None,
+    recipe: Mapping[str, Any] | None = None,
+    tag: str | None = None,
+    dataset: str | None = None,
+    repo_id: str | None = None,
+    license: str | None = None,
+    hardware: str | None = None,
+    limitations: list[str] | None = None,
+    training: Mapping[str, Any] | None = None,
+) -> Path:
+    """Write a release folder: `config.json`, `model.safetensors`, and, when given, the card and samples.
+
+    - `results`: an `EvalResult` (or its dict) from `zoo.evaluate`; with it, `README.md`
+      (the model card) is generated. Cards are never written by hand.
+    - `samples`: integer levels `(n, C, H, W)`, an image file to copy, or an int `n`
+      to draw `n` samples from the model with seed 0; written as `samples.png`.
+    - `dataset`: the dataset the weights were trained on (recorded in config.json and the card).
+    - `recipe`, `hardware`, `limitations`, `license`, `repo_id`: shown in the card; `training`
+      (the run's summary: epochs, wall_time_s) sets the published numbers in context.
+    """
+    folder = Path(directory).expanduser()
+    cfg = save_weights(model, folder, tag=tag, dataset=dataset)
+    if samples is not None:
+        _write_samples(model, samples, folder / SAMPLES_NAME)
+    if results is not None:
+        card = render_card(
+            cfg, results, repo_id=repo_id, recipe=recipe,
+            samples=SAMPLES_NAME if (folder / SAMPLES_NAME).is_file() else None,
+            license=license, hardware=hardware, limitations=limitations, training=training,
+        )
+        (folder / CARD_NAME).write_text(card)
+    return folder
+
+
+# --------------------------------------------------------------------------------------------
+# zoo card DIR
+# --------------------------------------------------------------------------------------------
+def render_release_card(directory: str | Path, *, metrics: str | None = None, limit: int | None = None,
+                        progress: bool = False) -> Path:
+    """Rewrite a release folder's card (README.md) from its files: config.json, training.json
+    (recipe, hardware, wall time) and eval.json (the harness's results).
+
+    With `metrics` (e.g. "fid,precision,recall,parzen"), the harness first scores the folder's
+    weights on the test split of the dataset they were trained on, and eval.json is replaced.
+    The weights and samples are not touched. Returns the card's path."""
+    folder = Path(directory).expanduser()
+    cfg = read_config(folder / CONFIG_NAME)
+    if sha256_file(folder / WEIGHTS_NAME) != cfg["weights"]["sha256"]:
+        raise ZooError(f"{folder / WEIGHTS_NAME} does not match the sha256 in its config.json; not rendering its card")
+    eval_path = folder / EVAL_NAME
+    if metrics:
+        from ..eval import evaluate
+        from ..factory import load
+
+        dataset = cfg.get("dataset") or cfg.get("tag")
+        result = evaluate(load(f"local-dir:{folder}"), dataset=dataset, split="test", metrics=metrics, limit=limit,
+                          progress=progress)
+        eval_path.write_text(json.dumps(result.to_dict(), indent=2, default=str) + "\n")
+    if not eval_path.is_file():
+        raise ZooError(f"{folder} has no {EVAL_NAME}: pass metrics to score the weights first")
+    results = _results_of_these_weights(folder, cfg, json.loads(eval_path.read_text()))
+    eval_path.write_text(json.dumps(results, indent=2, default=str) + "\n")
+    training_path = folder / TRAINING_NAME
+    training = json.loads(training_path.read_text()) if training_path.is_file() else None
+    recipe = hardware = limitations = None
+    if training:
+        recipe = {"name": training.get("recipe_name"), **training.get("recipe", {})}
+        hardware = training_hardware(training)
+        if training.get("limit"):
+            limitations = [f"trained on the first {training['limit']} images of the "
+                           f"{training.get('recipe', {}).get('train_split', 'train')} split only (--limit)"]
+    card = render_card(cfg, results, recipe=recipe, hardware=hardware, training=training, limitations=limitations,
+                       samples=SAMPLES_NAME if (folder / SAMPLES_NAME).is_file() else None)
+    (folder / CARD_NAME).write_text(card)
+    return folder / CARD_NAME
+
+
+def _results_of_these_weights(folder: Path, cfg: dict[str, Any], results: dict[str, Any]) -> dict[str, Any]:
+    """eval.json's results, checked to be of the folder's weights and naming them by the file's sha256.
+
+    `zoo train` scores the model in memory before writing model.safetensors, so the harness records the
+    sha256 of the tensors (serialised without metadata), not of the file. When the file holds exactly
+    those tensors the provenance is rewritten to the file's sha256; results of other weights are refused."""
+    prov = results.get("provenance") or {}
+    file_sha = cfg["weights"]["sha256"]
+    if prov.get("weights") in (None, file_sha):
+        return results
+    if prov.get("weights_source") != "in-memory state_dict":
+        raise ZooError(f"{folder}/{EVAL_NAME} was measured on weights {prov.get('weights')}, "
+                       f"not on this folder's model.safetensors ({file_sha})")
+    from ..factory import load
+
+    if state_sha256(load(f"local-dir:{folder}")) != prov["weights"]:
+        raise ZooError(f"{folder}/{EVAL_NAME} was measured on other tensors than this folder's model.safetensors; "
+                       "re-score them (zoo card DIR --metrics ...)")
+    note = "scored in memory before being written; model.safetensors holds the same tensors"
+    prov = {**prov, "weights": file_sha, "weights_source": "model.safetensors", "note": "; ".join(x for x in (prov.get("note"), note) if x)}
+    return {**results, "provenance": prov}
+
+
+# --------------------------------------------------------------------------------------------
+# training.json, as the card tells it
+# --------------------------------------------------------------------------------------------
+def training_hardware(training: Mapping[str, Any]) -> str:
+    """The card's "Hardware and time" line: wall time, epochs and the commands that ran."""
+    epochs = training.get("epochs")
+    text = (f"{training.get('wall_time_s', 0) / 60:.1f} min, {epochs} epoch{'' if epochs == 1 else 's'}"
+            f" ({training_commands(training)})")
+    if _stage_hardware(training) is None:  # one machine for the whole run; else each command names its own
+        text = f"{_hardware_text(training.get('hardware'))}, {text}"
+    return text
+
+
+def _hardware_text(hardware: Any) -> str:
+    return str(hardware).replace(" 1 threads)", " 1 thread)")  # runs recorded before the singular was fixed
+
+
+def _stage_hardware(training: Mapping[str, Any]) -> list[str] | None:
+    """Each stage's hardware when the stages of a run recorded different ones, else None (one machine)."""
+    stages = training.get("stages") or []
+    hardware = [_hardware_text(s["hardware"]) for s in stages if s.get("hardware")]
+    if len(hardware) != len(stages) or len(set(hardware)) < 2:
+        return None
+    return hardware
+
+
+def training_commands(training: Mapping[str, Any]) -> str:
+    """The `zoo train` command(s) that produced a run, from its training.json: one command, or the
+    first one and each `--resume` that changed the number of epochs (the cosine schedule follows them)."""
+    base = ["zoo", "train", str(training.get("model")), "--dataset", str(training.get("dataset"))]
+    if training.get("recipe_name") not in (None, "default"):
+        base += ["--recipe", str(training["recipe_name"])]
+    limit = ["--limit", str(training["limit"])] if training.get("limit") else []
+    stages = training.get("stages") or [{"epochs": training.get("epochs"), "from_epoch": 0}]
+    hardware = _stage_hardware(training)
+    parts = []
+    for i, stage in enumerate(stages):
+        if i and stages[i - 1]["epochs"] != stage["from_epoch"]:  # the previous stage was stopped early
+            done = stage["from_epoch"]
+            parts[-1] += f" stopped after {stage.get('from_step')} steps ({done} epoch{'' if done == 1 else 's'} done)"
+        parts.append("`" + " ".join(base + ["--epochs", str(stage["epochs"])] + limit + (["--resume"] if i else [])) + "`")
+        if hardware is not None:
+            parts[-1] += f" on {hardware[i]}"
+    if len(parts) == 1:
+        return parts[0]
+    return ", then ".join(parts) + " in the same --out folder"

@@ -1,0 +1,119 @@
+"""Small helpers the core needs in several places: file hashes, atomic writes, name suggestions, int checks,
+and the module `__getattr__` that loads public names lazily and keeps moved names working for a release.
+
+Importable without torch or numpy; nothing here knows about models, weights or the Hub.
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import importlib
+import os
+import sys
+import warnings
+from pathlib import Path
+from typing import Any, Callable, Iterable, Mapping
+
+__all__ = ["file_digest", "sha256_file", "atomic_write", "did_you_mean", "is_int", "is_positive_int", "lazy_getattr"]
+
+
+def file_digest(path: str | os.PathLike, algorithm: str = "sha256", chunk: int = 1 << 20) -> str:
+    """Hex digest of a file's bytes, read in chunks (`algorithm` is any `hashlib` name, e.g. md5)."""
+    h = hashlib.new(algorithm)
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
+def sha256_file(path: str | os.PathLike) -> str:
+    """Hex sha256 of a file."""
+    return file_digest(path, "sha256")
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+class atomic_write:
+    """Context manager: a temporary path next to `path`, renamed onto `path` on success.
+
+        with atomic_write(target) as tmp:
+            write(tmp)
+
+    On an exception the temporary file is removed and `path` is untouched, so a reader
+    never sees a half-written file.
+    """
+
+    def __init__(self, path: str | os.PathLike) -> None:
+        self.path = Path(path)
+
+    def __enter__(self) -> Path:
+        import tempfile
+
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".tmp", dir=self.path.parent)
+        os.close(fd)
+        self.tmp = Path(tmp)
+        return self.tmp
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is not None:
+            self.tmp.unlink(missing_ok=True)
+            return
+        try:
+            with open(self.tmp, "rb+") as f:
+                os.fsync(f.fileno())
+            os.chmod(self.tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give it a normal file's mode
+            os.replace(self.tmp, self.path)
+        except BaseException:
+            self.tmp.unlink(missing_ok=True)
+            raise
+
+
+def did_you_mean(word: str, candidates: Iterable[str]) -> str:
+    """`"; did you mean a, b?"` naming up to four close matches of `word` (or names containing it), else ""."""
+    candidates = list(candidates)
+    close = difflib.get_close_matches(word, candidates, n=4, cutoff=0.5)
+    if not close:
+        close = [c for c in candidates if word.lower() in c.lower()][:4]
+    return f"; did you mean {', '.join(close)}?" if close else ""
+
+
+def is_int(value: Any) -> bool:
+    """True for an int that is not a bool (`True` is an int to Python, never a count to the zoo)."""
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def is_positive_int(value: Any) -> bool:
+    return is_int(value) and value > 0
+
+
+def lazy_getattr(package: str, exports: Mapping[str, str], moved: Mapping[str, str] | None = None) -> Callable[[str], Any]:
+    """A module-level `__getattr__` for `package`.
+
+    - `exports` (name -> submodule): the name is imported from `package.submodule` on first use and kept,
+      so that importing the package stays cheap (`import zoo` imports no torch).
+    - `moved` (name -> new home, "module" or "module:attr"): an old name that still works for one release,
+      with a DeprecationWarning naming the new home.
+    """
+    moved = moved or {}
+
+    def __getattr__(name: str) -> Any:
+        if name in exports:
+            value = getattr(importlib.import_module(f"{package}.{exports[name]}"), name)
+            setattr(sys.modules[package], name, value)
+            return value
+        if name in moved:
+            module, _, attr = moved[name].partition(":")
+            where = f"{module}.{attr}" if attr else module
+            warnings.warn(f"{package}.{name} moved to {where}; the old path goes away in the next release",
+                          DeprecationWarning, stacklevel=2)
+            target = importlib.import_module(module)
+            return getattr(target, attr) if attr else target
+        raise AttributeError(f"module {package!r} has no attribute {name!r}")
+
+    return __getattr__

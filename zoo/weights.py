@@ -1,0 +1,265 @@
+"""Weights on disk: config.json, sha256 checks, safetensors, strict loading, bundled release folders.
+
+A *release folder* is exactly a Hub model repo:
+
+    README.md           the model card (written by zoo.release from an EvalResult)
+    config.json         architecture, constructor kwargs, data spec, zoo version, weights sha256
+    model.safetensors   the state dict
+    samples.png         a sample grid (optional)
+
+This module reads and writes the files of such a folder and checks them; it never
+downloads (that is `zoo.hub`) and never builds a model from a name (that is `zoo.factory`).
+Every file's sha256 is checked before it is loaded, and state dicts load strictly, with a
+report of missing and unexpected keys and of shape mismatches.
+
+`ZOO_CARDS_DIR` (read at each call) replaces the bundled folder of release folders.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Mapping
+
+from . import __version__
+from .errors import WeightsError
+from .registry import get_spec
+from .util import atomic_write, sha256_file
+
+if TYPE_CHECKING:  # pragma: no cover
+    import torch
+
+__all__ = [
+    "WEIGHTS_NAME", "CONFIG_NAME", "CARD_NAME", "SAMPLES_NAME", "CONFIG_FORMAT", "LoadedWeights",
+    "bundled_cards_dirs", "release_dir", "check_sha256", "model_config", "read_config", "local_files",
+    "load_state_dict", "save_weights", "state_sha256", "sha256_file",
+]
+
+WEIGHTS_NAME = "model.safetensors"
+CONFIG_NAME = "config.json"
+CARD_NAME = "README.md"
+SAMPLES_NAME = "samples.png"
+CONFIG_FORMAT = 1  # version of the config.json layout written by save_weights
+
+
+@dataclass(frozen=True)
+class LoadedWeights:
+    """Where a model's weights came from; set as `model.zoo_weights` by `zoo.load`."""
+
+    sha256: str
+    source: str  # "bundled", "hf-cache", "hf-hub" or "local-dir"
+    path: str  # the file that was loaded
+    repo_id: str = ""  # the Hub repo, when there is one
+    revision: str = ""  # the commit the file came from, when known (else the pinned revision)
+    filename: str = WEIGHTS_NAME
+    tag: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def __getitem__(self, key: str) -> Any:
+        """Deprecated: read the attributes (`weights.sha256`); dict access goes away in the next release."""
+        import warnings
+
+        warnings.warn("model.zoo_weights[key] is deprecated: use the attribute, e.g. model.zoo_weights.sha256",
+                      DeprecationWarning, stacklevel=2)
+        return getattr(self, key)
+
+
+# --------------------------------------------------------------------------------------------
+# Bundled release folders
+# --------------------------------------------------------------------------------------------
+def bundled_cards_dirs() -> list[Path]:
+    """The folder that holds the bundled release folders `<arch>.<tag>/` (a list: empty or one).
+
+    `ZOO_CARDS_DIR` replaces it. Otherwise `zoo/cards/` of an installed wheel (pyproject.toml maps
+    `cards/` there), or `cards/` beside `zoo/` in a source checkout or an editable install.
+    """
+    env = os.environ.get("ZOO_CARDS_DIR")
+    if env:
+        return [Path(env).expanduser()]
+    package = Path(__file__).resolve().parent
+    installed, checkout = package / "cards", package.parent / "cards"
+    if installed.is_dir():
+        return [installed]
+    if (package.parent / "pyproject.toml").is_file() and checkout.is_dir():
+        return [checkout]
+    return []
+
+
+def release_dir(arch: str, tag: str) -> Path | None:
+    """The bundled release folder of `arch.tag`, or None."""
+    for root in bundled_cards_dirs():
+        folder = root / f"{arch}.{tag}"
+        if folder.is_dir():
+            return folder
+    return None
+
+
+# --------------------------------------------------------------------------------------------
+# Hashes
+# --------------------------------------------------------------------------------------------
+def check_sha256(path: Path, expected: str, where: str) -> str:
+    """Raise `WeightsError` unless `path` hashes to `expected`; returns the hash."""
+    if not expected or len(expected) != 64:
+        raise WeightsError(f"{where}: no valid sha256 to check {path.name} against (got {expected!r}); refusing to load unverified weights")
+    actual = sha256_file(path)
+    if actual != expected.lower():
+        size = path.stat().st_size
+        raise WeightsError(
+            f"{where}: sha256 mismatch for {path.name} ({size} bytes): expected {expected.lower()}, got {actual}. "
+            "The file is corrupt, truncated or was tampered with; it was not loaded"
+        )
+    return actual
+
+
+def state_sha256(model: Any) -> str:
+    """sha256 of a model's tensors serialised as safetensors without metadata.
+
+    Names weights that exist only in memory (a model the zoo did not load); `zoo train`'s
+    release check compares it with the file it wrote."""
+    from safetensors.torch import save
+
+    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    return hashlib.sha256(save(state)).hexdigest()
+
+
+# --------------------------------------------------------------------------------------------
+# config.json
+# --------------------------------------------------------------------------------------------
+def _plugin_package(plugin: str) -> str:
+    """The distribution that provides entry point `plugin` in group `zoo`, or ""."""
+    from importlib import metadata
+
+    for ep in metadata.entry_points(group="zoo"):
+        if ep.name == plugin and getattr(ep, "dist", None) is not None:
+            return ep.dist.name
+    return ""
+
+
+def model_config(model: Any, *, sha256: str = "", tag: str | None = None, dataset: str | None = None) -> dict[str, Any]:
+    """The `config.json` of a model built by `zoo.create` or `zoo.load`."""
+    name = getattr(model, "zoo_name", None)
+    config = getattr(model, "zoo_config", None)
+    if not name or config is None:
+        raise ValueError(
+            f"save_pretrained needs a model built by zoo.create or zoo.load (it reads model.zoo_name and "
+            f"model.zoo_config); got a {type(model).__name__} without them"
+        )
+    spec = get_spec(name)
+    data_spec = getattr(model, "data_spec", None) or spec.data_spec
+    n_params = sum(p.numel() for p in model.parameters()) if hasattr(model, "parameters") else None
+    try:
+        json.dumps(dict(config))
+    except TypeError as e:
+        raise ValueError(f"model.zoo_config of {name!r} must be JSON-serialisable to be saved: {e}") from None
+    return {
+        "zoo_format": CONFIG_FORMAT,
+        "architecture": name,
+        "config": dict(config),
+        "data_spec": data_spec.to_dict(),
+        "zoo_version": __version__,
+        "plugin": spec.plugin,
+        "plugin_package": _plugin_package(spec.plugin) if spec.plugin else "",
+        "tag": tag,
+        "dataset": dataset,
+        "weights": {"file": WEIGHTS_NAME, "format": "safetensors", "sha256": sha256, "num_parameters": n_params},
+    }
+
+
+def read_config(path: str | Path) -> dict[str, Any]:
+    """Read and check a release folder's `config.json` (a file or the folder holding it)."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / CONFIG_NAME
+    try:
+        cfg = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise WeightsError(f"no {CONFIG_NAME} in {path.parent}: expected a folder written by zoo.save_pretrained") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise WeightsError(f"{path} is not valid JSON: {e}") from None
+    if not isinstance(cfg, dict):
+        raise WeightsError(f"{path}: expected a JSON object, got {type(cfg).__name__}")
+    missing = [k for k in ("architecture", "config", "data_spec", "weights") if k not in cfg]
+    if missing:
+        raise WeightsError(f"{path} lacks {', '.join(missing)}: expected a config.json written by zoo.save_pretrained")
+    weights = cfg["weights"]
+    if not isinstance(weights, dict) or not weights.get("sha256") or not weights.get("file"):
+        raise WeightsError(f"{path}: 'weights' must give the file and its sha256, got {weights!r}")
+    if not isinstance(cfg["config"], dict):
+        raise WeightsError(f"{path}: 'config' must be an object of constructor arguments, got {cfg['config']!r}")
+    return cfg
+
+
+def local_files(folder: Path) -> tuple[dict[str, Any], LoadedWeights]:
+    """config.json and the verified weights file of a release folder on disk."""
+    if not folder.is_dir():
+        raise WeightsError(f"local-dir:{folder}: no such folder")
+    cfg = read_config(folder)
+    path = folder / cfg["weights"]["file"]
+    if not path.is_file():
+        raise WeightsError(f"local-dir:{folder}: config.json names weights {cfg['weights']['file']!r}, which is not there")
+    sha = check_sha256(path, cfg["weights"]["sha256"], f"local-dir:{folder}")
+    return cfg, LoadedWeights(sha, "local-dir", str(path), filename=path.name, tag=cfg.get("tag"))
+
+
+# --------------------------------------------------------------------------------------------
+# State dicts
+# --------------------------------------------------------------------------------------------
+def _read_safetensors(path: Path, where: str) -> dict[str, "torch.Tensor"]:
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    try:
+        return load_file(str(path), device="cpu")
+    except (SafetensorError, OSError, ValueError) as e:
+        raise WeightsError(f"{where}: {path.name} is not a readable safetensors file: {e}") from None
+
+
+def _mismatch_report(model: Any, tensors: Mapping[str, "torch.Tensor"]) -> str:
+    """'' when `tensors` fits `model.state_dict()` exactly, else a readable list of the differences."""
+    expected = model.state_dict()
+    missing = sorted(set(expected) - set(tensors))
+    unexpected = sorted(set(tensors) - set(expected))
+    shapes = sorted(
+        f"{k}: file {tuple(tensors[k].shape)}, model {tuple(expected[k].shape)}"
+        for k in set(expected) & set(tensors) if tuple(tensors[k].shape) != tuple(expected[k].shape)
+    )
+
+    def block(title: str, items: list[str]) -> str:
+        shown = "\n".join(f"    {i}" for i in items[:20])
+        more = f"\n    ... and {len(items) - 20} more" if len(items) > 20 else ""
+        return f"  {title} ({len(items)}):\n{shown}{more}" if items else ""
+
+    parts = [block("missing from the file", missing), block("unexpected in the file", unexpected), block("shape mismatches", shapes)]
+    return "\n".join(p for p in parts if p)
+
+
+def load_state_dict(model: Any, path: Path, where: str) -> None:
+    """Load `path` into `model` strictly; a mismatch raises `WeightsError` with the full report."""
+    tensors = _read_safetensors(path, where)
+    report = _mismatch_report(model, tensors)
+    if report:
+        raise WeightsError(f"{where}: the weights do not fit {type(model).__name__} (strict loading):\n{report}")
+    model.load_state_dict(tensors, strict=True)
+
+
+def save_weights(model: Any, folder: Path, *, tag: str | None = None, dataset: str | None = None) -> dict[str, Any]:
+    """Write `model.safetensors` and `config.json` (naming the file's sha256) into `folder`; returns the config."""
+    from safetensors.torch import save_file
+
+    cfg = model_config(model, tag=tag, dataset=dataset)  # checks the model before anything is written
+    folder.mkdir(parents=True, exist_ok=True)
+    # clone: tensors that share storage (tied weights) are saved as separate copies, so the file loads strictly
+    tensors = {k: v.detach().to("cpu").clone().contiguous() for k, v in model.state_dict().items()}
+    weights_path = folder / WEIGHTS_NAME
+    with atomic_write(weights_path) as tmp:
+        # One metadata key only: safetensors writes metadata in hash-map order, so a second key would
+        # make the same weights hash differently from one process to the next (config.json says the rest).
+        save_file(tensors, str(tmp), metadata={"format": "pt"})
+    cfg["weights"]["sha256"] = sha256_file(weights_path)
+    (folder / CONFIG_NAME).write_text(json.dumps(cfg, indent=2, sort_keys=False) + "\n")
+    return cfg
