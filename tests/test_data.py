@@ -500,3 +500,14 @@ def test_cli_data_prepare_and_errors(tmp_path, data_dir):
         assert files_under(data_dir) == [f"tiny-amat/{s}.npz" for s in ("test", "train", "valid")]
         result = CliRunner().invoke(cli, ["data", "prepare", "tiny-amatt"])
         assert result.exit_code == 1 and "did you mean tiny-amat" in result.output
+
+
+def test_default_dataset_prefers_what_it_is_told_then_the_one_that_fits():
+    binary = zoo.DataSpec(1, 28, 28, 2)
+    assert zd.default_dataset(binary, ["", "mnist"]) == "mnist"  # the first non-empty preference
+    assert zd.default_dataset(zoo.DataSpec(3, 32, 32, 256)) == "cifar10"  # the one dataset of that shape
+    with pytest.raises(zoo.ZooError, match="binarized-mnist, binarized-mnist-amat"):
+        zd.default_dataset(binary)  # two datasets fit: the caller must choose
+    assert zd.default_dataset(binary, split="test") == "binarized-mnist"  # of those, only its test split ships
+    with pytest.raises(zoo.ZooError, match="none"):
+        zd.default_dataset(zoo.DataSpec(2, 5, 5, 3))

@@ -483,3 +483,17 @@ def test_torchrun_zoo_eval_cli_equals_single_process(tmp_path):
     s = EvalResult.from_dict(json.loads(single.stdout)[0])
     assert d.provenance["world_size"] == 2
     assert d.values() == s.values() and d["fid"].value > 0
+
+
+def test_the_dataset_defaults_to_the_weights_then_to_the_one_that_fits(fake_host):
+    """No dataset named: a release is scored on the dataset its weights were trained on; a model
+    object of no release on the one registered dataset of its image shape whose split is ready; where
+    several fit, a clear error."""
+    from zoo_independent.model import IndependentPixels
+
+    r = zoo.evaluate("pixelrnn-row.binarized-mnist", limit=8)
+    assert r.provenance["dataset"] == "binarized-mnist"
+    with pytest.raises(ZooError, match="which dataset.*binarized-mnist, binarized-mnist-amat, fake-bin"):
+        zoo.evaluate(IndependentPixels(), limit=8)  # fake-bin's test split is ready too
+    with use_plugins({}):  # the built-in datasets only: binarized-mnist's test split ships
+        assert zoo.evaluate(IndependentPixels(), limit=8).provenance["dataset"] == "binarized-mnist"

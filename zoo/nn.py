@@ -48,6 +48,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .util import is_int
+
 __all__ = ["colour_groups", "causal_mask", "MaskedConv2d", "MASK_TYPES", "scale_input", "check_int"]
 
 MASK_TYPES = ("A", "B")
@@ -60,14 +62,14 @@ def scale_input(x: torch.Tensor, levels: int, dtype: torch.dtype = torch.float32
 
 def check_int(name: str, value: object, minimum: int = 1) -> int:
     """`value` if it is an int (not a bool) of at least `minimum`; else ValueError naming `name`."""
-    if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
+    if not is_int(value) or value < minimum:
         wanted = "a positive int" if minimum == 1 else f"an int >= {minimum}"
         raise ValueError(f"{name} must be {wanted}, got {value!r}")
     return value
 
 
 def _pair(k: int | tuple[int, int], name: str) -> tuple[int, int]:
-    if isinstance(k, int) and not isinstance(k, bool):
+    if is_int(k):
         k = (k, k)
     if not (isinstance(k, tuple) and len(k) == 2 and all(isinstance(v, int) and v >= 1 for v in k)):
         raise ValueError(f"{name} must be a positive int or a pair of them, got {k!r}")

@@ -59,6 +59,7 @@ from typing import Any, Callable, Iterator, Protocol
 import torch
 
 from .protocols import DataSpec
+from .util import is_positive_int
 
 __all__ = ["sample", "sample_naive", "sample_fast", "draw_uniforms", "prepare_completion", "choose",
            "has_fast_sampler", "after_first_subpixels", "check_sample_args", "SampleMethod", "IncrementalSteps"]
@@ -270,7 +271,7 @@ def sample_fast(model: Any, u: torch.Tensor, *, temperature: float = 1.0, known:
 
 def check_sample_args(n: Any, temperature: Any) -> None:
     """The checks every sampler makes: `n` a positive int, `temperature` a number >= 0."""
-    if not isinstance(n, int) or isinstance(n, bool) or n < 1:
+    if not is_positive_int(n):
         raise ValueError(f"n must be a positive int, got {n!r}")
     if not isinstance(temperature, (int, float)) or isinstance(temperature, bool) or temperature < 0:
         raise ValueError(f"temperature must be a number >= 0, got {temperature!r}")

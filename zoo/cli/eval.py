@@ -10,11 +10,17 @@ from pathlib import Path
 import click
 
 
-def _names_for_all(dataset: str) -> list[str]:
-    """Every registered model with weights released for `dataset`, as `arch.tag` (the leaderboard's rows)."""
+def _names_for_all(dataset: str | None) -> tuple[str, list[str]]:
+    """The dataset and every registered model with weights released for it, as `arch.tag` (the
+    leaderboard's rows). Without `dataset`: the one dataset that has released weights."""
     from ..eval.harness import get_dataset
     from ..plugins import get_registry
 
+    if dataset is None:
+        released = sorted({w.dataset for spec in get_registry().models.values() for w in spec.weights if w.dataset})
+        if len(released) != 1:
+            raise click.UsageError(f"--all: pass --dataset (weights are released for: {', '.join(released) or 'none'})")
+        dataset = released[0]
     ds = get_dataset(dataset)
     names = []
     for arch, spec in sorted(get_registry().models.items()):
@@ -26,7 +32,7 @@ def _names_for_all(dataset: str) -> list[str]:
                        f"(`zoo eval {arch} --dataset {ds.name}` scores a random init)", err=True)
     if not names:
         raise click.UsageError(f"no registered model has weights released for {ds.name}")
-    return names
+    return ds.name, names
 
 
 def _command(names: tuple[str, ...], all_models: bool, **options) -> str:
@@ -47,7 +53,9 @@ def _command(names: tuple[str, ...], all_models: bool, **options) -> str:
 @click.command("eval")
 @click.argument("names", nargs=-1)
 @click.option("--all", "all_models", is_flag=True, help="Every model with weights released for the dataset.")
-@click.option("--dataset", default="binarized-mnist", show_default=True)
+@click.option("--dataset", default=None,
+              help="Default: the dataset the model's weights were trained on, else the one whose images fit the "
+                   "model; with --all, the one dataset with released weights.")
 @click.option("--split", default="test", show_default=True)
 @click.option("--metrics", default="nll", show_default=True,
               help="Comma-separated: nll, fid, precision, recall, parzen, speed, any a plugin adds, or 'all'.")
@@ -86,11 +94,15 @@ def eval_cmd(names: tuple[str, ...], all_models: bool, dataset: str, split: str,
     group = init_from_env(device)
     try:
         main = group.main
-        todo = list(names) if names else _names_for_all(dataset)
+        asked = dataset  # the report's command repeats what was asked
+        if not names:
+            dataset, todo = _names_for_all(dataset)
+        else:
+            todo = list(names)
         results, failed = [], []
         for name in todo:
             if main and not as_json:
-                click.echo(f"evaluating {name} on {dataset}[{split}] ...", err=True)
+                click.echo(f"evaluating {name} on {dataset or 'its dataset'}[{split}] ...", err=True)
             try:
                 with warnings.catch_warnings(record=True) as caught:
                     warnings.simplefilter("always")
@@ -124,7 +136,7 @@ def eval_cmd(names: tuple[str, ...], all_models: bool, dataset: str, split: str,
             Path(out).write_text(payload + "\n")
         if report_dir and results:
             paths = write_report(results, report_dir, command=_command(
-                names, all_models, dataset=dataset, split=split, metrics=metrics, limit=limit,
+                names, all_models, dataset=asked, split=split, metrics=metrics, limit=limit,
                 samples=num_samples, batch_size=batch_size, seed=seed, device=device,
                 random_init=random_init, report=report_dir))
             click.echo(f"wrote {', '.join(str(p) for p in paths)}", err=True)

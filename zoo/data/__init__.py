@@ -25,7 +25,7 @@ import fnmatch
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
-from ..errors import UnknownNameError
+from ..errors import UnknownNameError, ZooError
 from ..protocols import DataSpec
 from ..util import did_you_mean
 from .cache import DataError, array_checksum, atomic_write, cache_dir, file_digest, progress_bar, read_arrays, save_arrays
@@ -35,7 +35,7 @@ if TYPE_CHECKING:  # pragma: no cover
     import torch
 
 __all__ = [
-    "Dataset", "CachedDataset", "DataError", "list_datasets", "get_dataset", "load_split", "cache_dir",
+    "Dataset", "CachedDataset", "DataError", "list_datasets", "get_dataset", "default_dataset", "load_split", "cache_dir",
     "array_checksum", "atomic_write", "file_digest", "save_arrays", "read_arrays", "progress_bar",
 ]
 
@@ -266,6 +266,25 @@ def get_dataset(name: "str | Dataset") -> Dataset:
             "`zoo data list` shows them)"
         )
     return datasets[name]
+
+
+def default_dataset(data_spec: DataSpec, preferred: Sequence[str] = (), split: str | None = None) -> str:
+    """The dataset to use when none is named: the first non-empty name in `preferred` (a recipe's
+    dataset, the datasets a model's weights were trained on), else the one registered dataset
+    whose images are `data_spec` (of several, the one whose `split` loads without a prepare step,
+    e.g. a test split that ships with its plugin); otherwise a ZooError that lists them."""
+    for name in preferred:
+        if name:
+            return name
+    datasets = _registered()
+    matching = sorted(n for n, d in datasets.items() if getattr(d, "data_spec", None) == data_spec)
+    if len(matching) > 1 and split is not None:
+        ready = [n for n in matching if split in datasets[n].splits and datasets[n].available(split)]
+        matching = ready if len(ready) == 1 else matching
+    if len(matching) == 1:
+        return matching[0]
+    raise ZooError(f"which dataset? pass --dataset (dataset= in Python); registered datasets with images "
+                   f"{data_spec}: {', '.join(matching) or 'none'}")
 
 
 def load_split(name: "str | Dataset", split: str) -> "tuple[torch.Tensor, torch.Tensor | None]":

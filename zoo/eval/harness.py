@@ -51,6 +51,12 @@ def get_dataset(name: str) -> Any:
     return _get(name)
 
 
+def default_dataset(data_spec: Any, preferred: list[str], split: str) -> str:
+    from ..data import default_dataset as _default
+
+    return _default(data_spec, preferred, split)
+
+
 def list_metrics() -> list[str]:
     from ..plugins import get_registry
 
@@ -248,9 +254,24 @@ def _versions() -> dict[str, str]:
     return {"zoo": __version__, "torch": torch.__version__, "python": platform.python_version()}
 
 
+def _trained_on(model_or_name: Any, model: Any) -> list[str]:
+    """The datasets of the released weights of a registered name (its tag's first, else all of its
+    weights'); empty for other names and for model objects of no registered architecture."""
+    from ..registry import get_spec, parse_name
+
+    name = model_or_name if isinstance(model_or_name, str) else getattr(model, "zoo_name", None)
+    if not name:
+        return []
+    parsed = parse_name(name)
+    if parsed.kind != "registry":
+        return []
+    weights = get_spec(parsed.arch).weights
+    return [w.dataset for w in weights if w.tag == parsed.tag] + [w.dataset for w in weights]
+
+
 def evaluate(
     model_or_name: Any,
-    dataset: str = "binarized-mnist",
+    dataset: Any = None,
     split: str = "test",
     metrics: str | Iterable[Any] | None = DEFAULT_METRICS,
     *,
@@ -287,13 +308,15 @@ def evaluate(
         raise ArgumentError(f"seed must be an int, got {seed!r}")
     t0 = time.perf_counter()
     metric_objs = resolve_metrics(metrics)
-    ds = get_dataset(dataset) if isinstance(dataset, str) else dataset
-    if split not in ds.splits:
-        raise ArgumentError(f"dataset {ds.name!r} has no split {split!r}; its splits: {', '.join(ds.splits)}")
     model, prov = resolve_model(model_or_name, device=device, random_init=random_init, seed=seed)
     spec = getattr(model, "data_spec", None)
     if spec is None:
         raise ArgumentError(f"{prov['model']}: expected a zoo model with a `data_spec`, got {type(model).__name__}")
+    if dataset is None:
+        dataset = default_dataset(spec, _trained_on(model_or_name, model), split)
+    ds = get_dataset(dataset) if isinstance(dataset, str) else dataset
+    if split not in ds.splits:
+        raise ArgumentError(f"dataset {ds.name!r} has no split {split!r}; its splits: {', '.join(ds.splits)}")
     if spec != ds.data_spec:
         raise ZooError(f"{prov['model']} models images of {spec}, but dataset {ds.name!r} has images of {ds.data_spec}; "
                        "pick a dataset that matches the model (or weights trained on it)")

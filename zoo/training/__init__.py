@@ -28,10 +28,7 @@ that used to live at `zoo.training` top level and moved to a module or to
 
 from __future__ import annotations
 
-import importlib
-import warnings
-from typing import Any
-
+from ..util import lazy_getattr
 from .checkpoint import load_checkpoint, save_checkpoint
 from .loop import train
 from .optim import build_optimizer, build_scheduler
@@ -60,11 +57,4 @@ _MOVED = {
     "validation_nll": "zoo.training.data", "is_conditional": "zoo.training.data",
 }
 
-
-def __getattr__(name: str) -> Any:
-    module = _MOVED.get(name)
-    if module is None:
-        raise AttributeError(f"module 'zoo.training' has no attribute {name!r}")
-    warnings.warn(f"zoo.training.{name} moved to {module}.{name}; the old path goes in the next release",
-                  DeprecationWarning, stacklevel=2)
-    return getattr(importlib.import_module(module), name)
+__getattr__ = lazy_getattr(__name__, {}, moved={name: f"{module}:{name}" for name, module in _MOVED.items()})

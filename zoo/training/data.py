@@ -12,6 +12,7 @@ from torch import nn
 from ..distributed import Dist
 from ..errors import ZooError
 from ..protocols import DataSpec
+from ..util import is_positive_int
 from .recipe import RecipeError
 
 __all__ = ["TrainData", "load_data", "is_conditional", "validation_nll"]
@@ -60,19 +61,9 @@ def load_data(dataset: Any, spec: Any, model: nn.Module, rec: Mapping[str, Any],
 
 
 def _default_dataset(spec: Any, recipe: Mapping[str, Any], data_spec: DataSpec) -> str:
-    if recipe["dataset"]:
-        return recipe["dataset"]
-    for w in spec.weights:
-        if w.dataset:
-            return w.dataset
-    from ..plugins import get_registry
+    from ..data import default_dataset
 
-    matching = sorted(n for n, d in get_registry().datasets.items() if getattr(d, "data_spec", None) == data_spec)
-    if len(matching) == 1:
-        return matching[0]
-    raise ZooError(
-        f"which dataset? pass --dataset; registered datasets with images {data_spec}: {', '.join(matching) or 'none'}"
-    )
+    return default_dataset(data_spec, [recipe["dataset"], *(w.dataset for w in spec.weights)])
 
 
 def _load_split(ds: Any, split: str, limit: int | None, data_spec: DataSpec) -> tuple[torch.Tensor, torch.Tensor | None]:
@@ -105,7 +96,7 @@ def is_conditional(model: Any) -> bool:
     """Whether the model takes class labels: the zoo's convention is a positive `num_classes`
     attribute and a keyword `y` on `logits`/`log_prob`/`loss`."""
     n = getattr(model, "num_classes", None)
-    return isinstance(n, int) and not isinstance(n, bool) and n > 0
+    return is_positive_int(n)
 
 
 def validation_nll(model: nn.Module, images: torch.Tensor, *, batch_size: int, device: torch.device,

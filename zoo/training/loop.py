@@ -24,6 +24,7 @@ from ..distributed import Dist, all_reduce_, barrier, finish, init_from_env, sha
 from ..errors import ZooError
 from ..factory import create
 from ..registry import get_spec, parse_name
+from ..util import is_positive_int
 from .checkpoint import save_checkpoint, state_dict_cpu
 from .data import load_data, redraw, validation_nll
 from .device import hardware, resolve_device
@@ -83,7 +84,7 @@ def train(
     """
     t_start = time.perf_counter()
     spec, trainer_cls, rec, recipe_name = _resolve(name, recipe, overrides, epochs=epochs, seed=seed)
-    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
+    if limit is not None and not is_positive_int(limit):
         raise ValueError(f"limit must be a positive int, got {limit!r}")
     dev = resolve_device(device, int(os.environ.get("LOCAL_RANK", "0")))
     d = init_from_env(dev.type)
