@@ -661,3 +661,18 @@ def test_card_metrics_are_read_from_the_bundled_eval_json(tmp_path, hf_env, regi
     (folder / "eval.json").write_text(other.to_json())
     with pytest.raises(ZooError, match="not measured on the folder's model.safetensors"):
         dict(zoo.CardMetrics("independent.t1"))
+
+
+def test_card_training_progress_from_the_validation_log():
+    from zoo.release.card import time_to_reach, training_progress
+
+    log = [{"kind": "valid", "epoch": 1, "nll": 92.0, "elapsed_s": 600.0},
+           {"kind": "valid", "epoch": 2, "nll": 88.5, "elapsed_s": 1260.0},
+           {"kind": "valid", "epoch": 3, "nll": 84.9, "elapsed_s": 3900.0},
+           {"kind": "valid", "epoch": 4, "nll": 85.2, "elapsed_s": 5400.0}]
+    assert time_to_reach(log, 90) == 1260.0 and time_to_reach(log, 85) == 3900.0 and time_to_reach(log, 80) is None
+    text = "\n".join(training_progress(log, "training_curve.png"))
+    assert "| 3 | 84.90 (best) | 1:05 h |" in text and "| 4 | 85.20 | 1:30 h |" in text
+    assert "Time to reach 90 nats: 0:21 h; 85 nats: 1:05 h; the best, 84.90 nats: 1:05 h (epoch 3)." in text
+    assert "![training curve](training_curve.png)" in text
+    assert training_progress([{"kind": "valid", "epoch": 1}]) == []  # a run without a likelihood: no section

@@ -14,7 +14,7 @@ A card is the `README.md` of a release folder (= a Hub model repo):
 from __future__ import annotations
 
 import json
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 from ..errors import UnknownNameError
 from ..registry import get_spec
@@ -105,11 +105,15 @@ def render_card(
     hardware: str | None = None,
     limitations: list[str] | None = None,
     training: Mapping[str, Any] | None = None,
+    validation: Sequence[Mapping[str, Any]] | None = None,
+    curve: str | None = None,
 ) -> str:
     """The model card (README.md) of a release, from its config.json and the harness's results.
 
     `training`: the run's summary (training.json: epochs, wall_time_s); with the registry's
-    published numbers it fills the card's comparison section."""
+    published numbers it fills the card's comparison section. `validation`: the run's
+    validation records (train_log.jsonl, `kind` "valid"), for the card's training progress;
+    `curve`: the file name of the training-curve picture beside the card."""
     arch = config["architecture"]
     try:
         spec = get_spec(arch)
@@ -161,6 +165,7 @@ def render_card(
         out += ["No recipe was recorded with these weights.", ""]
     if hardware:
         out += [f"Hardware and time: {hardware}", ""]
+    out += training_progress(validation or [], curve)
     if samples:
         out += ["## Samples", "", f"![samples from the model]({samples})", "",
                 "Drawn with `model.sample(n, generator=torch.Generator().manual_seed(0))`.", ""]
@@ -207,6 +212,43 @@ def render_card(
 
 
 HIGHER_IS_BETTER = ("precision", "recall", "parzen")
+MILESTONES = (90.0, 85.0)  # nats per image on the validation split: the card says when the run got there
+
+
+def _clock(seconds: float) -> str:
+    return f"{int(seconds // 3600)}:{int(seconds % 3600 // 60):02d} h"
+
+
+def time_to_reach(validation: Sequence[Mapping[str, Any]], nats: float) -> float | None:
+    """Training wall time (s) at the first validation at or below `nats`; None if never (or not timed)."""
+    for r in validation:
+        if r.get("nll") is not None and r["nll"] <= nats and r.get("elapsed_s") is not None:
+            return float(r["elapsed_s"])
+    return None
+
+
+def training_progress(validation: Sequence[Mapping[str, Any]], curve: str | None = None) -> list[str]:
+    """The card's "Training progress" section: the validation NLL after every epoch against the
+    training wall time (time spent validating included, writing releases between stages not), and
+    when the run first reached each milestone and its best. Empty without timed NLL records."""
+    rows = [r for r in validation if r.get("nll") is not None and r.get("elapsed_s") is not None]
+    if not rows:
+        return []
+    best = min(rows, key=lambda r: r["nll"])
+    out = ["## Training progress", "",
+           "Validation NLL (nats per image, EMA weights when the recipe keeps them) after each epoch, against the "
+           "run's training wall time on the hardware above:", "",
+           "| epoch | valid NLL | wall time |", "| --- | --- | --- |"]
+    out += [f"| {r['epoch']} | {r['nll']:.2f}{' (best)' if r is best else ''} | {_clock(r['elapsed_s'])} |" for r in rows]
+    reached = []
+    for nats in MILESTONES:
+        t = time_to_reach(rows, nats)
+        reached.append(f"{nats:.0f} nats: " + (_clock(t) if t is not None else "not reached"))
+    reached.append(f"the best, {best['nll']:.2f} nats: {_clock(best['elapsed_s'])} (epoch {best['epoch']})")
+    out += ["", "Time to reach " + "; ".join(reached) + ".", ""]
+    if curve:
+        out += [f"![training curve]({curve})", ""]
+    return out
 
 
 def _comparison(spec: Any, summary: EvalSummary, recipe: Mapping[str, Any] | None,

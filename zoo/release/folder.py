@@ -22,6 +22,8 @@ __all__ = ["save_pretrained", "render_release_card"]
 
 EVAL_NAME = "eval.json"
 TRAINING_NAME = "training.json"
+LOG_NAME = "train_log.jsonl"  # the run's log, copied into the release folder
+CURVE_NAME = "training_curve.png"
 
 
 def _write_samples(model: Any, samples: Any, path: Path) -> None:
@@ -116,8 +118,12 @@ def render_release_card(directory: str | Path, *, metrics: str | None = None, li
         if training.get("limit"):
             limitations = [f"trained on the first {training['limit']} images of the "
                            f"{training.get('recipe', {}).get('train_split', 'train')} split only (--limit)"]
+    log_path = folder / LOG_NAME
+    validation = [r for r in map(json.loads, log_path.read_text().splitlines()) if r.get("kind") == "valid"] \
+        if log_path.is_file() else None
     card = render_card(cfg, results, recipe=recipe, hardware=hardware, training=training, limitations=limitations,
-                       samples=SAMPLES_NAME if (folder / SAMPLES_NAME).is_file() else None)
+                       samples=SAMPLES_NAME if (folder / SAMPLES_NAME).is_file() else None, validation=validation,
+                       curve=CURVE_NAME if (folder / CURVE_NAME).is_file() else None)
     (folder / CARD_NAME).write_text(card)
     return folder / CARD_NAME
 

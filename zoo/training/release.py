@@ -17,6 +17,7 @@ from torch import nn
 
 from .. import __version__
 from ..factory import create
+from ..release.folder import CURVE_NAME
 from .checkpoint import load_checkpoint
 from .device import hardware
 from .log import read_jsonl, say
@@ -98,7 +99,7 @@ def write_release(folder: Path, model: nn.Module, run: Run, result: Any, samples
 
         save_grid(x, folder / "samples.png", model.data_spec.levels, scale=2)
     shutil.copyfile(run.log_path, folder / LOG)
-    plot_training_curves(read_jsonl(run.log_path), folder / "training_curve.png", title=f"{run.spec.name} on {ds.name}")
+    plot_training_curves(read_jsonl(run.log_path), folder / CURVE_NAME, title=f"{run.spec.name} on {ds.name}")
     (folder / "training.json").write_text(json.dumps(summary, indent=2) + "\n")
     if result is not None:  # the card as `zoo card` renders it from the folder (with the training command)
         from ..release import render_release_card
