@@ -371,6 +371,7 @@ def test_leaderboard_speed_columns_completions_and_overview(fake_host, fake_data
     d = r["speed"].details
     assert d["naive_timed_subpixels"] == NAIVE_SUBPIXELS  # 56 of 784 sub-pixels, extrapolated
     assert d["samples_per_s_naive"] > 0 and d["samples_per_s_fast"] > 0 and d["eval_images_per_s"] > 0
+    assert d["train_images_per_s"] > 0 and d["train_batch"] == zoo.info("pixelcnn").recipes["default"]["batch_size"]
     given, done = r.completions
     assert given.shape == done.shape == (8, 1, 28, 28)
     assert torch.equal(done[..., :14, :], given[..., :14, :])  # the upper half is kept
@@ -381,7 +382,7 @@ def test_leaderboard_speed_columns_completions_and_overview(fake_host, fake_data
     board = leaderboard_markdown([r], command="zoo eval --all --report out")
     header = board.splitlines()[4]
     assert header == ("| model | weights | nll (nats) | nll published | nll (bits/dim) | samples/s (fast) "
-                      "| samples/s (naive) | eval images/s |")
+                      "| samples/s (naive) | eval images/s | train images/s |")
     row = board.splitlines()[6].split(" | ")
     assert row[3] == "81.30" and row[4] == f"{r['nll'].details['bits_per_dim']:.4f}"
     assert f"nll published, `{r.model}`: a paper" in board, board
@@ -497,3 +498,27 @@ def test_the_dataset_defaults_to_the_weights_then_to_the_one_that_fits(fake_host
         zoo.evaluate(IndependentPixels(), limit=8)  # fake-bin's test split is ready too
     with use_plugins({}):  # the built-in datasets only: binarized-mnist's test split ships
         assert zoo.evaluate(IndependentPixels(), limit=8).provenance["dataset"] == "binarized-mnist"
+
+
+def test_train_time_reads_the_release_log(tmp_path):
+    """`train-time`: hours to 85 nats on validation, from the train_log.jsonl beside the loaded weights."""
+    import shutil
+
+    folder = tmp_path / "rel"
+    from zoo.weights import release_dir
+
+    shutil.copytree(release_dir("pixelrnn-row", "binarized-mnist"), folder)
+    log = [{"kind": "train", "epoch": 1, "step": 10, "loss": 99.0},
+           {"kind": "valid", "epoch": 1, "nll": 91.0, "elapsed_s": 1800.0},
+           {"kind": "valid", "epoch": 2, "nll": 86.0, "elapsed_s": 3600.0},
+           {"kind": "valid", "epoch": 3, "nll": 84.5, "elapsed_s": 7200.0}]
+    (folder / "train_log.jsonl").write_text("".join(json.dumps(r) + "\n" for r in log))
+    r = zoo.evaluate(f"local-dir:{folder}", metrics="train-time", limit=4)
+    assert r["train-time"].value == 2.0 and r["train-time"].unit == "h"
+    assert r["train-time"].details["hours_to_90"] == 1.0 and r["train-time"].details["best_valid_nll"] == 84.5
+    (folder / "train_log.jsonl").write_text("".join(json.dumps(r) + "\n" for r in log[:3]))
+    r = zoo.evaluate(f"local-dir:{folder}", metrics="train-time", limit=4)
+    assert r["train-time"].value is None and "not reached: best 86.00 after 1.0 h" in r["train-time"].note
+    (folder / "train_log.jsonl").unlink()
+    r = zoo.evaluate(f"local-dir:{folder}", metrics="train-time", limit=4)
+    assert r["train-time"].value is None and "no training log" in r["train-time"].note

@@ -664,7 +664,8 @@ def test_card_metrics_are_read_from_the_bundled_eval_json(tmp_path, hf_env, regi
 
 
 def test_card_training_progress_from_the_validation_log():
-    from zoo.release.card import time_to_reach, training_progress
+    from zoo.eval.trainlog import time_to_reach
+    from zoo.release.card import training_progress
 
     log = [{"kind": "valid", "epoch": 1, "nll": 92.0, "elapsed_s": 600.0},
            {"kind": "valid", "epoch": 2, "nll": 88.5, "elapsed_s": 1260.0},

@@ -10,7 +10,7 @@ from typing import Any
 
 from .metric import Metric, MetricValue
 
-__all__ = ["NLL", "FID", "Precision", "Recall", "Parzen", "Speed", "BUILTIN_METRICS"]
+__all__ = ["NLL", "FID", "Precision", "Recall", "Parzen", "Speed", "TrainTime", "BUILTIN_METRICS"]
 
 
 def _is_likelihood(model: Any) -> bool:
@@ -101,4 +101,20 @@ class Speed(Metric):
         return speed(ctx)
 
 
-BUILTIN_METRICS = (NLL, FID, Precision, Recall, Parzen, Speed)
+class TrainTime(Metric):
+    name = "train-time"
+    unit = "h"
+    summary = "hours of training to reach 85 nats on the validation split, from the release's train_log.jsonl"
+
+    def supports(self, model: Any) -> str | None:
+        from .trainlog import log_of
+
+        return None if log_of(model) is not None else "no training log beside the weights"
+
+    def compute(self, ctx: Any) -> MetricValue:
+        from .trainlog import train_time
+
+        return train_time(ctx)
+
+
+BUILTIN_METRICS = (NLL, FID, Precision, Recall, Parzen, Speed, TrainTime)

@@ -22,7 +22,10 @@ NOTES = (
                                      "images as samples."),
     (("parzen",), "parzen: Gaussian Parzen-window log-density (Goodfellow et al. 2014 protocol), a weak estimator; "
                   "not comparable with nll."),
-    (("speed",), "speed: timings of one run on the device above."),
+    (("speed",), "speed: timings of one run on the device above; train images/s: loss, backward and an Adam step "
+                 "at the model's recipe batch size."),
+    (("train-time",), "train-time: the release's training wall time to 85 nats on the validation split, from its "
+                      "train_log.jsonl, on the hardware its card names (not this run's)."),
 )
 
 
@@ -45,14 +48,16 @@ def _rate(x: Any) -> str:
 
 
 def _speed_cells(v: MetricValue | None) -> list[str]:
-    """samples/s fast (or a non-autoregressive model's own sampler, marked †), samples/s naive, eval images/s."""
+    """samples/s fast (or a non-autoregressive model's own sampler, marked †), samples/s naive, eval images/s,
+    train images/s."""
     if v is None:
-        return ["-", "-", "-"]
+        return ["-", "-", "-", "-"]
     d = v.details
     fast = _rate(d.get("samples_per_s_fast"))
     if d.get("samples_per_s_model") is not None:
         fast = _rate(d["samples_per_s_model"]) + " †"
-    return [fast, _rate(d.get("samples_per_s_naive")), _rate(d.get("eval_images_per_s"))]
+    return [fast, _rate(d.get("samples_per_s_naive")), _rate(d.get("eval_images_per_s")),
+            _rate(d.get("train_images_per_s"))]
 
 
 def _reference_cell(r: EvalResult, metric: str) -> str:
@@ -74,8 +79,8 @@ def leaderboard_markdown(results: Iterable[EvalResult], *, title: str | None = "
     for m in names:
         unit = next(r.metrics[m].unit for r in results if m in r.metrics)
         if m == "speed":
-            header += ["samples/s (fast)", "samples/s (naive)", "eval images/s"]
-            cells += [lambda r, i=i: _speed_cells(r.metrics.get("speed"))[i] for i in range(3)]
+            header += ["samples/s (fast)", "samples/s (naive)", "eval images/s", "train images/s"]
+            cells += [lambda r, i=i: _speed_cells(r.metrics.get("speed"))[i] for i in range(4)]
             continue
         header.append(f"{m} ({unit})" if unit else m)
         cells.append(lambda r, m=m: _cell(r.metrics.get(m)))

@@ -1,4 +1,4 @@
-"""`speed`: samples/s of the naive and the fast sampler, and eval (log_prob) images/s.
+"""`speed`: samples/s of the naive and the fast sampler, eval (log_prob) images/s and training images/s.
 
 Timings of this process on this machine: not reproducible, excluded from the
 "same seed, same numbers" promise, and under `torchrun` rank 0's are reported.
@@ -7,7 +7,10 @@ zoo's fast-sampler goal is stated at); eval on up to two batches of the split.
 The naive sampler runs one full forward pass per sub-pixel, every pass the same
 work, so it is timed on its first `NAIVE_SUBPIXELS` sub-pixels (the rest given
 as known) and extrapolated linearly to the whole image; `naive_timed_subpixels`
-in the details says on how many.
+in the details says on how many. Training is timed on a copy of the model (the
+scored weights are untouched): `loss`, backward and an Adam step on two batches of
+the split, after one untimed step, at the batch size of the model's default recipe
+(`train_batch`; 64 for a model of no registered architecture).
 """
 
 from __future__ import annotations
@@ -44,6 +47,36 @@ def _time(fn) -> float:
     return time.perf_counter() - t0
 
 
+def _recipe_batch(model) -> int:
+    from ..errors import UnknownNameError
+    from ..registry import get_spec
+
+    try:
+        return int(get_spec(model.zoo_name).recipes.get("default", {}).get("batch_size", 64))
+    except (AttributeError, UnknownNameError, TypeError):
+        return 64
+
+
+def _train_images_per_s(model, ctx, batch: int) -> float:
+    """Images/s of training steps (loss, backward, Adam) on a copy of `model`, on batches of the split."""
+    import copy
+
+    x = ctx.split_images()
+    x = x.repeat((2 * batch + len(x) - 1) // len(x), 1, 1, 1)[: 2 * batch].to(ctx.device).long()
+    twin = copy.deepcopy(model).train()
+    opt = torch.optim.Adam(twin.parameters(), lr=1e-4)
+
+    def step(b: torch.Tensor) -> None:
+        opt.zero_grad(set_to_none=True)
+        twin.loss(b).backward()
+        opt.step()
+
+    with torch.enable_grad():
+        step(x[:batch])  # warm-up
+        dt = _time(lambda: [step(x[i:i + batch]) for i in (0, batch)])
+    return 2 * batch / dt
+
+
 def speed(ctx) -> MetricValue:
     from ..sampling import has_fast_sampler, sample
 
@@ -69,6 +102,9 @@ def speed(ctx) -> MetricValue:
         model.log_prob(batches[0])  # warm-up
         dt = _time(lambda: [model.log_prob(b) for b in batches])
         details["eval_images_per_s"] = x.shape[0] / dt
+    if callable(getattr(model, "loss", None)):
+        details["train_batch"] = _recipe_batch(model)
+        details["train_images_per_s"] = _train_images_per_s(model, ctx, details["train_batch"])
     if best is None:
         return MetricValue("speed", details["eval_images_per_s"], "images/s", None, details, "eval only: not a sampler")
     return MetricValue("speed", best, "samples/s", None, details)

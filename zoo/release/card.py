@@ -18,6 +18,7 @@ from typing import Any, Mapping, Sequence
 
 from ..errors import UnknownNameError
 from ..registry import get_spec
+from ..eval.trainlog import MILESTONES, time_to_reach
 from .summary import EvalSummary, fmt, summarize, verifiable
 
 __all__ = ["default_limitations", "front_matter", "render_card"]
@@ -212,19 +213,10 @@ def render_card(
 
 
 HIGHER_IS_BETTER = ("precision", "recall", "parzen")
-MILESTONES = (90.0, 85.0)  # nats per image on the validation split: the card says when the run got there
 
 
 def _clock(seconds: float) -> str:
     return f"{int(seconds // 3600)}:{int(seconds % 3600 // 60):02d} h"
-
-
-def time_to_reach(validation: Sequence[Mapping[str, Any]], nats: float) -> float | None:
-    """Training wall time (s) at the first validation at or below `nats`; None if never (or not timed)."""
-    for r in validation:
-        if r.get("nll") is not None and r["nll"] <= nats and r.get("elapsed_s") is not None:
-            return float(r["elapsed_s"])
-    return None
 
 
 def training_progress(validation: Sequence[Mapping[str, Any]], curve: str | None = None) -> list[str]:

@@ -16,13 +16,13 @@ from typing import Any, Mapping
 from ..errors import ZooError
 from ..util import is_int, sha256_file
 from ..weights import CARD_NAME, CONFIG_NAME, SAMPLES_NAME, WEIGHTS_NAME, read_config, save_weights, state_sha256
+from ..eval.trainlog import LOG_NAME, validation_records
 from .card import render_card
 
 __all__ = ["save_pretrained", "render_release_card"]
 
 EVAL_NAME = "eval.json"
 TRAINING_NAME = "training.json"
-LOG_NAME = "train_log.jsonl"  # the run's log, copied into the release folder
 CURVE_NAME = "training_curve.png"
 
 
@@ -119,8 +119,7 @@ def render_release_card(directory: str | Path, *, metrics: str | None = None, li
             limitations = [f"trained on the first {training['limit']} images of the "
                            f"{training.get('recipe', {}).get('train_split', 'train')} split only (--limit)"]
     log_path = folder / LOG_NAME
-    validation = [r for r in map(json.loads, log_path.read_text().splitlines()) if r.get("kind") == "valid"] \
-        if log_path.is_file() else None
+    validation = validation_records(log_path) if log_path.is_file() else None
     card = render_card(cfg, results, recipe=recipe, hardware=hardware, training=training, limitations=limitations,
                        samples=SAMPLES_NAME if (folder / SAMPLES_NAME).is_file() else None, validation=validation,
                        curve=CURVE_NAME if (folder / CURVE_NAME).is_file() else None)
