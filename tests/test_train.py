@@ -484,6 +484,27 @@ def test_resume_with_more_epochs_continues(toy, tmp_path):
     assert _training_commands({**summary, "stages": None}) == "`zoo train toy --dataset d --epochs 2`"
 
 
+def test_a_resume_on_other_hardware_is_a_stage_of_its_own(toy, tmp_path):
+    """Same epochs, other threads: the card must not say the whole run used the first stage's hardware."""
+    from zoo.training.device import hardware
+
+    saved = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        with pytest.raises(KeyboardInterrupt):
+            quick(tmp_path / "run", callbacks=[_interrupt_at("step", 8)])
+        torch.set_num_threads(2)
+        quick(tmp_path / "run", resume=True)
+        two = hardware(torch.device("cpu"), 1)
+        torch.set_num_threads(1)
+        one = hardware(torch.device("cpu"), 1)
+    finally:
+        torch.set_num_threads(saved)
+    stages = load_checkpoint(tmp_path / "run" / CHECKPOINT)[1]["stages"]
+    assert one != two and stages == [{"epochs": 2, "from_epoch": 0, "from_step": 0, "hardware": one},
+                                     {"epochs": 2, "from_epoch": 1, "from_step": 8, "hardware": two}]
+
+
 def test_interrupt_writes_a_checkpoint_and_refuses_to_clobber_it(toy, tmp_path):
     out = tmp_path / "run"
     with pytest.raises(KeyboardInterrupt):

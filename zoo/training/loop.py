@@ -153,9 +153,10 @@ def _start_or_resume(run: Run, resume: bool) -> None:
             raise ZooError(f"--resume: no checkpoint at {run.ckpt_path}")
         run.state = restore_run(run)
     st = run.state
-    if not st.stages or st.stages[-1]["epochs"] != run.rec["epochs"]:
-        st.stages.append({"epochs": run.rec["epochs"], "from_epoch": st.epoch, "from_step": st.step,
-                          "hardware": hardware(run.dev, run.d.world)})
+    # a new stage when the epochs change, or when a resume runs on other hardware (threads, devices)
+    here = hardware(run.dev, run.d.world)
+    if not st.stages or st.stages[-1]["epochs"] != run.rec["epochs"] or st.stages[-1].get("hardware") != here:
+        st.stages.append({"epochs": run.rec["epochs"], "from_epoch": st.epoch, "from_step": st.step, "hardware": here})
     if run.d.main:
         run.out_dir.mkdir(parents=True, exist_ok=True)
         if resume:
