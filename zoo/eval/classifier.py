@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
 import sys
 import time
 from pathlib import Path
@@ -33,7 +32,7 @@ from torch import nn
 from ..errors import WeightsError, ZooError
 from ..nn import scale_input
 from ..protocols import DataSpec
-from ..util import sha256_file
+from ..util import atomic_write, sha256_file
 
 __all__ = ["ReferenceClassifier", "load_reference", "weights_dir", "train", "accuracy", "DEFAULT_CONFIG"]
 
@@ -196,10 +195,8 @@ def train(dataset: str = "binarized-mnist", *, epochs: int = 8, batch_size: int 
     out = Path(out) if out is not None else weights_dir(dataset)
     out.mkdir(parents=True, exist_ok=True)
     w_path = out / "model.safetensors"
-    tmp = out / ".model.safetensors.tmp"
-    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, tmp)
-    os.replace(tmp, w_path)
-    os.chmod(w_path, 0o644)
+    with atomic_write(w_path) as tmp:
+        save_file({k: v.contiguous() for k, v in model.state_dict().items()}, tmp)
     meta = {
         "architecture": "zoo.eval.classifier:ReferenceClassifier (timm.models.resnet.ResNet, BasicBlock)",
         "config": config,

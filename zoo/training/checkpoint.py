@@ -11,8 +11,6 @@ restore a process's random streams for an exact resume.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -21,6 +19,7 @@ from torch import nn
 
 from ..distributed import Dist, all_gather_object
 from ..errors import ZooError
+from ..util import atomic_write
 
 __all__ = ["flatten_state", "unflatten_state", "save_checkpoint", "load_checkpoint", "prefixed", "state_dict_cpu",
            "rng_state", "set_rng_state", "gather_rng"]
@@ -72,27 +71,14 @@ def unflatten_state(skeleton: Any, tensors: Mapping[str, torch.Tensor]) -> Any:
     return skeleton
 
 
-def _atomic_replace(tmp: Path, path: Path) -> None:
-    with open(tmp, "rb") as f:
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-
-
 def save_checkpoint(path: str | Path, tensors: Mapping[str, torch.Tensor], meta: Mapping[str, Any]) -> Path:
     """Write tensors and JSON `meta` into one safetensors file, atomically (temp file + rename)."""
     from safetensors.torch import save_file
 
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
+    with atomic_write(path) as tmp:
         save_file({k: v.detach().to("cpu").contiguous() for k, v in tensors.items()}, tmp,
                   metadata={"zoo_checkpoint": json.dumps(meta, sort_keys=True)})
-        _atomic_replace(Path(tmp), path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
     return path
 
 

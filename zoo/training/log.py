@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import json
-import os
 import sys
 import time
 from pathlib import Path
 from typing import Any, Mapping
+
+from ..util import atomic_write
 
 __all__ = ["write_jsonl", "read_jsonl", "truncate_log", "MetricsWindow", "progress_bar", "say", "note"]
 
@@ -28,9 +29,8 @@ def read_jsonl(path: Path) -> list[dict[str, Any]]:
 def truncate_log(path: Path, step: int) -> None:
     """Keep only the records up to the checkpoint's step (a crash may have logged past it)."""
     records = [r for r in read_jsonl(path) if r.get("step", 0) <= step]
-    tmp = path.with_suffix(".jsonl.tmp")
-    tmp.write_text("".join(json.dumps(r) + "\n" for r in records))
-    os.replace(tmp, path)
+    with atomic_write(path) as tmp:
+        tmp.write_text("".join(json.dumps(r) + "\n" for r in records))
 
 
 class MetricsWindow:

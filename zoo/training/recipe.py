@@ -8,10 +8,10 @@ wrong types and out-of-range values raise `RecipeError`.
 
 from __future__ import annotations
 
-import difflib
 from typing import Any, Mapping
 
 from ..errors import UnknownNameError, ZooError
+from ..util import did_you_mean
 
 __all__ = ["RECIPE_SCHEMA", "LOOP_KEYS", "OPTIMIZERS", "SCHEDULES", "PRECISIONS", "RecipeError", "recipe_keys",
            "resolve_recipe", "split_overrides"]
@@ -51,11 +51,6 @@ PRECISIONS = ("fp32", "bf16")
 
 class RecipeError(ZooError, ValueError):
     """A recipe has an unknown key or a value of the wrong type or range."""
-
-
-def _did_you_mean(word: str, known: list[str], *, cutoff: float) -> str:
-    close = difflib.get_close_matches(word, known, n=3, cutoff=cutoff)
-    return f"; did you mean {', '.join(close)}?" if close else ""
 
 
 def recipe_keys(extra: Mapping[str, Any] | None = None) -> list[str]:
@@ -144,7 +139,7 @@ def resolve_recipe(
             chosen: Mapping[str, Any] = {}
         elif recipe not in recipes:
             names = list(recipes) or ["default"]
-            hint = _did_you_mean(recipe, names, cutoff=0.5)
+            hint = did_you_mean(recipe, names)
             raise UnknownNameError(f"{spec.name} has no recipe {recipe!r}{hint} (recipes: {', '.join(names)})")
         else:
             chosen = recipes[recipe]
@@ -159,7 +154,7 @@ def resolve_recipe(
             if key in LOOP_KEYS:
                 raise RecipeError(f"{source}: {key!r} is computed by the training loop and cannot be set")
             if key not in defaults:
-                hint = _did_you_mean(key, list(defaults), cutoff=0.6)
+                hint = did_you_mean(key, list(defaults))
                 raise RecipeError(f"{source}: unknown recipe key {key!r}{hint} (known: {', '.join(sorted(defaults))})")
             out[key] = _check_type(key, value, defaults[key], source)
     _check_ranges(out, where)
