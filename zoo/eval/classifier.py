@@ -277,8 +277,8 @@ from the shipped weights.
 
 ## Limitations
 
-Trained on one fixed stochastic binarization of MNIST: its features measure
-distance between binarized digits, and FIDs in this space are comparable only
+Trained on the `train` split of `{meta['dataset']}` only: its features measure
+distance between images like those, and FIDs in this space are comparable only
 within the zoo, not with Inception-based FIDs.
 """
 
