@@ -623,6 +623,11 @@ def test_cli_train(toy, tmp_path, cli_runner):
     assert again.exit_code != 0 and "--resume" in again.output
     bad = cli_runner("train", "tiny-dropout", "--set", "lr=-1", "--out", str(tmp_path / "b"), "--quiet")
     assert bad.exit_code != 0 and "'lr' must be > 0" in bad.output
+    # a resumed run's messages go to stderr: with --json, stdout is the summary alone
+    more = cli_runner("train", "tiny-dropout", "--dataset", "toy", "--epochs", "2", "--out", str(out), "--resume",
+                      "--no-eval", "--samples", "0", "--quiet", "--set", "lr=0.1", "--set", "model.p=0.25", "--json")
+    assert more.exit_code == 0, more.output
+    assert json.loads(more.stdout)["steps"] == 12 and "resuming a 1-epoch run with epochs=2" in more.stderr
 
 
 # -- DistributedDataParallel ------------------------------------------------------------------------------------

@@ -66,10 +66,10 @@ def progress_bar(**kwargs: Any) -> Any:
 
 
 def say(msg: str) -> None:
-    """A line of progress on stdout that does not break the bar."""
+    """A line of progress on stderr, beside the bar (stdout stays for results: `zoo train --json`)."""
     from tqdm.auto import tqdm
 
-    tqdm.write(msg)
+    tqdm.write(msg, file=sys.stderr)
 
 
 def note(msg: str) -> None:

@@ -68,7 +68,8 @@ def restore_run(run: Run) -> Progress:
     _check_identity(run, meta.get("identity", {}))
     rec = run.rec
     if meta["epochs"] != rec["epochs"] and run.d.main:
-        more = "" if rec["lr_schedule"] == "constant" else f"; the {rec['lr_schedule']} schedule now spans {rec['epochs']} epochs"
+        # only the cosine schedule depends on the run's length; constant and per-epoch decay do not
+        more = f"; the cosine schedule now spans {rec['epochs']} epochs" if rec["lr_schedule"] == "cosine" else ""
         say(f"resuming a {meta['epochs']}-epoch run with epochs={rec['epochs']}{more}")
     run.model.load_state_dict(prefixed(tensors, "model/"), strict=True)
     if run.ema is not None:
