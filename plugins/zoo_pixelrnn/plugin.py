@@ -12,7 +12,7 @@ DIAG_BINARIZED_MNIST = zoo.WeightsSpec(
     tag="binarized-mnist",
     hub_id="zoo-models/pixelrnn-diag.binarized-mnist",
     revision="main",  # not yet published: the Hub is out of reach from where it was trained
-    sha256="9fb5dfd0c7d107950716e03c2cca98a73b44edfffef3c5a0295f5afe35d8ffcf",
+    sha256="fa71610c5fb3e2e7deb74821ce2d2a2acfc18b23b688e10a438386df57352255",
     dataset="binarized-mnist",
     metrics=zoo.CardMetrics("pixelrnn-diag.binarized-mnist"),
 )
@@ -21,7 +21,7 @@ ROW_BINARIZED_MNIST = zoo.WeightsSpec(
     tag="binarized-mnist",
     hub_id="zoo-models/pixelrnn-row.binarized-mnist",
     revision="main",  # not yet published: the Hub is out of reach from where it was trained
-    sha256="c4d289fcc75e8ed2f1ed2f398e192aef01eef7ef5b59e6dc033e2ab803acde61",
+    sha256="08c8c4cafb9702e319894cddd35a274bd7402d2d6656b45f5248091ee4977d64",
     dataset="binarized-mnist",
     metrics=zoo.CardMetrics("pixelrnn-row.binarized-mnist"),
 )
