@@ -6,7 +6,6 @@ import pytest
 
 import zoo
 from zoo.plugins import PluginHost, ZooPluginWarning, use_plugins
-from zoo.errors import PluginConflictError
 from zoo.protocols import DataSpec
 
 
@@ -64,16 +63,24 @@ def test_a_plugin_that_registers_the_wrong_thing_fails_alone():
             assert "independent" in zoo.list_models()
 
 
-def test_two_plugins_claiming_one_name_is_an_error_naming_both():
-    with use_plugins({"first": _plugin("same"), "second": _plugin("same")}):
-        with pytest.raises(PluginConflictError, match="'same' is registered by plugins 'first' and 'second'"):
-            zoo.list_models()
+def test_two_plugins_claiming_one_name_keep_the_first_and_warn_naming_both():
+    with use_plugins({"first": _plugin("same"), "second": _plugin("same")}) as host:
+        with pytest.warns(ZooPluginWarning, match="plugin 'second' registers model name 'same', which plugin "
+                                                  "'first' already registered.*ZOO_DISABLE_PLUGINS=second"):
+            assert "same" in zoo.list_models()
+        assert zoo.info("same").plugin == "first"
+        info = {p.name: p for p in host.plugins()}
+    assert info["second"].skipped == ["model 'same' (already registered by 'first')"]
+    assert info["first"].registered["models"] == ["same"] and info["second"].registered["models"] == []
 
 
-def test_conflict_with_an_entry_point_plugin():
-    with use_plugins({"zz-copycat": _plugin("independent")}):
-        with pytest.raises(PluginConflictError, match="plugins 'independent' and 'zz-copycat'"):
-            zoo.list_models()
+def test_conflict_with_an_entry_point_plugin_keeps_the_built_in():
+    with use_plugins({"zz-copycat": _plugin("independent", "copycat-own")}):
+        with pytest.warns(ZooPluginWarning, match="plugin 'zz-copycat' registers model name 'independent'.*"
+                                                  "ZOO_DISABLE_PLUGINS=zz-copycat"):
+            names = zoo.list_models()
+        assert "independent" in names and "copycat-own" in names  # the rest of the newcomer still registers
+        assert zoo.info("independent").plugin == "independent"
 
 
 def test_deny_and_allow_lists():

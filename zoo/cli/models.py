@@ -80,7 +80,7 @@ def info_cmd(name: str, as_json: bool) -> None:
 @click.argument("name")
 @tiny_option
 @set_option
-@click.option("--trials", default=2, show_default=True, help="Random perturbation trials for causality.")
+@click.option("--trials", type=click.IntRange(min=1), default=2, show_default=True, help="Random perturbation trials for causality.")
 @click.option("--seed", default=0, show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def check_cmd(name: str, tiny: bool, overrides: tuple[str, ...], trials: int, seed: int, as_json: bool) -> None:
