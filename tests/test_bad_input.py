@@ -9,7 +9,6 @@ import math
 import os
 import sys
 import types
-from importlib import metadata
 
 import numpy as np
 import pytest
@@ -33,19 +32,11 @@ SAMPLERS = [n for n in zoo.list_models() if "sampler" in zoo.info(n).capabilitie
 
 # -- plugins ----------------------------------------------------------------------------------------------------
 @pytest.fixture
-def exiting_plugin(tmp_path, monkeypatch):
+def exiting_plugin(tmp_path, monkeypatch, add_entry_point):
     """An installed entry point `quitter` whose module calls sys.exit(3) at import."""
     (tmp_path / "zoo_quitter.py").write_text("import sys\nsys.exit(3)\n")
     monkeypatch.syspath_prepend(str(tmp_path))
-    real = metadata.entry_points
-
-    def entry_points(**kw):
-        eps = list(real(**kw))
-        if kw.get("group") == "zoo":
-            eps.append(metadata.EntryPoint("quitter", "zoo_quitter", "zoo"))
-        return eps
-
-    monkeypatch.setattr(metadata, "entry_points", entry_points)
+    add_entry_point("quitter", "zoo_quitter")
     yield
     sys.modules.pop("zoo_quitter", None)
 

@@ -92,19 +92,9 @@ def test_deny_and_allow_lists():
     assert all(i.status == "disabled" for n, i in host.info.items() if n != "independent")
 
 
-def test_broken_entry_point_is_skipped(monkeypatch):
+def test_broken_entry_point_is_skipped(add_entry_point):
     """An entry point whose module fails to import: a warning, the rest works."""
-    from importlib import metadata
-
-    real = metadata.entry_points
-
-    def entry_points(**kw):
-        eps = list(real(**kw))
-        if kw.get("group") == "zoo":
-            eps.append(metadata.EntryPoint("ghost", "zoo_no_such_module.plugin", "zoo"))
-        return eps
-
-    monkeypatch.setattr(metadata, "entry_points", entry_points)
+    add_entry_point("ghost", "zoo_no_such_module.plugin")
     with pytest.warns(ZooPluginWarning, match="'ghost' failed to import"):
         host = PluginHost()
     assert "independent" in host.registry.models

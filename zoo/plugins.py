@@ -90,7 +90,7 @@ def _check_entry(kind: str, obj: Any) -> str:
 
 # what a plugin may raise and still be contained: anything but an interrupt by the user
 # (a plugin calling sys.exit() at import must not end every zoo command)
-PLUGIN_FAULTS = (Exception, SystemExit, GeneratorExit)
+PLUGIN_FAULTS = (Exception, SystemExit)
 
 # the distribution that ships the built-in plugins; they register first and keep their names
 BUILTIN_DIST = "zoo"
