@@ -59,7 +59,6 @@ from typing import Any, Callable, Iterator, Protocol
 
 import torch
 
-from .errors import ArgumentError
 from .protocols import DataSpec
 from .util import is_positive_int
 
@@ -279,12 +278,12 @@ def sample_fast(model: Any, u: torch.Tensor, *, temperature: float = 1.0, known:
 
 def check_sample_args(n: Any, temperature: Any) -> None:
     """The checks every sampler makes: `n` a positive int, `temperature` a finite number >= 0
-    (nan and inf raise `ArgumentError`, a `ValueError`)."""
+    (nan and inf raise `ValueError` too)."""
     if not is_positive_int(n):
-        raise ArgumentError(f"n must be a positive int, got {n!r}")
+        raise ValueError(f"n must be a positive int, got {n!r}")
     if (not isinstance(temperature, (int, float)) or isinstance(temperature, bool)
             or not math.isfinite(temperature) or temperature < 0):
-        raise ArgumentError(f"temperature must be a finite number >= 0, got {temperature!r}")
+        raise ValueError(f"temperature must be a finite number >= 0, got {temperature!r}")
 
 
 def sample(
