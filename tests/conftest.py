@@ -55,6 +55,20 @@ def fresh_plugins():
 
 
 @pytest.fixture
+def add_entry_point(monkeypatch):
+    """`add_entry_point(name, value)`: one more entry point in group `zoo`, as if a package installed it."""
+    real = metadata.entry_points
+    added: list[metadata.EntryPoint] = []
+
+    def entry_points(**kw):
+        eps = list(real(**kw))
+        return eps + added if kw.get("group") == "zoo" else eps
+
+    monkeypatch.setattr(metadata, "entry_points", entry_points)
+    return lambda name, value: added.append(metadata.EntryPoint(name, value, "zoo"))
+
+
+@pytest.fixture
 def cli_runner():
     from click.testing import CliRunner
 

@@ -6,7 +6,6 @@ import pytest
 
 import zoo
 from zoo.plugins import PluginHost, ZooPluginWarning, use_plugins
-from zoo.errors import PluginConflictError
 from zoo.protocols import DataSpec
 
 
@@ -64,16 +63,24 @@ def test_a_plugin_that_registers_the_wrong_thing_fails_alone():
             assert "independent" in zoo.list_models()
 
 
-def test_two_plugins_claiming_one_name_is_an_error_naming_both():
-    with use_plugins({"first": _plugin("same"), "second": _plugin("same")}):
-        with pytest.raises(PluginConflictError, match="'same' is registered by plugins 'first' and 'second'"):
-            zoo.list_models()
+def test_two_plugins_claiming_one_name_keep_the_first_and_warn_naming_both():
+    with use_plugins({"first": _plugin("same"), "second": _plugin("same")}) as host:
+        with pytest.warns(ZooPluginWarning, match="plugin 'second' registers model name 'same', which plugin "
+                                                  "'first' already registered.*ZOO_DISABLE_PLUGINS=second"):
+            assert "same" in zoo.list_models()
+        assert zoo.info("same").plugin == "first"
+        info = {p.name: p for p in host.plugins()}
+    assert info["second"].skipped == ["model 'same' (already registered by 'first')"]
+    assert info["first"].registered["models"] == ["same"] and info["second"].registered["models"] == []
 
 
-def test_conflict_with_an_entry_point_plugin():
-    with use_plugins({"zz-copycat": _plugin("independent")}):
-        with pytest.raises(PluginConflictError, match="plugins 'independent' and 'zz-copycat'"):
-            zoo.list_models()
+def test_conflict_with_an_entry_point_plugin_keeps_the_built_in():
+    with use_plugins({"zz-copycat": _plugin("independent", "copycat-own")}):
+        with pytest.warns(ZooPluginWarning, match="plugin 'zz-copycat' registers model name 'independent'.*"
+                                                  "ZOO_DISABLE_PLUGINS=zz-copycat"):
+            names = zoo.list_models()
+        assert "independent" in names and "copycat-own" in names  # the rest of the newcomer still registers
+        assert zoo.info("independent").plugin == "independent"
 
 
 def test_deny_and_allow_lists():
@@ -85,19 +92,9 @@ def test_deny_and_allow_lists():
     assert all(i.status == "disabled" for n, i in host.info.items() if n != "independent")
 
 
-def test_broken_entry_point_is_skipped(monkeypatch):
+def test_broken_entry_point_is_skipped(add_entry_point):
     """An entry point whose module fails to import: a warning, the rest works."""
-    from importlib import metadata
-
-    real = metadata.entry_points
-
-    def entry_points(**kw):
-        eps = list(real(**kw))
-        if kw.get("group") == "zoo":
-            eps.append(metadata.EntryPoint("ghost", "zoo_no_such_module.plugin", "zoo"))
-        return eps
-
-    monkeypatch.setattr(metadata, "entry_points", entry_points)
+    add_entry_point("ghost", "zoo_no_such_module.plugin")
     with pytest.warns(ZooPluginWarning, match="'ghost' failed to import"):
         host = PluginHost()
     assert "independent" in host.registry.models

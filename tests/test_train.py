@@ -754,3 +754,82 @@ def test_resuming_without_a_dataset_checksum_says_so(toy, tmp_path, capsys):
     quick(tmp_path / "checked", epochs=1)
     quick(tmp_path / "checked", epochs=2, resume=True)
     assert "no checksum" not in capsys.readouterr().err
+
+
+# -- bad input on --resume (issue 18) ---------------------------------------------------------------------------
+def test_resuming_a_finished_run_with_fewer_epochs_is_refused(toy, tmp_path):
+    out = tmp_path / "run"
+    quick(out, epochs=2)
+    before = {p.name: p.read_bytes() for p in (out / "release").iterdir() if p.is_file()}
+    ckpt = (out / CHECKPOINT).read_bytes()
+    with pytest.raises(ZooError, match=r"cannot resume from .*: it has done 2 epochs already, so epochs=1 would "
+                                       "train nothing"):
+        quick(out, epochs=1, resume=True)
+    assert (out / CHECKPOINT).read_bytes() == ckpt  # no bogus stage in the checkpoint
+    assert {p.name: p.read_bytes() for p in (out / "release").iterdir() if p.is_file()} == before  # nor in the card
+
+
+def _damage(path, *, meta=None, drop=(), reshape=(), raw_meta=None):
+    """Rewrite checkpoint `path`: its metadata changed by `meta` (a function), tensors dropped or reshaped."""
+    from safetensors.torch import save_file
+
+    tensors, m = load_checkpoint(path)
+    if meta is not None:
+        meta(m)
+    tensors = {k: v for k, v in tensors.items() if not any(k.startswith(p) for p in drop)}
+    for k in reshape:
+        tensors[k] = torch.cat([tensors[k].flatten(), tensors[k].flatten()[:1]])
+    save_file(tensors, str(path), metadata={"zoo_checkpoint": raw_meta if raw_meta is not None else json.dumps(m)})
+
+
+DAMAGED_CHECKPOINTS = {
+    "metadata not JSON": (dict(raw_meta="{not json"), "metadata is not JSON"),
+    "metadata deeply nested": (dict(raw_meta="[" * 100_000 + "]" * 100_000), "not JSON|JSON list"),
+    "metadata a list": (dict(raw_meta="[1, 2]"), "metadata is a JSON list"),
+    "epoch missing": (dict(meta=lambda m: m.pop("epoch")), "lacks 'epoch'"),
+    "epoch a string": (dict(meta=lambda m: m.update(epoch="1")), "'epoch' must be an int >= 0, got '1'"),
+    "epoch negative": (dict(meta=lambda m: m.update(epoch=-5)), "'epoch' must be an int >= 0, got -5"),
+    "epoch beyond epochs": (dict(meta=lambda m: m.update(epoch=7)), "epoch 7 of a 2-epoch run"),
+    "step a float": (dict(meta=lambda m: m.update(step=1.5)), "'step' must be an int"),
+    "step_in_epoch past the epoch": (dict(meta=lambda m: m.update(step_in_epoch=99)), "step 99 within an epoch of 6"),
+    "epochs zero": (dict(meta=lambda m: m.update(epochs=0)), "'epochs' must be an int >= 1"),
+    "best_nll a string": (dict(meta=lambda m: m.update(best_nll="low")), "'best_nll' must be a number"),
+    "identity missing": (dict(meta=lambda m: m.pop("identity")), "lacks 'identity'"),
+    "trainer state missing": (dict(meta=lambda m: m.pop("trainer_state")), "lacks 'trainer_state'"),
+    "a model tensor missing": (dict(drop=("model/",)), "model weights do not fit the model \\(missing .*table"),
+    "a model tensor reshaped": (dict(reshape=("model/table",)), "model weights do not fit the model \\(reshaped table"),
+    "EMA weights missing": (dict(drop=("ema/",)), "no EMA weights"),
+    "optimizer tensors missing": (dict(drop=("trainer/",)), "missing entry"),
+    "RNG state missing": (dict(drop=("rng/",)), "no RNG state for rank 0"),
+}
+
+
+@pytest.mark.parametrize("case", list(DAMAGED_CHECKPOINTS))
+def test_a_damaged_checkpoint_is_one_cannot_resume_error(case, toy, tmp_path):
+    out = tmp_path / "run"
+    with pytest.raises(KeyboardInterrupt):
+        quick(out, callbacks=[_interrupt_at("step", 3)])
+    damage, why = DAMAGED_CHECKPOINTS[case]
+    _damage(out / CHECKPOINT, **damage)
+    with pytest.raises(ZooError, match=f"^cannot resume from {out / CHECKPOINT}: .*({why})") as e:
+        quick(out, resume=True)
+    assert "\n" not in str(e.value)
+
+
+def test_a_checkpoint_that_is_no_safetensors_file(toy, tmp_path):
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / CHECKPOINT).write_bytes(b"\x00" * 40)
+    with pytest.raises(ZooError, match=f"^cannot resume from {out / CHECKPOINT}: cannot read checkpoint"):
+        quick(out, resume=True)
+
+
+def test_checkpoints_and_release_files_are_written_0644(toy, tmp_path):
+    old = os.umask(0o022)
+    try:
+        out = tmp_path / "run"
+        quick(out, epochs=1)
+    finally:
+        os.umask(old)
+    files = [out / CHECKPOINT, *[p for p in (out / "release").rglob("*") if p.is_file()]]
+    assert {str(p.relative_to(out)): oct(p.stat().st_mode & 0o777) for p in files if p.stat().st_mode & 0o777 != 0o644} == {}

@@ -34,9 +34,10 @@ from typing import Any
 import torch
 
 from .autoregressive import categorical_log_prob
-from .errors import ZooError
+from .errors import ArgumentError, ZooError
 from .protocols import DataSpec
 from .sampling import device_of
+from .util import is_positive_int
 
 __all__ = ["CheckReport", "check"]
 
@@ -152,6 +153,10 @@ def check(
     float32); `cond` is passed to `logits`. `dtype` is the precision of the copy
     of the model that is checked; the model itself is left as it is.
     """
+    if not is_positive_int(trials):
+        raise ArgumentError(f"trials must be a positive int (0 trials would check nothing), got {trials!r}")
+    if not is_positive_int(batch_size):
+        raise ArgumentError(f"batch_size must be a positive int, got {batch_size!r}")
     if isinstance(model, str):
         from .factory import create
 

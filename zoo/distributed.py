@@ -1,4 +1,5 @@
-"""Process groups under `torchrun`: joining one, and the few collective operations the zoo uses.
+"""Process groups under `torchrun`: joining one, the devices its processes use (`check_device`), and the
+few collective operations the zoo uses.
 
 One process per device, launched by `torchrun` (which sets WORLD_SIZE, RANK and
 LOCAL_RANK); gloo on CPU, NCCL on CUDA. Every function here is a no-op (or the
@@ -15,7 +16,7 @@ from typing import Any, Callable
 
 import torch
 
-__all__ = ["Dist", "init_from_env", "finish", "rank_world", "all_reduce_", "barrier", "all_gather_object",
+__all__ = ["Dist", "check_device", "init_from_env", "finish", "rank_world", "all_reduce_", "barrier", "all_gather_object",
            "broadcast", "shard_indices", "map_batches"]
 
 
@@ -37,6 +38,33 @@ class Dist:
         return self.rank == 0
 
 
+DEVICE_KINDS = ("cpu", "cuda", "mps")
+
+
+def check_device(device: Any, what: str = "device") -> torch.device:
+    """`device` (a `torch.device` or a string: "cpu", "cuda", "cuda:N", "mps") as a `torch.device` that is
+    usable here; anything else, or a device this machine lacks, raises `ArgumentError` saying which."""
+    from .errors import ArgumentError
+
+    if not isinstance(device, (str, torch.device)):
+        raise ArgumentError(f"{what} must be a string such as 'cpu' or 'cuda:0' or a torch.device, got {device!r}")
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, ValueError):
+        dev = None
+    if dev is None or dev.type not in DEVICE_KINDS:
+        raise ArgumentError(f"{what} must be cpu, cuda, cuda:N or mps, got {str(device)!r}")
+    if dev.type == "cuda":
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if count == 0:
+            raise ArgumentError(f"{what} {str(device)!r}: no CUDA device is available here; use 'cpu'")
+        if dev.index is not None and dev.index >= count:
+            raise ArgumentError(f"{what} {str(device)!r}: this machine has {count} CUDA device(s), cuda:0 to cuda:{count - 1}")
+    if dev.type == "mps" and not (hasattr(torch.backends, "mps") and torch.backends.mps.is_available()):
+        raise ArgumentError(f"{what} {str(device)!r}: no MPS device is available here; use 'cpu'")
+    return dev
+
+
 def init_from_env(device: str | torch.device | None = None) -> Dist:
     """Join the process group `torchrun` describes in the environment (WORLD_SIZE > 1).
 
@@ -47,6 +75,8 @@ def init_from_env(device: str | torch.device | None = None) -> Dist:
     """
     import torch.distributed as dist
 
+    if device is not None:
+        check_device(device)
     local_rank = int(os.environ.get("LOCAL_RANK", 0))
     if dist.is_available() and dist.is_initialized():
         return Dist(dist.get_rank(), dist.get_world_size(), local_rank)

@@ -150,6 +150,10 @@ def load_pretrained(
     """
     if isinstance(parsed, str):
         parsed = parse_name(parsed)
+    from .distributed import check_device  # (deferred: torch)
+
+    if device is not None:  # (None: leave the model where it is built)
+        check_device(device)  # before anything is downloaded or built
     if parsed.kind == "registry":
         spec = get_spec(parsed.arch)
         ws = spec.weights_for(parsed.tag)

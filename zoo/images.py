@@ -47,17 +47,45 @@ def save_grid(x: torch.Tensor, path: str | Path, levels: int, *, nrow: int | Non
     return path
 
 
+# Pillow modes whose samples are 16-bit unsigned (a 16-bit PNG opens as one of these); "I" (32-bit) is
+# accepted when its values fit 16 bits, as a 16-bit greyscale PNG's do in older Pillows
+_MODES_16 = ("I;16", "I;16B", "I;16L", "I;16N", "I")
+
+
 def read_image(path: str | Path, spec: DataSpec) -> torch.Tensor:
-    """Read an image file as levels `(C, H, W)` of `spec`; its size must match the spec."""
+    """Read an image file as levels `(C, H, W)` of `spec`; its size must match the spec.
+
+    How file values map to levels: an 8-bit image (greyscale, RGB, palette; alpha is dropped) has
+    values v in [0, 255] and becomes level round(v / 255 * (levels - 1)); a 16-bit image (a 16-bit
+    PNG) has v in [0, 65535] and becomes round(v / 65535 * (levels - 1)). So 0 is level 0 and the
+    file's top value the top level, whatever its depth. A greyscale image given to a colour model
+    is repeated into each channel; a colour image given to a greyscale model is converted to
+    luminance (8-bit). Anything else (floating-point samples, 32-bit values beyond 16 bits,
+    16-bit colour Pillow cannot read as such) raises `ArgumentError`.
+    """
     from PIL import Image
 
+    where = f"image {str(path)!r}"
     try:
         img = Image.open(path)
-        img = img.convert("L" if spec.channels == 1 else "RGB")
-    except (OSError, ValueError) as e:
-        raise ArgumentError(f"cannot read image {str(path)!r}: {e}") from None
-    if img.size != (spec.width, spec.height):
-        raise ArgumentError(f"image {str(path)!r} is {img.size[0]}x{img.size[1]}; the model expects {spec.width}x{spec.height}")
-    a = np.asarray(img, dtype=np.float64).reshape(spec.height, spec.width, spec.channels)
-    levels = np.rint(a / 255.0 * (spec.levels - 1)).astype(np.int64)
+        if img.size != (spec.width, spec.height):  # checked before decoding: a huge file is never decoded
+            raise ArgumentError(f"{where} is {img.size[0]}x{img.size[1]}; the model expects {spec.width}x{spec.height}")
+        if img.mode in _MODES_16:
+            a = np.asarray(img).astype(np.float64)
+            top = 65535.0
+            if a.size and (a.min() < 0 or a.max() > top):
+                raise ArgumentError(f"{where} has {img.mode!r} values in [{a.min():.0f}, {a.max():.0f}]; "
+                                    "expected 8-bit values or 16-bit ones in [0, 65535]")
+            a = np.repeat(a.reshape(spec.height, spec.width, 1), spec.channels, axis=2)
+        elif img.mode == "F":
+            raise ArgumentError(f"{where} has floating-point samples (mode 'F'); expected an 8- or 16-bit image")
+        else:
+            a = np.asarray(img.convert("L" if spec.channels == 1 else "RGB"), dtype=np.float64)
+            top = 255.0
+    except (OSError, ValueError, Image.DecompressionBombError) as e:
+        if isinstance(e, ArgumentError):
+            raise
+        raise ArgumentError(f"cannot read {where}: {e}") from None
+    a = a.reshape(spec.height, spec.width, spec.channels)
+    levels = np.rint(a / top * (spec.levels - 1)).astype(np.int64)
     return torch.from_numpy(levels).permute(2, 0, 1).contiguous()

@@ -9,8 +9,12 @@ Environment:
 - `ZOO_DISABLE_PLUGINS=c,d`: never load these.
 
 A plugin that fails to import or to register is reported (a `ZooPluginWarning`
-and a line in `zoo plugins`) and skipped; the others work. Two plugins
-registering one name is a `PluginConflictError` naming both.
+and a line in `zoo plugins`) and skipped; the others work. "Fails" covers any
+exception a plugin raises, `SystemExit` included (only `KeyboardInterrupt` passes).
+A name in `ZOO_PLUGINS` or `ZOO_DISABLE_PLUGINS` that no plugin has is a warning
+with close matches. When a plugin registers a name another plugin already has, the
+first one keeps it (the built-in plugins register before any other), the newcomer's
+entry is skipped, and a warning and `zoo plugins` name the newcomer to disable.
 """
 
 from __future__ import annotations
@@ -25,8 +29,8 @@ from typing import Any, Callable, Iterator, Mapping
 import pluggy
 
 from . import hookspecs
-from .errors import PluginConflictError
 from .registry import ModelSpec, with_plugin
+from .util import did_you_mean
 
 __all__ = [
     "PluginHost", "PluginInfo", "Registry", "ZooPluginWarning", "get_host", "get_registry", "reset", "use_plugins",
@@ -49,12 +53,13 @@ class PluginInfo:
     module: str
     status: str = "ok"  # "ok", "failed", "disabled"
     error: str = ""
+    skipped: list[str] = field(default_factory=list)  # entries not registered: another plugin had the name
     registered: dict[str, list[str]] = field(default_factory=lambda: {k: [] for k in KINDS})
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "name": self.name, "source": self.source, "module": self.module,
-            "status": self.status, "error": self.error, "registered": self.registered,
+            "status": self.status, "error": self.error, "skipped": self.skipped, "registered": self.registered,
         }
 
 
@@ -83,6 +88,14 @@ def _check_entry(kind: str, obj: Any) -> str:
     return name
 
 
+# what a plugin may raise and still be contained: anything but an interrupt by the user
+# (a plugin calling sys.exit() at import must not end every zoo command)
+PLUGIN_FAULTS = (Exception, SystemExit)
+
+# the distribution that ships the built-in plugins; they register first and keep their names
+BUILTIN_DIST = "zoo"
+
+
 class PluginHost:
     """One plugin manager: loads entry points once and builds the registry on first use."""
 
@@ -104,6 +117,15 @@ class PluginHost:
             self._load_entry_points()
         for name, plugin in (plugins or {}).items():
             self._register(name, plugin, source="registered in-process", module=getattr(plugin, "__name__", repr(plugin)))
+        self._warn_unknown_names(env)
+
+    def _warn_unknown_names(self, env: Mapping[str, str]) -> None:
+        """A name in the allow or deny list that no plugin has is most likely a typo: say so."""
+        known = sorted(self.info)
+        for var, names in (("ZOO_PLUGINS", self.allow), ("ZOO_DISABLE_PLUGINS", self.deny)):
+            for name in sorted(names - set(known)):
+                warnings.warn(f"zoo: {var} names {name!r}, which is no installed plugin{did_you_mean(name, known)} "
+                              f"(plugins: {', '.join(known) or 'none'})", ZooPluginWarning, stacklevel=3)
 
     # -- loading ---------------------------------------------------------
     def _enabled(self, name: str) -> bool:
@@ -117,7 +139,12 @@ class PluginHost:
 
     def _load_entry_points(self) -> None:
         seen: set[str] = set()
-        for ep in sorted(metadata.entry_points(group=GROUP), key=lambda e: e.name):
+
+        def builtin_first(ep: Any) -> tuple[bool, str]:
+            dist = getattr(ep, "dist", None)
+            return (getattr(dist, "name", None) != BUILTIN_DIST, ep.name)
+
+        for ep in sorted(metadata.entry_points(group=GROUP), key=builtin_first):
             if ep.name in seen:  # the same distribution visible twice on sys.path
                 continue
             seen.add(ep.name)
@@ -129,7 +156,7 @@ class PluginHost:
                 continue
             try:
                 plugin = ep.load()
-            except Exception as e:  # a broken plugin must not break the zoo
+            except PLUGIN_FAULTS as e:  # a broken plugin must not break the zoo
                 self._fail(ep.name, e, "import")
                 continue
             self._register(ep.name, plugin, source=source, module=ep.value)
@@ -138,7 +165,7 @@ class PluginHost:
         self.info.setdefault(name, PluginInfo(name, source, module))
         try:
             self.pm.register(plugin, name=name)
-        except Exception as e:
+        except PLUGIN_FAULTS as e:
             self._fail(name, e, "register")
 
     # -- registry ----------------------------------------------------------
@@ -170,7 +197,7 @@ class PluginHost:
                         staged[_kind].append(obj)
 
                     fn(register=register)
-            except Exception as e:
+            except PLUGIN_FAULTS as e:
                 self._fail(name, e, "register")
                 continue
             for kind in KINDS:
@@ -179,23 +206,31 @@ class PluginHost:
                     key = _check_entry(kind, obj)
                     owner = reg.owners.get((kind, key))
                     if owner is not None:
-                        singular = kind[:-1]
-                        who = f"plugins {owner!r} and {name!r}" if owner != name else f"plugin {name!r} twice"
-                        raise PluginConflictError(
-                            f"{singular} name {key!r} is registered by {who}; "
-                            f"disable one with ZOO_DISABLE_PLUGINS={name}"
-                        )
+                        self._skip(name, kind, key, owner)
+                        continue
                     reg.owners[(kind, key)] = name
                     table[key] = with_plugin(obj, name) if kind == "models" else obj
                     info.registered[kind].append(key)
         return reg
+
+    def _skip(self, name: str, kind: str, key: str, owner: str) -> None:
+        """`name` registered `key`, which `owner` (registered earlier) already has: keep the owner's."""
+        singular = kind[:-1]
+        if owner == name:
+            why = f"plugin {name!r} registers {singular} name {key!r} twice; the second one was skipped"
+        else:
+            why = (f"plugin {name!r} registers {singular} name {key!r}, which plugin {owner!r} already registered; "
+                   f"{owner!r}'s is kept and {name!r}'s skipped (rename it in {name!r}, or disable that plugin "
+                   f"with ZOO_DISABLE_PLUGINS={name})")
+        self.info[name].skipped.append(f"{singular} {key!r} (already registered by {owner!r})")
+        warnings.warn(f"zoo: {why}", ZooPluginWarning, stacklevel=4)
 
     def register_commands(self, cli: Any) -> None:
         """Let every plugin add its commands to the CLI group `cli`."""
         for name, fn in self._impls("zoo_register_commands").items():
             try:
                 fn(cli=cli)
-            except Exception as e:
+            except PLUGIN_FAULTS as e:
                 self._fail(name, e, "add its commands")
 
     def plugins(self) -> list[PluginInfo]:

@@ -71,9 +71,10 @@ class DataSpec:
     def validate(self, x: Any, *, name: str = "x", batch: bool = True) -> "torch.Tensor":
         """Check that `x` is a batch of images of this spec and return it.
 
-        Expected: an integer `torch.Tensor` of shape `(B, C, H, W)` (or
-        `(C, H, W)` with `batch=False`) whose values lie in `[0, levels)`.
-        Anything else raises `ValueError` saying what was expected and what came.
+        Expected: an integer `torch.Tensor` of any integer dtype (uint8, int8, int16, int32, int64) of
+        shape `(B, C, H, W)` (or `(C, H, W)` with `batch=False`) whose values lie in `[0, levels)`;
+        it is returned as int64 (the index dtype every model uses). Anything else (floats included)
+        raises `ArgumentError`, a `ValueError`, saying what was expected and what came.
         """
         import torch
 
@@ -85,6 +86,8 @@ class DataSpec:
                 f"{name}: expected {expected}, got dtype {x.dtype}; images are integer levels "
                 f"(convert intensities with e.g. (x * {self.levels - 1}).round().long())"
             )
+        if x.is_meta:
+            raise ArgumentError(f"{name}: expected {expected}, got a meta tensor (it holds no values)")
         want_ndim = 4 if batch else 3
         if x.ndim != want_ndim or tuple(x.shape[-3:]) != self.shape:
             raise ArgumentError(f"{name}: expected {expected}, got shape {tuple(x.shape)}")
@@ -92,7 +95,7 @@ class DataSpec:
             lo, hi = int(x.min()), int(x.max())
             if lo < 0 or hi >= self.levels:
                 raise ArgumentError(f"{name}: expected {expected}, got values in [{lo}, {hi}]")
-        return x
+        return x.long()
 
 
 @runtime_checkable

@@ -204,6 +204,8 @@ def list_models(pattern: str = "*", *, pretrained: bool = False) -> list[str]:
 
     With `pretrained=True`, one `arch.tag` entry per released set of weights.
     """
+    if not isinstance(pattern, str):
+        raise ArgumentError(f"list_models: pattern must be an fnmatch string such as 'pixel*' ('*' lists all), got {pattern!r}")
     models = _registry().models
     if pretrained:
         names = [f"{s.name}.{t}" for s in models.values() for t in s.tags]

@@ -53,6 +53,7 @@ a DeprecationWarning (for one release).
 from __future__ import annotations
 
 import contextlib
+import math
 import warnings
 from typing import Any, Callable, Iterator, Protocol
 
@@ -100,11 +101,17 @@ def choose(logits: torch.Tensor, u: torch.Tensor, temperature: float = 1.0) -> t
 
     The CDF is computed in float64 so that tiny differences between two ways of
     computing the same logits almost never change the level picked.
-    `temperature=0` picks the most likely level.
+    `temperature=0` picks the most likely level, and so does a temperature so small
+    that the scaled logits overflow (1e-310): then the logits are shifted to a maximum
+    of 0 before they are divided, so the most likely level keeps probability 1.
     """
     if temperature == 0:
         return logits.argmax(-1)
-    probs = torch.softmax(logits.double() / temperature, dim=-1)
+    scaled = logits.double() / temperature
+    if not bool(torch.isfinite(scaled).all()):
+        shifted = logits.double() - logits.double().max(dim=-1, keepdim=True).values  # 0 at the most likely level
+        scaled = shifted / temperature
+    probs = torch.softmax(scaled, dim=-1)
     cdf = probs.cumsum(-1)
     levels = (cdf < u.to(cdf.device, torch.float64).unsqueeze(-1)).sum(-1)
     return levels.clamp_(max=logits.shape[-1] - 1)
@@ -270,11 +277,13 @@ def sample_fast(model: Any, u: torch.Tensor, *, temperature: float = 1.0, known:
 
 
 def check_sample_args(n: Any, temperature: Any) -> None:
-    """The checks every sampler makes: `n` a positive int, `temperature` a number >= 0."""
+    """The checks every sampler makes: `n` a positive int, `temperature` a finite number >= 0
+    (nan and inf raise `ValueError` too)."""
     if not is_positive_int(n):
         raise ValueError(f"n must be a positive int, got {n!r}")
-    if not isinstance(temperature, (int, float)) or isinstance(temperature, bool) or temperature < 0:
-        raise ValueError(f"temperature must be a number >= 0, got {temperature!r}")
+    if (not isinstance(temperature, (int, float)) or isinstance(temperature, bool)
+            or not math.isfinite(temperature) or temperature < 0):
+        raise ValueError(f"temperature must be a finite number >= 0, got {temperature!r}")
 
 
 def sample(

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any, Mapping
 
 from . import __version__
 from .errors import WeightsError
+from .protocols import DataSpec
 from .registry import get_spec
 from .util import atomic_write, sha256_file
 
@@ -171,7 +172,13 @@ def model_config(model: Any, *, sha256: str = "", tag: str | None = None, datase
 
 
 def read_config(path: str | Path) -> dict[str, Any]:
-    """Read and check a release folder's `config.json` (a file or the folder holding it)."""
+    """Read and check a release folder's `config.json` (a file or the folder holding it).
+
+    Every field the zoo uses is checked here, once, for every source (bundled, Hub, local
+    folder): `architecture` a name, `config` an object, `data_spec` an object of four ints,
+    `weights.file` a relative path inside the folder, `weights.sha256` 64 hex digits.
+    Anything else raises `WeightsError` naming the file, the field, what was expected and what came.
+    """
     path = Path(path)
     if path.is_dir():
         path = path / CONFIG_NAME
@@ -179,19 +186,49 @@ def read_config(path: str | Path) -> dict[str, Any]:
         cfg = json.loads(path.read_text())
     except FileNotFoundError:
         raise WeightsError(f"no {CONFIG_NAME} in {path.parent}: expected a folder written by zoo.save_pretrained") from None
+    except IsADirectoryError:
+        raise WeightsError(f"{path} is a directory; expected the {CONFIG_NAME} file written by zoo.save_pretrained") from None
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise WeightsError(f"{path} is not valid JSON: {e}") from None
+    except RecursionError:
+        raise WeightsError(f"{path} is nested too deeply to be a config.json written by zoo.save_pretrained") from None
+    except OSError as e:
+        raise WeightsError(f"cannot read {path}: {e}") from None
     if not isinstance(cfg, dict):
         raise WeightsError(f"{path}: expected a JSON object, got {type(cfg).__name__}")
     missing = [k for k in ("architecture", "config", "data_spec", "weights") if k not in cfg]
     if missing:
         raise WeightsError(f"{path} lacks {', '.join(missing)}: expected a config.json written by zoo.save_pretrained")
-    weights = cfg["weights"]
-    if not isinstance(weights, dict) or not weights.get("sha256") or not weights.get("file"):
-        raise WeightsError(f"{path}: 'weights' must give the file and its sha256, got {weights!r}")
-    if not isinstance(cfg["config"], dict):
-        raise WeightsError(f"{path}: 'config' must be an object of constructor arguments, got {cfg['config']!r}")
+    _check_fields(cfg, path)
     return cfg
+
+
+def _check_fields(cfg: Mapping[str, Any], path: Path) -> None:
+    def bad(field: str, expected: str, value: Any) -> WeightsError:
+        return WeightsError(f"{path}: {field!r} must be {expected}, got {json.dumps(value)[:80]}")
+
+    arch = cfg["architecture"]
+    if not isinstance(arch, str) or not arch or "." in arch or ":" in arch:
+        raise bad("architecture", "a registered architecture name (a string such as 'pixelcnn')", arch)
+    if not isinstance(cfg["config"], dict):
+        raise bad("config", "an object of constructor arguments", cfg["config"])
+    ds = cfg["data_spec"]
+    keys = ("channels", "height", "width", "levels")
+    if not isinstance(ds, dict) or not all(isinstance(ds.get(k), int) and not isinstance(ds.get(k), bool) for k in keys):
+        raise bad("data_spec", "an object of ints channels, height, width and levels", ds)
+    try:
+        DataSpec(*(ds[k] for k in keys))
+    except ValueError as e:
+        raise WeightsError(f"{path}: 'data_spec': {e}") from None
+    weights = cfg["weights"]
+    if not isinstance(weights, dict):
+        raise bad("weights", "an object giving the weights' file and sha256", weights)
+    file = weights.get("file")
+    if not isinstance(file, str) or not file or "\\" in file or Path(file).is_absolute() or ".." in Path(file).parts:
+        raise bad("weights.file", "a file name inside the release folder (no absolute path, no '..')", file)
+    sha = weights.get("sha256")
+    if not isinstance(sha, str) or len(sha) != 64 or any(c not in "0123456789abcdefABCDEF" for c in sha):
+        raise bad("weights.sha256", "64 hex digits", sha)
 
 
 def local_files(folder: Path) -> tuple[dict[str, Any], LoadedWeights]:

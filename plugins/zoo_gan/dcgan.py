@@ -30,7 +30,7 @@ from torch import nn
 from zoo.errors import ZooError
 from zoo.nn import check_int
 from zoo.protocols import DataSpec
-from zoo.sampling import SampleMethod
+from zoo.sampling import SampleMethod, check_sample_args
 
 __all__ = ["DCGAN", "Generator", "Discriminator", "CompletionNotSupported", "dcgan_init"]
 
@@ -264,6 +264,7 @@ class DCGAN(SampleMethod, nn.Module):
         `CompletionNotSupported`: a GAN cannot condition on pixels. (`sample`'s `progress`
         does not reach here: one generator pass has nothing to show.)
         """
+        check_sample_args(n, temperature)
         if known is not None or mask is not None:
             raise CompletionNotSupported(
                 "dcgan is an implicit model (a GAN): it cannot condition on known pixels, so image "

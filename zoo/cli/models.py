@@ -80,7 +80,7 @@ def info_cmd(name: str, as_json: bool) -> None:
 @click.argument("name")
 @tiny_option
 @set_option
-@click.option("--trials", default=2, show_default=True, help="Random perturbation trials for causality.")
+@click.option("--trials", type=click.IntRange(min=1), default=2, show_default=True, help="Random perturbation trials for causality.")
 @click.option("--seed", default=0, show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def check_cmd(name: str, tiny: bool, overrides: tuple[str, ...], trials: int, seed: int, as_json: bool) -> None:
@@ -119,12 +119,19 @@ def _model_for_sampling(name: str, config: dict[str, Any], random_init: bool) ->
     return create(name, **config)
 
 
+def _finite(ctx: click.Context, param: click.Parameter, value: float) -> float:
+    """--temperature: nan and inf pass FloatRange(min=0) but draw nothing sensible."""
+    if value != value or value == float("inf"):
+        raise click.BadParameter(f"must be a finite number >= 0, got {value}")
+    return value
+
+
 @click.command("sample")
 @click.argument("name")
 @click.option("-n", "n", type=click.IntRange(min=1), default=16, show_default=True, help="Number of images.")
 @click.option("--out", type=click.Path(dir_okay=False), default="samples.png", show_default=True, help="PNG grid to write.")
 @click.option("--seed", default=0, show_default=True)
-@click.option("--temperature", type=click.FloatRange(min=0), default=1.0, show_default=True)
+@click.option("--temperature", type=click.FloatRange(min=0), default=1.0, show_default=True, callback=_finite)
 @click.option("--method", type=click.Choice(["auto", "naive", "fast"]), default="auto", show_default=True)
 @click.option("--complete", "complete", type=click.Path(exists=True, dir_okay=False),
               help="An image to complete: its top half is kept, the rest sampled.")

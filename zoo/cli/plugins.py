@@ -25,6 +25,8 @@ def plugins_cmd(as_json: bool) -> None:
         click.echo(f"{'':<18} {i.source} ({i.module})")
         if i.error:
             click.echo(f"{'':<18} error: {i.error}")
+        for skipped in i.skipped:
+            click.echo(f"{'':<18} skipped: {skipped}")
 
 
 COMMANDS = [plugins_cmd]

@@ -25,7 +25,7 @@ import fnmatch
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
-from ..errors import UnknownNameError, ZooError
+from ..errors import ArgumentError, UnknownNameError, ZooError
 from ..protocols import DataSpec
 from ..util import did_you_mean
 from .cache import DataError, array_checksum, atomic_write, cache_dir, file_digest, progress_bar, read_arrays, save_arrays
@@ -209,14 +209,17 @@ class CachedDataset(Dataset):
         return out
 
     # -- internals --------------------------------------------------------------
-    def _check_arrays(self, split: str, x: Any, y: Any) -> None:
+    def _check_arrays(self, split: str, x: Any, y: Any, *, count: bool = True) -> None:
         spec = self.data_spec
         if x.ndim != 4 or tuple(x.shape[1:]) != spec.shape:
             raise DataError(f"{self.name}/{split}: expected images (N, {spec.channels}, {spec.height}, "
                             f"{spec.width}), the source gave shape {tuple(x.shape)}")
-        want = self.sizes.get(split)
+        want = self.sizes.get(split) if count else None
         if want is not None and x.shape[0] != want:
             raise DataError(f"{self.name}/{split}: expected {want} images, the source gave {x.shape[0]}")
+        if x.size and (int(x.min()) < 0 or int(x.max()) >= spec.levels):
+            raise DataError(f"{self.name}/{split}: expected levels in [0, {spec.levels}), got values in "
+                            f"[{int(x.min())}, {int(x.max())}]")
         if y is not None and (y.shape != (x.shape[0],)):
             raise DataError(f"{self.name}/{split}: expected {x.shape[0]} labels, got shape {tuple(y.shape)}")
         if y is not None and self.num_classes is not None and y.size and (y.min() < 0 or y.max() >= self.num_classes):
@@ -226,8 +229,8 @@ class CachedDataset(Dataset):
     def _read(self, split: str) -> Any:
         shipped = self._shipped_path(self.check_split(split))
         if shipped is not None and shipped.is_file():
-            return read_arrays(shipped, expected_sha256=self.checksums.get(split),
-                               hint="the installed package is damaged; reinstall the zoo")
+            return self._checked(split, shipped, read_arrays(shipped, expected_sha256=self.checksums.get(split),
+                                                             hint="the installed package is damaged; reinstall the zoo"))
         path = self.cache_path(split)
         if not path.is_file():
             if self.default_source() is None:
@@ -236,8 +239,21 @@ class CachedDataset(Dataset):
                     f"run `zoo data prepare {self.name} --source DIR`" + (f". {self.prepare_hint}" if self.prepare_hint else "")
                 )
             self.prepare([split])
-        return read_arrays(path, expected_sha256=self.checksums.get(split), remove_bad=True,
-                           hint=f"run `zoo data prepare {self.name}` to prepare it again")
+        hint = f"run `zoo data prepare {self.name}` to prepare it again"
+        arrays = read_arrays(path, expected_sha256=self.checksums.get(split), remove_bad=True, hint=hint)
+        return self._checked(split, path, arrays, remove_bad=True, hint=hint)
+
+    def _checked(self, split: str, path: Path, arrays: Any, *, remove_bad: bool = False, hint: str = "") -> Any:
+        """`arrays` as read from `path`, once they fit the data spec (an unpinned file's checksum only
+        says it is intact, not that its images are this dataset's: levels, shape and labels are checked)."""
+        try:
+            self._check_arrays(split, arrays[0], arrays[1], count=False)
+        except DataError as e:
+            if remove_bad:
+                path.unlink(missing_ok=True)
+            gone = " (the file was removed)" if remove_bad else ""
+            raise DataError(f"{path}: {e}{gone}{'; ' + hint if hint else ''}") from None
+        return arrays
 
 
 # -- lookup ----------------------------------------------------------------------
@@ -249,6 +265,8 @@ def _registered() -> dict[str, Any]:
 
 def list_datasets(pattern: str = "*") -> list[str]:
     """Sorted names of the registered datasets matching an fnmatch `pattern`."""
+    if not isinstance(pattern, str):
+        raise ArgumentError(f"list_datasets: pattern must be an fnmatch string ('*' lists all), got {pattern!r}")
     return sorted(n for n in _registered() if fnmatch.fnmatchcase(n, pattern))
 
 

@@ -95,7 +95,10 @@ def load_checkpoint(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str
         raise ZooError(f"cannot read checkpoint {path}: {type(e).__name__}: {e}") from None
     if meta_json is None:
         raise ZooError(f"{path} is a safetensors file but not a zoo training checkpoint (no 'zoo_checkpoint' metadata)")
-    return tensors, json.loads(meta_json)
+    try:
+        return tensors, json.loads(meta_json)
+    except (json.JSONDecodeError, RecursionError) as e:
+        raise ZooError(f"{path}: its 'zoo_checkpoint' metadata is not JSON: {e}") from None
 
 
 def prefixed(tensors: Mapping[str, torch.Tensor], prefix: str) -> dict[str, torch.Tensor]:

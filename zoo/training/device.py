@@ -6,7 +6,8 @@ import os
 
 import torch
 
-from ..errors import ZooError
+from ..distributed import check_device
+from ..errors import ArgumentError
 
 __all__ = ["resolve_device", "hardware"]
 
@@ -16,14 +17,11 @@ def resolve_device(device: str | torch.device | None, local_rank: int) -> torch.
     kind = str(device) if device is not None else "auto"
     if kind == "auto":
         kind = "cuda" if torch.cuda.is_available() else "cpu"
-    dev = torch.device(kind)
-    if dev.type == "cuda":
-        if not torch.cuda.is_available():
-            raise ZooError(f"--device {kind}: no CUDA device is available here; use --device cpu")
-        if dev.index is None:
-            dev = torch.device("cuda", local_rank if int(os.environ.get("WORLD_SIZE", "1")) > 1 else torch.cuda.current_device())
-    elif dev.type != "cpu":
-        raise ZooError(f"--device must be cpu or cuda[:N], got {kind!r}")
+    dev = check_device(kind, "--device")
+    if dev.type == "mps":
+        raise ArgumentError(f"--device must be cpu or cuda[:N] for training, got {kind!r}")
+    if dev.type == "cuda" and dev.index is None:
+        dev = torch.device("cuda", local_rank if int(os.environ.get("WORLD_SIZE", "1")) > 1 else torch.cuda.current_device())
     return dev
 
 

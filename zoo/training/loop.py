@@ -152,6 +152,10 @@ def _start_or_resume(run: Run, resume: bool) -> None:
         if not run.ckpt_path.is_file():
             raise ZooError(f"--resume: no checkpoint at {run.ckpt_path}")
         run.state = restore_run(run)
+        if run.state.epoch > run.rec["epochs"]:
+            raise ZooError(f"cannot resume from {run.ckpt_path}: it has done {run.state.epoch} epochs already, so "
+                           f"epochs={run.rec['epochs']} would train nothing; give more than {run.state.epoch} "
+                           "epochs to train on, or use the run's release as it is")
     st = run.state
     # a new stage when the epochs change, or when a resume runs on other hardware (threads, devices)
     here = hardware(run.dev, run.d.world)

@@ -15,6 +15,7 @@ from typing import Any, Mapping
 from .. import __version__
 from ..distributed import Dist, barrier
 from ..errors import ZooError
+from ..util import is_int
 from .checkpoint import (
     flatten_state, gather_rng, load_checkpoint, prefixed, save_checkpoint, set_rng_state, state_dict_cpu,
     unflatten_state,
@@ -63,28 +64,89 @@ def save_run(run: Run) -> None:
 
 
 def restore_run(run: Run) -> Progress:
-    """Load the run's checkpoint into its model, EMA, trainer and RNG; return the progress it recorded."""
+    """Load the run's checkpoint into its model, EMA, trainer and RNG; return the progress it recorded.
+
+    A damaged or foreign checkpoint (metadata that is not JSON, a counter missing or of the wrong
+    type, a tensor missing or of another shape, optimizer state missing) raises one `ZooError`:
+    "cannot resume from FILE: why".
+    """
+    try:
+        return _restore(run)
+    except ZooError as e:
+        if str(e).startswith("cannot resume"):
+            raise
+        raise ZooError(f"cannot resume from {run.ckpt_path}: {e}") from None
+    except (KeyError, IndexError, TypeError, ValueError, RuntimeError) as e:
+        why = f"missing entry {e}" if isinstance(e, KeyError) else f"{type(e).__name__}: {e}"
+        raise ZooError(f"cannot resume from {run.ckpt_path}: {why.splitlines()[0]}") from None
+
+
+# the progress counters a checkpoint must hold: name -> (smallest value, None allowed)
+_COUNTERS = {"epochs": (1, False), "epoch": (0, False), "step_in_epoch": (0, False), "step": (0, False),
+             "best_epoch": (1, True)}
+
+
+def _checked_meta(meta: Any, steps_per_epoch: int) -> dict[str, Any]:
+    """The checkpoint's metadata, after checking its counters (a `ZooError` saying what is wrong)."""
+    if not isinstance(meta, dict):
+        raise ZooError(f"its metadata is a JSON {type(meta).__name__}, expected an object")
+    for key, (least, optional) in _COUNTERS.items():
+        value = meta.get(key)
+        if value is None and optional:
+            continue
+        if key not in meta:
+            raise ZooError(f"its metadata lacks {key!r}")
+        if not is_int(value) or value < least:
+            raise ZooError(f"{key!r} must be an int >= {least}, got {value!r}")
+    if meta["epoch"] > meta["epochs"]:
+        raise ZooError(f"it records epoch {meta['epoch']} of a {meta['epochs']}-epoch run")
+    if meta["step_in_epoch"] >= max(steps_per_epoch, 1) and meta["step_in_epoch"]:
+        raise ZooError(f"it records step {meta['step_in_epoch']} within an epoch of {steps_per_epoch} steps")
+    best = meta.get("best_nll")
+    if best is not None and (isinstance(best, bool) or not isinstance(best, (int, float))):
+        raise ZooError(f"'best_nll' must be a number or null, got {best!r}")
+    for key, kind in (("identity", dict), ("trainer_state", (dict, list))):
+        if not isinstance(meta.get(key), kind):
+            raise ZooError(f"its metadata lacks {key!r} or it is not a JSON object")
+    return meta
+
+
+def _restore(run: Run) -> Progress:
     tensors, meta = load_checkpoint(run.ckpt_path)
-    _check_identity(run, meta.get("identity", {}))
+    meta = _checked_meta(meta, run.data.steps_per_epoch)
+    _check_identity(run, meta["identity"])
     rec = run.rec
     if meta["epochs"] != rec["epochs"] and run.d.main:
         # only the cosine schedule depends on the run's length; constant and per-epoch decay do not
         more = f"; the cosine schedule now spans {rec['epochs']} epochs" if rec["lr_schedule"] == "cosine" else ""
         say(f"resuming a {meta['epochs']}-epoch run with epochs={rec['epochs']}{more}")
-    run.model.load_state_dict(prefixed(tensors, "model/"), strict=True)
+    _load_strict(run.model, prefixed(tensors, "model/"), "model weights")
     if run.ema is not None:
         ema_state = prefixed(tensors, "ema/")
         if not ema_state:
-            raise ZooError(f"{run.ckpt_path} has no EMA weights but the recipe has ema_decay > 0")
-        run.ema.module.load_state_dict(ema_state, strict=True)
+            raise ZooError("it has no EMA weights but the recipe has ema_decay > 0")
+        _load_strict(run.ema.module, ema_state, "EMA weights")
     run.trainer.load_state_dict(unflatten_state(meta["trainer_state"], tensors))
     rng = prefixed(tensors, f"rng/{run.d.rank}/")
     if not rng:
-        raise ZooError(f"{run.ckpt_path} has no RNG state for rank {run.d.rank}")
+        raise ZooError(f"it has no RNG state for rank {run.d.rank}")
     set_rng_state(rng, run.dev)
     return Progress(epoch=meta["epoch"], step_in_epoch=meta["step_in_epoch"], step=meta["step"],
-                    best_nll=meta["best_nll"], best_epoch=meta["best_epoch"], elapsed=meta.get("elapsed", 0.0),
+                    best_nll=meta.get("best_nll"), best_epoch=meta.get("best_epoch"), elapsed=meta.get("elapsed", 0.0),
                     stages=meta.get("stages") or [{"epochs": meta["epochs"], "from_epoch": 0, "from_step": 0}])
+
+
+def _load_strict(module: Any, state: Mapping[str, Any], what: str) -> None:
+    """Load `state` into `module` strictly; name what is missing, unexpected or reshaped."""
+    expected = module.state_dict()
+    missing = sorted(set(expected) - set(state))
+    unexpected = sorted(set(state) - set(expected))
+    reshaped = sorted(k for k in set(expected) & set(state) if tuple(expected[k].shape) != tuple(state[k].shape))
+    if missing or unexpected or reshaped:
+        parts = [f"{label} {', '.join(keys[:5])}{' ...' if len(keys) > 5 else ''}"
+                 for label, keys in (("missing", missing), ("unexpected", unexpected), ("reshaped", reshaped)) if keys]
+        raise ZooError(f"its {what} do not fit the model ({'; '.join(parts)})")
+    module.load_state_dict(state, strict=True)
 
 
 def _check_identity(run: Run, saved: Mapping[str, Any]) -> None:
