@@ -55,14 +55,16 @@ def evaluate_on_test(model: nn.Module, run: Run) -> Any:
         if run.d.main:
             say(f"evaluation skipped: dataset {ds.name!r} has no test split; run `zoo eval` on the release folder")
         return None
-    from ..release.canonical import canonical_subset
+    from ..release.canonical import CANONICAL_LIMIT, canonical_subset
 
     registered = get_registry().datasets.get(ds.name) is ds
     metrics = "nll" if callable(getattr(model, "log_prob", None)) else "fid,precision,recall,parzen"
     dataset = ds.name if registered else ds
     result = evaluate(model, dataset=dataset, split="test", metrics=metrics, limit=run.limit, device=run.dev,
                       progress=run.d.main)
-    if registered:  # the claims on the canonical subset, for a quick exact `zoo publish --limit` check
+    # the claims on the canonical subset, for a quick exact `zoo publish --limit` check (not for quick --limit runs
+    # that score fewer images: `zoo card DIR` adds them); a dataset that is not registered could not verify them
+    if registered and (run.limit is None or run.limit >= CANONICAL_LIMIT):
         result.canonical_subset = canonical_subset(model, result, dataset=dataset, device=run.dev, progress=run.d.main)
     return result
 
