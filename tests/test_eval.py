@@ -233,6 +233,29 @@ def test_same_seed_same_numbers_and_json_round_trip(fake_host, fake_data):
     assert p["model"] == "IndependentPixels" and p["seed"] == 7 and p["n"] == 150 and p["num_samples"] == 50
 
 
+def test_limit_scores_a_seeded_random_subset_named_in_the_provenance(fake_host, fake_data):
+    """--limit N: not the first N images but a seeded random subset (same seed, same images), a smaller
+    limit inside a larger one, identified by seed, N and the sha256 of its sorted indices."""
+    from zoo.eval.subset import subset_indices
+
+    model = fitted_independent(fake_data.load("train")[0])
+    test = fake_data.load("test")[0]
+    a = zoo.evaluate(model, "fake-bin", metrics="nll", limit=40, seed=3)
+    b = zoo.evaluate(model, "fake-bin", metrics="nll", limit=40, seed=3)
+    idx = subset_indices(150, 40, 3, "test")
+    assert idx.tolist() != list(range(40)) and idx.tolist() == sorted(set(idx.tolist()))
+    assert a["nll"].value == b["nll"].value == pytest.approx(-float(model.log_prob(test[idx].long()).detach().double().mean()))
+    sub = a.provenance["subset"]
+    assert sub == b.provenance["subset"] and (sub["seed"], sub["limit"], sub["of"]) == (3, 40, 150)
+    assert sub["indices_sha256"] == hashlib.sha256(idx.numpy().astype("<i8").tobytes()).hexdigest()
+    assert a.provenance["n"] == 40 and a.provenance["limit"] == 40
+    other = zoo.evaluate(model, "fake-bin", metrics="nll", limit=40, seed=4).provenance["subset"]
+    assert other["indices_sha256"] != sub["indices_sha256"]
+    assert set(subset_indices(150, 20, 3, "test").tolist()) < set(idx.tolist())  # --limit 20 is inside --limit 40
+    whole = zoo.evaluate(model, "fake-bin", metrics="nll", limit=1000, seed=3)
+    assert whole.provenance["subset"] is None and whole.provenance["n"] == 150
+
+
 def test_random_init_by_name_is_seeded_and_recorded(fake_host):
     with pytest.warns(UserWarning, match="no released weights"):
         r = zoo.evaluate("independent", "fake-bin", metrics="nll", limit=10)

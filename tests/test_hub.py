@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import subprocess
 import sys
@@ -532,6 +533,133 @@ def test_publish_verifies_claims_with_the_harness(tmp_path, hub_server, cli_runn
     checks = json.loads(r.output)["checks"]
     assert checks and all(c["ok"] for c in checks) and checks[0]["tolerance"] > 1e-3
     assert not all(c.ok for c in release.verify_claims(lying, limit=64))
+
+
+def _lie(results: dict, nats: float, *, dims: int, canonical: bool = True) -> dict:
+    """`results` (an eval.json) with every NLL claim made `nats` better, bits/dim consistent with it."""
+    out = json.loads(json.dumps(results))
+    for r in [out] + ([out["canonical_subset"]] if canonical and out.get("canonical_subset") else []):
+        nll = r["metrics"]["nll"]
+        nll["value"] -= nats
+        nll["details"]["bits_per_dim"] = nll["value"] / (dims * math.log(2))
+    return out
+
+
+def _toy_release(folder, m, *, lie: float = 0.0):
+    """A release folder of `m` as `zoo train` writes one: eval.json with claims on a canonical subset of
+    64 of hub-toy's 256 test images, and the card rendered from it (every NLL number `lie` nats better)."""
+    from zoo.release.canonical import canonical_subset
+    from zoo.release.folder import render_release_card
+
+    r = evaluate(m)
+    r.canonical_subset = canonical_subset(m, r, limit=64)
+    folder = zoo.save_pretrained(m, folder)
+    (folder / "eval.json").write_text(json.dumps(_lie(r.to_dict(), lie, dims=16)))
+    render_release_card(folder)
+    return folder
+
+
+def test_publish_checks_canonical_subset_claims_exactly(tmp_path, hub_server, cli_runner, register):
+    """An untouched card passes on the whole split and on its canonical subset; a card whose every NLL
+    number is 1 nat better (consistently) is refused on the canonical subset too; another --limit is a
+    statistical check that says how large a lie it could miss."""
+    register()
+    m = tiny_model(0)
+    good = _toy_release(tmp_path / "good", m)
+    assert "canonical_subset:" in (good / "README.md").read_text()
+    for extra in ([], ["--limit", "64"]):
+        r = cli_runner("publish", str(good), "--repo-id", "zoo-test/good", "--json", *extra)
+        assert r.exit_code == 0, r.output
+        measured = [c for c in json.loads(r.output)["checks"] if c["kind"] == "measured"]
+        assert measured and all(c["ok"] and c["tolerance"] < 0.02 for c in measured)
+        assert all(("canonical subset" in c["key"]) == bool(extra) for c in measured)
+    r = cli_runner("publish", str(good), "--repo-id", "zoo-test/good", "--limit", "100")
+    assert r.exit_code == 0 and "a lie smaller than" in r.output and "`--limit 64` checks them" in r.output
+
+    lying = _toy_release(tmp_path / "lying", m, lie=1.0)
+    for extra in ([], ["--limit", "64"]):
+        r = cli_runner("publish", str(lying), "--repo-id", "zoo-test/lying", *extra)
+        assert r.exit_code == 1 and "do not reproduce" in r.output and "FAIL" in r.output, r.output
+    assert "zoo-test/lying" not in hub_server.repos
+
+
+ISSUE_CARD = Path(__file__).resolve().parents[1] / "cards" / "pixelrnn-row.binarized-mnist"
+
+
+def _edited_copy(tmp_path, name: str, nats: float, *, bits_per_dim: bool, canonical: bool) -> Path:
+    """A copy of the bundled Row LSTM card with its NLL claims `nats` better in README.md and eval.json."""
+    import shutil
+
+    from zoo.release.folder import render_release_card
+
+    folder = tmp_path / name
+    shutil.copytree(ISSUE_CARD, folder)
+    results = json.loads((folder / "eval.json").read_text())
+    lied = _lie(results, nats, dims=784, canonical=canonical)
+    if not bits_per_dim:  # the issue's card: the nats edited by hand, bits/dim left as they were
+        lied["metrics"]["nll"]["details"]["bits_per_dim"] = results["metrics"]["nll"]["details"]["bits_per_dim"]
+    (folder / "eval.json").write_text(json.dumps(lied))
+    if bits_per_dim:
+        render_release_card(folder)
+    else:
+        card = (folder / "README.md").read_text()
+        old = f"- type: nll\n      value: {results['metrics']['nll']['value']!r}"
+        assert old in card
+        (folder / "README.md").write_text(card.replace(old, f"- type: nll\n      value: {lied['metrics']['nll']['value']!r}"))
+    return folder
+
+
+def test_the_issues_card_is_refused_before_anything_runs(tmp_path, hub_server, cli_runner, monkeypatch):
+    """Issue 23: the Row LSTM card with its NLL 5 nats better and bits/dim left, published with and without
+    --limit; a full-split claim that its own canonical subset contradicts; the registry's pin."""
+    def boom(*a, **kw):
+        raise AssertionError("the harness ran")
+
+    issue = _edited_copy(tmp_path, "rel", 5.0, bits_per_dim=False, canonical=False)
+    for limit in (None, 500, 1000):
+        with pytest.raises(ZooError, match="contradict each other") as e:
+            release.publish(issue, "me/row", limit=limit, evaluate=boom)
+        assert "nll.bits_per_dim: claimed 0.1639, nll 84.0438 / (784 ln 2) = 0.1547" in str(e.value)
+    r = cli_runner("publish", str(issue), "--repo-id", "me/row", "--limit", "500")
+    assert r.exit_code == 1 and "refusing to publish" in r.output
+
+    # consistent nats and bits/dim, canonical subset untouched: 3 nats from it is more than 3 of its standard errors
+    split_only = _edited_copy(tmp_path, "split-only", 3.0, bits_per_dim=True, canonical=False)
+    with pytest.raises(ZooError, match=r"nll \(split vs canonical subset\)"):
+        release.publish(split_only, "me/row", limit=1000, evaluate=boom)
+
+    # a consistent 1-nat lie everywhere in the card: the registry's pin for these weights disagrees
+    monkeypatch.setenv("ZOO_CARDS_DIR", str(ISSUE_CARD.parent))
+    lying = _edited_copy(tmp_path, "lying", 1.0, bits_per_dim=True, canonical=True)
+    with pytest.raises(ZooError, match="registry: nll: README.md says 88.0438, the registry's pin pixelrnn-row"):
+        release.publish(lying, "me/row", limit=1000, evaluate=boom)
+    assert not hub_server.repos
+
+
+@pytest.mark.slow
+def test_the_issues_card_on_its_canonical_subset(tmp_path, hub_server, monkeypatch):
+    """The Row LSTM card: untouched it passes on its canonical subset; 1 nat better (every number, the
+    canonical ones too) it is refused there. One harness run of 1000 images serves both."""
+    import zoo.release.consistency
+
+    # as for weights the registry does not pin (a new release): the pin would refuse the lie before any run
+    monkeypatch.setattr(zoo.release.consistency, "_pin", lambda card, config: [])
+    runs = []
+
+    def once(model, **kw):
+        if not runs:
+            runs.append((kw, zoo.evaluate(model, **kw)))
+        assert kw == runs[0][0]
+        return runs[0][1]
+
+    good = _edited_copy(tmp_path, "good", 0.0, bits_per_dim=True, canonical=True)
+    lying = _edited_copy(tmp_path, "lying", 1.0, bits_per_dim=True, canonical=True)
+    ok = release.publish(good, "me/row", limit=1000, evaluate=once)
+    assert [c.key for c in ok.checks if c.kind == "measured"] == ["nll (canonical subset)", "nll.bits_per_dim (canonical subset)"]
+    assert all(c.ok for c in ok.checks) and runs[0][0]["limit"] == 1000
+    with pytest.raises(ZooError, match=r"nll \(canonical subset\): claimed 88.3701, measured 89.3701"):
+        release.publish(lying, "me/row2", limit=1000, evaluate=once)
+    assert list(hub_server.repos) == ["me/row"]
 
 
 def test_publish_checks_the_folder_before_uploading(tmp_path, hub_server):

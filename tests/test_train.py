@@ -598,14 +598,22 @@ def test_limit_and_default_dataset(toy, tmp_path):
     assert json.loads((r.release_dir / "training.json").read_text())["limit"] == 40
 
 
-def test_evaluate_hook_runs_the_harness(toy, tmp_path):
+def test_evaluate_hook_runs_the_harness(toy, tmp_path, monkeypatch):
+    """The harness on the test split, and on the canonical subset (here 10 of the toy's test images)."""
     pytest.importorskip("zoo.eval").evaluate  # the harness is another module; skip if it is absent
+    import zoo.release.canonical
+
+    monkeypatch.setattr(zoo.release.canonical, "CANONICAL_LIMIT", 10)
     r = quick(tmp_path / "run", epochs=1, evaluate=True, overrides={"ema_decay": 0.0})
     assert r.eval is not None
     nll = r.eval["metrics"]["nll"]["value"]
     test_x = ToyDataset().load("test")[0]
     assert nll == pytest.approx(validation_nll(r.model, test_x, batch_size=32, device=torch.device("cpu")), rel=1e-6)
     assert (r.release_dir / "eval.json").is_file()
+    sub = json.loads((r.release_dir / "eval.json").read_text())["canonical_subset"]
+    assert sub["provenance"]["subset"]["limit"] == 10 and sub["provenance"]["n"] == 10
+    card = (r.release_dir / "README.md").read_text()
+    assert "canonical_subset:" in card and f"indices_sha256: {sub['provenance']['subset']['indices_sha256']}" in card
 
 
 def test_cli_train(toy, tmp_path, cli_runner):

@@ -59,7 +59,8 @@ def _command(names: tuple[str, ...], all_models: bool, **options) -> str:
 @click.option("--split", default="test", show_default=True)
 @click.option("--metrics", default="nll", show_default=True,
               help="Comma-separated: nll, fid, precision, recall, parzen, speed, any a plugin adds, or 'all'.")
-@click.option("--limit", type=int, default=None, help="Score only the first N images of the split.")
+@click.option("--limit", type=int, default=None,
+              help="Score a seeded random subset of N images of the split (same --seed, same images).")
 @click.option("--samples", "num_samples", type=int, default=1000, show_default=True,
               help="Samples drawn for fid, precision, recall and parzen.")
 @click.option("--batch-size", type=int, default=100, show_default=True)

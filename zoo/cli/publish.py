@@ -18,9 +18,11 @@ import click
 @click.option("--tag", default=None, help="Tag the new commit, e.g. v1.0.")
 @click.option("--private", is_flag=True, help="Create the repo as private.")
 @click.option("--limit", type=click.IntRange(min=1), default=None, metavar="N",
-              help="Verify the card's claims on the first N images only (statistical tolerance).")
+              help="Verify on a seeded subset of N images: exactly against the card's canonical-subset claims "
+                   "when N is their size (1000), else within 3 standard errors of the subset.")
 @click.option("--rtol", type=click.FloatRange(min=0), default=None,
-              help="Relative tolerance of the verification (default 1e-3; 5% with --limit and no standard error).")
+              help="Relative tolerance of an exact verification (default 1e-3; also the least tolerance of a "
+                   "statistical one).")
 @click.option("--no-verify", is_flag=True, help="Publish without re-running the harness on the card's claims.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 def publish_cmd(source: str, repo_id: str, revision: str | None, tag: str | None, private: bool,
@@ -39,8 +41,8 @@ def publish_cmd(source: str, repo_id: str, revision: str | None, tag: str | None
         click.echo(json.dumps({
             "repo_url": result.repo_url, "commit": result.commit, "commit_url": result.commit_url,
             "revision": result.revision, "tag": result.tag, "files": result.files,
-            "checks": [{"key": c.key, "claimed": c.claimed, "measured": c.measured, "tolerance": c.tolerance, "ok": c.ok}
-                       for c in result.checks],
+            "checks": [{"key": c.key, "claimed": c.claimed, "measured": c.measured, "tolerance": c.tolerance, "ok": c.ok,
+                        "kind": c.kind, "note": c.note} for c in result.checks],
         }, indent=2))
         return
     click.echo(f"published {len(result.files)} files to {result.repo_url}")
@@ -55,10 +57,14 @@ def publish_cmd(source: str, repo_id: str, revision: str | None, tag: str | None
 @click.argument("directory", type=click.Path(exists=True, file_okay=False))
 @click.option("--metrics", default=None, help="Score the weights with these metrics first (replaces eval.json), "
                                                "e.g. fid,precision,recall,parzen.")
-@click.option("--limit", type=click.IntRange(min=1), default=None, help="Score only the first N test images.")
+@click.option("--limit", type=click.IntRange(min=1), default=None,
+              help="With --metrics: score a seeded random subset of N test images.")
 @click.option("--no-progress", is_flag=True, help="No progress bars.")
 def card_cmd(directory: str, metrics: str | None, limit: int | None, no_progress: bool) -> None:
     """Rewrite the card (README.md) of a release DIRECTORY from its config, training summary and results.
+
+    The claims on the canonical subset (1000 test images) are computed when eval.json lacks them
+    or they were measured on other weights or metrics: `zoo card DIR` after new weights.
 
     \b
     zoo card runs/dcgan/release --metrics fid,precision,recall,parzen

@@ -188,9 +188,19 @@ class EvalContext:
         return self.cache[key]
 
     def split_images(self) -> torch.Tensor:
-        """The evaluated split (its first `limit` images when a limit is set)."""
+        """The evaluated split; with a limit, its seeded subset of `limit` images (see `zoo.eval.subset`)."""
         images, _ = self.load_split(self.split)
-        return images if self.limit is None else images[: self.limit]
+        idx = self.subset_indices()
+        return images if idx is None else images[idx]
+
+    def subset_indices(self) -> torch.Tensor | None:
+        """The sorted indices of the images a limit scores (None: the whole split)."""
+        if "limit-indices" not in self.cache:
+            from .subset import subset_indices
+
+            total = self.load_split(self.split)[0].shape[0]
+            self.cache["limit-indices"] = subset_indices(total, self.limit, self.seed, self.split)
+        return self.cache["limit-indices"]
 
     def subset(self, split: str, n: int, key: str) -> torch.Tensor:
         """`n` images of `split` drawn without replacement by the stream `key` (all of them, in order, if fewer)."""
@@ -291,7 +301,8 @@ def evaluate(
       `hf-hub:...`, `local-dir:...`); a registered name with no released
       weights is scored at a random initialisation, recorded as "random init".
     - `metrics`: names (`("nll", "fid")`, `"nll,fid"`, `"all"`) or metric objects.
-    - `limit`: score only the first `limit` images of the split.
+    - `limit`: score a seeded random subset of `limit` images of the split (the same images for the
+      same seed; see `zoo.eval.subset`), named in `provenance["subset"]`.
     - `num_samples`: images drawn from the model for fid, precision, recall and parzen.
     - `seed`: every random stream (samples, subsets) derives from it: same seed, same numbers.
     - `feature_extractor`: replaces the dataset's reference classifier for fid/precision/recall.
@@ -342,6 +353,7 @@ def evaluate(
         "split": split,
         "n": n,
         "limit": limit,
+        "subset": _subset_provenance(ctx),
         "num_samples": num_samples if any(getattr(m, "uses_samples", False) for m in metric_objs) else None,
         "seed": seed,
         "batch_size": batch_size,
@@ -355,6 +367,14 @@ def evaluate(
     provenance = broadcast(provenance) if world > 1 else provenance
     return EvalResult(model=prov["model"], metrics=results, provenance=provenance, samples=grid_samples,
                       completions=completions)
+
+
+def _subset_provenance(ctx: EvalContext) -> dict[str, Any] | None:
+    """The identity of the images a limit scored (seed, N, sha256 of the indices); None for the whole split."""
+    from .subset import subset_identity
+
+    idx = ctx.subset_indices()
+    return None if idx is None else subset_identity(idx, seed=ctx.seed, total=ctx.load_split(ctx.split)[0].shape[0])
 
 
 def _reference_results(name: str, dataset: str) -> dict[str, Any]:

@@ -30,6 +30,9 @@ class EvalResult:
     samples: Any = field(default=None, repr=False, compare=False)  # a few samples for a grid; not serialised
     # (images whose lower half the model completed, the completions), for a picture; not serialised
     completions: Any = field(default=None, repr=False, compare=False)
+    # a release's claims on its canonical subset: the to_dict() of the same evaluation with the canonical
+    # limit (see zoo.release.canonical); serialised when set, so eval.json carries both
+    canonical_subset: dict[str, Any] | None = field(default=None, repr=False)
 
     def __getitem__(self, name: str) -> MetricValue:
         try:
@@ -42,15 +45,19 @@ class EvalResult:
         return {k: v.value for k, v in self.metrics.items()}
 
     def to_dict(self) -> dict[str, Any]:
-        return {"schema": SCHEMA, "model": self.model,
-                "metrics": {k: v.to_dict() for k, v in self.metrics.items()},
-                "provenance": self.provenance}
+        d = {"schema": SCHEMA, "model": self.model,
+             "metrics": {k: v.to_dict() for k, v in self.metrics.items()},
+             "provenance": self.provenance}
+        if self.canonical_subset is not None:
+            d["canonical_subset"] = self.canonical_subset
+        return d
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "EvalResult":
         if d.get("schema") != SCHEMA:
             raise ArgumentError(f"expected an evaluation result with schema {SCHEMA!r}, got {d.get('schema')!r}")
-        return cls(d["model"], {k: MetricValue.from_dict(v) for k, v in d["metrics"].items()}, dict(d["provenance"]))
+        return cls(d["model"], {k: MetricValue.from_dict(v) for k, v in d["metrics"].items()}, dict(d["provenance"]),
+                   canonical_subset=d.get("canonical_subset"))
 
     def to_json(self, indent: int | None = 2) -> str:
         return json.dumps(self.to_dict(), indent=indent, allow_nan=True)

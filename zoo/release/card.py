@@ -82,6 +82,7 @@ def front_matter(config: Mapping[str, Any], summary: EvalSummary | None, *, name
         "dataset": dataset or None, "split": summary.split if summary else None,
         "n": summary.n if summary else None, "seed": summary.seed if summary else None,
         "limit": summary.limit if summary else None,
+        "canonical_subset": _canonical_meta(summary.subset) if summary and summary.subset else None,
     }
     data = ModelCardData(
         license=license or "apache-2.0", library_name="zoo", tags=tags, datasets=datasets or None,
@@ -89,6 +90,26 @@ def front_matter(config: Mapping[str, Any], summary: EvalSummary | None, *, name
         zoo={k: v for k, v in zoo_meta.items() if v is not None},
     )
     return data.to_yaml()
+
+
+def _canonical_meta(sub: EvalSummary) -> dict[str, Any]:
+    """The canonical-subset claims as the front matter keeps them (read back by `read_claims`)."""
+    meta = {"limit": sub.limit, "seed": sub.seed, "n": sub.n, "indices_sha256": sub.provenance.get("subset.indices_sha256"),
+            "num_samples": sub.provenance.get("num_samples"), "batch_size": sub.provenance.get("batch_size"),
+            "metrics": {k: v for k, v in sub.metrics.items() if verifiable(k)},
+            "stderr": {k: v for k, v in sub.stderr.items() if verifiable(k)}}
+    return {k: v for k, v in meta.items() if v not in (None, {})}
+
+
+def _canonical_section(sub: EvalSummary) -> list[str]:
+    """The Results section's paragraph on the canonical-subset claims."""
+    out = [f"On the canonical subset ({sub.n} images of the split, the seeded subset `--limit {sub.limit} --seed "
+           f"{sub.seed}` draws; indices sha256 `{sub.provenance.get('subset.indices_sha256')}`), the same evaluation "
+           f"gives the numbers below. They are deterministic, so `zoo publish --limit {sub.limit}` checks them as "
+           "tightly as the full split:", "",
+           "| metric | canonical subset | standard error |", "| --- | --- | --- |"]
+    out += [f"| {k} | {fmt(v)} | {fmt(sub.stderr.get(k))} |" for k, v in sub.metrics.items() if verifiable(k)]
+    return out + [""]
 
 
 def _reproduce(name: str, summary: EvalSummary, metric: str) -> str:
@@ -177,7 +198,7 @@ def render_card(
         out += [
             f"Measured by the zoo's harness on `{summary.dataset}` split `{summary.split}`"
             + (f", n = {summary.n}" if summary.n else "") + (f", seed {summary.seed}" if summary.seed is not None else "")
-            + (f", limited to {summary.limit} images" if summary.limit else "") + ".",
+            + (f", limited to {summary.limit} images (a seeded random subset)" if summary.limit else "") + ".",
             "",
             "| metric | value | standard error | reproduce |",
             "| --- | --- | --- | --- |",
@@ -196,6 +217,8 @@ def render_card(
             call["limit"] = summary.limit
         args = ", ".join(f"{k}={v!r}" for k, v in call.items())
         out += ["", "The same numbers from Python:", "", "```python", f'zoo.evaluate("{load_name}", {args})', "```", ""]
+        if summary.subset is not None:
+            out += _canonical_section(summary.subset)
         if summary.provenance:
             out += ["<details><summary>Provenance of these numbers</summary>", "", "| | |", "| --- | --- |"]
             out += [f"| {k} | {v} |" for k, v in sorted(summary.provenance.items()) if v is not None and v != ""]

@@ -85,12 +85,14 @@ def save_pretrained(
 # zoo card DIR
 # --------------------------------------------------------------------------------------------
 def render_release_card(directory: str | Path, *, metrics: str | None = None, limit: int | None = None,
-                        progress: bool = False) -> Path:
+                        progress: bool = False, canonical: bool = True) -> Path:
     """Rewrite a release folder's card (README.md) from its files: config.json, training.json
     (recipe, hardware, wall time) and eval.json (the harness's results).
 
     With `metrics` (e.g. "fid,precision,recall,parzen"), the harness first scores the folder's
     weights on the test split of the dataset they were trained on, and eval.json is replaced.
+    With `canonical` (the default), eval.json's claims on the canonical subset are computed when
+    missing or stale (`zoo.release.canonical`); `zoo train` computes them itself, on every process.
     The weights and samples are not touched. Returns the card's path."""
     folder = Path(directory).expanduser()
     cfg = read_config(folder / CONFIG_NAME)
@@ -108,6 +110,8 @@ def render_release_card(directory: str | Path, *, metrics: str | None = None, li
     if not eval_path.is_file():
         raise ZooError(f"{folder} has no {EVAL_NAME}: pass metrics to score the weights first")
     results = _results_of_these_weights(folder, cfg, json.loads(eval_path.read_text()))
+    if canonical:
+        results = _with_canonical_subset(folder, cfg, results, progress=progress)
     eval_path.write_text(json.dumps(results, indent=2, default=str) + "\n")
     training_path = folder / TRAINING_NAME
     training = json.loads(training_path.read_text()) if training_path.is_file() else None
@@ -146,8 +150,42 @@ def _results_of_these_weights(folder: Path, cfg: dict[str, Any], results: dict[s
         raise ZooError(f"{folder}/{EVAL_NAME} was measured on other tensors than this folder's model.safetensors; "
                        "re-score them (zoo card DIR --metrics ...)")
     note = "scored in memory before being written; model.safetensors holds the same tensors"
-    prov = {**prov, "weights": file_sha, "weights_source": "model.safetensors", "note": "; ".join(x for x in (prov.get("note"), note) if x)}
-    return {**results, "provenance": prov}
+
+    def renamed(p: dict[str, Any]) -> dict[str, Any]:
+        return {**p, "weights": file_sha, "weights_source": "model.safetensors",
+                "note": "; ".join(x for x in (p.get("note"), note) if x)}
+
+    out = {**results, "provenance": renamed(prov)}
+    sub = results.get("canonical_subset")
+    if isinstance(sub, dict) and (sub.get("provenance") or {}).get("weights") == prov["weights"]:
+        out["canonical_subset"] = {**sub, "provenance": renamed(sub["provenance"])}
+    return out
+
+
+def _with_canonical_subset(folder: Path, cfg: dict[str, Any], results: dict[str, Any], *,
+                           progress: bool = False) -> dict[str, Any]:
+    """`results` with claims on the canonical subset (`zoo.release.canonical`): kept when they are of the
+    same weights, dataset, seed and metrics, else computed by loading the folder (on the CPU). Left out
+    when the dataset is not registered here (nothing could verify them) or the split is that small."""
+    from ..errors import UnknownNameError
+    from .canonical import canonical_is_current, canonical_subset
+
+    if canonical_is_current(results):
+        return results
+    results = {k: v for k, v in results.items() if k != "canonical_subset"}
+    from ..eval.harness import get_dataset
+    from ..factory import load
+
+    try:
+        get_dataset(str((results.get("provenance") or {}).get("dataset") or cfg.get("dataset")))
+    except UnknownNameError:
+        return results
+    sub = canonical_subset(load(f"local-dir:{folder}"), results, progress=progress)
+    if sub is None:
+        return results
+    model = results.get("model", sub["model"])  # the release's name, not the folder's path on this machine
+    sub = {**sub, "model": model, "provenance": {**sub["provenance"], "model": (results.get("provenance") or {}).get("model", model)}}
+    return {**results, "canonical_subset": sub}
 
 
 # --------------------------------------------------------------------------------------------

@@ -75,7 +75,8 @@ def publish(
     `source` is a registered `arch[.tag]` (its bundled release folder) or a folder written
     by `save_pretrained`. Before anything is uploaded, the folder's weights are checked
     against its config.json and, unless `verify=False`, the harness re-runs the card's
-    claims (on `limit` images when given) and publishing stops if they do not reproduce.
+    claims (on the seeded subset of `limit` images when given: exactly against the card's
+    canonical-subset claims when `limit` is their size) and publishing stops if they do not reproduce.
     The token comes from `HF_TOKEN` or the huggingface_hub login; it is never printed.
     """
     if not isinstance(repo_id, str) or repo_id.count("/") != 1 or not all(repo_id.split("/")):
@@ -90,8 +91,10 @@ def publish(
             echo(f"  {c}")
         bad = [c for c in checks if not c.ok]
         if bad:
+            what = ("contradict each other (nothing was run)" if all(c.kind != "measured" for c in checks)
+                    else "do not reproduce within tolerance")
             raise ZooError(
-                "refusing to publish: the card's numbers do not reproduce within tolerance:\n"
+                f"refusing to publish: the card's numbers {what}:\n"
                 + "\n".join(f"  {c}" for c in bad)
                 + "\nre-evaluate and regenerate the card, or pass --no-verify to publish anyway"
             )

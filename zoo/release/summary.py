@@ -36,6 +36,8 @@ class EvalSummary:
     units: dict[str, str] = field(default_factory=dict)  # flattened key -> unit, when the harness gives one
     notes: dict[str, str] = field(default_factory=dict)  # metric -> why it is n/a
     provenance: dict[str, Any] = field(default_factory=dict)
+    # the same claims on the release's canonical subset (zoo.release.canonical), when it records them
+    subset: "EvalSummary | None" = None
 
     @property
     def metric_names(self) -> list[str]:
@@ -117,7 +119,7 @@ def summarize(result: Any) -> EvalSummary:
         setattr(s, key, int(v) if number(v) is not None else None)
     flat = {**prov, **d}
     for k, v in list(flat.items()):
-        if isinstance(v, Mapping) and k not in ("metrics", "provenance", "data_spec"):
+        if isinstance(v, Mapping) and k not in ("metrics", "provenance", "data_spec", "canonical_subset"):
             flat.update({f"{k}.{kk}": vv for kk, vv in v.items() if not isinstance(vv, (list, dict))})
     s.provenance = {k: v for k, v in flat.items()
                     if k not in ("metrics", "provenance", "schema") and not isinstance(v, (list, dict)) and v is not None}
@@ -151,6 +153,8 @@ def summarize(result: Any) -> EvalSummary:
                 s.metrics[f"{name}.{k}"] = leaves[k]
     if not s.metrics and not s.notes:
         raise ValueError("the EvalResult has no metrics to report")
+    if isinstance(d.get("canonical_subset"), Mapping):
+        s.subset = summarize(d["canonical_subset"])
     return s
 
 

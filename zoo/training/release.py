@@ -39,8 +39,9 @@ def released_weights(run: Run) -> nn.Module:
 
 
 def evaluate_on_test(model: nn.Module, run: Run) -> Any:
-    """The shared harness on the test split (`limit` images with --limit): NLL for a likelihood model,
-    the sample metrics (FID, precision, recall, Parzen) for a sampler without one (a GAN).
+    """The shared harness on the test split (a seeded subset of `limit` images with --limit): NLL for a
+    likelihood model, the sample metrics (FID, precision, recall, Parzen) for a sampler without one (a GAN),
+    with the same evaluation on the canonical subset of the test split (`zoo.release.canonical`).
 
     Every rank calls it (the harness shards the split itself). Skipped with a
     message, returning None, when the dataset has no test split.
@@ -54,10 +55,18 @@ def evaluate_on_test(model: nn.Module, run: Run) -> Any:
         if run.d.main:
             say(f"evaluation skipped: dataset {ds.name!r} has no test split; run `zoo eval` on the release folder")
         return None
+    from ..release.canonical import CANONICAL_LIMIT, canonical_subset
+
     registered = get_registry().datasets.get(ds.name) is ds
     metrics = "nll" if callable(getattr(model, "log_prob", None)) else "fid,precision,recall,parzen"
-    return evaluate(model, dataset=ds.name if registered else ds, split="test", metrics=metrics, limit=run.limit,
-                    device=run.dev, progress=run.d.main)
+    dataset = ds.name if registered else ds
+    result = evaluate(model, dataset=dataset, split="test", metrics=metrics, limit=run.limit, device=run.dev,
+                      progress=run.d.main)
+    # the claims on the canonical subset, for a quick exact `zoo publish --limit` check (not for quick --limit runs
+    # that score fewer images: `zoo card DIR` adds them); a dataset that is not registered could not verify them
+    if registered and (run.limit is None or run.limit >= CANONICAL_LIMIT):
+        result.canonical_subset = canonical_subset(model, result, dataset=dataset, device=run.dev, progress=run.d.main)
+    return result
 
 
 def save_release_weights(model: nn.Module, folder: str | Path, **card: Any) -> Path:
@@ -104,7 +113,7 @@ def write_release(folder: Path, model: nn.Module, run: Run, result: Any, samples
     if result is not None:  # the card as `zoo card` renders it from the folder (with the training command)
         from ..release import render_release_card
 
-        render_release_card(folder)
+        render_release_card(folder, canonical=False)  # computed with the result, by every process
 
 
 def _training_summary(model: nn.Module, run: Run) -> dict[str, Any]:
