@@ -480,6 +480,7 @@ def test_distributed_equals_single_process(tmp_path, fake_host, fake_data):
                              batch_size=16, seed=5, feature_extractor=t.random_features)
         if dist.get_rank() == 0:
             open({str(tmp_path / 'out.json')!r}, "w").write(r.to_json())
+        dist.barrier()
         dist.destroy_process_group()
     """))
     proc = _torchrun([str(script)], tmp_path)

@@ -96,11 +96,19 @@ def init_from_env(device: str | torch.device | None = None) -> Dist:
     return Dist(dist.get_rank(), dist.get_world_size(), local_rank, started_here=True)
 
 
-def finish(d: Dist) -> None:
-    """End the process group if `init_from_env` started it (else leave it to whoever did)."""
+def finish(d: Dist, *, clean: bool = True) -> None:
+    """End the process group if `init_from_env` started it (else leave it to whoever did).
+
+    `clean=True` (leaving normally): every process first waits at a barrier, so no
+    process tears its connections down while a peer still uses them (gloo aborts
+    the peer then). `clean=False` (leaving on an error): no barrier, which could
+    wait for a peer that never arrives.
+    """
     if d.started_here:
         import torch.distributed as dist
 
+        if clean and d.on:
+            dist.barrier()
         dist.destroy_process_group()
 
 

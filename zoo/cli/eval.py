@@ -93,6 +93,7 @@ def eval_cmd(names: tuple[str, ...], all_models: bool, dataset: str, split: str,
     if device == "cuda" and "LOCAL_RANK" in os.environ:
         device = f"cuda:{os.environ['LOCAL_RANK']}"
     group = init_from_env(device)
+    clean = False
     try:
         main = group.main
         asked = dataset  # the report's command repeats what was asked
@@ -121,6 +122,7 @@ def eval_cmd(names: tuple[str, ...], all_models: bool, dataset: str, split: str,
                 for w in caught:
                     click.echo(f"note: {w.message}", err=True)
             results.append(r)
+        clean = True
         if not main:
             return
         payload = json.dumps([r.to_dict() for r in results], indent=2)
@@ -144,7 +146,7 @@ def eval_cmd(names: tuple[str, ...], all_models: bool, dataset: str, split: str,
         if failed:
             raise SystemExit(1)
     finally:
-        finish(group)
+        finish(group, clean=clean)
 
 
 COMMANDS = [eval_cmd]

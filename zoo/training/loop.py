@@ -88,14 +88,17 @@ def train(
         raise ValueError(f"limit must be a positive int, got {limit!r}")
     dev = resolve_device(device, int(os.environ.get("LOCAL_RANK", "0")))
     d = init_from_env(dev.type)
+    clean = False
     try:
         run = _set_up(name, spec, trainer_cls, rec, recipe_name, d, dev, dataset=dataset, config=config, tiny=tiny,
                       limit=limit, out=out)
         _start_or_resume(run, resume)
         _run_epochs(run, progress=progress, callbacks=callbacks)
-        return _finish(run, evaluate=evaluate, samples=samples, t_start=t_start)
+        result = _finish(run, evaluate=evaluate, samples=samples, t_start=t_start)
+        clean = True
+        return result
     finally:
-        finish(d)
+        finish(d, clean=clean)
 
 
 def _resolve(name: str, recipe: str | Mapping[str, Any], overrides: Mapping[str, Any] | None, *,
