@@ -417,6 +417,29 @@ def test_leaderboard_speed_columns_completions_and_overview(fake_host, fake_data
     assert overview.size[1] == 2 * 2 * (2 + 28 + 2)  # a row of samples and a row of completions, at scale 2
 
 
+def test_cli_eval_prints_the_published_number_under_the_measured_one():
+    from click.testing import CliRunner
+
+    from zoo.cli import build_cli
+    from zoo.registry import get_spec
+
+    ref = get_spec("pixelrnn-row").reference_results["binarized-mnist"]
+    res = CliRunner().invoke(build_cli(), ["eval", "pixelrnn-row", "--limit", "4", "--no-progress"])
+    assert res.exit_code == 0, res.output
+    lines = res.stdout.splitlines()
+    at = next(i for i, line in enumerate(lines) if line.strip().startswith("nll "))
+    assert lines[at + 1].strip() == f"published {ref['nll']:.2f} ({ref['source']})"
+
+
+def test_reference_line_shows_numbers_only_and_marks_what_is_not_comparable():
+    from zoo.eval.result import reference_line
+
+    gan = {"parzen": 225.0, "comparable": False, "source": "Goodfellow et al. 2014"}
+    assert reference_line(gan, "parzen") == "published 225.00 (Goodfellow et al. 2014; not comparable)"
+    assert reference_line(gan, "nll") == "" and reference_line(gan, "comparable") == ""
+    assert reference_line({"nll": 81.3}, "nll") == "published 81.30 (source not given)"
+
+
 def test_cli_report_names_the_published_number_and_its_command(tmp_path):
     from click.testing import CliRunner
 

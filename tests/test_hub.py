@@ -726,7 +726,7 @@ def test_wheel_ships_bundled_cards_and_loads_them(tmp_path):
     sha = sha256_file(folder / "model.safetensors")
     py = sys.executable
     subprocess.run([py, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(tmp_path / "dist"), str(src)], check=True)
-    wheel = next((tmp_path / "dist").glob("zoo-*.whl"))
+    wheel = next((tmp_path / "dist").glob("likelihood_zoo-*.whl"))
     venv = tmp_path / "venv"
     subprocess.run([py, "-m", "venv", "--without-pip", str(venv)], check=True)
     site = next((venv / "lib").glob("python*/site-packages"))

@@ -1,54 +1,88 @@
-"""A regular (non-editable) wheel works: the core, the built-in plugins and their data ship in it."""
+"""The distribution `likelihood-zoo` as PyPI would get it: `python -m build` makes an sdist and a wheel
+that `twine check` accepts, both carry the bundled release folders and the test split, and the wheel,
+installed into a fresh venv, scores a bundled release offline from outside the checkout."""
 
+import json
 import os
 import subprocess
 import sys
+import sysconfig
+import tarfile
 import zipfile
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
+DIST_NAME = "likelihood_zoo"  # the file-name form of the distribution `likelihood-zoo`
+BUNDLED = ["pixelrnn-row.binarized-mnist/model.safetensors", "pixelrnn-row.binarized-mnist/config.json"]
+TEST_SPLIT = "zoo_datasets/binarized_mnist_test.npz"
 
 
 @pytest.fixture(scope="module")
-def wheel(tmp_path_factory):
-    out = tmp_path_factory.mktemp("wheel")
-    subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--no-build-isolation", "-w", str(out), str(ROOT)],
-        check=True, capture_output=True,
-    )
-    (whl,) = out.glob("zoo-*.whl")
-    return whl
+def dist(tmp_path_factory):
+    """`python -m build`: the sdist, then the wheel built from that sdist (so the sdist must be complete)."""
+    out = tmp_path_factory.mktemp("dist")
+    proc = subprocess.run([sys.executable, "-m", "build", "--no-isolation", "--outdir", str(out), str(ROOT)],
+                          capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    (sdist,) = out.glob(f"{DIST_NAME}-*.tar.gz")
+    (wheel,) = out.glob(f"{DIST_NAME}-*-py3-none-any.whl")
+    return sdist, wheel
 
 
 @pytest.mark.slow
-def test_wheel_contains_core_plugins_and_entry_points(wheel):
-    names = zipfile.ZipFile(wheel).namelist()
+def test_twine_accepts_both(dist):
+    proc = subprocess.run([sys.executable, "-m", "twine", "check", "--strict", *map(str, dist)],
+                          capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert proc.stdout.count("PASSED") == 2
+
+
+@pytest.mark.slow
+def test_sdist_carries_the_cards_and_the_test_split(dist):
+    names = tarfile.open(dist[0]).getnames()
+    top = names[0].split("/")[0]
+    for must in [*(f"cards/{b}" for b in BUNDLED), f"plugins/{TEST_SPLIT}", "pyproject.toml", "README.md"]:
+        assert f"{top}/{must}" in names, must
+
+
+@pytest.mark.slow
+def test_wheel_contains_core_plugins_data_and_entry_points(dist):
+    wheel = zipfile.ZipFile(dist[1])
+    names = wheel.namelist()
     for must in ["zoo/__init__.py", "zoo/cli/__init__.py", "zoo_pixelcnn/plugin.py", "zoo_pixelrnn/plugin.py",
-                 "zoo_gan/plugin.py", "zoo_datasets/plugin.py"]:
+                 "zoo_gan/plugin.py", "zoo_datasets/plugin.py", TEST_SPLIT, *(f"zoo/cards/{b}" for b in BUNDLED)]:
         assert must in names, must
-    assert not any(n.startswith(("tests/", "examples/", "benchmarks/")) for n in names)
-    ep = next(n for n in names if n.endswith("entry_points.txt"))
-    text = zipfile.ZipFile(wheel).read(ep).decode()
+    assert not any(n.startswith(("tests/", "examples/", "benchmarks/", "stages/")) for n in names)
+    meta = wheel.read(next(n for n in names if n.endswith(".dist-info/METADATA"))).decode()
+    assert "Name: likelihood-zoo" in meta
+    text = wheel.read(next(n for n in names if n.endswith("entry_points.txt"))).decode()
     assert "[zoo]" in text and "zoo_pixelcnn = zoo_pixelcnn.plugin" in text and "zoo = zoo.cli:main" in text
 
 
 @pytest.mark.slow
-def test_installed_wheel_runs_outside_the_checkout(wheel, tmp_path):
-    target = tmp_path / "site"
-    subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--target", str(target), str(wheel)],
+def test_installed_wheel_scores_a_bundled_release_offline(dist, tmp_path):
+    """A fresh venv holds only the wheel; torch and the rest come from this environment, after it."""
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
+    site = next((venv / "lib").glob("python*/site-packages"))
+    subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--target", str(site), str(dist[1])],
                    check=True, capture_output=True)
-    env = {**os.environ, "PYTHONPATH": str(target)}
-    code = (
-        "import zoo, zoo_pixelcnn, json; from zoo.cli import main; "
-        "print(json.dumps([zoo.__file__, zoo_pixelcnn.__file__, zoo.list_models()]))"
-    )
+    (site / "deps.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
+    env = {k: v for k, v in os.environ.items() if k not in ("ZOO_CARDS_DIR", "PYTHONPATH", "ZOO_PLUGINS")}
+    env.update(HF_HUB_OFFLINE="1", OMP_NUM_THREADS="1")
     work = tmp_path / "elsewhere"
     work.mkdir()
-    out = subprocess.run([sys.executable, "-c", code], cwd=work, env=env, capture_output=True, text=True, check=True)
-    import json
+    python = str(venv / "bin" / "python")
+    where = subprocess.run([python, "-c", "import zoo, zoo_datasets; print(zoo.__file__); print(zoo_datasets.__file__)"],
+                           cwd=work, env=env, capture_output=True, text=True, check=True).stdout.split()
+    assert all(w.startswith(str(site)) for w in where), where
+    proc = subprocess.run([python, "-m", "zoo", "eval", "pixelrnn-row", "--limit", "8", "--json", "--no-progress"],
+                          cwd=work, env=env, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    (result,) = json.loads(proc.stdout)
+    from zoo.registry import get_spec
 
-    zoo_file, plugin_file, models = json.loads(out.stdout)
-    assert zoo_file.startswith(str(target)) and plugin_file.startswith(str(target))
-    assert "independent" in models  # the example plugin, installed in the test environment
+    assert result["provenance"]["weights"] == get_spec("pixelrnn-row").weights[0].sha256
+    assert result["provenance"]["n"] == 8 and 20 < result["metrics"]["nll"]["value"] < 300

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import warnings
 from dataclasses import dataclass, field
 from importlib import metadata
@@ -73,6 +74,11 @@ class Registry:
     owners: dict[tuple[str, str], str] = field(default_factory=dict)  # (kind, name) -> plugin
 
 
+def _normalise(dist_name: str) -> str:
+    """A distribution name as PyPI compares them (PEP 503): `Likelihood_Zoo` -> `likelihood-zoo`."""
+    return re.sub(r"[-_.]+", "-", dist_name).lower()
+
+
 def _csv(value: str | None) -> set[str]:
     return {p.strip() for p in (value or "").split(",") if p.strip()}
 
@@ -93,7 +99,7 @@ def _check_entry(kind: str, obj: Any) -> str:
 PLUGIN_FAULTS = (Exception, SystemExit)
 
 # the distribution that ships the built-in plugins; they register first and keep their names
-BUILTIN_DIST = "zoo"
+BUILTIN_DIST = "likelihood-zoo"
 
 
 class PluginHost:
@@ -142,7 +148,7 @@ class PluginHost:
 
         def builtin_first(ep: Any) -> tuple[bool, str]:
             dist = getattr(ep, "dist", None)
-            return (getattr(dist, "name", None) != BUILTIN_DIST, ep.name)
+            return (_normalise(getattr(dist, "name", None) or "") != BUILTIN_DIST, ep.name)
 
         for ep in sorted(metadata.entry_points(group=GROUP), key=builtin_first):
             if ep.name in seen:  # the same distribution visible twice on sys.path

@@ -73,11 +73,15 @@ class EvalResult:
         return cls.from_dict(d)
 
     def summary_lines(self) -> list[str]:
-        """One line per metric with its secondary numbers, e.g. `nll  85.21 ± 0.30 nats  (0.1568 bits/dim)`."""
+        """One line per metric with its secondary numbers, e.g. `nll  85.21 ± 0.30 nats  (0.1568 bits/dim)`,
+        and under a metric the registry has a published number for, that number and its source."""
         lines = []
         for name, v in self.metrics.items():
             extra = describe_details(v)
             lines.append(f"{name:<10} {v.short()}{'  (' + extra + ')' if extra else ''}")
+            published = reference_line(self.provenance.get("reference") or {}, name)
+            if published:
+                lines.append(f"{'':<10} {published}")
         return lines
 
     def __str__(self) -> str:
@@ -85,6 +89,16 @@ class EvalResult:
         head = (f"{self.model} on {p.get('dataset', '?')}[{p.get('split', '?')}] "
                 f"(n={p.get('n', '?')}, seed={p.get('seed', '?')}, weights {str(p.get('weights', '?'))[:16]})")
         return "\n".join([head, *("  " + line for line in self.summary_lines())])
+
+
+def reference_line(reference: dict[str, Any], metric: str) -> str:
+    """`published 79.20 (PixelRNN paper, Table 4)` for a metric the reference gives a number for, else ""."""
+    value = reference.get(metric)
+    if not isinstance(value, (int, float)) or isinstance(value, bool):
+        return ""
+    source = reference.get("source") or "source not given"
+    caveat = "; not comparable" if reference.get("comparable") is False else ""
+    return f"published {value:.2f} ({source}{caveat})"
 
 
 def describe_details(v: MetricValue) -> str:
