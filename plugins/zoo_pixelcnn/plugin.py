@@ -52,8 +52,12 @@ _RECIPE = {
     "lr": 1e-3,
     "betas": [0.9, 0.999],
     "weight_decay": 0.0,
-    "lr_schedule": "cosine",  # to 0 over the run, after `warmup_steps`
+    # per-epoch decay after `warmup_steps`, not cosine: the schedule does not depend on the run's
+    # length, so a run continued stage by stage (`--epochs N --resume`) follows one long run's schedule
+    "lr_schedule": "exponential",
+    "lr_gamma": 0.9,
     "warmup_steps": 200,
+    "dynamic_binarization": True,  # a fresh draw of the train split every epoch (docs/data.md)
     "batch_size": 64,
     "epochs": 10,
     "grad_clip": 1.0,  # max global gradient norm
@@ -65,8 +69,9 @@ _RECIPE = {
 def _recipes(cifar_config: dict) -> dict:
     return {
         "default": _RECIPE,
-        "mnist": {**_RECIPE, "dataset": "mnist", "config": DATA["mnist"]},
+        "mnist": {**_RECIPE, "dataset": "mnist", "config": DATA["mnist"], "dynamic_binarization": False},
         "cifar10": {**_RECIPE, "dataset": "cifar10", "epochs": 50, "batch_size": 32, "lr": 3e-4,
+                    "lr_schedule": "cosine", "dynamic_binarization": False,
                     "config": {**DATA["cifar10"], **cifar_config}},  # needs a GPU
     }
 
