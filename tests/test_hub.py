@@ -1,4 +1,4 @@
-"""Weights and the Hub, through the real huggingface_hub client against tests/hubserver.py.
+"""Weights and the Hub, through the real huggingface_hub client against zoo.testing.hubserver.
 
 The server runs on 127.0.0.1 and HF_ENDPOINT points at it; every test gets its own
 server, cache, token and (empty) bundled-cards folder.
@@ -24,8 +24,7 @@ from zoo import release
 from zoo.util import sha256_file
 from zoo.errors import WeightsError, ZooError
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from hubserver import HubServer  # noqa: E402
+from zoo.testing.hubserver import HubServer
 
 TOKEN = "hf_zoo_secret_test_token"
 TINY = {"channels": 1, "height": 4, "width": 4, "levels": 2}
