@@ -81,17 +81,31 @@ def info_cmd(name: str, as_json: bool) -> None:
 @tiny_option
 @set_option
 @click.option("--trials", type=click.IntRange(min=1), default=2, show_default=True, help="Random perturbation trials for causality.")
-@click.option("--seed", default=0, show_default=True)
+@click.option("--seed", default=0, show_default=True, help="Seeds the model's random weights and the perturbations.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def check_cmd(name: str, tiny: bool, overrides: tuple[str, ...], trials: int, seed: int, as_json: bool) -> None:
-    """Check that an autoregressive model never sees the future; measure its receptive field."""
+    """Check a model's spec against its code, that an autoregressive model never sees the future, and
+    measure its receptive field. SEED seeds the random weights and the perturbations."""
+    import torch
+
     from ..checks import check
     from ..factory import create
     from ..registry import get_spec, parse_name
+    from ..specs import check_spec
 
     spec = get_spec(parse_name(name).arch)
+    problems = check_spec(spec)
     config = {**(spec.test_config if tiny else {}), **parse_overrides(overrides)}
-    report = check(create(name, **config), name=name, trials=trials, seed=seed)
+    try:
+        torch.manual_seed(seed)
+        model = create(name, **config)
+    except Exception as e:
+        if not problems:
+            raise
+        lines = [f"zoo check {name}", "  spec (builder, config keys, data_spec): FAIL"] + [f"    {p}" for p in problems]
+        raise click.ClickException("\n".join(lines + [f"  the model does not build: {type(e).__name__}: {e}", "  FAILED"])) from e
+    report = check(model, name=name, trials=trials, seed=seed)
+    report.spec_problems = problems
     click.echo(json.dumps(report.to_dict(), indent=2) if as_json else str(report))
     if not report.passed:
         raise SystemExit(1)
