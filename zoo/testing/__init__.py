@@ -43,7 +43,7 @@ def _selected(patterns: tuple[str, ...], skip: tuple[str, ...]) -> list[tuple[st
         raise ValueError(f"skip names unknown check(s) {unknown}; checks: {', '.join(c.name for c in CHECKS)}")
     names = sorted({n for p in (patterns or ("*",)) for n in list_models(p)})
     if not names:
-        raise ZooError(f"no registered model matches {', '.join(patterns)}: is the plugin installed "
+        raise ZooError(f"no registered model matches {', '.join(map(repr, patterns))}: is the plugin installed "
                        "(`pip install -e .` in its folder)? `zoo plugins` shows what loaded")
     return [(n, c) for n in names for c in CHECKS if c.name not in skip and c.applies(get_spec(n))]
 

@@ -66,7 +66,8 @@ def check_strict_config(name: str) -> None:
     """The constructor's keywords are the config, their defaults the registered values, and an
     option the constructor does not take is refused, never ignored."""
     spec = get_spec(name)
-    params = inspect.signature(import_builder(spec.builder)).parameters
+    params = {k: p for k, p in inspect.signature(import_builder(spec.builder)).parameters.items()
+              if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
     assert sorted(params) == sorted(spec.config), (
         f"{name}: the config {sorted(spec.config)} must name exactly the constructor's keywords {sorted(params)}")
     defaults = {k: p.default for k, p in params.items()}
