@@ -509,6 +509,18 @@ def test_card_limitations_follow_the_model_kind():
     assert "| nll | n/a, implicit model |" in card and "Likelihoods are of" not in card
 
 
+def test_cards_load_by_the_name_that_works():
+    """`arch.tag` only for the weights the registry pins; else the folder; on the Hub its repo."""
+    from zoo.release import card as cards
+
+    config = json.loads((ISSUE_CARD / "config.json").read_text())  # pinned: pixelrnn-row.binarized-mnist
+    assert 'zoo.load("pixelrnn-row.binarized-mnist")' in cards.render_card(config)
+    assert 'zoo.load("hf-hub:me/row")' in cards.render_card(config, repo_id="me/row")
+    retrained = {**config, "weights": {**config["weights"], "sha256": "0" * 64}}
+    assert 'zoo.load("local-dir:runs/x/release")' in cards.render_card(retrained, folder="runs/x/release")
+    assert 'zoo.load("local-dir:PATH")' in cards.render_card(retrained)
+
+
 def test_publish_verifies_claims_with_the_harness(tmp_path, hub_server, cli_runner, register):
     register()
     m = tiny_model(0)

@@ -614,6 +614,8 @@ def test_evaluate_hook_runs_the_harness(toy, tmp_path, monkeypatch):
     assert sub["provenance"]["subset"]["limit"] == 10 and sub["provenance"]["n"] == 10
     card = (r.release_dir / "README.md").read_text()
     assert "canonical_subset:" in card and f"indices_sha256: {sub['provenance']['subset']['indices_sha256']}" in card
+    # weights no registry pins yet: the card names the folder, the name that loads them
+    assert f'zoo.load("local-dir:{r.release_dir}")' in card and f"`zoo eval local-dir:{r.release_dir} --dataset" in card
 
 
 def test_cli_train(toy, tmp_path, cli_runner):
