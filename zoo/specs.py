@@ -19,7 +19,7 @@ from .protocols import DataSpec
 from .registry import ModelSpec, get_spec
 from .weights import plugin_cards_dir
 
-__all__ = ["check_spec"]
+__all__ = ["check_spec", "builder_options"]
 
 
 def _keywords(builder: Any) -> tuple[list[str], list[str], bool]:
@@ -31,6 +31,12 @@ def _keywords(builder: Any) -> tuple[list[str], list[str], bool]:
     names = [p.name for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
     required = [p.name for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY) and p.default is p.empty]
     return names, required, any(p.kind is p.VAR_KEYWORD for p in params)
+
+
+def builder_options(spec: ModelSpec) -> list[str] | None:
+    """The keyword options the spec's builder takes (None: it takes any, with **kwargs)."""
+    names, _, var_kw = _keywords(import_builder(spec.builder))
+    return None if var_kw else names
 
 
 def _config_problems(where: str, config: Mapping[str, Any], names: list[str], var_kw: bool) -> list[str]:

@@ -27,6 +27,18 @@ set_option = click.option("--set", "overrides", multiple=True, metavar="KEY=VALU
 tiny_option = click.option("--tiny", is_flag=True, help="Use the model's tiny test config.")
 
 
+def _set_threads(ctx: click.Context, param: click.Parameter, value: int | None) -> None:
+    if value is not None:
+        import torch
+
+        torch.set_num_threads(value)
+
+
+threads_option = click.option("--threads", type=click.IntRange(min=1), default=None, expose_value=False,
+                              callback=_set_threads, is_eager=True,
+                              help="CPU threads for torch (default: torch's choice, or OMP_NUM_THREADS).")
+
+
 @click.command("list")
 @click.argument("pattern", default="*")
 @click.option("--pretrained", is_flag=True, help="List released weights as ARCH.TAG.")
@@ -83,6 +95,7 @@ def info_cmd(name: str, as_json: bool) -> None:
 @click.option("--trials", type=click.IntRange(min=1), default=2, show_default=True, help="Random perturbation trials for causality.")
 @click.option("--seed", default=0, show_default=True, help="Seeds the model's random weights and the perturbations.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@threads_option
 def check_cmd(name: str, tiny: bool, overrides: tuple[str, ...], trials: int, seed: int, as_json: bool) -> None:
     """Check a model's spec against its code, that an autoregressive model never sees the future, and
     measure its receptive field. SEED seeds the random weights and the perturbations."""
@@ -154,6 +167,7 @@ def _finite(ctx: click.Context, param: click.Parameter, value: float) -> float:
 @click.option("--scale", type=click.IntRange(min=1), default=4, show_default=True, help="Pixel scale of the PNG.")
 @tiny_option
 @set_option
+@threads_option
 def sample_cmd(name: str, n: int, out: str, seed: int, temperature: float, method: str, complete: str | None,
                keep_rows: int | None, random_init: bool, scale: int, tiny: bool, overrides: tuple[str, ...]) -> None:
     """Sample N images (or complete an image) and write a PNG grid."""
