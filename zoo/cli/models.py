@@ -48,6 +48,13 @@ def list_cmd(pattern: str, pretrained: bool, as_json: bool) -> None:
     from ..registry import get_spec, list_models, parse_name
 
     names = list_models(pattern, pretrained=pretrained)
+    if not names and not as_json:
+        from ..errors import UnknownNameError
+        from ..util import did_you_mean
+
+        known = list_models("*", pretrained=pretrained)
+        raise UnknownNameError(f"no model matches {pattern!r}{did_you_mean(pattern, known)} (fnmatch patterns, "
+                               f"e.g. 'pixel*'; `zoo list` shows all {len(known)}, `zoo plugins` what loaded)")
     if as_json:
         rows = []
         for n in names:
