@@ -213,7 +213,8 @@ def check_overfits_digits(name: str, steps: int = 100, fraction: float = 0.75) -
         opt.zero_grad()
         loss.backward()
         opt.step()
-    nll = float(model.eval().loss(x))
+    with torch.no_grad():
+        nll = float(model.eval().loss(x))
     assert nll < fraction * baseline, f"{name}: {nll:.1f} nats after {steps} steps; independent pixels {baseline:.1f}"
 
 
