@@ -148,3 +148,25 @@ def test_contract_tests_is_one_parametrized_test_per_model_and_check():
         contract_tests("nosuch")
     with pytest.raises(ValueError, match="unknown check"):
         contract_tests("sound", skip=("causalty",))
+
+
+def test_the_local_hub_server_runs_from_the_shell():
+    """`python -m zoo.testing.hubserver` prints the endpoint to export, and answers there."""
+    import subprocess
+    import sys
+    import urllib.request
+
+    proc = subprocess.Popen([sys.executable, "-m", "zoo.testing.hubserver", "--token", "hf_x"], stdout=subprocess.PIPE, text=True)
+    try:
+        line = proc.stdout.readline().strip()
+        assert line.startswith("export HF_ENDPOINT=http://127.0.0.1:")
+        url = line.split("=", 1)[1]
+        try:
+            urllib.request.urlopen(f"{url}/api/models/nobody/nothing", timeout=10)
+        except urllib.error.HTTPError as e:
+            assert e.code == 404 and e.headers["X-Error-Code"] == "RepoNotFound"
+        else:
+            raise AssertionError("a repo that does not exist was found")
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
