@@ -162,7 +162,8 @@ def test_the_local_hub_server_runs_from_the_shell():
         assert line.startswith("export HF_ENDPOINT=http://127.0.0.1:")
         url = line.split("=", 1)[1]
         try:
-            urllib.request.urlopen(f"{url}/api/models/nobody/nothing", timeout=10)
+            request = urllib.request.Request(f"{url}/api/models/nobody/nothing", headers={"Authorization": "Bearer hf_x"})
+            urllib.request.urlopen(request, timeout=10)
         except urllib.error.HTTPError as e:
             assert e.code == 404 and e.headers["X-Error-Code"] == "RepoNotFound"
         else:
