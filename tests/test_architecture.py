@@ -25,9 +25,10 @@ LAYERS: list[set[str]] = [
     {"data", "weights"},                                  # datasets; weight files and config.json
     {"hub"},                                              # Hugging Face I/O only
     {"factory"},                                          # names -> models: create, load
-    {"checks", "eval"},                                   # zoo check; the evaluation harness
+    {"checks", "specs", "eval"},                          # zoo check; spec checks; the evaluation harness
     {"release"},                                          # cards, claims, release folders, publish
     {"training"},                                         # zoo.train
+    {"testing"},                                          # the plugin test kit and the local Hub server
     {"cli", "__main__", "__init__"},                      # the command line; `import zoo`'s lazy names
 ]
 RANK = {unit: k for k, layer in enumerate(LAYERS) for unit in layer}

@@ -70,13 +70,17 @@ def test_seeing_itself_is_caught():
     report = check(PrefixSum(leak=0))
     assert not report.causal and not report.passed
     assert len(report.violations) > 0 and report.max_leak > 0.01
-    assert "FAILED" in str(report)
+    assert report.subpixels == 30 and report.leaking == 30
+    assert {v["sees"] for v in report.violations} == {"itself"}
+    assert "FAILED" in str(report) and "30 of 30 sub-pixels leak" in str(report)
+    assert "(c=0, i=0, j=0) sees itself" in str(report)
 
 
 def test_seeing_a_later_colour_channel_is_caught():
     report = check(PrefixSum(channels=3, height=2, width=2, leak=1))
     assert not report.causal
     assert {v["subpixel"][0] for v in report.violations} >= {0, 1}
+    assert {v["sees"] for v in report.violations} == {"later"} and "sees a later sub-pixel" in str(report)
 
 
 def test_blind_spot_of_stacked_masked_convolutions():
@@ -109,3 +113,44 @@ def test_check_by_name_and_non_autoregressive():
 
     with pytest.raises(zoo.ZooError, match="autoregressive"):
         check(Gan())
+
+
+def test_zoo_check_seed_seeds_the_weights(cli_runner, monkeypatch):
+    """`zoo check --seed S` checks the same random weights every time (and other weights for another seed)."""
+    import zoo.checks
+
+    seen = []
+    real = zoo.checks.check
+
+    def spy(model, **kw):
+        seen.append(torch.cat([p.detach().flatten() for p in model.parameters()]))
+        return real(model, **kw)
+
+    monkeypatch.setattr(zoo.checks, "check", spy)
+    for seed in (1, 1, 2):
+        assert cli_runner("check", "pixelcnn", "--tiny", "--seed", str(seed)).exit_code == 0
+    assert torch.equal(seen[0], seen[1]) and not torch.equal(seen[0], seen[2])
+
+
+def test_zoo_check_reports_a_spec_that_disagrees_with_its_code(cli_runner, fresh_plugins):
+    import zoo.plugins
+
+    class Plugin:
+        @zoo.hookimpl
+        def zoo_register_models(self, register):
+            base = dict(family="t", summary="s", paper="p", capabilities={"likelihood"})
+            register(zoo.ModelSpec(name="typo", builder="zoo_independent.model:IndependentPixel",
+                                   config={"height": 4, "width": 4}, data_spec=DataSpec(1, 4, 4, 2), **base))
+            register(zoo.ModelSpec(name="extra-key", builder="zoo_independent.model:IndependentPixels",
+                                   config={"height": 4, "width": 4, "depth": 3}, data_spec=DataSpec(1, 4, 4, 2), **base))
+            register(zoo.ModelSpec(name="levels", builder="zoo_independent.model:IndependentPixels",
+                                   config={"height": 4, "width": 4}, data_spec=DataSpec(1, 4, 4, 4), **base))
+
+    with zoo.plugins.use_plugins({"bad": Plugin()}):
+        r = cli_runner("check", "typo")
+        assert r.exit_code == 1 and "has no attribute 'IndependentPixel'" in r.output and "FAILED" in r.output
+        r = cli_runner("check", "extra-key")
+        assert r.exit_code == 1 and "'depth' that the builder does not take" in r.output
+        r = cli_runner("check", "levels")
+        assert r.exit_code == 1 and "declares data_spec 1x4x4, 4 levels, but the builder made a model with 1x4x4, 2 levels" in r.output
+        assert "spec (builder, config keys, data_spec): FAIL" in r.output

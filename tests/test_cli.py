@@ -13,8 +13,10 @@ def test_list_and_json(cli_runner):
     assert r.exit_code == 0 and "independent" in r.output
     rows = json.loads(cli_runner("list", "--json").output)
     row = next(x for x in rows if x["name"] == "independent")
-    assert row["capabilities"] == ["likelihood", "sampler"] and row["plugin"] == "independent"
+    assert row["capabilities"] == ["fast_sampler", "likelihood", "sampler"] and row["plugin"] == "independent"
     assert json.loads(cli_runner("list", "nope*", "--json").output) == []
+    r = cli_runner("list", "independant")
+    assert r.exit_code == 1 and "no model matches 'independant'; did you mean independent?" in r.output
 
 
 def test_info(cli_runner):

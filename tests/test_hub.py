@@ -1,4 +1,4 @@
-"""Weights and the Hub, through the real huggingface_hub client against tests/hubserver.py.
+"""Weights and the Hub, through the real huggingface_hub client against zoo.testing.hubserver.
 
 The server runs on 127.0.0.1 and HF_ENDPOINT points at it; every test gets its own
 server, cache, token and (empty) bundled-cards folder.
@@ -24,8 +24,7 @@ from zoo import release
 from zoo.util import sha256_file
 from zoo.errors import WeightsError, ZooError
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from hubserver import HubServer  # noqa: E402
+from zoo.testing.hubserver import HubServer
 
 TOKEN = "hf_zoo_secret_test_token"
 TINY = {"channels": 1, "height": 4, "width": 4, "levels": 2}
@@ -407,6 +406,49 @@ def test_corrupt_bundled_file_is_refused(tmp_path, hf_env, register):
     assert w.exists()  # the package's files are the user's to fix; never deleted
 
 
+def test_zoo_cards_dir_adds_a_folder_and_the_bundled_cards_still_load(hf_env, monkeypatch):
+    """ZOO_CARDS_DIR (an empty folder here) is searched first; the zoo's own cards/ still serve, offline."""
+    from zoo.weights import bundled_cards_dirs, release_dir
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    assert bundled_cards_dirs()[0] == hf_env / "cards" and len(bundled_cards_dirs()) == 2
+    folder = release_dir("pixelcnn", "binarized-mnist")
+    assert folder is not None and folder.parent == Path(__file__).resolve().parents[1] / "cards"
+    from zoo.factory import resolve_weights
+
+    assert resolve_weights("pixelcnn").source == "bundled"
+
+
+def test_a_plugin_ships_its_own_release_folders(tmp_path, hf_env, register, monkeypatch):
+    """WeightsSpec.cards: 'package:subfolder' inside an installed package (or a path), searched beside the
+    zoo's; the sha256 pin still decides."""
+    from zoo.specs import check_spec
+    from zoo.weights import cards_dirs
+
+    package = tmp_path / "site" / "hubtiny_plugin"
+    (package / "cards").mkdir(parents=True)
+    (package / "__init__.py").write_text("")
+    monkeypatch.syspath_prepend(str(tmp_path / "site"))
+    m = tiny_model(3)
+    folder = zoo.save_pretrained(m, package / "cards" / "hubtiny.t1", tag="t1")
+    sha = sha256_file(folder / "model.safetensors")
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    for cards in ("hubtiny_plugin:cards", str(package / "cards")):
+        register(zoo.WeightsSpec(tag="t1", hub_id="zoo-test/nowhere", revision="v1", sha256=sha, cards=cards))
+        loaded = zoo.load("hubtiny.t1")
+        assert loaded.zoo_weights.source == "bundled" and Path(loaded.zoo_weights.path).parent == folder
+        assert torch.equal(loaded.log_prob(images()), m.log_prob(images()))
+        assert cards_dirs("hubtiny", "t1")[:2] == [hf_env / "cards", package / "cards"]
+        assert check_spec("hubtiny") == []
+    register(zoo.WeightsSpec(tag="t1", hub_id="zoo-test/x", revision="v1", sha256="0" * 64, cards="hubtiny_plugin:cards"))
+    with pytest.raises(WeightsError, match="sha256 mismatch"):
+        zoo.load("hubtiny.t1")
+    register(zoo.WeightsSpec(tag="t1", hub_id="zoo-test/x", revision="v1", sha256=sha, cards="no_such_pkg:cards"))
+    with pytest.raises(WeightsError, match="names package 'no_such_pkg', which is not an installed package"):
+        zoo.load("hubtiny.t1")
+    assert any("no_such_pkg" in p for p in check_spec("hubtiny"))
+
+
 def test_publish_a_registered_name_uses_its_bundled_folder(tmp_path, hub_server, register, cli_runner):
     m = tiny_model()
     folder = zoo.save_pretrained(m, Path(os.environ["ZOO_CARDS_DIR"]) / "hubtiny.t1", tag="t1")
@@ -508,6 +550,18 @@ def test_card_limitations_follow_the_model_kind():
     card = cards.render_card(config, results)
     assert "metrics=['nll']" in card and "metrics=[]" not in card
     assert "| nll | n/a, implicit model |" in card and "Likelihoods are of" not in card
+
+
+def test_cards_load_by_the_name_that_works():
+    """`arch.tag` only for the weights the registry pins; else the folder; on the Hub its repo."""
+    from zoo.release import card as cards
+
+    config = json.loads((ISSUE_CARD / "config.json").read_text())  # pinned: pixelrnn-row.binarized-mnist
+    assert 'zoo.load("pixelrnn-row.binarized-mnist")' in cards.render_card(config)
+    assert 'zoo.load("hf-hub:me/row")' in cards.render_card(config, repo_id="me/row")
+    retrained = {**config, "weights": {**config["weights"], "sha256": "0" * 64}}
+    assert 'zoo.load("local-dir:runs/x/release")' in cards.render_card(retrained, folder="runs/x/release")
+    assert 'zoo.load("local-dir:PATH")' in cards.render_card(retrained)
 
 
 def test_publish_verifies_claims_with_the_harness(tmp_path, hub_server, cli_runner, register):

@@ -99,6 +99,16 @@ def test_broken_entry_point_is_skipped(add_entry_point):
         host = PluginHost()
     assert "independent" in host.registry.models
     assert host.info["ghost"].status == "failed" and "ModuleNotFoundError" in host.info["ghost"].error
+    assert "Traceback" in host.info["ghost"].traceback and "zoo_no_such_module" in host.info["ghost"].traceback
+
+
+def test_zoo_plugins_verbose_shows_a_failed_plugins_traceback(add_entry_point, cli_runner, fresh_plugins):
+    add_entry_point("ghost", "zoo_no_such_module.plugin")
+    with pytest.warns(ZooPluginWarning):
+        r = cli_runner("plugins")
+        assert "ModuleNotFoundError" in r.output and "(-v: traceback)" in r.output and "Traceback" not in r.output
+        r = cli_runner("plugins", "-v")
+        assert "| Traceback (most recent call last):" in r.output and "import_module" in r.output
 
 
 def test_listing_imports_no_model_code():

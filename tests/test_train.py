@@ -614,6 +614,8 @@ def test_evaluate_hook_runs_the_harness(toy, tmp_path, monkeypatch):
     assert sub["provenance"]["subset"]["limit"] == 10 and sub["provenance"]["n"] == 10
     card = (r.release_dir / "README.md").read_text()
     assert "canonical_subset:" in card and f"indices_sha256: {sub['provenance']['subset']['indices_sha256']}" in card
+    # weights no registry pins yet: the card names the folder, the name that loads them
+    assert f'zoo.load("local-dir:{r.release_dir}")' in card and f"`zoo eval local-dir:{r.release_dir} --dataset" in card
 
 
 def test_cli_train(toy, tmp_path, cli_runner):
@@ -841,3 +843,34 @@ def test_checkpoints_and_release_files_are_written_0644(toy, tmp_path):
         os.umask(old)
     files = [out / CHECKPOINT, *[p for p in (out / "release").rglob("*") if p.is_file()]]
     assert {str(p.relative_to(out)): oct(p.stat().st_mode & 0o777) for p in files if p.stat().st_mode & 0o777 != 0o644} == {}
+
+
+def test_cli_train_tiny_fits_the_datasets_images_and_threads(tmp_path, cli_runner, monkeypatch):
+    """`--tiny` keeps the tiny network but trains on 28x28 binarized MNIST; `--threads` sets torch's threads."""
+    import zoo.training.loop
+
+    built = {}
+    real = zoo.training.loop.create
+
+    def spy(name, **cfg):
+        built.update(cfg)
+        return real(name, **cfg)
+
+    monkeypatch.setattr(zoo.training.loop, "create", spy)
+    saved = torch.get_num_threads()
+    try:
+        r = cli_runner("train", "pixelcnn", "--tiny", "--threads", "1", "--epochs", "1", "--limit", "64", "--no-eval",
+                       "--samples", "0", "--quiet", "--out", str(tmp_path / "run"), "--dataset", "binarized-mnist")
+        assert torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(saved)
+    assert r.exit_code == 0, r.output
+    tiny = zoo.info("pixelcnn").test_config
+    assert built["hidden"] == tiny["hidden"] and "height" not in built and "width" not in built
+
+
+def test_cli_train_unknown_set_key_lists_recipe_keys_and_model_options(cli_runner):
+    r = cli_runner("train", "pixelcnn", "--set", "learning_rate=0.1")
+    assert r.exit_code == 1
+    assert "--set learning_rate: neither a recipe key nor an option of pixelcnn" in r.output
+    assert "recipe keys: " in r.output and "batch_size" in r.output and "model options: " in r.output and "hidden" in r.output

@@ -51,7 +51,9 @@ class CheckReport:
     trials: int
     causal: bool
     max_leak: float  # largest logit change at a sub-pixel caused by itself or a later one
-    violations: list[dict[str, Any]]  # first few: {"subpixel": (c, i, j), "leak": float}
+    leaking: int  # how many sub-pixels change with themselves or a later one (in any trial)
+    subpixels: int  # C*H*W
+    violations: list[dict[str, Any]]  # first few: {"subpixel": (c, i, j), "leak": float, "sees": "itself"|"later"}
     log_prob_consistent: bool
     log_prob_error: float
     rejects_float_input: bool
@@ -64,10 +66,11 @@ class CheckReport:
     channel_field: list[list[bool]]  # [target c][source c'] within the probe pixel
     tolerance: float = 0.0
     notes: list[str] = field(default_factory=list)
+    spec_problems: list[str] | None = None  # zoo.specs.check_spec's findings; None: the spec was not checked
 
     @property
     def passed(self) -> bool:
-        return self.causal and self.log_prob_consistent and self.rejects_float_input
+        return self.causal and self.log_prob_consistent and self.rejects_float_input and not self.spec_problems
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -85,12 +88,17 @@ class CheckReport:
     def __str__(self) -> str:
         ok = lambda b: "ok" if b else "FAIL"  # noqa: E731
         spec = self.data_spec
-        lines = [
-            f"zoo check {self.model} ({spec['channels']}x{spec['height']}x{spec['width']}, {spec['levels']} levels)",
-            f"  causality ({self.trials} trials, every sub-pixel): {ok(self.causal)}  max leak {self.max_leak:.2e} (tolerance {self.tolerance:.1e})",
-        ]
+        lines = [f"zoo check {self.model} ({spec['channels']}x{spec['height']}x{spec['width']}, {spec['levels']} levels)"]
+        if self.spec_problems is not None:
+            lines.append(f"  spec (builder, config keys, data_spec): {ok(not self.spec_problems)}")
+            lines += [f"    {p}" for p in self.spec_problems]
+        lines.append(f"  causality ({self.trials} trials): {ok(self.causal)}  {self.leaking} of {self.subpixels} sub-pixels "
+                     f"leak (max change {self.max_leak:.2e}, tolerance {self.tolerance:.1e})")
         for v in self.violations[:5]:
-            lines.append(f"    sub-pixel (c={v['subpixel'][0]}, i={v['subpixel'][1]}, j={v['subpixel'][2]}) sees itself or the future: change {v['leak']:.3g}")
+            sees = "itself" if v["sees"] == "itself" else "a later sub-pixel"
+            lines.append(f"    sub-pixel (c={v['subpixel'][0]}, i={v['subpixel'][1]}, j={v['subpixel'][2]}) sees {sees}: change {v['leak']:.3g}")
+        if self.leaking > len(self.violations[:5]):
+            lines.append(f"    ... and {self.leaking - len(self.violations[:5])} more (--json lists the first {len(self.violations)})")
         lines += [
             f"  log_prob = sum of log-softmaxed logits: {ok(self.log_prob_consistent)}  max error {self.log_prob_error:.2e} nats",
             f"  log_prob rejects float input: {ok(self.rejects_float_input)}",
@@ -161,6 +169,7 @@ def check(
         from .factory import create
 
         name = name or model
+        torch.manual_seed(seed)  # the same seed, the same random weights, the same findings
         model = create(model)
     if not callable(getattr(model, "logits", None)):
         raise ZooError(f"zoo check applies to autoregressive models (with logits()); {type(model).__name__} has none")
@@ -194,7 +203,7 @@ def check(
     order = torch.arange(C * H * W).view(H, W, C).permute(2, 0, 1)
     try:
         # 1. causality
-        max_leak, tol, violations = 0.0, 0.0, []
+        max_leak, tol, violations, leaking = 0.0, 0.0, [], set()
         for _ in range(trials):
             x0 = torch.randint(0, L, (1, C, H, W), generator=g)
             base = run(x0)[0]  # (C, H, W, L)
@@ -207,8 +216,14 @@ def check(
                     c, i, j = k % C, k // C // W, k // C % W
                     leak = float((out[b, c, i, j] - base[c, i, j]).abs().max())
                     max_leak = max(max_leak, leak)
-                    if leak > tol and len(violations) < 20:
-                        violations.append({"subpixel": (c, i, j), "leak": leak})
+                    if leak > tol:
+                        leaking.add(k)
+                        if len(violations) < 20 and all(v["subpixel"] != (c, i, j) for v in violations):
+                            own = torch.zeros(1, C, H, W, dtype=torch.bool)
+                            own[0, c, i, j] = True
+                            alone = float((run(_shift(x0, own, L, g))[0, c, i, j] - base[c, i, j]).abs().max())
+                            violations.append({"subpixel": (c, i, j), "leak": leak,
+                                               "sees": "itself" if alone > tol else "later"})
         causal = not violations
 
         # 2. consistency of log_prob with logits, and input validation
@@ -265,6 +280,7 @@ def check(
         notes.append("the last pixel sees no earlier pixel: is the model conditioning on anything?")
     return CheckReport(
         model=name, data_spec=spec.to_dict(), trials=trials, causal=causal, max_leak=max_leak,
+        leaking=len(leaking), subpixels=C * H * W,
         violations=violations, log_prob_consistent=consistent, log_prob_error=lp_err,
         rejects_float_input=rejects, probe=probe, receptive_field=field_map.view(H, W).tolist(),
         blind_spot=bool(holes), blind_spot_pixels=holes, last_pixel_full=not unseen_last,

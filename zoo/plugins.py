@@ -22,6 +22,7 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+import traceback
 import warnings
 from dataclasses import dataclass, field
 from importlib import metadata
@@ -54,13 +55,14 @@ class PluginInfo:
     module: str
     status: str = "ok"  # "ok", "failed", "disabled"
     error: str = ""
+    traceback: str = ""  # of the failure, for `zoo plugins -v`
     skipped: list[str] = field(default_factory=list)  # entries not registered: another plugin had the name
     registered: dict[str, list[str]] = field(default_factory=lambda: {k: [] for k in KINDS})
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "name": self.name, "source": self.source, "module": self.module,
-            "status": self.status, "error": self.error, "skipped": self.skipped, "registered": self.registered,
+            "status": self.status, "error": self.error, "traceback": self.traceback, "skipped": self.skipped, "registered": self.registered,
         }
 
 
@@ -141,6 +143,7 @@ class PluginHost:
         info = self.info[name]
         info.status = "failed"
         info.error = f"{type(error).__name__}: {error}"
+        info.traceback = "".join(traceback.format_exception(type(error), error, error.__traceback__))
         warnings.warn(f"zoo: plugin {name!r} failed to {what} and was skipped: {info.error}", ZooPluginWarning, stacklevel=3)
 
     def _load_entry_points(self) -> None:

@@ -43,6 +43,13 @@ class WeightsSpec:
     # claimed results: a lazy zoo.release.CardMetrics reads them from the bundled card's eval.json
     metrics: Mapping[str, float] = field(default_factory=dict)
     config: Mapping[str, Any] = field(default_factory=dict)  # constructor overrides for these weights
+    # a folder of release folders `<arch>.<tag>/` that the plugin ships, searched before the zoo's bundled
+    # cards/: "package:subfolder" (inside an installed package, e.g. "zoo_made:cards") or a path; "" = none
+    cards: str = ""
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.cards, str):
+            raise ValueError(f"WeightsSpec {self.tag!r}: cards must be 'package:subfolder' or a path, got {self.cards!r}")
 
 
 @dataclass(frozen=True)
@@ -115,7 +122,8 @@ class ModelSpec:
             "default_tag": self.default_tag,
             "weights": [
                 {"tag": w.tag, "hub_id": w.hub_id, "revision": w.revision, "filename": w.filename,
-                 "sha256": w.sha256, "dataset": w.dataset, "license": w.license, "metrics": dict(w.metrics)}
+                 "sha256": w.sha256, "dataset": w.dataset, "license": w.license, "metrics": dict(w.metrics),
+                 "cards": w.cards}
                 for w in self.weights
             ],
             "recipes": {k: dict(v) for k, v in self.recipes.items()},

@@ -41,8 +41,9 @@ The driver owns the order, the uniforms, the temperature, `choose`, completion, 
 eval mode and `no_grad`. What must hold: for the same `u` (and `known`, `mask`, `cond`)
 the fast sampler returns exactly `sample_naive`'s images. With logits equal up to float
 rounding it does, because `choose` builds its CDF in float64 and a uniform almost never
-falls within rounding of a CDF step. The tests check it for every model that claims
-`"fast_sampler"` (tests/test_models.py), with completion, colour, labels and temperature
+falls within rounding of a CDF step. The test kit checks it for every model that claims
+`"fast_sampler"` (zoo.testing's `fast-equals-naive`, run by tests/test_models.py and by a
+plugin's own tests; docs/plugins.md documents this contract for plugin authors), with completion, colour, labels and temperature
 0 (tests/test_pixelcnn.py, tests/test_pixelrnn.py, tests/test_sampling.py).
 
 A model that still brings a whole sampler of the previous contract,

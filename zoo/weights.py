@@ -12,7 +12,8 @@ downloads (that is `zoo.hub`) and never builds a model from a name (that is `zoo
 Every file's sha256 is checked before it is loaded, and state dicts load strictly, with a
 report of missing and unexpected keys and of shape mismatches.
 
-`ZOO_CARDS_DIR` (read at each call) replaces the bundled folder of release folders.
+Release folders are looked up in `ZOO_CARDS_DIR`'s folders (read at each call), then in the folder
+a plugin ships for its own weights (`WeightsSpec.cards`), then in the zoo's bundled `cards/`.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Mapping
 
 from . import __version__
-from .errors import WeightsError
+from .errors import WeightsError, ZooError
 from .protocols import DataSpec
 from .registry import get_spec
 from .util import atomic_write, sha256_file
@@ -35,7 +36,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
 __all__ = [
     "WEIGHTS_NAME", "CONFIG_NAME", "CARD_NAME", "SAMPLES_NAME", "CONFIG_FORMAT", "LoadedWeights",
-    "bundled_cards_dirs", "release_dir", "check_sha256", "model_config", "read_config", "local_files",
+    "bundled_cards_dirs", "plugin_cards_dir", "cards_dirs", "release_dir", "check_sha256", "model_config", "read_config", "local_files",
     "load_state_dict", "save_weights", "state_sha256", "sha256_file",
 ]
 
@@ -74,14 +75,22 @@ class LoadedWeights:
 # Bundled release folders
 # --------------------------------------------------------------------------------------------
 def bundled_cards_dirs() -> list[Path]:
-    """The folder that holds the bundled release folders `<arch>.<tag>/` (a list: empty or one).
+    """The folders of release folders `<arch>.<tag>/` searched for every name, in order.
 
-    `ZOO_CARDS_DIR` replaces it. Otherwise `zoo/cards/` of an installed wheel (pyproject.toml maps
-    `cards/` there), or `cards/` beside `zoo/` in a source checkout or an editable install.
+    First each folder in `ZOO_CARDS_DIR` (several separated by `os.pathsep`): they add to the
+    zoo's own, they do not replace it. Then the zoo's own: `zoo/cards/` of an installed wheel
+    (pyproject.toml maps `cards/` there), or `cards/` beside `zoo/` in a source checkout or an
+    editable install. A plugin's own folder (`WeightsSpec.cards`) is searched between the two,
+    for its own weights only (`cards_dirs`).
     """
-    env = os.environ.get("ZOO_CARDS_DIR")
-    if env:
-        return [Path(env).expanduser()]
+    return _env_cards_dirs() + _zoo_cards_dir()
+
+
+def _env_cards_dirs() -> list[Path]:
+    return [Path(p).expanduser() for p in os.environ.get("ZOO_CARDS_DIR", "").split(os.pathsep) if p.strip()]
+
+
+def _zoo_cards_dir() -> list[Path]:
     package = Path(__file__).resolve().parent
     installed, checkout = package / "cards", package.parent / "cards"
     if installed.is_dir():
@@ -91,9 +100,39 @@ def bundled_cards_dirs() -> list[Path]:
     return []
 
 
+def plugin_cards_dir(cards: str, where: str = "WeightsSpec.cards") -> Path:
+    """The folder that a `WeightsSpec.cards` names: `"package:subfolder"` inside an installed
+    package (found without importing it), or a path. `WeightsError` when the package is not there."""
+    package, colon, sub = cards.partition(":")
+    if not colon or not package.replace(".", "").replace("_", "").isalnum():
+        return Path(cards).expanduser()
+    import importlib.util
+
+    try:
+        found = importlib.util.find_spec(package)
+    except (ImportError, ValueError):
+        found = None
+    locations = list(getattr(found, "submodule_search_locations", None) or [])
+    if not locations:
+        raise WeightsError(f"{where} = {cards!r} names package {package!r}, which is not an installed package "
+                           "(expected 'package:subfolder', e.g. 'zoo_made:cards', or a path)")
+    return Path(locations[0]) / sub
+
+
+def cards_dirs(arch: str, tag: str) -> list[Path]:
+    """Where the release folder of `arch.tag` is looked for: `ZOO_CARDS_DIR`'s folders, the folder the
+    plugin ships for these weights (`WeightsSpec.cards`), the zoo's bundled `cards/`."""
+    try:
+        ws = get_spec(arch).weights_for(tag)
+    except ZooError:  # not registered (yet), or no such tag: only the shared folders
+        ws = None
+    own = [plugin_cards_dir(ws.cards, f"the WeightsSpec.cards of {arch}.{tag}")] if ws is not None and ws.cards else []
+    return _env_cards_dirs() + own + _zoo_cards_dir()
+
+
 def release_dir(arch: str, tag: str) -> Path | None:
-    """The bundled release folder of `arch.tag`, or None."""
-    for root in bundled_cards_dirs():
+    """The bundled release folder of `arch.tag` (the first of `cards_dirs` that has it), or None."""
+    for root in cards_dirs(arch, tag):
         folder = root / f"{arch}.{tag}"
         if folder.is_dir():
             return folder

@@ -9,6 +9,8 @@ from pathlib import Path
 
 import click
 
+from .models import threads_option
+
 
 def _names_for_all(dataset: str | None) -> tuple[str, list[str]]:
     """The dataset and every registered model with weights released for it, as `arch.tag` (the
@@ -72,6 +74,7 @@ def _command(names: tuple[str, ...], all_models: bool, **options) -> str:
 @click.option("--report", "report_dir", type=click.Path(file_okay=False), default=None,
               help="Write DIR/leaderboard.md, DIR/results.json and a sample grid PNG per model.")
 @click.option("--no-progress", is_flag=True, help="No progress bars.")
+@threads_option
 def eval_cmd(names: tuple[str, ...], all_models: bool, dataset: str, split: str, metrics: str, limit: int | None,
              num_samples: int, batch_size: int, seed: int, device: str, random_init: bool, as_json: bool,
              out: str | None, report_dir: str | None, no_progress: bool) -> None:

@@ -27,6 +27,18 @@ set_option = click.option("--set", "overrides", multiple=True, metavar="KEY=VALU
 tiny_option = click.option("--tiny", is_flag=True, help="Use the model's tiny test config.")
 
 
+def _set_threads(ctx: click.Context, param: click.Parameter, value: int | None) -> None:
+    if value is not None:
+        import torch
+
+        torch.set_num_threads(value)
+
+
+threads_option = click.option("--threads", type=click.IntRange(min=1), default=None, expose_value=False,
+                              callback=_set_threads, is_eager=True,
+                              help="CPU threads for torch (default: torch's choice, or OMP_NUM_THREADS).")
+
+
 @click.command("list")
 @click.argument("pattern", default="*")
 @click.option("--pretrained", is_flag=True, help="List released weights as ARCH.TAG.")
@@ -36,6 +48,13 @@ def list_cmd(pattern: str, pretrained: bool, as_json: bool) -> None:
     from ..registry import get_spec, list_models, parse_name
 
     names = list_models(pattern, pretrained=pretrained)
+    if not names and not as_json:
+        from ..errors import UnknownNameError
+        from ..util import did_you_mean
+
+        known = list_models("*", pretrained=pretrained)
+        raise UnknownNameError(f"no model matches {pattern!r}{did_you_mean(pattern, known)} (fnmatch patterns, "
+                               f"e.g. 'pixel*'; `zoo list` shows all {len(known)}, `zoo plugins` what loaded)")
     if as_json:
         rows = []
         for n in names:
@@ -81,17 +100,32 @@ def info_cmd(name: str, as_json: bool) -> None:
 @tiny_option
 @set_option
 @click.option("--trials", type=click.IntRange(min=1), default=2, show_default=True, help="Random perturbation trials for causality.")
-@click.option("--seed", default=0, show_default=True)
+@click.option("--seed", default=0, show_default=True, help="Seeds the model's random weights and the perturbations.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@threads_option
 def check_cmd(name: str, tiny: bool, overrides: tuple[str, ...], trials: int, seed: int, as_json: bool) -> None:
-    """Check that an autoregressive model never sees the future; measure its receptive field."""
+    """Check a model's spec against its code, that an autoregressive model never sees the future, and
+    measure its receptive field. SEED seeds the random weights and the perturbations."""
+    import torch
+
     from ..checks import check
     from ..factory import create
     from ..registry import get_spec, parse_name
+    from ..specs import check_spec
 
     spec = get_spec(parse_name(name).arch)
+    problems = check_spec(spec)
     config = {**(spec.test_config if tiny else {}), **parse_overrides(overrides)}
-    report = check(create(name, **config), name=name, trials=trials, seed=seed)
+    try:
+        torch.manual_seed(seed)
+        model = create(name, **config)
+    except Exception as e:
+        if not problems:
+            raise
+        lines = [f"zoo check {name}", "  spec (builder, config keys, data_spec): FAIL"] + [f"    {p}" for p in problems]
+        raise click.ClickException("\n".join(lines + [f"  the model does not build: {type(e).__name__}: {e}", "  FAILED"])) from e
+    report = check(model, name=name, trials=trials, seed=seed)
+    report.spec_problems = problems
     click.echo(json.dumps(report.to_dict(), indent=2) if as_json else str(report))
     if not report.passed:
         raise SystemExit(1)
@@ -140,6 +174,7 @@ def _finite(ctx: click.Context, param: click.Parameter, value: float) -> float:
 @click.option("--scale", type=click.IntRange(min=1), default=4, show_default=True, help="Pixel scale of the PNG.")
 @tiny_option
 @set_option
+@threads_option
 def sample_cmd(name: str, n: int, out: str, seed: int, temperature: float, method: str, complete: str | None,
                keep_rows: int | None, random_init: bool, scale: int, tiny: bool, overrides: tuple[str, ...]) -> None:
     """Sample N images (or complete an image) and write a PNG grid."""

@@ -9,7 +9,8 @@ import click
 
 @click.command("plugins")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
-def plugins_cmd(as_json: bool) -> None:
+@click.option("-v", "--verbose", is_flag=True, help="Show the traceback of a plugin that failed.")
+def plugins_cmd(as_json: bool, verbose: bool) -> None:
     """List plugins, their status and what they registered."""
     from ..plugins import get_host
 
@@ -24,7 +25,9 @@ def plugins_cmd(as_json: bool) -> None:
         click.echo(f"{i.name:<18} {i.status:<9} {what}")
         click.echo(f"{'':<18} {i.source} ({i.module})")
         if i.error:
-            click.echo(f"{'':<18} error: {i.error}")
+            click.echo(f"{'':<18} error: {i.error}" + ("" if verbose else " (-v: traceback)"))
+        if i.traceback and verbose:
+            click.echo("".join(f"{'':<18} | {line}\n" for line in i.traceback.rstrip().splitlines()), nl=False)
         for skipped in i.skipped:
             click.echo(f"{'':<18} skipped: {skipped}")
 

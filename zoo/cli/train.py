@@ -6,7 +6,23 @@ import json
 
 import click
 
-from .models import parse_overrides, tiny_option
+from .models import parse_overrides, threads_option, tiny_option
+
+
+def _check_model_options(spec, keys: list[str], extra: dict) -> None:
+    """A bare `--set KEY` that is neither a recipe key nor a model option: say what both are."""
+    from ..errors import ArgumentError
+    from ..specs import builder_options
+    from ..training import recipe_keys
+    from ..util import did_you_mean
+
+    options = builder_options(spec)
+    unknown = [k for k in keys if options is not None and k not in options]
+    if unknown:
+        recipe = recipe_keys(extra)
+        raise ArgumentError(f"--set {unknown[0]}: neither a recipe key nor an option of {spec.name}"
+                            f"{did_you_mean(unknown[0], recipe + options)}\n  recipe keys: {', '.join(recipe)}"
+                            f"\n  model options: {', '.join(options)}")
 
 
 @click.command("train")
@@ -22,6 +38,7 @@ from .models import parse_overrides, tiny_option
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
               help="A recipe key (lr=3e-4) or a model option (hidden=32); recipe.KEY= / model.KEY= force one.")
 @tiny_option
+@threads_option
 @click.option("--no-eval", is_flag=True, help="Skip the harness on the test split at the end.")
 @click.option("--samples", default=16, show_default=True, help="Images in the release's samples.png (0: none).")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
@@ -43,7 +60,9 @@ def train_cmd(name: str, dataset: str | None, recipe: str, epochs: int | None, o
     spec = get_spec(parse_name(name).arch)
     extra = getattr(import_builder(spec.trainer), "recipe_defaults", {}) if spec.trainer else {}
 
-    rec_over, cfg_over = split_overrides(name, parse_overrides(overrides), recipe_extra=extra)
+    pairs = parse_overrides(overrides)
+    rec_over, cfg_over = split_overrides(name, pairs, recipe_extra=extra)
+    _check_model_options(spec, [k for k in cfg_over if k in pairs], extra)
     try:
         result = train(
             name, dataset=dataset, recipe=recipe, epochs=epochs, out=out, resume=resume, device=device,

@@ -14,6 +14,7 @@ A card is the `README.md` of a release folder (= a Hub model repo):
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 from ..errors import UnknownNameError
@@ -112,6 +113,16 @@ def _canonical_section(sub: EvalSummary) -> list[str]:
     return out + [""]
 
 
+def _load_name(config: Mapping[str, Any], spec: Any, repo_id: str | None, folder: str | Path | None) -> str:
+    """How the card's readers load these weights (see render_card)."""
+    if repo_id:
+        return f"hf-hub:{repo_id}"
+    tag, sha = config.get("tag"), (config.get("weights") or {}).get("sha256")
+    if spec is not None and tag and any(w.tag == tag and w.sha256 == sha for w in spec.weights):
+        return f"{config['architecture']}.{tag}"
+    return f"local-dir:{folder}" if folder is not None else "local-dir:PATH"
+
+
 def _reproduce(name: str, summary: EvalSummary, metric: str) -> str:
     return f"`zoo eval {name} --dataset {summary.dataset} --metrics {metric}`"
 
@@ -129,8 +140,13 @@ def render_card(
     training: Mapping[str, Any] | None = None,
     validation: Sequence[Mapping[str, Any]] | None = None,
     curve: str | None = None,
+    folder: str | Path | None = None,
 ) -> str:
     """The model card (README.md) of a release, from its config.json and the harness's results.
+
+    The card's code loads the weights by the name that works for them: `hf-hub:REPO` when
+    published there (`repo_id`), `ARCH.TAG` once the registry pins these very weights, else
+    `local-dir:FOLDER` (the release `folder`, when given).
 
     `training`: the run's summary (training.json: epochs, wall_time_s); with the registry's
     published numbers it fills the card's comparison section. `validation`: the run's
@@ -143,7 +159,7 @@ def render_card(
         spec = None
     tag = config.get("tag")
     title = repo_id or (f"{arch}.{tag}" if tag else arch)
-    load_name = f"hf-hub:{repo_id}" if repo_id else (f"{arch}.{tag}" if tag else "local-dir:PATH")
+    load_name = _load_name(config, spec, repo_id, folder)
     summary = summarize(results) if results is not None else None
     ds = config.get("data_spec", {})
     weights = config.get("weights", {})

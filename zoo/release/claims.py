@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterator, Mapping
 
 from ..errors import ZooError
-from ..weights import CARD_NAME, CONFIG_NAME, bundled_cards_dirs, release_dir
+from ..weights import CARD_NAME, CONFIG_NAME, cards_dirs, release_dir
 from .summary import EvalSummary, fmt, number, summarize, verifiable
 
 __all__ = ["read_claims", "ClaimCheck", "compare_claims", "verify_claims", "CardMetrics"]
@@ -213,7 +213,7 @@ class CardMetrics(Mapping[str, float]):
             folder = release_dir(arch, tag)
             if folder is None or not (folder / "eval.json").is_file():
                 raise ZooError(f"the claims of {self.name} live in its bundled release folder's eval.json, which is "
-                               f"not there (cards folders: {', '.join(map(str, bundled_cards_dirs())) or 'none'})")
+                               f"not there (cards folders: {', '.join(map(str, cards_dirs(arch, tag))) or 'none'})")
             results = json.loads((folder / "eval.json").read_text())
             weights = json.loads((folder / CONFIG_NAME).read_text())["weights"]["sha256"]
             if (results.get("provenance") or {}).get("weights") != weights:

@@ -75,7 +75,7 @@ def save_pretrained(
         card = render_card(
             cfg, results, repo_id=repo_id, recipe=recipe,
             samples=SAMPLES_NAME if (folder / SAMPLES_NAME).is_file() else None,
-            license=license, hardware=hardware, limitations=limitations, training=training,
+            license=license, hardware=hardware, limitations=limitations, training=training, folder=folder,
         )
         (folder / CARD_NAME).write_text(card)
     return folder
@@ -126,7 +126,7 @@ def render_release_card(directory: str | Path, *, metrics: str | None = None, li
     validation = validation_records(log_path) if log_path.is_file() else None
     card = render_card(cfg, results, recipe=recipe, hardware=hardware, training=training, limitations=limitations,
                        samples=SAMPLES_NAME if (folder / SAMPLES_NAME).is_file() else None, validation=validation,
-                       curve=CURVE_NAME if (folder / CURVE_NAME).is_file() else None)
+                       curve=CURVE_NAME if (folder / CURVE_NAME).is_file() else None, folder=folder)
     (folder / CARD_NAME).write_text(card)
     return folder / CARD_NAME
 

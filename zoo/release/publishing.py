@@ -9,7 +9,7 @@ from typing import Any, Callable, Iterator
 from .. import __version__, hub
 from ..errors import ArgumentError, ZooError
 from ..registry import get_spec, parse_name
-from ..weights import bundled_cards_dirs, local_files, release_dir
+from ..weights import cards_dirs, local_files, release_dir
 from .claims import ClaimCheck, verify_claims
 
 __all__ = ["PublishResult", "publish"]
@@ -43,7 +43,7 @@ def _publish_folder(source: str | Path) -> Path:
     ws = get_spec(parsed.arch).weights_for(parsed.tag)
     folder = release_dir(parsed.arch, ws.tag)
     if folder is None:
-        roots = ", ".join(str(r) for r in bundled_cards_dirs()) or "none"
+        roots = ", ".join(str(r) for r in cards_dirs(parsed.arch, ws.tag)) or "none"
         raise ZooError(f"no release folder {parsed.arch}.{ws.tag}/ among the bundled cards ({roots})")
     return folder
 

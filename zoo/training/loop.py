@@ -118,6 +118,12 @@ def _resolve(name: str, recipe: str | Mapping[str, Any], overrides: Mapping[str,
     return spec, trainer_cls, rec, recipe if isinstance(recipe, str) else "custom"
 
 
+def _tiny_network(spec: Any) -> dict[str, Any]:
+    """`--tiny` for training: the test config's network size, on the dataset's own images (its
+    channels, height, width and levels are the data's, not the 8x8 of the tests)."""
+    return {k: v for k, v in spec.test_config.items() if k not in ("channels", "height", "width", "levels")}
+
+
 def _set_up(name: str, spec: Any, trainer_cls: type, rec: dict[str, Any], recipe_name: str, d: Dist,
             dev: torch.device, *, dataset: Any, config: Mapping[str, Any] | None, tiny: bool, limit: int | None,
             out: str | Path | None) -> Run:
@@ -128,7 +134,7 @@ def _set_up(name: str, spec: Any, trainer_cls: type, rec: dict[str, Any], recipe
     if rec["batch_size"] % d.world:
         raise RecipeError(f"batch_size {rec['batch_size']} is the global batch; it must divide by the "
                           f"{d.world} processes")
-    cfg = {**rec["config"], **(spec.test_config if tiny else {}), **dict(config or {})}
+    cfg = {**rec["config"], **(_tiny_network(spec) if tiny else {}), **dict(config or {})}
     torch.manual_seed(rec["seed"])
     model = create(name, **cfg).to(dev)
     data = load_data(dataset, spec, model, rec, limit, d, dev)

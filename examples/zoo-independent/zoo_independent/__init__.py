@@ -18,7 +18,7 @@ def zoo_register_models(register):
             builder="zoo_independent.model:IndependentPixels",
             config={"channels": 1, "height": 28, "width": 28, "levels": 2},
             data_spec=zoo.DataSpec(channels=1, height=28, width=28, levels=2),
-            capabilities={"likelihood", "sampler"},
+            capabilities={"likelihood", "sampler", "fast_sampler"},
             test_config={"height": 8, "width": 8},
         )
     )

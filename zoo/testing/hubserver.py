@@ -1,4 +1,4 @@
-"""A small Hugging Face Hub-compatible HTTP server for the tests.
+"""A small Hugging Face Hub-compatible HTTP server, for tests (the zoo's and a plugin's) and trials.
 
 The Hub cannot be reached from the test machines, so the tests point
 `HF_ENDPOINT` at this server on 127.0.0.1 and talk to it through the real
@@ -25,6 +25,10 @@ changes a stored file behind the client's back, as a corrupt mirror would.
 
     with HubServer(token="hf_test") as hub:
         os.environ["HF_ENDPOINT"] = hub.url
+
+From the shell, a throwaway Hub to try `zoo publish` against (it forgets everything when stopped):
+
+    python -m zoo.testing.hubserver --token hf_local --port 8999   # prints export HF_ENDPOINT=...
 """
 
 from __future__ import annotations
@@ -88,8 +92,9 @@ class HubError(Exception):
 class HubServer:
     """A threaded Hub on 127.0.0.1. `token` is required for writes and for private repos."""
 
-    def __init__(self, token: str = "hf_test_token", user: str = "tester"):
+    def __init__(self, token: str = "hf_test_token", user: str = "tester", port: int = 0):
         self.token = token
+        self.port = port  # 0: any free port
         self.user = user
         self.repos: dict[str, Repo] = {}
         self.requests: list[tuple[str, str, str | None]] = []  # (method, path, authorization header)
@@ -105,7 +110,7 @@ class HubServer:
         class Handler(_Handler):
             hub = server
 
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._httpd = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
         self._httpd.daemon_threads = True
         self._thread = threading.Thread(target=self._httpd.serve_forever, name="hubserver", daemon=True)
         self._thread.start()
@@ -424,8 +429,9 @@ if __name__ == "__main__":  # a throwaway in-memory Hub for trying `zoo publish`
 
     parser = argparse.ArgumentParser(description="Serve an in-memory Hub-compatible API on 127.0.0.1 (for tests and demos).")
     parser.add_argument("--token", default=os.environ.get("HF_TOKEN", "hf_test_token"), help="the token that may write")
+    parser.add_argument("--port", type=int, default=0, help="the port on 127.0.0.1 (default: any free one)")
     args = parser.parse_args()
-    with HubServer(token=args.token) as hub:
+    with HubServer(token=args.token, port=args.port) as hub:
         print(f"export HF_ENDPOINT={hub.url}", flush=True)
         try:
             threading.Event().wait()
