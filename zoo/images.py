@@ -11,7 +11,7 @@ import torch
 from .errors import ArgumentError
 from .protocols import DataSpec
 
-__all__ = ["to_uint8", "make_grid", "save_grid", "read_image"]
+__all__ = ["to_uint8", "make_grid", "save_grid", "check_image_path", "read_image"]
 
 
 def to_uint8(x: torch.Tensor, levels: int) -> np.ndarray:
@@ -34,6 +34,24 @@ def make_grid(x: torch.Tensor, levels: int, *, nrow: int | None = None, pad: int
     if scale > 1:
         grid = grid.repeat(scale, 0).repeat(scale, 1)
     return grid
+
+
+def check_image_path(path: str | Path, what: str = "output image") -> Path:
+    """`path` if an image can be written there (checked before sampling, so a bad path fails at once): a
+    writable place (`zoo.util.check_writable`) and a file extension Pillow writes (.png, .jpg, ...)."""
+    from PIL import Image
+
+    from .util import check_writable
+
+    p = check_writable(path, what)
+    Image.init()
+    ext = p.suffix.lower()
+    writable = sorted(e for e, fmt in Image.registered_extensions().items() if fmt in Image.SAVE)
+    if ext not in writable:
+        raise ArgumentError(f"{what} {str(path)!r}: expected an image file name ending in .png (or another "
+                            f"extension Pillow writes: {', '.join(e for e in writable if e in ('.jpg', '.bmp', '.tif', '.webp'))}...), "
+                            f"got {ext or 'no extension'!r}")
+    return p
 
 
 def save_grid(x: torch.Tensor, path: str | Path, levels: int, *, nrow: int | None = None, scale: int = 1) -> Path:

@@ -86,10 +86,15 @@ def eval_cmd(names: tuple[str, ...], all_models: bool, dataset: str, split: str,
     from ..eval.harness import evaluate, resolve_metrics
     from ..eval.report import write_report
     from ..eval.result import format_table
+    from ..util import check_writable
 
     if bool(names) == all_models:
         raise click.UsageError("give model NAMEs or --all (not both)")
     resolve_metrics(metrics)  # unknown metric names fail before any model loads
+    if out:  # so do output paths that cannot be written
+        check_writable(out, "--out")
+    if report_dir:
+        check_writable(report_dir, "--report", directory=True)
     if device == "cuda" and "LOCAL_RANK" in os.environ:
         device = f"cuda:{os.environ['LOCAL_RANK']}"
     group = init_from_env(device)
