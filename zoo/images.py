@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -11,7 +12,7 @@ import torch
 from .errors import ArgumentError
 from .protocols import DataSpec
 
-__all__ = ["to_uint8", "make_grid", "save_grid", "check_image_path", "read_image"]
+__all__ = ["to_uint8", "make_grid", "save_grid", "save_image", "check_image_path", "read_image"]
 
 
 def to_uint8(x: torch.Tensor, levels: int) -> np.ndarray:
@@ -59,9 +60,22 @@ def save_grid(x: torch.Tensor, path: str | Path, levels: int, *, nrow: int | Non
     from PIL import Image
 
     grid = make_grid(x, levels, nrow=nrow, scale=scale)
+    return save_image(Image.fromarray(grid[..., 0] if grid.shape[-1] == 1 else grid), path)
+
+
+def save_image(img: Any, path: str | Path) -> Path:
+    """Save a Pillow image atomically (`zoo.util.atomic_write`), in the format its extension names."""
+    from PIL import Image
+
+    from .util import atomic_write
+
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(grid[..., 0] if grid.shape[-1] == 1 else grid).save(path)
+    Image.init()
+    fmt = Image.registered_extensions().get(path.suffix.lower())
+    if fmt is None:
+        raise ArgumentError(f"cannot save an image as {str(path)!r}: expected a file name ending in .png (or another image extension)")
+    with atomic_write(path) as tmp:
+        img.save(tmp, format=fmt)
     return path
 
 

@@ -15,7 +15,7 @@ import warnings
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping
 
-__all__ = ["file_digest", "sha256_file", "atomic_write", "check_writable", "did_you_mean", "is_int", "is_positive_int",
+__all__ = ["file_digest", "sha256_file", "atomic_write", "write_atomic", "check_writable", "did_you_mean", "is_int", "is_positive_int",
            "lazy_getattr"]
 
 
@@ -73,6 +73,14 @@ class atomic_write:
         except BaseException:
             self.tmp.unlink(missing_ok=True)
             raise
+
+
+def write_atomic(path: str | os.PathLike, data: str | bytes) -> Path:
+    """Write `data` (a str as UTF-8) to `path` through `atomic_write`: readers, and a process killed half-way,
+    see the old file or the new one, never a torn one."""
+    with atomic_write(path) as tmp:
+        tmp.write_bytes(data.encode() if isinstance(data, str) else data)
+    return Path(path)
 
 
 def check_writable(path: str | os.PathLike, what: str, *, directory: bool = False) -> Path:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import warnings
-from pathlib import Path
 
 import click
 
@@ -86,7 +85,7 @@ def eval_cmd(names: tuple[str, ...], all_models: bool, dataset: str, split: str,
     from ..eval.harness import evaluate, resolve_metrics
     from ..eval.report import write_report
     from ..eval.result import format_table
-    from ..util import check_writable
+    from ..util import check_writable, write_atomic
 
     if bool(names) == all_models:
         raise click.UsageError("give model NAMEs or --all (not both)")
@@ -140,8 +139,7 @@ def eval_cmd(names: tuple[str, ...], all_models: bool, dataset: str, split: str,
                 click.echo("")
                 click.echo(format_table(results))
         if out:
-            Path(out).parent.mkdir(parents=True, exist_ok=True)
-            Path(out).write_text(payload + "\n")
+            write_atomic(out, payload + "\n")
         if report_dir and results:
             paths = write_report(results, report_dir, command=_command(
                 names, all_models, dataset=asked, split=split, metrics=metrics, limit=limit,
