@@ -9,7 +9,6 @@ training.json (recipe, hardware, wall time); nobody types its numbers.
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -32,7 +31,7 @@ def _write_samples(model: Any, samples: Any, path: Path) -> None:
     from ..images import save_grid
 
     if isinstance(samples, (str, Path)):
-        shutil.copyfile(samples, path)
+        write_atomic(path, Path(samples).read_bytes())
         return
     if is_int(samples):
         samples = model.sample(samples, generator=torch.Generator().manual_seed(0))
