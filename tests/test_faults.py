@@ -289,6 +289,8 @@ def test_a_cache_path_that_is_a_directory(small_dataset):
     path = small_dataset.cache_path("train")
     path.mkdir(parents=True)
     (path / "something").write_text("x")
+    with pytest.raises(DataError, match=r"train.npz is a directory, where a data file \(.npz\) belongs"):
+        small_dataset.load("train")
     with pytest.raises(DataError, match="is a directory"):
         save_arrays(path, np.zeros((1, 1, 2, 2), np.uint8), levels=2)
     with pytest.raises(DataError, match="is a directory"):
