@@ -52,8 +52,67 @@ def import_builder(path: str) -> Callable[..., Any]:
     return obj
 
 
-def build(spec: ModelSpec, config: Mapping[str, Any]) -> Any:
-    """Call the spec's builder with `config`, turning options it does not take into a clear error."""
+DEFAULT_MAX_PARAMS = 1_000_000_000  # 4 GB of float32: far above every registered model
+
+
+def max_params_limit(max_params: int | None = None) -> int:
+    """The largest parameter count `build` allows: `max_params`, else `ZOO_MAX_PARAMS`, else 10**9."""
+    import os
+
+    from .util import is_positive_int
+
+    if max_params is None:
+        raw = os.environ.get("ZOO_MAX_PARAMS", "").strip()
+        if not raw:
+            return DEFAULT_MAX_PARAMS
+        try:
+            max_params = int(float(raw)) if float(raw).is_integer() else None
+        except (ValueError, OverflowError):
+            max_params = None
+        if not is_positive_int(max_params):
+            raise ArgumentError(f"ZOO_MAX_PARAMS must be a positive whole number of parameters, got {raw!r}")
+        return max_params
+    if not is_positive_int(max_params):
+        raise ArgumentError(f"max_params must be a positive int, got {max_params!r}")
+    return max_params
+
+
+def parameter_count(builder: Callable[..., Any], config: Mapping[str, Any]) -> int | None:
+    """How many parameters `builder(**config)` would allocate, counted on the meta device (no memory, no
+    initialisation); None when the builder cannot run there (then nothing is estimated)."""
+    import torch
+
+    try:
+        with torch.device("meta"), _skip_init_on_meta():
+            model = builder(**config)
+    except Exception:  # the real build, which follows, raises the builder's own error
+        return None
+    params = getattr(model, "parameters", None)
+    return sum(p.numel() for p in params()) if callable(params) else None
+
+
+def _skip_init_on_meta():
+    from torch.overrides import TorchFunctionMode
+
+    class SkipInitOnMeta(TorchFunctionMode):
+        """In-place initialisers (`normal_`, `uniform_`, `zero_`...) on meta tensors do nothing: their values do
+        not exist, and torch would import its compiler to trace them (seconds, once per process)."""
+
+        def __torch_function__(self, func, types, args=(), kwargs=None):
+            name = getattr(func, "__name__", "")
+            target = args[0] if args else (kwargs or {}).get("tensor")  # torch.nn.init passes tensor=
+            if name.endswith("_") and not name.endswith("__") and getattr(target, "is_meta", False):
+                return target
+            return func(*args, **(kwargs or {}))
+
+    return SkipInitOnMeta()
+
+
+def build(spec: ModelSpec, config: Mapping[str, Any], *, max_params: int | None = None) -> Any:
+    """Call the spec's builder with `config`, turning options it does not take into a clear error.
+
+    The parameters are counted on the meta device first: a config asking for more than `max_params`
+    (default `ZOO_MAX_PARAMS`, else 10**9) raises `ArgumentError` before any memory is allocated."""
     builder = import_builder(spec.builder)
     try:
         sig = inspect.signature(builder)
@@ -64,6 +123,13 @@ def build(spec: ModelSpec, config: Mapping[str, Any]) -> Any:
         bad = [k for k in config if k not in allowed]
         if bad:
             raise ArgumentError(f"{spec.name} does not take option(s) {', '.join(map(repr, bad))}; its options: {', '.join(allowed)}")
+    limit = max_params_limit(max_params)
+    count = parameter_count(builder, config)
+    if count is not None and count > limit:
+        raise ArgumentError(
+            f"{spec.name} with config {_short(config)} would have {count:,} parameters ({count * 4 / 1e9:,.1f} GB "
+            f"in float32), above the limit of {limit:,}; pass max_params= (or set ZOO_MAX_PARAMS) to allow it"
+        )
     model = builder(**config)
     model.zoo_name = spec.name
     model.zoo_config = dict(config)
@@ -71,8 +137,15 @@ def build(spec: ModelSpec, config: Mapping[str, Any]) -> Any:
     return model
 
 
-def create(name: str, **overrides: Any) -> Any:
-    """A model of `name` with random weights; `overrides` replace entries of its default config."""
+def _short(config: Mapping[str, Any]) -> str:
+    text = repr(dict(config))
+    return text if len(text) <= 120 else text[:117] + "..."
+
+
+def create(name: str, *, max_params: int | None = None, **overrides: Any) -> Any:
+    """A model of `name` with random weights; `overrides` replace entries of its default config.
+
+    A config asking for more than `max_params` parameters (default `ZOO_MAX_PARAMS`, else 10**9) is refused."""
     parsed = parse_name(name)
     if parsed.kind != "registry":
         raise ArgumentError(f"zoo.create builds a registered architecture; for {name!r} use zoo.load")
@@ -81,10 +154,10 @@ def create(name: str, **overrides: Any) -> Any:
     if parsed.tag is not None:
         config.update(spec.weights_for(parsed.tag).config)
     config.update(overrides)
-    return build(spec, config)
+    return build(spec, config, max_params=max_params)
 
 
-def _build_from_config(cfg: Mapping[str, Any], where: str) -> Any:
+def _build_from_config(cfg: Mapping[str, Any], where: str, max_params: int | None) -> Any:
     """Construct the architecture that a config.json names, with its constructor kwargs."""
     arch = cfg["architecture"]
     try:
@@ -96,7 +169,7 @@ def _build_from_config(cfg: Mapping[str, Any], where: str) -> Any:
             f"{where} needs architecture {arch!r} from plugin {plugin!r}"
             f"{f' (package {package})' if package else ''}, which is not installed: {hint}, then check `zoo plugins`"
         ) from None
-    model = build(spec, cfg["config"])
+    model = build(spec, cfg["config"], max_params=max_params)
     expected = DataSpec.from_dict(cfg["data_spec"])
     if getattr(model, "data_spec", expected) != expected:
         raise WeightsError(f"{where}: config.json says data spec {expected}, but the built {arch!r} has {model.data_spec}")
@@ -141,12 +214,14 @@ def load_pretrained(
     device: "str | torch.device" = "cpu",
     dtype: "torch.dtype | None" = None,
     revision: str | None = None,
+    max_params: int | None = None,
 ) -> Any:
     """A pretrained model in eval mode; see the module docstring for how names resolve.
 
     `revision` overrides the pinned revision of a registered name (the weights are then
     checked against that revision's config.json instead of the registry's pin) or the
-    `@rev` of an `hf-hub:` name.
+    `@rev` of an `hf-hub:` name. A config.json asking for more than `max_params` parameters
+    (default `ZOO_MAX_PARAMS`, else 10**9) is refused before the model is allocated.
     """
     if isinstance(parsed, str):
         parsed = parse_name(parsed)
@@ -161,7 +236,7 @@ def load_pretrained(
             parsed = ParsedName("hub", repo_id=ws.hub_id, revision=revision)
         else:
             weights = resolve_weights(parsed.arch, ws.tag)
-            model = build(spec, {**spec.config, **ws.config})
+            model = build(spec, {**spec.config, **ws.config}, max_params=max_params)
             load_state_dict(model, Path(weights.path), f"{parsed.arch}.{ws.tag} ({weights.source})")
             return _finish(model, weights, device, dtype)
     if parsed.kind == "hub":
@@ -173,7 +248,7 @@ def load_pretrained(
         where = f"local-dir:{folder}"
     else:  # pragma: no cover - parse_name only makes the three kinds
         raise ValueError(f"cannot load a name of kind {parsed.kind!r}")
-    model = _build_from_config(cfg, where)
+    model = _build_from_config(cfg, where, max_params)
     load_state_dict(model, Path(weights.path), where)
     return _finish(model, weights, device, dtype)
 
@@ -184,9 +259,11 @@ def load(
     device: "str | torch.device" = "cpu",
     dtype: "torch.dtype | None" = None,
     revision: str | None = None,
+    max_params: int | None = None,
 ) -> Any:
     """A pretrained model in eval mode, its weights verified by sha256 and loaded strictly.
 
-    `name` is `arch`, `arch.tag`, `hf-hub:org/repo[@rev]` or `local-dir:PATH`.
+    `name` is `arch`, `arch.tag`, `hf-hub:org/repo[@rev]` or `local-dir:PATH`. A model of more than
+    `max_params` parameters (default `ZOO_MAX_PARAMS`, else 10**9) is refused before it is allocated.
     """
-    return load_pretrained(parse_name(name), device=device, dtype=dtype, revision=revision)
+    return load_pretrained(parse_name(name), device=device, dtype=dtype, revision=revision, max_params=max_params)

@@ -6,7 +6,12 @@ All of the zoo's Hub I/O lives here (as in timm's `_hub.py`); what the files mea
 Environment (read at each call, so changing it at run time works):
 `HF_ENDPOINT` (a self-hosted or mirror Hub), `HF_HUB_OFFLINE=1` (cache and
 bundled files only), `HF_TOKEN` (private repos and publishing; never printed or
-written anywhere), `HF_HUB_CACHE` / `HF_HOME` (where the cache is).
+written anywhere), `HF_HUB_CACHE` / `HF_HOME` (where the cache is),
+`HF_HUB_DOWNLOAD_TIMEOUT` (seconds, default 10: how long a download waits for the
+server to answer, or to send more of a file, before it gives up).
+
+A server that does not answer within the timeout, or that breaks off a transfer,
+raises `WeightsError` naming the repo and file (a cached copy is used when there is one).
 
 A file from the cache or the Hub whose sha256 does not match raises `WeightsError`
 and is deleted from the cache, so that the next call downloads a fresh one.
@@ -123,10 +128,13 @@ def download(repo_id: str, filename: str, revision: str | None) -> Path:
 
     endpoint = _endpoint_name()
     at = f"{repo_id}@{revision or 'main'}"
+    timeout = download_timeout()
+    unreachable = None if is_offline() else _unreachable(repo_id, filename, revision, timeout)
     try:
         path = hf_hub_download(
             repo_id, filename, revision=revision, cache_dir=str(hub_cache_dir()), endpoint=hub_endpoint(),
-            local_files_only=is_offline(), library_name="zoo", library_version=__version__,
+            local_files_only=is_offline() or unreachable is not None, etag_timeout=timeout,
+            library_name="zoo", library_version=__version__,
         )
     except GatedRepoError:
         raise WeightsError(f"{at} at {endpoint} is gated: accept its terms on the Hub and set HF_TOKEN") from None
@@ -144,16 +152,54 @@ def download(repo_id: str, filename: str, revision: str | None) -> Path:
                 f"{filename} of {at} is not in the cache ({hub_cache_dir()}) and HF_HUB_OFFLINE is set: "
                 f"run `zoo fetch` on a machine with access to {endpoint}, or unset HF_HUB_OFFLINE"
             ) from None
-        cause = e.__cause__ or e
+        cause = unreachable or e.__cause__ or e
         raise WeightsError(
-            f"cannot reach the Hub at {endpoint} to get {filename} of {at} ({type(cause).__name__}: {cause}), "
-            "and it is not in the cache; check the connection or HF_ENDPOINT"
+            f"cannot reach the Hub at {endpoint} to get {filename} of {at} ({type(cause).__name__}: {cause}; "
+            f"HF_HUB_DOWNLOAD_TIMEOUT={timeout:g} s), and it is not in the cache; check the connection or HF_ENDPOINT"
         ) from None
     except HfHubHTTPError as e:
         raise WeightsError(f"the Hub at {endpoint} refused {filename} of {at}: {e}") from None
-    except OSError as e:  # truncated transfers ("Consistency check failed"), disk errors
-        raise WeightsError(f"downloading {filename} of {at} from {endpoint} failed: {e}") from None
+    except _transport_errors() as e:  # a transfer broken off mid-body, truncated ("Consistency check failed"), disk errors
+        raise WeightsError(f"downloading {filename} of {at} from {endpoint} failed: {type(e).__name__}: {e}") from None
     return Path(path)
+
+
+DEFAULT_DOWNLOAD_TIMEOUT = 10.0  # seconds, huggingface_hub's own default
+
+
+def download_timeout() -> float:
+    """`HF_HUB_DOWNLOAD_TIMEOUT` in seconds (default 10), read at each call and handed to huggingface_hub,
+    which otherwise reads it once at import (and waits up to 60 s per retry for a server that does not answer)."""
+    from huggingface_hub import constants
+
+    raw = os.environ.get("HF_HUB_DOWNLOAD_TIMEOUT", "").strip()
+    try:
+        timeout = float(raw) if raw else DEFAULT_DOWNLOAD_TIMEOUT
+    except ValueError:
+        timeout = -1.0
+    if not 0 < timeout < float("inf"):
+        raise ArgumentError(f"HF_HUB_DOWNLOAD_TIMEOUT must be a positive number of seconds, got {raw!r}")
+    constants.HF_HUB_DOWNLOAD_TIMEOUT = timeout  # read by each body request of hf_hub_download
+    return timeout
+
+
+def _unreachable(repo_id: str, filename: str, revision: str | None, timeout: float) -> Exception | None:
+    """Ask the Hub for the file's metadata once, waiting at most `timeout` seconds: None when it answers (even
+    with an HTTP error, which hf_hub_download then reports), else the connection error or timeout, and the caller
+    falls back to the cache. hf_hub_download alone would retry a server that never answers for minutes."""
+    from httpx2 import TransportError
+    from huggingface_hub import get_hf_file_metadata, hf_hub_url
+    from huggingface_hub.errors import HfHubHTTPError
+
+    url = hf_hub_url(repo_id, filename, revision=revision, endpoint=hub_endpoint())
+    try:
+        get_hf_file_metadata(url, timeout=timeout, library_name="zoo", library_version=__version__,
+                             endpoint=hub_endpoint(), retry_on_errors=False)
+    except HfHubHTTPError:
+        return None
+    except TransportError as e:
+        return e
+    return None
 
 
 # --------------------------------------------------------------------------------------------

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -11,7 +12,7 @@ import torch
 from .errors import ArgumentError
 from .protocols import DataSpec
 
-__all__ = ["to_uint8", "make_grid", "save_grid", "read_image"]
+__all__ = ["to_uint8", "make_grid", "save_grid", "save_image", "check_image_path", "read_image"]
 
 
 def to_uint8(x: torch.Tensor, levels: int) -> np.ndarray:
@@ -36,14 +37,45 @@ def make_grid(x: torch.Tensor, levels: int, *, nrow: int | None = None, pad: int
     return grid
 
 
+def check_image_path(path: str | Path, what: str = "output image") -> Path:
+    """`path` if an image can be written there (checked before sampling, so a bad path fails at once): a
+    writable place (`zoo.util.check_writable`) and a file extension Pillow writes (.png, .jpg, ...)."""
+    from PIL import Image
+
+    from .util import check_writable
+
+    p = check_writable(path, what)
+    Image.init()
+    ext = p.suffix.lower()
+    writable = sorted(e for e, fmt in Image.registered_extensions().items() if fmt in Image.SAVE)
+    if ext not in writable:
+        raise ArgumentError(f"{what} {str(path)!r}: expected an image file name ending in .png (or another "
+                            f"extension Pillow writes: {', '.join(e for e in writable if e in ('.jpg', '.bmp', '.tif', '.webp'))}...), "
+                            f"got {ext or 'no extension'!r}")
+    return p
+
+
 def save_grid(x: torch.Tensor, path: str | Path, levels: int, *, nrow: int | None = None, scale: int = 1) -> Path:
     """Write a PNG grid of images `(B, C, H, W)` of integer levels."""
     from PIL import Image
 
     grid = make_grid(x, levels, nrow=nrow, scale=scale)
+    return save_image(Image.fromarray(grid[..., 0] if grid.shape[-1] == 1 else grid), path)
+
+
+def save_image(img: Any, path: str | Path) -> Path:
+    """Save a Pillow image atomically (`zoo.util.atomic_write`), in the format its extension names."""
+    from PIL import Image
+
+    from .util import atomic_write
+
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(grid[..., 0] if grid.shape[-1] == 1 else grid).save(path)
+    Image.init()
+    fmt = Image.registered_extensions().get(path.suffix.lower())
+    if fmt is None:
+        raise ArgumentError(f"cannot save an image as {str(path)!r}: expected a file name ending in .png (or another image extension)")
+    with atomic_write(path) as tmp:
+        img.save(tmp, format=fmt)
     return path
 
 

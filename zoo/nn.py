@@ -113,6 +113,8 @@ def causal_mask(
     if not (0 <= ci < kh and 0 <= cj < kw):
         raise ValueError(f"centre {centre!r} lies outside the {kh}x{kw} kernel")
     mask = torch.zeros(out_channels, in_channels, kh, kw)
+    if mask.is_meta:  # a build on the meta device (zoo.factory counting parameters): only the shape exists
+        return mask
     mask[:, :, :ci, :] = 1  # rows above the centre
     mask[:, :, ci, :cj] = 1  # left of the centre in its row
     g_in = colour_groups(in_channels, colours, in_blocks)  # (in,)
@@ -158,8 +160,8 @@ class MaskedConv2d(nn.Conv2d):
         ci, cj = self.centre
         self.pads = (cj, kw - 1 - cj, ci, kh - 1 - ci)  # F.pad order: left, right, top, bottom
         self.rows = ci + 1  # kernel rows that can be non-zero: 0 .. ci
-        # Multiplying by an all-ones mask changes nothing: skip it (and its backward).
-        self.mask_is_ones = bool((mask[:, :, : self.rows] == 1).all())
+        # Multiplying by an all-ones mask changes nothing: skip it (and its backward). (No values on meta.)
+        self.mask_is_ones = not mask.is_meta and bool((mask[:, :, : self.rows] == 1).all())
 
     def masked_weight(self) -> torch.Tensor:
         """The effective weight `(out_ch, in_ch, kh, kw)`."""

@@ -15,7 +15,8 @@ import warnings
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping
 
-__all__ = ["file_digest", "sha256_file", "atomic_write", "did_you_mean", "is_int", "is_positive_int", "lazy_getattr"]
+__all__ = ["file_digest", "sha256_file", "atomic_write", "write_atomic", "check_writable", "did_you_mean", "is_int", "is_positive_int",
+           "lazy_getattr"]
 
 
 def file_digest(path: str | os.PathLike, algorithm: str = "sha256", chunk: int = 1 << 20) -> str:
@@ -72,6 +73,51 @@ class atomic_write:
         except BaseException:
             self.tmp.unlink(missing_ok=True)
             raise
+
+
+def write_atomic(path: str | os.PathLike, data: str | bytes) -> Path:
+    """Write `data` (a str as UTF-8) to `path` through `atomic_write`: readers, and a process killed half-way,
+    see the old file or the new one, never a torn one."""
+    with atomic_write(path) as tmp:
+        tmp.write_bytes(data.encode() if isinstance(data, str) else data)
+    return Path(path)
+
+
+def check_writable(path: str | os.PathLike, what: str, *, directory: bool = False) -> Path:
+    """`path` as a Path, if it can be written: an existing file (or, with `directory`, folder) this process may
+    write, or a new one whose nearest existing parent is a writable folder. Otherwise `ArgumentError` naming
+    `what` (e.g. "--out"). Called before long work, so that a bad output path fails at once, not after the
+    work; nothing is created and an existing file is left as it is."""
+    from .errors import ArgumentError
+
+    p = Path(path).expanduser()
+
+    def bad(why: str) -> ArgumentError:
+        return ArgumentError(f"{what} {str(path)!r} {why}")
+
+    if p.exists():
+        if directory:
+            if not p.is_dir():
+                raise bad("is not a directory")
+            if not os.access(p, os.W_OK | os.X_OK):
+                raise bad("is a directory this user cannot write to")
+            return p
+        if p.is_dir():
+            raise bad("is a directory; expected a file name")
+        try:
+            with open(p, "ab"):  # appends nothing: the file is unchanged
+                pass
+        except OSError as e:
+            raise bad(f"cannot be written ({e.strerror or e})") from None
+        return p
+    parent = p.absolute().parent
+    while not parent.exists():
+        parent = parent.parent
+    if not parent.is_dir():
+        raise bad(f"cannot be created: {parent} is not a directory")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise bad(f"cannot be created: {parent} is not writable")
+    return p
 
 
 def did_you_mean(word: str, candidates: Iterable[str]) -> str:

@@ -29,7 +29,7 @@ from . import __version__
 from .errors import WeightsError, ZooError
 from .protocols import DataSpec
 from .registry import get_spec
-from .util import atomic_write, sha256_file
+from .util import atomic_write, sha256_file, write_atomic
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch
@@ -337,5 +337,5 @@ def save_weights(model: Any, folder: Path, *, tag: str | None = None, dataset: s
         # make the same weights hash differently from one process to the next (config.json says the rest).
         save_file(tensors, str(tmp), metadata={"format": "pt"})
     cfg["weights"]["sha256"] = sha256_file(weights_path)
-    (folder / CONFIG_NAME).write_text(json.dumps(cfg, indent=2, sort_keys=False) + "\n")
+    write_atomic(folder / CONFIG_NAME, json.dumps(cfg, indent=2, sort_keys=False) + "\n")
     return cfg

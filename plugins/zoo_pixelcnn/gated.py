@@ -121,6 +121,8 @@ def add_shifted_down(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
 
 def init_conv(conv: nn.Conv2d, gain: float) -> None:
     """Weights N(0, gain^2 / fan_in), fan_in counting only the unmasked inputs; zero bias."""
+    if conv.weight.is_meta:  # zoo.factory counting parameters: no values to initialise
+        return
     fan_in = float(conv.mask[0].sum()) if isinstance(conv, MaskedConv2d) else conv.weight[0].numel()
     nn.init.normal_(conv.weight, 0.0, gain / max(fan_in, 1.0) ** 0.5)
     nn.init.zeros_(conv.bias)

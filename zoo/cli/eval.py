@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import warnings
-from pathlib import Path
 
 import click
 
@@ -89,10 +88,15 @@ def eval_cmd(names: tuple[str, ...], all_models: bool, dataset: str, split: str,
     from ..eval.harness import evaluate, resolve_metrics
     from ..eval.report import write_report
     from ..eval.result import format_table
+    from ..util import check_writable, write_atomic
 
     if bool(names) == all_models:
         raise click.UsageError("give model NAMEs or --all (not both)")
     resolve_metrics(metrics)  # unknown metric names fail before any model loads
+    if out:  # so do output paths that cannot be written
+        check_writable(out, "--out")
+    if report_dir:
+        check_writable(report_dir, "--report", directory=True)
     if device == "cuda" and "LOCAL_RANK" in os.environ:
         device = f"cuda:{os.environ['LOCAL_RANK']}"
     group = init_from_env(device)
@@ -138,8 +142,7 @@ def eval_cmd(names: tuple[str, ...], all_models: bool, dataset: str, split: str,
                 click.echo("")
                 click.echo(format_table(results))
         if out:
-            Path(out).parent.mkdir(parents=True, exist_ok=True)
-            Path(out).write_text(payload + "\n")
+            write_atomic(out, payload + "\n")
         if report_dir and results:
             paths = write_report(results, report_dir, command=_command(
                 names, all_models, dataset=asked, split=split, metrics=metrics, limit=limit,

@@ -182,10 +182,11 @@ def sample_cmd(name: str, n: int, out: str, seed: int, temperature: float, metho
 
     import torch
 
-    from ..images import read_image, save_grid
+    from ..images import check_image_path, read_image, save_grid
     from ..registry import get_spec, parse_name
     from ..sampling import sample
 
+    check_image_path(out, "--out")  # before the model loads and samples
     config = parse_overrides(overrides)
     if tiny:
         config = {**get_spec(parse_name(name).arch).test_config, **config}

@@ -56,7 +56,10 @@ def train_cmd(name: str, dataset: str | None, recipe: str, epochs: int | None, o
     from ..factory import import_builder
     from ..registry import get_spec, parse_name
     from ..training import split_overrides, train
+    from ..util import check_writable
 
+    if out:
+        check_writable(out, "--out", directory=True)  # before any data or model loads
     spec = get_spec(parse_name(name).arch)
     extra = getattr(import_builder(spec.trainer), "recipe_defaults", {}) if spec.trainer else {}
 

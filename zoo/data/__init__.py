@@ -232,7 +232,7 @@ class CachedDataset(Dataset):
             return self._checked(split, shipped, read_arrays(shipped, expected_sha256=self.checksums.get(split),
                                                              hint="the installed package is damaged; reinstall the zoo"))
         path = self.cache_path(split)
-        if not path.is_file():
+        if not path.exists():  # (a folder in its place is reported by read_arrays)
             if self.default_source() is None:
                 raise DataError(
                     f"dataset {self.name!r} split {split!r} is not prepared (looked in {path}); "

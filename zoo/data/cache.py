@@ -114,6 +114,8 @@ def save_arrays(path: str | os.PathLike, x: "np.ndarray", y: "np.ndarray | None"
     }
     if y is not None:
         arrays["y"] = np.ascontiguousarray(y, dtype=np.int64)
+    if Path(path).is_dir():
+        raise DataError(f"{path} is a directory, where the data file (.npz) belongs; move it away and prepare again")
     with atomic_write(path) as tmp:
         with open(tmp, "wb") as f:
             np.savez(f, **arrays)
@@ -141,8 +143,14 @@ def read_arrays(path: str | os.PathLike, *, expected_sha256: str | None = None,
         gone = " (the file was removed)" if remove_bad else ""
         return DataError(f"{path}: {reason}{gone}{'; ' + hint if hint else ''}")
 
+    if path.is_dir():  # never removed: a folder may hold anything
+        raise DataError(f"{path} is a directory, where a data file (.npz) belongs; move it away"
+                        f"{'; then ' + hint if hint else ''}")
     try:
-        with np.load(path, allow_pickle=False) as z:
+        loaded = np.load(path, allow_pickle=False)
+        if not isinstance(loaded, np.lib.npyio.NpzFile):  # a bare .npy array under the .npz name
+            raise bad(f"a single numpy array (.npy) of shape {loaded.shape}, not a zoo data file (.npz archive)")
+        with loaded as z:
             names = set(z.files)
             missing = {"x", "shape", "packed", "sha256", "format"} - names
             if missing:

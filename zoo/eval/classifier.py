@@ -32,7 +32,7 @@ from torch import nn
 from ..errors import WeightsError, ZooError
 from ..nn import scale_input
 from ..protocols import DataSpec
-from ..util import atomic_write, sha256_file
+from ..util import atomic_write, sha256_file, write_atomic
 
 __all__ = ["ReferenceClassifier", "load_reference", "weights_dir", "train", "accuracy", "DEFAULT_CONFIG"]
 
@@ -215,8 +215,8 @@ def train(dataset: str = "binarized-mnist", *, epochs: int = 8, batch_size: int 
         "reproduce": f"python -m zoo.eval.classifier train --dataset {dataset} --epochs {epochs} --seed {seed}",
         "check": f"python -m zoo.eval.classifier accuracy --dataset {dataset}",
     }
-    (out / "config.json").write_text(json.dumps(meta, indent=2) + "\n")
-    (out / "README.md").write_text(card(meta))
+    write_atomic(out / "config.json", json.dumps(meta, indent=2) + "\n")
+    write_atomic(out / "README.md", card(meta))
     return meta
 
 

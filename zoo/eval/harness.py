@@ -101,9 +101,12 @@ def resolve_model(model_or_name: Any, *, device: str | torch.device | None = Non
     `zoo.create`: its weights are recorded as "random init" and a note says so;
     the initialisation is drawn from `seed` (the global torch RNG is left as it was).
     """
+    from ..distributed import check_device
     from ..factory import create, load
     from ..registry import get_spec, parse_name
 
+    if device is not None:  # as zoo.load does, for a name or a model object alike
+        check_device(device)
     if isinstance(model_or_name, str):
         name = model_or_name
         parsed = parse_name(name)

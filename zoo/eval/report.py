@@ -8,6 +8,8 @@ import re
 from pathlib import Path
 from typing import Any, Iterable
 
+from ..images import save_image
+from ..util import write_atomic
 from .metric import MetricValue
 from .result import EvalResult
 
@@ -162,7 +164,7 @@ def write_overview(results: Iterable[EvalResult], path: str | Path, *, per_row: 
         y += g.shape[0]
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    canvas.save(path)
+    save_image(canvas, path)
     return path
 
 
@@ -180,8 +182,8 @@ def write_report(results: Iterable[EvalResult], out_dir: str | Path, *, command:
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     written = [out / "leaderboard.md", out / "results.json"]
-    written[0].write_text(leaderboard_markdown(results, command=command))
-    written[1].write_text(json.dumps([r.to_dict() for r in results], indent=2) + "\n")
+    write_atomic(written[0], leaderboard_markdown(results, command=command))
+    write_atomic(written[1], json.dumps([r.to_dict() for r in results], indent=2) + "\n")
     for r in results:
         samples = getattr(r, "samples", None)
         if samples is None:

@@ -9,12 +9,11 @@ training.json (recipe, hardware, wall time); nobody types its numbers.
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 from typing import Any, Mapping
 
 from ..errors import ZooError
-from ..util import is_int, sha256_file
+from ..util import is_int, sha256_file, write_atomic
 from ..weights import CARD_NAME, CONFIG_NAME, SAMPLES_NAME, WEIGHTS_NAME, read_config, save_weights, state_sha256
 from ..eval.trainlog import LOG_NAME, validation_records
 from .card import render_card
@@ -32,7 +31,7 @@ def _write_samples(model: Any, samples: Any, path: Path) -> None:
     from ..images import save_grid
 
     if isinstance(samples, (str, Path)):
-        shutil.copyfile(samples, path)
+        write_atomic(path, Path(samples).read_bytes())
         return
     if is_int(samples):
         samples = model.sample(samples, generator=torch.Generator().manual_seed(0))
@@ -77,7 +76,7 @@ def save_pretrained(
             samples=SAMPLES_NAME if (folder / SAMPLES_NAME).is_file() else None,
             license=license, hardware=hardware, limitations=limitations, training=training, folder=folder,
         )
-        (folder / CARD_NAME).write_text(card)
+        write_atomic(folder / CARD_NAME, card)
     return folder
 
 
@@ -106,13 +105,13 @@ def render_release_card(directory: str | Path, *, metrics: str | None = None, li
         dataset = cfg.get("dataset") or cfg.get("tag")
         result = evaluate(load(f"local-dir:{folder}"), dataset=dataset, split="test", metrics=metrics, limit=limit,
                           progress=progress)
-        eval_path.write_text(json.dumps(result.to_dict(), indent=2, default=str) + "\n")
+        write_atomic(eval_path, json.dumps(result.to_dict(), indent=2, default=str) + "\n")
     if not eval_path.is_file():
         raise ZooError(f"{folder} has no {EVAL_NAME}: pass metrics to score the weights first")
     results = _results_of_these_weights(folder, cfg, json.loads(eval_path.read_text()))
     if canonical:
         results = _with_canonical_subset(folder, cfg, results, progress=progress)
-    eval_path.write_text(json.dumps(results, indent=2, default=str) + "\n")
+    write_atomic(eval_path, json.dumps(results, indent=2, default=str) + "\n")
     training_path = folder / TRAINING_NAME
     training = json.loads(training_path.read_text()) if training_path.is_file() else None
     recipe = hardware = limitations = None
@@ -127,7 +126,7 @@ def render_release_card(directory: str | Path, *, metrics: str | None = None, li
     card = render_card(cfg, results, recipe=recipe, hardware=hardware, training=training, limitations=limitations,
                        samples=SAMPLES_NAME if (folder / SAMPLES_NAME).is_file() else None, validation=validation,
                        curve=CURVE_NAME if (folder / CURVE_NAME).is_file() else None, folder=folder)
-    (folder / CARD_NAME).write_text(card)
+    write_atomic(folder / CARD_NAME, card)
     return folder / CARD_NAME
 
 

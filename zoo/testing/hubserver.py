@@ -22,6 +22,9 @@ Errors carry `X-Error-Code` (RepoNotFound, RevisionNotFound, EntryNotFound)
 as the Hub does, so the client raises its own typed errors. Files are kept in
 memory as git-like commits (each commit is a full snapshot); `tamper()`
 changes a stored file behind the client's back, as a corrupt mirror would.
+`faults` makes the network misbehave: `faults["model.safetensors"] = "drop"`
+sends half of that file's body and closes the connection (every GET of it);
+`faults["*"] = "hang"` accepts every request and never answers (until stop()).
 
     with HubServer(token="hf_test") as hub:
         os.environ["HF_ENDPOINT"] = hub.url
@@ -102,6 +105,8 @@ class HubServer:
         self._httpd: ThreadingHTTPServer | None = None
         self._connections: set = set()  # open client sockets, closed by stop() so keep-alive cannot outlive it
         self._thread: threading.Thread | None = None
+        self.faults: dict[str, str] = {}  # file path (or "*": every request) -> "drop" or "hang"
+        self._stopped = threading.Event()  # releases hanging requests
 
     # -- lifecycle ----------------------------------------------------------
     def start(self) -> "HubServer":
@@ -117,6 +122,7 @@ class HubServer:
         return self
 
     def stop(self) -> None:
+        self._stopped.set()
         if self._httpd is not None:
             self._httpd.shutdown()
             self._httpd.server_close()
@@ -206,6 +212,10 @@ class _Handler(BaseHTTPRequestHandler):
         split = urlsplit(self.path)
         path, query = split.path, parse_qs(split.query)
         self.hub.requests.append((self.command, path, self.headers.get("Authorization")))
+        if self.hub.faults.get("*") == "hang":
+            self.hub._stopped.wait()
+            self.close_connection = True
+            return
         try:
             with self.hub.lock:
                 self._route(path, query)
@@ -415,12 +425,25 @@ class _Handler(BaseHTTPRequestHandler):
         if data is None:
             raise HubError(404, "Entry not found", "EntryNotFound", headers={"X-Repo-Commit": commit.oid})
         headers = {"X-Repo-Commit": commit.oid, "ETag": f'"{git_blob_sha1(data)}"', "Accept-Ranges": "bytes"}
+        if self.hub.faults.get(path) == "drop" and self.command == "GET":
+            return self._drop(data, headers)
         rng = self.headers.get("Range")
         if rng and rng.startswith("bytes=") and self.command == "GET":
             start = int(rng[len("bytes="):].split("-")[0] or 0)
             headers["Content-Range"] = f"bytes {start}-{len(data) - 1}/{len(data)}"
             return self._send(206, data[start:], headers, "application/octet-stream")
         self._send(200, data, headers, "application/octet-stream")
+
+    def _drop(self, data: bytes, headers: dict) -> None:
+        """Promise the whole file, send half of it, close the connection (a transfer cut mid-body)."""
+        self.send_response(200)
+        for k, v in {**headers, "Content-Type": "application/octet-stream", "Content-Length": str(len(data))}.items():
+            self.send_header(k, v)
+        self.end_headers()
+        self.wfile.write(data[: len(data) // 2])
+        self.wfile.flush()
+        self.close_connection = True
+        self.connection.shutdown(socket.SHUT_RDWR)
 
 
 if __name__ == "__main__":  # a throwaway in-memory Hub for trying `zoo publish` by hand

@@ -6,6 +6,8 @@ import math
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
+from ..images import save_image
+
 __all__ = ["plot_training_curves"]
 
 _COLOURS = [(31, 119, 180), (214, 39, 40), (44, 160, 44), (255, 127, 14), (148, 103, 189), (140, 86, 75)]
@@ -57,9 +59,7 @@ def plot_training_curves(records: Sequence[Mapping[str, Any]], path: str | Path,
     points = [p for v in series.values() for p in v]
     if not points:
         draw.text((left, H // 2), "no data logged yet", fill="black", font=font)
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
-        img.save(path)
-        return Path(path)
+        return save_image(img, path)
     x0, x1 = min(p[0] for p in points), max(p[0] for p in points)
     y0, y1 = min(p[1] for p in points), max(p[1] for p in points)
     if x1 == x0:
@@ -94,6 +94,4 @@ def plot_training_curves(records: Sequence[Mapping[str, Any]], path: str | Path,
         ly = top + 8 + 14 * i
         draw.line([(W - right - 150, ly + 6), (W - right - 130, ly + 6)], fill=colour, width=3)
         draw.text((W - right - 125, ly), label, fill="black", font=font)
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    img.save(path)
-    return Path(path)
+    return save_image(img, path)

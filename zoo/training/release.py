@@ -18,6 +18,7 @@ from torch import nn
 from .. import __version__
 from ..factory import create
 from ..release.folder import CURVE_NAME
+from ..util import write_atomic
 from .checkpoint import load_checkpoint
 from .device import hardware
 from .log import read_jsonl, say
@@ -87,7 +88,7 @@ def write_release(folder: Path, model: nn.Module, run: Run, result: Any, samples
     folder.mkdir(parents=True)
     if result is not None:
         results = result.to_dict() if hasattr(result, "to_dict") else result
-        (folder / "eval.json").write_text(json.dumps(results, indent=2, default=str) + "\n")
+        write_atomic(folder / "eval.json", json.dumps(results, indent=2, default=str) + "\n")
     x = None
     if samples > 0 and callable(getattr(model, "sample", None)):
         g = torch.Generator(device=run.dev).manual_seed(run.rec["seed"])
@@ -107,9 +108,9 @@ def write_release(folder: Path, model: nn.Module, run: Run, result: Any, samples
         from ..images import save_grid
 
         save_grid(x, folder / "samples.png", model.data_spec.levels, scale=2)
-    shutil.copyfile(run.log_path, folder / LOG)
+    write_atomic(folder / LOG, Path(run.log_path).read_bytes())
     plot_training_curves(read_jsonl(run.log_path), folder / CURVE_NAME, title=f"{run.spec.name} on {ds.name}")
-    (folder / "training.json").write_text(json.dumps(summary, indent=2) + "\n")
+    write_atomic(folder / "training.json", json.dumps(summary, indent=2) + "\n")
     if result is not None:  # the card as `zoo card` renders it from the folder (with the training command)
         from ..release import render_release_card
 
