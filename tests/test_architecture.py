@@ -28,6 +28,7 @@ LAYERS: list[set[str]] = [
     {"checks", "eval"},                                   # zoo check; the evaluation harness
     {"release"},                                          # cards, claims, release folders, publish
     {"training"},                                         # zoo.train
+    {"demo"},                                             # zoo demo: the page and its model logic
     {"cli", "__main__", "__init__"},                      # the command line; `import zoo`'s lazy names
 ]
 RANK = {unit: k for k, layer in enumerate(LAYERS) for unit in layer}
