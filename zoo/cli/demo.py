@@ -24,8 +24,11 @@ def demo_cmd(host: str, port: int, releases: tuple[str, ...], open_browser: bool
         server = make_server(demo, host, port)
     except OSError as e:
         raise click.ClickException(f"cannot listen on {host}:{port}: {e.strerror or e}") from None
+    import threading
+
     url = f"http://{host}:{server.server_address[1]}/"
-    click.echo(f"zoo demo: {len(demo.releases)} releases at {url} (Ctrl-C stops)", err=False)
+    click.echo(f"zoo demo: {len(demo.releases)} releases at {url} (Ctrl-C stops)")
+    threading.Thread(target=demo.warm_up, daemon=True).start()  # the page is up while the models load
     if open_browser:
         import webbrowser
 

@@ -11,6 +11,8 @@ Completion is `zoo.sample(model, n, known=..., mask=...)`, as `zoo sample --comp
 that cannot condition on pixels says so with its own error. Drawings arrive as 8-bit grey values
 `(H, W)` (white ink on black, as MNIST) and become each model's levels by the rule of
 `zoo.images.read_image` for an 8-bit file: level round(v / 255 · (levels − 1)).
+
+torch is imported on first use, so that the page is up before the models are (`Demo.warm_up`).
 """
 
 from __future__ import annotations
@@ -19,15 +21,14 @@ import math
 import threading
 import time
 from dataclasses import dataclass
-from typing import Any, Callable, Sequence
-
-import torch
+from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 from ..errors import ArgumentError, UnknownNameError, ZooError
-from ..factory import load
 from ..registry import info, list_models
-from ..sampling import check_sample_args, sample
 from ..util import did_you_mean, is_int
+
+if TYPE_CHECKING:
+    import torch
 
 __all__ = ["Demo", "Score", "MAX_SAMPLES", "MAX_COMPLETIONS", "BOUND_SAMPLES", "grey_size", "grey_to_levels", "likelihood_of"]
 
@@ -70,7 +71,7 @@ def grey_size(grey: Any) -> tuple[int, int]:
     return len(grey), widths.pop()
 
 
-def grey_to_levels(grey: Any, spec: Any) -> torch.Tensor:
+def grey_to_levels(grey: Any, spec: Any) -> "torch.Tensor":
     """8-bit grey values, a list of `spec.height` rows of `spec.width` ints in [0, 255], to levels `(C, H, W)`;
     a colour model gets the grey image in every channel. Anything else raises `ArgumentError`."""
     want = f"{spec.height} rows of {spec.width} grey values in [0, 255]"
@@ -81,13 +82,17 @@ def grey_to_levels(grey: Any, spec: Any) -> torch.Tensor:
         bad = [v for v in row if not is_int(v) or not 0 <= v <= 255]
         if bad:
             raise ArgumentError(f"image: expected {want}, got {bad[0]!r} in row {r}")
+    import torch
+
     v = torch.tensor(grey, dtype=torch.float64)  # (H, W)
     levels = torch.round(v / 255 * (spec.levels - 1)).long()
     return levels.unsqueeze(0).expand(spec.channels, -1, -1).contiguous()
 
 
-def likelihood_of(model: Any, x: torch.Tensor, release: str) -> Score:
+def likelihood_of(model: Any, x: "torch.Tensor", release: str) -> Score:
     """Score images `x` `(1, C, H, W)` by what the model offers: exact, a bound, or nothing (implicit)."""
+    import torch
+
     dims = math.prod(x.shape[1:])
     with torch.no_grad():
         if callable(getattr(model, "log_prob", None)):
@@ -100,7 +105,9 @@ def likelihood_of(model: Any, x: torch.Tensor, release: str) -> Score:
     return Score(release, "implicit", note="implicit model: no likelihood")
 
 
-def _seeded(seed: Any) -> torch.Generator:
+def _seeded(seed: Any) -> "torch.Generator":
+    import torch
+
     if not is_int(seed) or not 0 <= seed < 2**63:
         raise ArgumentError(f"seed: expected an integer in [0, 2^63), got {seed!r}")
     return torch.Generator().manual_seed(seed)
@@ -112,6 +119,12 @@ def _count(n: Any, most: int, what: str) -> int:
     return n
 
 
+def _load(name: str) -> Any:
+    from ..factory import load
+
+    return load(name)
+
+
 class Demo:
     """The releases a page offers, loaded on first use and kept; one computation at a time.
 
@@ -119,9 +132,9 @@ class Demo:
     `loader`: name -> model (default `zoo.load`; tests pass small models).
     """
 
-    def __init__(self, releases: Sequence[str] | None = None, *, loader: Callable[[str], Any] = load) -> None:
+    def __init__(self, releases: Sequence[str] | None = None, *, loader: Callable[[str], Any] | None = None) -> None:
         self.releases = list(list_models(pretrained=True) if releases is None else releases)
-        self._load = loader
+        self._load = loader or _load
         self._models: dict[str, Any] = {}
         self._lock = threading.Lock()  # torch work one request at a time; the CPU has few cores
 
@@ -157,9 +170,21 @@ class Demo:
             self._models[release] = self._load(release)
         return self._models[release]
 
-    def sample_grid(self, release: str, n: int, seed: int, temperature: float) -> tuple[torch.Tensor, float]:
+    def warm_up(self) -> None:
+        """Load every release now (a server calls this in a thread after it starts listening); a release
+        that fails to load is left for its first use, which reports the error."""
+        for release in self.releases:
+            with self._lock:
+                try:
+                    self.model(release)
+                except ZooError:
+                    pass
+
+    def sample_grid(self, release: str, n: int, seed: int, temperature: float) -> "tuple[torch.Tensor, float]":
         """`n` samples `(n, C, H, W)` and the seconds they took; the same images as
         `zoo sample RELEASE -n N --seed SEED --temperature T`."""
+        from ..sampling import check_sample_args, sample
+
         n = _count(n, MAX_SAMPLES, "samples")
         check_sample_args(n, temperature)
         g = _seeded(seed)
@@ -170,9 +195,13 @@ class Demo:
             return x, time.perf_counter() - t0
 
     def complete(self, release: str, grey: Any, keep_rows: int, n: int, seed: int,
-                 temperature: float) -> tuple[torch.Tensor, torch.Tensor, float]:
+                 temperature: float) -> "tuple[torch.Tensor, torch.Tensor, float]":
         """Keep the top `keep_rows` rows of a drawing and let the model draw the rest, `n` times.
         Returns the kept image (levels, `(C, H, W)`), the completions `(n, C, H, W)` and the seconds."""
+        import torch
+
+        from ..sampling import check_sample_args, sample
+
         n = _count(n, MAX_COMPLETIONS, "completions")
         check_sample_args(n, temperature)
         g = _seeded(seed)
