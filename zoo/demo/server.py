@@ -31,13 +31,17 @@ __all__ = ["make_server", "png_data_url"]
 MAX_BODY = 1 << 20  # a 28x28 drawing as JSON is about 3 kB
 
 
-def png_data_url(x: Any, levels: int, nrow: int) -> str:
-    """Images `(B, C, H, W)` of levels as one PNG row-major grid, as a `data:` URL for an <img>."""
+def png_data_url(x: Any, levels: int, nrow: int, *, grey_from_row: int | None = None) -> str:
+    """Images `(B, C, H, W)` of levels as one PNG row-major grid, as a `data:` URL for an <img>;
+    `grey_from_row`: paint the rows from there on mid-grey (the part of a drawing not given)."""
     from PIL import Image
 
     from ..images import make_grid
 
-    grid = make_grid(x, levels, nrow=nrow)
+    pad = 2  # make_grid's border
+    grid = make_grid(x, levels, nrow=nrow, pad=pad)
+    if grey_from_row is not None:
+        grid[pad + grey_from_row:pad + x.shape[2], pad:pad + x.shape[3]] = 128
     buf = io.BytesIO()
     Image.fromarray(grid[..., 0] if grid.shape[-1] == 1 else grid).save(buf, format="PNG")
     return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
@@ -63,7 +67,7 @@ def _actions(demo: Demo) -> dict[str, Any]:
         known, x, seconds = demo.complete(release, _field(body, "image"), _field(body, "keep_rows"), n,
                                           _field(body, "seed"), _field(body, "temperature"))
         levels = demo.model(release).data_spec.levels
-        return {"given": png_data_url(known.unsqueeze(0), levels, nrow=1),
+        return {"given": png_data_url(known.unsqueeze(0), levels, nrow=1, grey_from_row=body["keep_rows"]),
                 "image": png_data_url(x, levels, nrow=n), "seconds": seconds, "n": n}
 
     def score(body: dict[str, Any]) -> dict[str, Any]:
