@@ -127,8 +127,8 @@ def scored(driver) -> int:
 
 
 def score_table(driver) -> dict[str, str]:
-    rows = driver.execute_script(
-        "return [...document.querySelectorAll('#scores tbody tr')].map(r => [r.dataset.release, r.cells[1].textContent])")
+    rows = driver.execute_script("return [...document.querySelectorAll('#scores tbody tr')]"
+                                 ".map(r => [r.dataset.release, r.cells[1].textContent])")
     return dict(rows)
 
 

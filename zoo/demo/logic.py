@@ -30,9 +30,10 @@ from ..util import did_you_mean, is_int
 if TYPE_CHECKING:
     import torch
 
-__all__ = ["Demo", "Score", "MAX_SAMPLES", "MAX_COMPLETIONS", "BOUND_SAMPLES", "grey_size", "grey_to_levels", "likelihood_of"]
+__all__ = ["Demo", "Score", "MAX_SAMPLES", "MAX_COMPLETIONS", "BOUND_SAMPLES", "grey_size", "grey_to_levels",
+           "likelihood_of"]
 
-MAX_SAMPLES = 64  # a sample grid; the fast samplers draw 16 binarized-MNIST digits in about 2 s on 2 CPU cores
+MAX_SAMPLES = 64  # a sample grid (README, Benchmarks: the fast samplers draw 16 digits in 1-2 s on 2 idle cores)
 MAX_COMPLETIONS = 16
 BOUND_SAMPLES = 100  # k of a bounded model's importance-weighted bound
 
@@ -164,8 +165,8 @@ class Demo:
     def model(self, release: str) -> Any:
         """The loaded model of one of the offered releases."""
         if release not in self.releases:
-            raise UnknownNameError(f"release {release!r} is not offered here"
-                                   f"{did_you_mean(release, self.releases) or '; offered: ' + ', '.join(self.releases)}")
+            hint = did_you_mean(release, self.releases) or "; offered: " + ", ".join(self.releases)
+            raise UnknownNameError(f"release {release!r} is not offered here{hint}")
         if release not in self._models:
             self._models[release] = self._load(release)
         return self._models[release]

@@ -112,7 +112,8 @@ def make_server(demo: Demo, host: str = "127.0.0.1", port: int = 7860) -> Thread
                 return
             size = int(self.headers.get("Content-Length") or 0)
             if size > MAX_BODY:
-                self._json(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, {"error": f"request of {size} bytes; at most {MAX_BODY}"})
+                self._json(HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
+                           {"error": f"a request of {size} bytes; at most {MAX_BODY}"})
                 return
             try:
                 body = json.loads(self.rfile.read(size) or b"null")
