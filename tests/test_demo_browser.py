@@ -4,8 +4,8 @@ On the bundled releases, as a user sees them: the page loads and scores the blan
 release; a sample grid is the exact grid `zoo.sample` draws for the seed; an uploaded test digit
 lands on the pad unchanged, is scored by every release (exact NLL to the printed digit, or
 "implicit model"), and is completed; mistakes show on the page. Screenshots go to the test's
-tmp dir, and to $ZOO_DEMO_SCREENSHOTS when set (docs/demo.png is `demo-completed.png` from
-`ZOO_DEMO_SCREENSHOTS=docs python -m pytest tests/test_demo_browser.py`).
+tmp dir, and to $ZOO_DEMO_SCREENSHOTS when set (docs/demo.png is `demo-completed.png` of
+`ZOO_DEMO_SCREENSHOTS=/tmp/shots python -m pytest tests/test_demo_browser.py`).
 
 Needs Debian's `chromium` and `chromium-driver` and the `browser` extra (selenium); skipped with
 the reason when one is missing. .ci/run installs all three.
