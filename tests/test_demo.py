@@ -217,3 +217,18 @@ def test_the_command_is_there():
 
     result = CliRunner().invoke(build_cli(), ["demo", "--help"])
     assert result.exit_code == 0 and "--port" in result.output and "bundled weights" in result.output
+
+
+def test_a_busy_port_is_one_line_not_a_traceback():
+    import socket
+
+    from click.testing import CliRunner
+
+    from zoo.cli import build_cli
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        result = CliRunner().invoke(build_cli(), ["demo", "--port", str(busy.getsockname()[1])])
+    assert result.exit_code == 1 and "cannot listen on 127.0.0.1:" in result.output
+    assert "Traceback" not in result.output
