@@ -28,7 +28,7 @@ LAYERS: list[set[str]] = [
     {"checks", "specs", "eval"},                          # zoo check; spec checks; the evaluation harness
     {"release"},                                          # cards, claims, release folders, publish
     {"training"},                                         # zoo.train
-    {"testing"},                                          # the plugin test kit and the local Hub server
+    {"testing", "demo"},                                  # the plugin test kit and local Hub server; zoo demo
     {"cli", "__main__", "__init__"},                      # the command line; `import zoo`'s lazy names
 ]
 RANK = {unit: k for k, layer in enumerate(LAYERS) for unit in layer}

@@ -52,7 +52,7 @@ def test_wheel_contains_core_plugins_data_and_entry_points(dist):
     wheel = zipfile.ZipFile(dist[1])
     names = wheel.namelist()
     for must in ["zoo/__init__.py", "zoo/cli/__init__.py", "zoo_pixelcnn/plugin.py", "zoo_pixelrnn/plugin.py",
-                 "zoo_gan/plugin.py", "zoo_datasets/plugin.py", "zoo/testing/hubserver.py",
+                 "zoo_gan/plugin.py", "zoo_datasets/plugin.py", "zoo/testing/hubserver.py", "zoo/demo/page.html",
                  "zoo/cli/plugin_template/plugin.py.tmpl", TEST_SPLIT, *(f"zoo/cards/{b}" for b in BUNDLED)]:
         assert must in names, must
     assert not any(n.startswith(("tests/", "examples/", "benchmarks/", "stages/")) for n in names)

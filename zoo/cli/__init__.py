@@ -42,7 +42,7 @@ def _add_builtin_commands(group: click.Group) -> None:
     for module in (models, plugins):
         for cmd in module.COMMANDS:
             group.add_command(cmd)
-    for name in ("data", "eval", "train", "publish", "scaffold"):
+    for name in ("data", "eval", "train", "publish", "scaffold", "demo"):
         try:
             module = __import__(f"zoo.cli.{name}", fromlist=["COMMANDS"])
         except ModuleNotFoundError as e:
