@@ -102,14 +102,15 @@ def is_conditional(model: Any) -> bool:
 def validation_nll(model: nn.Module, images: torch.Tensor, *, batch_size: int, device: torch.device,
                    labels: torch.Tensor | None = None) -> float:
     """Exact mean NLL in nats per image over `images` (given `labels` for a class-conditional
-    model), sharded over the processes: the harness's NLL loop (`zoo.eval.likelihood`)."""
+    model), sharded over the processes: the harness's NLL loop (`zoo.eval.likelihood`). For a
+    bounded model (a VAE), the negative ELBO (the bound with k=1, seed 0): an upper bound."""
     from ..eval.likelihood import log_prob_per_image
 
     was_training = model.training
     model.eval()
     try:
         with torch.no_grad():
-            lp = log_prob_per_image(model, images, batch_size=batch_size, device=device, labels=labels)
+            lp = log_prob_per_image(model, images, batch_size=batch_size, device=device, labels=labels, iw_samples=1)
     finally:
         model.train(was_training)
     return float(-lp.mean())

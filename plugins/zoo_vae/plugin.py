@@ -1,0 +1,57 @@
+"""Registers `vae` and `pixelvae`, the approximate-density family. Imports no model code (and no torch).
+
+The models live in `zoo_vae.vae` and `zoo_vae.pixelvae` (the shared encoder and bounds in
+`zoo_vae.latent`); they train on their bound with `zoo_vae.trainer.BoundTrainer`.
+"""
+
+import zoo
+
+DATA = {
+    "binarized-mnist": {"channels": 1, "height": 28, "width": 28, "levels": 2},
+    "mnist": {"channels": 1, "height": 28, "width": 28, "levels": 256},
+}
+
+# One stochastic layer of 32 units; a conv encoder of h=32 / 2h=64 feature maps; the decoder the
+# paper's MLP with two hidden layers of 256 (Burda et al. 2016 used 50 units and 200-200 for their 86.76).
+VAE = {**DATA["binarized-mnist"], "latent": 32, "hidden": 32, "decoder_hidden": 256}
+
+_RECIPE = {  # zoo.train's schema plus BoundTrainer.recipe_defaults (iw_samples)
+    "dataset": "binarized-mnist",
+    "optimizer": "adam",
+    "lr": 1e-3,
+    "betas": [0.9, 0.999],
+    "lr_schedule": "cosine",
+    "warmup_steps": 200,
+    "batch_size": 64,
+    "epochs": 30,
+    "grad_clip": 0.0,
+    "ema_decay": 0.999,
+    "seed": 0,
+    "iw_samples": 1,  # 1: the ELBO (Kingma & Welling 2014); k > 1: the IWAE bound (Burda et al. 2016)
+}
+
+
+@zoo.hookimpl
+def zoo_register_models(register):
+    register(
+        zoo.ModelSpec(
+            name="vae",
+            family="vae",
+            summary="VAE: conv encoder, Gaussian latent, MLP decoder, independent sub-pixels given z (likelihood bound)",
+            paper="Kingma & Welling 2014, Auto-Encoding Variational Bayes, ICLR (arXiv:1312.6114); "
+            "Burda, Grosse & Salakhutdinov 2016, Importance Weighted Autoencoders, ICLR (arXiv:1509.00519)",
+            builder="zoo_vae.vae:VAE",
+            config=VAE,
+            capabilities={"likelihood_bound", "sampler"},
+            test_config={"height": 8, "width": 8, "latent": 4, "hidden": 8, "decoder_hidden": 16},
+            recipes={
+                "default": _RECIPE,
+                "iwae": {**_RECIPE, "iw_samples": 5, "batch_size": 32},
+                "mnist": {**_RECIPE, "dataset": "mnist", "config": DATA["mnist"]},
+            },
+            trainer="zoo_vae.trainer:BoundTrainer",
+            reference_results={"binarized-mnist": {
+                "nll": 86.76, "bound": "upper", "k": 5000,
+                "source": "Burda et al. 2016, Table 1 (VAE, one stochastic layer, k=1 training, k=5000 bound)"}},
+        )
+    )
