@@ -46,7 +46,8 @@ def zoo_register_models(register):
             test_config={"height": 8, "width": 8, "latent": 4, "hidden": 8, "decoder_hidden": 16},
             recipes={
                 "default": _RECIPE,
-                "iwae": {**_RECIPE, "iw_samples": 5, "batch_size": 32},
+                # the release's: the bound with k=5 (Burda et al. 2016, Table 1: 85.54 for one layer vs 86.76 at k=1)
+                "iwae": {**_RECIPE, "iw_samples": 5, "epochs": 50},
                 "mnist": {**_RECIPE, "dataset": "mnist", "config": DATA["mnist"]},
             },
             trainer="zoo_vae.trainer:BoundTrainer",
