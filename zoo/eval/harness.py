@@ -363,6 +363,7 @@ def evaluate(
         "limit": limit,
         "subset": _subset_provenance(ctx),
         "num_samples": num_samples if any(getattr(m, "uses_samples", False) for m in metric_objs) else None,
+        "iw_samples": iw_samples if any(v.bound is not None for v in results.values()) else None,
         "seed": seed,
         "batch_size": batch_size,
         "versions": _versions(),

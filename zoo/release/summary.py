@@ -19,7 +19,8 @@ UNVERIFIED_WORDS = ("per_s", "per_sec", "wall", "seconds", "time_s", "_time")
 # For results given as plain dicts of numbers (not the harness's MetricValue layout), which keys are
 # standard errors; the harness itself names the standard error of detail `x` `stderr_x`.
 STDERR_WORDS = ("stderr", "std_err", "standard_error", "sem")
-META_KEYS = ("n", "count", "num", "samples", "n_samples", "num_samples", "n_real", "features", "sample_batch")  # not claims
+META_KEYS = ("n", "count", "num", "samples", "n_samples", "num_samples", "n_real", "features", "sample_batch",
+             "k")  # not claims (k: the importance samples of a bound, in `EvalSummary.bounds`)
 
 
 @dataclass
@@ -35,9 +36,15 @@ class EvalSummary:
     stderr: dict[str, float] = field(default_factory=dict)  # flattened key -> standard error
     units: dict[str, str] = field(default_factory=dict)  # flattened key -> unit, when the harness gives one
     notes: dict[str, str] = field(default_factory=dict)  # metric -> why it is n/a
+    # metric -> {"bound": "upper", "k": k} for a bound (a VAE's nll): its keys print as `≤ value`
+    bounds: dict[str, dict[str, Any]] = field(default_factory=dict)
     provenance: dict[str, Any] = field(default_factory=dict)
     # the same claims on the release's canonical subset (zoo.release.canonical), when it records them
     subset: "EvalSummary | None" = None
+
+    def mark(self, key: str) -> str:
+        """"≤ " when the flattened `key` (e.g. `nll.bits_per_dim`) is an upper bound, else ""."""
+        return "≤ " if self.bounds.get(key.split(".")[0], {}).get("bound") == "upper" else ""
 
     @property
     def metric_names(self) -> list[str]:
@@ -171,6 +178,8 @@ def _add_metric_value(s: EvalSummary, name: str, mv: Mapping[str, Any]) -> None:
     if se is not None:
         s.stderr[name] = se
     details = mv.get("details") or {}
+    if details.get("bound") is not None:
+        s.bounds[name] = {"bound": str(details["bound"]), "k": details.get("k")}
     leaves = {k: number(v) for k, v in details.items()}
     numeric = [k for k, v in leaves.items() if v is not None]
     for k in numeric:
