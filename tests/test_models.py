@@ -29,7 +29,8 @@ def batch(model, n=3, seed=0):
 def test_spec_is_complete_and_default_config_builds(name):
     spec = zoo.info(name)
     assert spec.summary and spec.paper and spec.family and spec.plugin
-    assert "sampler" in spec.capabilities or "likelihood" in spec.capabilities
+    assert spec.capabilities & {"sampler", "likelihood", "likelihood_bound"}
+    assert not {"likelihood", "likelihood_bound"} <= spec.capabilities, "exact or bounded, not both"
     model = zoo.create(name)  # the default (paper) config
     assert model.data_spec == spec.data_spec
     assert model.zoo_config == dict(spec.config)
@@ -51,6 +52,7 @@ def test_capabilities_match_the_object(name):
     spec, model = zoo.info(name), tiny(name)
     assert isinstance(model, zoo.Model)
     assert isinstance(model, zoo.Likelihood) == ("likelihood" in spec.capabilities)
+    assert isinstance(model, zoo.BoundedLikelihood) == ("likelihood_bound" in spec.capabilities)
     assert isinstance(model, zoo.Sampler) == ("sampler" in spec.capabilities)
     assert has_fast_sampler(model) == ("fast_sampler" in spec.capabilities)
 
@@ -71,6 +73,25 @@ def test_log_prob_and_backward(name):
         model.log_prob(x + model.data_spec.levels)
     with pytest.raises(ValueError, match="got shape"):
         model.log_prob(x[:, :, 1:])
+
+
+@pytest.mark.parametrize("name", [n for n in MODELS if "likelihood_bound" in zoo.info(n).capabilities])
+def test_bound_and_backward(name):
+    """A bounded model: a seeded lower bound (below 0 for discrete images) that rises with k on average, a loss
+    whose gradients reach every parameter, and the same input checks as `log_prob`."""
+    model = tiny(name)
+    x = batch(model)
+    g = lambda: torch.Generator().manual_seed(0)  # noqa: E731
+    lp = model.log_prob_bound(x, 2, generator=g())
+    assert lp.shape == (3,) and torch.isfinite(lp).all() and (lp <= 0).all()
+    assert torch.equal(lp, model.log_prob_bound(x, 2, generator=g()))
+    model.loss(x).backward()
+    grads = [p.grad for p in model.parameters() if p.requires_grad]
+    assert grads and all(g is not None and torch.isfinite(g).all() for g in grads)
+    with pytest.raises(ValueError, match="expected an integer tensor"):
+        model.log_prob_bound(x.float(), 1)
+    with pytest.raises(ValueError, match="got values"):
+        model.log_prob_bound(x + model.data_spec.levels, 1)
 
 
 @pytest.mark.parametrize("name", [n for n in MODELS if "likelihood" in zoo.info(n).capabilities])

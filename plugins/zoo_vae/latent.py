@@ -58,6 +58,9 @@ class ConvEncoder(nn.Module):
 
     def __init__(self, spec: DataSpec, hidden: int, latent: int):
         super().__init__()
+        for name, value in (("height", spec.height), ("width", spec.width)):
+            if value % 4:
+                raise ValueError(f"ConvEncoder: {name} must be a multiple of 4 (two stride-2 convolutions), got {value}")
         self.levels = spec.levels
         self.net = nn.Sequential(
             nn.Conv2d(spec.channels, hidden, 4, stride=2, padding=1), nn.ReLU(),
@@ -72,7 +75,8 @@ class ConvEncoder(nn.Module):
 
 
 class LatentVariableModel(SampleMethod, nn.Module):
-    """p(z) = N(0, I), q(z|x) from `ConvEncoder`, p(x|z) from the subclass's `decoder_logits`.
+    """p(z) = N(0, I) over `latent` units, q(z|x) from `encoder` (images -> mean, log-variance `(B, L)`;
+    `ConvEncoder` in the zoo's models), p(x|z) from the subclass's `decoder_logits` and `decode`.
 
     `bound_pass` caps the images (x, z pairs) one decoder pass scores while estimating the bound:
     the k samples of a batch are taken in chunks of at most `bound_pass // B` (at least 1).
@@ -80,16 +84,11 @@ class LatentVariableModel(SampleMethod, nn.Module):
 
     bound_pass = 8192
 
-    def __init__(self, channels: int, height: int, width: int, levels: int, latent: int, hidden: int):
+    def __init__(self, data_spec: DataSpec, latent: int, encoder: nn.Module):
         super().__init__()
-        for name, value in (("height", height), ("width", width)):
-            if check_int(name, value) % 4:
-                raise ValueError(f"{type(self).__name__}: {name} must be a multiple of 4 (two stride-2 "
-                                 f"convolutions), got {value}")
-        self.data_spec = DataSpec(channels, height, width, levels)
+        self.data_spec = data_spec
         self.latent = check_int("latent", latent)
-        self.hidden = check_int("hidden", hidden)
-        self.encoder = ConvEncoder(self.data_spec, self.hidden, self.latent)
+        self.encoder = encoder
 
     # -- what a subclass provides ----------------------------------------------------
     def decoder_logits(self, x: torch.Tensor, z: torch.Tensor) -> torch.Tensor:  # pragma: no cover - abstract

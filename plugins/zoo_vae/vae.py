@@ -22,7 +22,9 @@ from torch import nn
 from zoo.nn import check_int
 from zoo.sampling import choose, draw_uniforms
 
-from .latent import LatentVariableModel
+from zoo.protocols import DataSpec
+
+from .latent import ConvEncoder, LatentVariableModel
 
 __all__ = ["VAE", "MLPDecoder"]
 
@@ -53,9 +55,10 @@ class VAE(LatentVariableModel):
 
     def __init__(self, channels: int = 1, height: int = 28, width: int = 28, levels: int = 2,
                  latent: int = 32, hidden: int = 32, decoder_hidden: int = 256):
-        super().__init__(channels, height, width, levels, latent, hidden)
+        spec = DataSpec(channels, height, width, levels)
+        super().__init__(spec, check_int("latent", latent), ConvEncoder(spec, check_int("hidden", hidden), latent))
         self.decoder_hidden = check_int("decoder_hidden", decoder_hidden)
-        self.decoder = MLPDecoder(channels, height, width, levels, self.latent, self.decoder_hidden)
+        self.decoder = MLPDecoder(channels, height, width, levels, latent, self.decoder_hidden)
 
     def decoder_logits(self, x: torch.Tensor | None, z: torch.Tensor) -> torch.Tensor:
         """logits `(B, C, H, W, levels)` of p(x|z); `x` is not looked at (sub-pixels independent given z)."""

@@ -364,6 +364,7 @@ def evaluate(
         "subset": _subset_provenance(ctx),
         "num_samples": num_samples if any(getattr(m, "uses_samples", False) for m in metric_objs) else None,
         "iw_samples": iw_samples if any(v.bound is not None for v in results.values()) else None,
+        "density": _density(model),
         "seed": seed,
         "batch_size": batch_size,
         "versions": _versions(),
@@ -376,6 +377,15 @@ def evaluate(
     provenance = broadcast(provenance) if world > 1 else provenance
     return EvalResult(model=prov["model"], metrics=results, provenance=provenance, samples=grid_samples,
                       completions=completions)
+
+
+def _density(model: Any) -> str:
+    """The model's family for the leaderboard: "exact" (log_prob), "bound" (log_prob_bound) or "implicit"."""
+    from ..protocols import is_bounded
+
+    if is_bounded(model):
+        return "bound"
+    return "exact" if callable(getattr(model, "log_prob", None)) else "implicit"
 
 
 def _subset_provenance(ctx: EvalContext) -> dict[str, Any] | None:
