@@ -173,3 +173,21 @@ def test_card_marks_the_bound_and_reruns_at_the_same_k(tmp_path):
     assert "--iw-samples 3" in card and "log_prob_bound" in card
     claims = read_claims(card)
     assert claims.bounds["nll"]["k"] == 3 and claims.provenance["iw_samples"] == 3
+
+
+# -- the PixelVAE: an autoregressive decoder given z ---------------------------------------------
+
+def test_pixelvae_decoder_is_causal_given_z_and_samples_through_the_raster_driver():
+    torch.manual_seed(0)
+    model = zoo.create("pixelvae", **zoo.info("pixelvae").test_config).eval()
+    report = zoo.check(model.decoder, name="pixelvae decoder", cond={"z": torch.randn(1, 4, dtype=torch.float64)})
+    assert report.passed and report.causal, str(report)
+    z = torch.randn(2, 4)
+    a = model.decode(z, generator=torch.Generator().manual_seed(4))
+    b = zoo.sample(model.decoder, 2, method="naive", generator=torch.Generator().manual_seed(4), z=z)
+    assert torch.equal(a, b)
+    x = torch.randint(0, 2, (3, 1, 8, 8), generator=torch.Generator().manual_seed(1))
+    lp = model.log_prob_bound(x, 3, generator=torch.Generator().manual_seed(0))
+    assert lp.shape == (3,) and (lp < 0).all()
+    with pytest.raises(ValueError, match="needs the latent code"):
+        model.decoder.logits(x)

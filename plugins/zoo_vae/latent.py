@@ -70,7 +70,7 @@ class ConvEncoder(nn.Module):
         )
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        mean, logvar = self.net(scale_input(x, self.levels)).chunk(2, dim=1)  # (B, L) each
+        mean, logvar = self.net(scale_input(x, self.levels, self.net[0].weight.dtype)).chunk(2, dim=1)  # (B, L) each
         return mean, logvar
 
 
