@@ -9,7 +9,7 @@ on the importance-weighted bound of Burda et al. 2016 (recipe key `iw_samples`, 
 
 The encoder is convolutional (latent.py); the decoder is the paper's two-layer MLP because the
 bound with k samples runs the decoder k times per image, and a transposed-conv decoder of the
-encoder's size cost about 7x more per pass here (docs/vae.md). For binary data the softmax over
+encoder's size was several times slower per pass in a trial here (docs/vae.md). For binary data the softmax over
 2 levels is the paper's Bernoulli. The sub-pixels are independent given z, so the whole image is
 drawn in one pass, and completion is not offered (latent.py).
 """
