@@ -19,8 +19,7 @@ UNVERIFIED_WORDS = ("per_s", "per_sec", "wall", "seconds", "time_s", "_time")
 # For results given as plain dicts of numbers (not the harness's MetricValue layout), which keys are
 # standard errors; the harness itself names the standard error of detail `x` `stderr_x`.
 STDERR_WORDS = ("stderr", "std_err", "standard_error", "sem")
-META_KEYS = ("n", "count", "num", "samples", "n_samples", "num_samples", "n_real", "features", "sample_batch",
-             "k")  # not claims (k: the importance samples of a bound, in `EvalSummary.bounds`)
+META_KEYS = ("n", "count", "num", "samples", "n_samples", "num_samples", "n_real", "features", "sample_batch")  # not claims
 
 
 @dataclass
@@ -186,7 +185,7 @@ def _add_metric_value(s: EvalSummary, name: str, mv: Mapping[str, Any]) -> None:
         if k.startswith("stderr_"):  # the harness's name for the standard error of detail k[7:]
             if k[len("stderr_"):] in numeric:
                 s.stderr[f"{name}.{k[len('stderr_'):]}"] = leaves[k]
-        elif k not in META_KEYS:
+        elif k not in META_KEYS and not (k == "k" and name in s.bounds):  # a bound's k: in `bounds`
             s.metrics[f"{name}.{k}"] = leaves[k]
             if "bits_per_dim" in k:
                 s.units[f"{name}.{k}"] = "bits/dim"
