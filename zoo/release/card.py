@@ -202,7 +202,8 @@ def render_card(
         out += ["No recipe was recorded with these weights.", ""]
     if hardware:
         out += [f"Hardware and time: {hardware}", ""]
-    out += training_progress(validation or [], curve)
+    bounded = bool(summary is not None and summary.bounds) or (spec is not None and "likelihood_bound" in spec.capabilities)
+    out += training_progress(validation or [], curve, bound=bounded)
     if samples:
         out += ["## Samples", "", f"![samples from the model]({samples})", "",
                 "Drawn with `model.sample(n, generator=torch.Generator().manual_seed(0))`.", ""]
@@ -263,17 +264,20 @@ def _clock(seconds: float) -> str:
     return f"{int(seconds // 3600)}:{int(seconds % 3600 // 60):02d} h"
 
 
-def training_progress(validation: Sequence[Mapping[str, Any]], curve: str | None = None) -> list[str]:
+def training_progress(validation: Sequence[Mapping[str, Any]], curve: str | None = None, *,
+                      bound: bool = False) -> list[str]:
     """The card's "Training progress" section: the validation NLL after every epoch against the
     training wall time (time spent validating included, writing releases between stages not), and
-    when the run first reached each milestone and its best. Empty without timed NLL records."""
+    when the run first reached each milestone and its best. Empty without timed NLL records. `bound`: a
+    bounded model, whose validation NLL is the negative ELBO (an upper bound), said so."""
     rows = [r for r in validation if r.get("nll") is not None and r.get("elapsed_s") is not None]
     if not rows:
         return []
     best = min(rows, key=lambda r: r["nll"])
     out = ["## Training progress", "",
            "Validation NLL (nats per image, EMA weights when the recipe keeps them) after each epoch, against the "
-           "run's training wall time on the hardware above:", "",
+           "run's training wall time on the hardware above"
+           + (" (for this model the negative ELBO, an upper bound on the NLL)" if bound else "") + ":", "",
            "| epoch | valid NLL | wall time |", "| --- | --- | --- |"]
     out += [f"| {r['epoch']} | {r['nll']:.2f}{' (best)' if r is best else ''} | {_clock(r['elapsed_s'])} |" for r in rows]
     reached = []
