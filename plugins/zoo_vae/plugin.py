@@ -6,6 +6,18 @@ The models live in `zoo_vae.vae` and `zoo_vae.pixelvae` (the shared encoder and 
 
 import zoo
 
+# Released weights: cards/vae.binarized-mnist/ ships with the package. `metrics` are read from the card's eval.json
+# (`zoo card cards/vae.binarized-mnist --metrics nll,fid,precision,recall,parzen --iw-samples 100`); its nll is an
+# upper bound at k=100, and tests/test_releases.py re-scores the canonical subset at the same k.
+VAE_BINARIZED_MNIST = zoo.WeightsSpec(
+    tag="binarized-mnist",
+    hub_id="zoo-models/vae.binarized-mnist",
+    revision="main",  # not yet published: the Hub is out of reach from where it was trained
+    sha256="b9435cfcf3a6a178b2984cfb560285951f4f9165c3a0f6fe630a014059960ac1",
+    dataset="binarized-mnist",
+    metrics=zoo.CardMetrics("vae.binarized-mnist"),
+)
+
 DATA = {
     "binarized-mnist": {"channels": 1, "height": 28, "width": 28, "levels": 2},
     "mnist": {"channels": 1, "height": 28, "width": 28, "levels": 256},
@@ -45,6 +57,7 @@ def zoo_register_models(register):
             paper="Kingma & Welling 2014, Auto-Encoding Variational Bayes, ICLR (arXiv:1312.6114); "
             "Burda, Grosse & Salakhutdinov 2016, Importance Weighted Autoencoders, ICLR (arXiv:1509.00519)",
             builder="zoo_vae.vae:VAE",
+            weights=(VAE_BINARIZED_MNIST,),
             config=VAE,
             capabilities={"likelihood_bound", "sampler"},
             test_config={"height": 8, "width": 8, "latent": 4, "hidden": 8, "decoder_hidden": 16},
