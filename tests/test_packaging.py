@@ -4,6 +4,7 @@ installed into a fresh venv, scores a bundled release offline from outside the c
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import sysconfig
@@ -22,8 +23,11 @@ TEST_SPLIT = "zoo_datasets/binarized_mnist_test.npz"
 @pytest.fixture(scope="module")
 def dist(tmp_path_factory):
     """`python -m build`: the sdist, then the wheel built from that sdist (so the sdist must be complete)."""
-    out = tmp_path_factory.mktemp("dist")
-    proc = subprocess.run([sys.executable, "-m", "build", "--no-isolation", "--outdir", str(out), str(ROOT)],
+    out, src = tmp_path_factory.mktemp("dist"), tmp_path_factory.mktemp("src") / "tree"
+    # a copy of the tree, so that the build's egg-info (stale metadata on sys.path later) stays out of the checkout
+    shutil.copytree(ROOT, src, ignore=shutil.ignore_patterns(".git", ".ci-venv", ".venv", "build", "dist", "*.egg-info",
+                                                             "__pycache__", "runs", "stages"))
+    proc = subprocess.run([sys.executable, "-m", "build", "--no-isolation", "--outdir", str(out), str(src)],
                           capture_output=True, text=True)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
     (sdist,) = out.glob(f"{DIST_NAME}-*.tar.gz")

@@ -17,7 +17,7 @@ __version__ = "0.1.0"
 # public name -> module that defines it
 _EXPORTS = {
     "DataSpec": "protocols", "Model": "protocols", "Sampler": "protocols",
-    "Likelihood": "protocols", "Autoregressive": "protocols", "Trainer": "protocols",
+    "Likelihood": "protocols", "BoundedLikelihood": "protocols", "Autoregressive": "protocols", "Trainer": "protocols",
     "ModelSpec": "registry", "WeightsSpec": "registry", "list_models": "registry",
     "info": "registry", "parse_name": "registry", "create": "factory", "load": "factory",
     "ZooError": "errors", "UnknownNameError": "errors", "PluginError": "errors",

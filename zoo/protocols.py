@@ -16,7 +16,7 @@ from .util import is_int, is_positive_int
 if TYPE_CHECKING:  # pragma: no cover
     import torch
 
-__all__ = ["DataSpec", "Model", "Sampler", "Likelihood", "Autoregressive", "Trainer"]
+__all__ = ["DataSpec", "Model", "Sampler", "Likelihood", "BoundedLikelihood", "Autoregressive", "Trainer", "is_bounded"]
 
 
 @dataclass(frozen=True)
@@ -114,6 +114,32 @@ class Likelihood(Protocol):
     def log_prob(self, x: "torch.Tensor") -> "torch.Tensor":
         """Log-likelihood in nats of each image of `x` (integer levels, `(B, C, H, W)`): a tensor `(B,)`."""
         ...
+
+
+@runtime_checkable
+class BoundedLikelihood(Protocol):
+    """A model whose log-likelihood is known only through a lower bound (a VAE, say): an
+    approximate density, never scored as if it were exact.
+
+    The harness reports `-log_prob_bound` as an *upper* bound on the NLL, marked as such
+    (`"bound": "upper"` and `k` in the JSON, `≤ 84.3` in tables and cards). A model is either a
+    `Likelihood` or a `BoundedLikelihood`, never both (`is_bounded`).
+    """
+
+    data_spec: DataSpec
+
+    def log_prob_bound(self, x: "torch.Tensor", k: int = 1, *,
+                       generator: "torch.Generator | None" = None) -> "torch.Tensor":
+        """A lower bound on the log-likelihood in nats of each image of `x` (integer levels,
+        `(B, C, H, W)`): a tensor `(B,)`. With `k` importance samples drawn from `generator`, the
+        importance-weighted bound of Burda et al. 2016 (k=1: the ELBO); its expectation never
+        decreases in k. The same generator state gives the same values."""
+        ...
+
+
+def is_bounded(model: Any) -> bool:
+    """Whether the harness scores `model` by a bound: it has `log_prob_bound` and no exact `log_prob`."""
+    return callable(getattr(model, "log_prob_bound", None)) and not callable(getattr(model, "log_prob", None))
 
 
 @runtime_checkable

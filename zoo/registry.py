@@ -24,7 +24,7 @@ from .util import did_you_mean, lazy_getattr
 
 __all__ = ["WeightsSpec", "ModelSpec", "ParsedName", "parse_name", "get_spec", "list_models", "info", "CAPABILITIES"]
 
-CAPABILITIES = ("likelihood", "sampler", "fast_sampler")
+CAPABILITIES = ("likelihood", "likelihood_bound", "sampler", "fast_sampler")
 HUB_PREFIX = "hf-hub:"
 LOCAL_PREFIX = "local-dir:"
 

@@ -64,6 +64,9 @@ def _command(names: tuple[str, ...], all_models: bool, **options) -> str:
               help="Score a seeded random subset of N images of the split (same --seed, same images).")
 @click.option("--samples", "num_samples", type=int, default=1000, show_default=True,
               help="Samples drawn for fid, precision, recall and parzen.")
+@click.option("--iw-samples", type=click.IntRange(min=1), default=5000, show_default=True,
+              help="Importance samples k of a bounded model's nll (a VAE: an upper bound on the NLL, marked ≤). "
+                   "Costs k decoder passes per image: docs/eval.md.")
 @click.option("--batch-size", type=int, default=100, show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--device", default="cpu", show_default=True, help="cpu, cuda, cuda:1, ... (under torchrun, cuda means cuda:LOCAL_RANK).")
@@ -75,9 +78,9 @@ def _command(names: tuple[str, ...], all_models: bool, **options) -> str:
 @click.option("--no-progress", is_flag=True, help="No progress bars.")
 @threads_option
 def eval_cmd(names: tuple[str, ...], all_models: bool, dataset: str, split: str, metrics: str, limit: int | None,
-             num_samples: int, batch_size: int, seed: int, device: str, random_init: bool, as_json: bool,
+             num_samples: int, iw_samples: int, batch_size: int, seed: int, device: str, random_init: bool, as_json: bool,
              out: str | None, report_dir: str | None, no_progress: bool) -> None:
-    """Score models on a dataset split: exact NLL, FID, precision/recall, Parzen, speed.
+    """Score models on a dataset split: NLL (exact, or an upper bound for a VAE), FID, precision/recall, Parzen, speed.
 
     \b
     zoo eval pixelcnn                           # nll on the binarized-MNIST test split
@@ -116,7 +119,7 @@ def eval_cmd(names: tuple[str, ...], all_models: bool, dataset: str, split: str,
                 with warnings.catch_warnings(record=True) as caught:
                     warnings.simplefilter("always")
                     r = evaluate(name, dataset, split, metrics, batch_size=batch_size, seed=seed, limit=limit,
-                                 num_samples=num_samples, device=device, random_init=random_init,
+                                 num_samples=num_samples, iw_samples=iw_samples, device=device, random_init=random_init,
                                  grid=64 if report_dir else 0, progress=main and not no_progress)
             except Exception as e:
                 if not all_models:
@@ -146,7 +149,7 @@ def eval_cmd(names: tuple[str, ...], all_models: bool, dataset: str, split: str,
         if report_dir and results:
             paths = write_report(results, report_dir, command=_command(
                 names, all_models, dataset=asked, split=split, metrics=metrics, limit=limit,
-                samples=num_samples, batch_size=batch_size, seed=seed, device=device,
+                samples=num_samples, iw_samples=iw_samples, batch_size=batch_size, seed=seed, device=device,
                 random_init=random_init, report=report_dir))
             click.echo(f"wrote {', '.join(str(p) for p in paths)}", err=True)
         if failed:

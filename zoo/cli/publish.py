@@ -59,8 +59,10 @@ def publish_cmd(source: str, repo_id: str, revision: str | None, tag: str | None
                                                "e.g. fid,precision,recall,parzen.")
 @click.option("--limit", type=click.IntRange(min=1), default=None,
               help="With --metrics: score a seeded random subset of N test images.")
+@click.option("--iw-samples", type=click.IntRange(min=1), default=None,
+              help="With --metrics nll on a bounded model (a VAE): importance samples k of the bound (default 5000).")
 @click.option("--no-progress", is_flag=True, help="No progress bars.")
-def card_cmd(directory: str, metrics: str | None, limit: int | None, no_progress: bool) -> None:
+def card_cmd(directory: str, metrics: str | None, limit: int | None, iw_samples: int | None, no_progress: bool) -> None:
     """Rewrite the card (README.md) of a release DIRECTORY from its config, training summary and results.
 
     The claims on the canonical subset (1000 test images) are computed when eval.json lacks them
@@ -71,7 +73,7 @@ def card_cmd(directory: str, metrics: str | None, limit: int | None, no_progress
     """
     from ..release import render_release_card
 
-    path = render_release_card(directory, metrics=metrics, limit=limit, progress=not no_progress)
+    path = render_release_card(directory, metrics=metrics, limit=limit, iw_samples=iw_samples, progress=not no_progress)
     click.echo(f"wrote {path}")
 
 

@@ -154,6 +154,7 @@ class EvalContext:
     batch_size: int = 100
     limit: int | None = None
     num_samples: int = 1000
+    iw_samples: int = 5000  # importance samples of a bounded model's nll (zoo.eval.likelihood.DEFAULT_IW_SAMPLES)
     device: torch.device = field(default_factory=lambda: torch.device("cpu"))
     progress: bool = False
     feature_extractor: Any = None  # images (B, C, H, W) levels -> features (B, D); default: the reference classifier
@@ -292,6 +293,7 @@ def evaluate(
     seed: int = 0,
     limit: int | None = None,
     num_samples: int = 1000,
+    iw_samples: int | None = None,
     device: str | torch.device | None = None,
     random_init: bool = False,
     feature_extractor: Callable[[torch.Tensor], torch.Tensor] | None = None,
@@ -307,13 +309,19 @@ def evaluate(
     - `limit`: score a seeded random subset of `limit` images of the split (the same images for the
       same seed; see `zoo.eval.subset`), named in `provenance["subset"]`.
     - `num_samples`: images drawn from the model for fid, precision, recall and parzen.
+    - `iw_samples`: importance samples k of the bound that `nll` reports for a bounded model (a VAE);
+      default 5000, as in the literature (Burda et al. 2016). Its cost is k decoder passes per image.
     - `seed`: every random stream (samples, subsets) derives from it: same seed, same numbers.
     - `feature_extractor`: replaces the dataset's reference classifier for fid/precision/recall.
     - `grid`: also keep this many samples in `result.samples`, and for a model that can complete
       images, lower-half completions of `min(grid, 8)` split images in `result.completions`
       (for a picture; not serialised).
     """
-    for k, v in (("batch_size", batch_size), ("num_samples", num_samples)):
+    if iw_samples is None:
+        from .likelihood import DEFAULT_IW_SAMPLES
+
+        iw_samples = DEFAULT_IW_SAMPLES
+    for k, v in (("batch_size", batch_size), ("num_samples", num_samples), ("iw_samples", iw_samples)):
         if not is_positive_int(v):
             raise ArgumentError(f"{k} must be a positive int, got {v!r}")
     if limit is not None and not is_positive_int(limit):
@@ -338,7 +346,7 @@ def evaluate(
         warnings.warn(prov["note"], stacklevel=2)
     dev = device_of(model)
     ctx = EvalContext(model=model, dataset=ds, split=split, seed=seed, batch_size=batch_size, limit=limit,
-                      num_samples=num_samples, device=dev, progress=progress, feature_extractor=feature_extractor)
+                      num_samples=num_samples, iw_samples=iw_samples, device=dev, progress=progress, feature_extractor=feature_extractor)
     n = ctx.split_images().shape[0]
     results: dict[str, MetricValue] = {}
     with eval_mode(model), torch.no_grad():
@@ -358,6 +366,8 @@ def evaluate(
         "limit": limit,
         "subset": _subset_provenance(ctx),
         "num_samples": num_samples if any(getattr(m, "uses_samples", False) for m in metric_objs) else None,
+        "iw_samples": iw_samples if any(v.bound is not None for v in results.values()) else None,
+        "density": _density(model),
         "seed": seed,
         "batch_size": batch_size,
         "versions": _versions(),
@@ -370,6 +380,15 @@ def evaluate(
     provenance = broadcast(provenance) if world > 1 else provenance
     return EvalResult(model=prov["model"], metrics=results, provenance=provenance, samples=grid_samples,
                       completions=completions)
+
+
+def _density(model: Any) -> str:
+    """The model's family for the leaderboard: "exact" (log_prob), "bound" (log_prob_bound) or "implicit"."""
+    from ..protocols import is_bounded
+
+    if is_bounded(model):
+        return "bound"
+    return "exact" if callable(getattr(model, "log_prob", None)) else "implicit"
 
 
 def _subset_provenance(ctx: EvalContext) -> dict[str, Any] | None:

@@ -1,8 +1,14 @@
-"""`nll`: the exact negative log-likelihood of the split, in nats per image and bits per dimension.
+"""`nll`: the negative log-likelihood of the split, in nats per image and bits per dimension.
 
-Every image's log-likelihood is computed in float32 by the model, then the mean
-and its standard error are taken in float64 over the gathered per-image values
-(in the order of the split, whatever the number of processes).
+Exact for a `Likelihood` (`log_prob`). For a `BoundedLikelihood` (`log_prob_bound`, a VAE) it is
+the importance-weighted bound with `k` samples, reported as an UPPER bound on the NLL: the
+value carries `details["bound"] = "upper"` and `details["k"]`, and prints as `≤ 86.3`.
+
+Every image's (bound on the) log-likelihood is computed in float32 by the model, then the mean
+and its standard error are taken in float64 over the gathered per-image values (in the order of
+the split, whatever the number of processes). A bound is a Monte Carlo estimate: batch b draws
+its samples from a generator seeded by `(seed, "bound", k, b)`, so a seed gives the same number
+in one process and under torchrun; its standard error over images includes the sampling noise.
 """
 
 from __future__ import annotations
@@ -12,35 +18,51 @@ import math
 import torch
 
 from ..distributed import map_batches
+from ..protocols import is_bounded
+from .distributed import derive_seed
 from .metric import MetricValue
+
+# importance samples of `zoo eval --iw-samples` by default: Burda et al. 2016 report their bounds at k=5000
+DEFAULT_IW_SAMPLES = 5000
 
 
 def log_prob_per_image(model, images: torch.Tensor, *, batch_size: int, device: torch.device,
-                       labels: torch.Tensor | None = None, progress: bool = False) -> torch.Tensor:
-    """`log p(x)` in nats of each of `images` (given `labels` for a class-conditional model): `(N,)` float64.
+                       labels: torch.Tensor | None = None, progress: bool = False,
+                       iw_samples: int = DEFAULT_IW_SAMPLES, seed: int = 0) -> torch.Tensor:
+    """`log p(x)` in nats of each of `images` (given `labels` for a class-conditional model): `(N,)` float64;
+    for a bounded model, its lower bound with `iw_samples` importance samples (seeded by `seed`).
 
     The one NLL loop of the zoo (the harness's `nll` and training's validation use it):
     batches of `batch_size` sharded over the processes and gathered in order.
     """
+    bounded = is_bounded(model)
 
     def lp(b: int, start: int, stop: int) -> torch.Tensor:
         x = images[start:stop].to(device).long()
-        if labels is None:
+        if bounded:
+            if labels is not None:
+                raise ValueError(f"{type(model).__name__} is scored by a bound and takes no labels")
+            g = torch.Generator().manual_seed(derive_seed(seed, "bound", iw_samples, b))
+            out = model.log_prob_bound(x, iw_samples, generator=g)
+        elif labels is None:
             out = model.log_prob(x)
         else:
             out = model.log_prob(x, y=labels[start:stop].to(device))
         if out.shape != (stop - start,):
-            raise ValueError(f"log_prob returned shape {tuple(out.shape)}; expected ({stop - start},), one value per image")
+            kind = "log_prob_bound" if bounded else "log_prob"
+            raise ValueError(f"{kind} returned shape {tuple(out.shape)}; expected ({stop - start},), one value per image")
         return out.double()
 
-    return map_batches(lp, images.shape[0], batch_size, desc="nll", progress=progress)
+    return map_batches(lp, images.shape[0], batch_size, desc=f"nll (bound, k={iw_samples})" if bounded else "nll",
+                       progress=progress)
 
 
 def per_image_log_prob(ctx) -> torch.Tensor:
-    """`log p(x)` in nats of every image of the split: `(N,)` float64, cached in the context."""
+    """`log p(x)` (or its bound) in nats of every image of the split: `(N,)` float64, cached in the context."""
     if "log_prob" not in ctx.cache:
         ctx.cache["log_prob"] = log_prob_per_image(ctx.model, ctx.split_images(), batch_size=ctx.batch_size,
-                                                   device=ctx.device, progress=ctx.progress)
+                                                   device=ctx.device, progress=ctx.progress,
+                                                   iw_samples=ctx.iw_samples, seed=ctx.seed)
     return ctx.cache["log_prob"]
 
 
@@ -60,5 +82,7 @@ def nll(ctx) -> MetricValue:
         bad = int((~torch.isfinite(lp)).sum())
         raise ValueError(f"the model gave a non-finite log-likelihood for {bad} of {lp.numel()} images")
     s = summarize(lp, ctx.data_spec.dims)
-    return MetricValue("nll", s["nats"], "nats", s["stderr"],
-                       {"bits_per_dim": s["bits_per_dim"], "stderr_bits_per_dim": s["stderr_bits_per_dim"], "n": s["n"]})
+    details = {"bits_per_dim": s["bits_per_dim"], "stderr_bits_per_dim": s["stderr_bits_per_dim"], "n": s["n"]}
+    if is_bounded(ctx.model):
+        details.update({"bound": "upper", "k": ctx.iw_samples})
+    return MetricValue("nll", s["nats"], "nats", s["stderr"], details)

@@ -46,11 +46,16 @@ class MetricValue:
     def na(cls, name: str, reason: str, unit: str = "") -> "MetricValue":
         return cls(name, None, unit, note=reason)
 
+    @property
+    def bound(self) -> str | None:
+        """"upper" when `value` is an upper bound (a bounded model's nll), else None (exact)."""
+        return self.details.get("bound")
+
     def short(self) -> str:
-        """`85.21 ± 0.30 nats`, or `n/a (implicit model)`."""
+        """`85.21 ± 0.30 nats`, `≤ 86.30 ± 0.31 nats` for an upper bound, or `n/a (implicit model)`."""
         if self.value is None:
             return f"n/a ({self.note})" if self.note else "n/a"
-        text = _fmt(self.value)
+        text = ("≤ " if self.bound == "upper" else "") + _fmt(self.value)
         if self.stderr is not None:
             text += f" ± {self.stderr:.2g}"
         return f"{text} {self.unit}".rstrip()

@@ -14,7 +14,8 @@ __all__ = ["NLL", "FID", "Precision", "Recall", "Parzen", "Speed", "TrainTime", 
 
 
 def _is_likelihood(model: Any) -> bool:
-    return callable(getattr(model, "log_prob", None))
+    """An exact `log_prob`, or a bound on it (`log_prob_bound`, reported as a bound)."""
+    return callable(getattr(model, "log_prob", None)) or callable(getattr(model, "log_prob_bound", None))
 
 
 def _is_sampler(model: Any) -> bool:
@@ -24,7 +25,8 @@ def _is_sampler(model: Any) -> bool:
 class NLL(Metric):
     name = "nll"
     unit = "nats"
-    summary = "exact negative log-likelihood: mean nats/image over the split, bits/dim, standard error"
+    summary = ("negative log-likelihood: mean nats/image over the split, bits/dim, standard error; exact, or for "
+               "a bounded model (a VAE) an upper bound with k = --iw-samples importance samples, marked ≤")
 
     def supports(self, model: Any) -> str | None:
         return None if _is_likelihood(model) else "implicit model: no log_prob"

@@ -17,8 +17,9 @@ __all__ = ["write_report", "write_overview", "leaderboard_markdown"]
 
 
 NOTES = (
-    (("nll",), "nll: exact negative log-likelihood, mean over the split ± standard error; "
-               "bits/dim = nats / (C·H·W·ln 2)."),
+    (("nll",), "nll: negative log-likelihood, mean over the split ± standard error; bits/dim = nats / (C·H·W·ln 2). "
+               "Exact for the exact-likelihood models; for the bounded ones (a VAE) an upper bound, marked ≤, from the "
+               "importance-weighted bound with k samples (k in results.json), ranked only within its group."),
     (("fid", "precision", "recall"), "fid, precision, recall: in the features of the zoo's reference classifier for "
                                      "the dataset (not Inception); the fid floor is the FID of as many real train "
                                      "images as samples."),
@@ -45,6 +46,26 @@ def _cell(v: MetricValue | None, detail: str | None = None) -> str:
     return text
 
 
+# The three families of generative models the harness tells apart, in the leaderboard's order.
+DENSITY_GROUPS = (
+    ("exact", "Exact likelihood (autoregressive): nll is the exact value"),
+    ("bound", "Bounded likelihood (latent variable): nll ≤ the value shown, an upper bound"),
+    ("implicit", "Implicit (samples only): no nll"),
+)
+
+
+def density_of(r: EvalResult) -> str:
+    """"exact", "bound" or "implicit": from the harness's provenance, else (older results) from the nll."""
+    if r.provenance.get("density"):
+        return str(r.provenance["density"])
+    v = r.metrics.get("nll")
+    if v is None:
+        return "exact"
+    if v.value is None:
+        return "implicit" if v.note.startswith("implicit") else "exact"
+    return "bound" if v.bound else "exact"
+
+
 def _rate(x: Any) -> str:
     return "-" if x is None else (f"{x:.3g}" if x < 10 else f"{x:,.0f}")
 
@@ -64,13 +85,17 @@ def _speed_cells(v: MetricValue | None) -> list[str]:
 
 def _reference_cell(r: EvalResult, metric: str) -> str:
     ref = r.provenance.get("reference") or {}
-    return "-" if ref.get(metric) is None else f"{ref[metric]:.2f}"
+    v = r.metrics.get(metric)
+    mark = "≤ " if v is not None and v.bound == "upper" else ""  # a bound is compared with a published bound
+    return "-" if ref.get(metric) is None else f"{mark}{ref[metric]:.2f}"
 
 
 def leaderboard_markdown(results: Iterable[EvalResult], *, title: str | None = "# Leaderboard",
                          command: str | None = None) -> str:
     """One row per model: each metric with its unit, the published number beside nll (and parzen),
-    and the speed metric as three columns. Everything comes from the results (and their provenance)."""
+    and the speed metric as three columns. Everything comes from the results (and their provenance).
+    Results of more than one family (exact, bound, implicit: `density_of`) go in one table per family,
+    under its name, so that a bound is never ranked in one column with exact values."""
     results = list(results)
     names: list[str] = []
     for r in results:
@@ -92,11 +117,22 @@ def leaderboard_markdown(results: Iterable[EvalResult], *, title: str | None = "
         if m == "nll":
             header.append("nll (bits/dim)")
             cells.append(lambda r: _cell(r.metrics.get("nll"), "bits_per_dim"))
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    for r in results:
-        w = str(r.provenance.get("weights", ""))
-        row = [f"`{r.model}`", w if w == "random init" else f"`{w[:12]}`", *(f(r) for f in cells)]
-        lines.append("| " + " | ".join(row) + " |")
+    groups = [(label, [r for r in results if density_of(r) == key]) for key, label in DENSITY_GROUPS]
+    groups = [(label, rows) for label, rows in groups if rows]
+    known = {key for key, _ in DENSITY_GROUPS}
+    groups += [("Other", [r for r in results if density_of(r) not in known])] if any(
+        density_of(r) not in known for r in results) else []
+    lines = []
+    for label, group in groups:
+        if len(groups) > 1:
+            lines += [f"**{label}**", ""]
+        lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+        for r in group:
+            w = str(r.provenance.get("weights", ""))
+            row = [f"`{r.model}`", w if w == "random init" else f"`{w[:12]}`", *(f(r) for f in cells)]
+            lines.append("| " + " | ".join(row) + " |")
+        lines.append("")
+    lines.pop()
     first = results[0].provenance if results else {}
     day = str(first.get("finished_at", ""))[:10] or _dt.date.today().isoformat()
     about = (f"Dataset `{first.get('dataset')}`, split `{first.get('split')}` (n = {first.get('n')}, "

@@ -108,7 +108,9 @@ def describe_details(v: MetricValue) -> str:
     if v.value is None:
         return ""
     if "bits_per_dim" in d:
-        parts.append(f"{d['bits_per_dim']:.4f} bits/dim")
+        parts.append(f"{'≤ ' if v.bound == 'upper' else ''}{d['bits_per_dim']:.4f} bits/dim")
+    if v.bound is not None:
+        parts.append(f"{v.bound} bound, k={d.get('k')} importance samples")
     if "floor" in d:
         parts.append(f"floor {d['floor']:.3f}" if d["floor"] is not None else f"floor n/a: {d.get('floor_note', '')}")
     if "sigma" in d:

@@ -30,11 +30,12 @@ CANONICAL_LIMIT = 1000
 
 
 def evaluation_settings(summary: EvalSummary) -> dict[str, Any]:
-    """The keywords of `zoo.evaluate` that reproduce a summarised result (seed, samples, batch size)."""
+    """The keywords of `zoo.evaluate` that reproduce a summarised result (seed, samples, batch size, and the
+    importance samples of a bound)."""
     prov = summary.provenance
     out: dict[str, Any] = {"dataset": summary.dataset, "split": summary.split, "metrics": summary.metric_names,
                            "seed": 0 if summary.seed is None else summary.seed}
-    for key in ("num_samples", "batch_size"):
+    for key in ("num_samples", "batch_size", "iw_samples"):
         if isinstance(prov.get(key), int) and not isinstance(prov.get(key), bool):
             out[key] = prov[key]
     return out

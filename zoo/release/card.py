@@ -36,6 +36,13 @@ LIKELIHOOD_LIMITATIONS = [
 AUTOREGRESSIVE_LIMITATIONS = [
     "Autoregressive sampling is sequential: one network evaluation per sub-pixel with the naive sampler.",
 ]
+BOUND_LIMITATIONS = [
+    "An approximate density: its likelihood is known only through a lower bound (the importance-weighted bound "
+    "of Burda et al. 2016 with k samples), so its NLL is an upper bound, marked ≤; it tightens as k grows and is "
+    "not ranked against exact NLLs without that mark.",
+    "A bound is a Monte Carlo estimate: the same seed and k give the same number; another seed moves it by about "
+    "its standard error.",
+]
 IMPLICIT_LIMITATIONS = [
     "An implicit model: it has no likelihood. Its Parzen-window log-likelihood is an estimate from samples that "
     "is known to rank models poorly (Theis et al. 2016), kept for comparison with the GAN literature.",
@@ -48,10 +55,12 @@ def default_limitations(capabilities: Any) -> list[str]:
     """The card's standing limitations for a model with these capabilities (see `CAPABILITIES`)."""
     caps = set(capabilities or ())
     out = list(DEFAULT_LIMITATIONS)
-    if "likelihood" in caps:
+    if "likelihood" in caps or "likelihood_bound" in caps:
         out += LIKELIHOOD_LIMITATIONS
         if "fast_sampler" in caps:  # the zoo's fast samplers are the autoregressive ones
             out += AUTOREGRESSIVE_LIMITATIONS
+        if "likelihood_bound" in caps:
+            out += BOUND_LIMITATIONS
     elif "sampler" in caps:
         out += IMPLICIT_LIMITATIONS
     return out
@@ -70,6 +79,7 @@ def front_matter(config: Mapping[str, Any], summary: EvalSummary | None, *, name
             args = {"n": summary.n, "seed": summary.seed}
             if key in summary.stderr:
                 args["stderr"] = summary.stderr[key]
+            args.update(summary.bounds.get(key.split(".")[0], {}))  # a bound: {"bound": "upper", "k": k}
             results.append(EvalResult(
                 task_type="unconditional-image-generation", task_name="Density estimation and sampling",
                 dataset_type=dataset or "unknown", dataset_name=dataset or "unknown", dataset_split=summary.split,
@@ -83,6 +93,7 @@ def front_matter(config: Mapping[str, Any], summary: EvalSummary | None, *, name
         "dataset": dataset or None, "split": summary.split if summary else None,
         "n": summary.n if summary else None, "seed": summary.seed if summary else None,
         "limit": summary.limit if summary else None,
+        "iw_samples": summary.provenance.get("iw_samples") if summary else None,
         "canonical_subset": _canonical_meta(summary.subset) if summary and summary.subset else None,
     }
     data = ModelCardData(
@@ -97,6 +108,7 @@ def _canonical_meta(sub: EvalSummary) -> dict[str, Any]:
     """The canonical-subset claims as the front matter keeps them (read back by `read_claims`)."""
     meta = {"limit": sub.limit, "seed": sub.seed, "n": sub.n, "indices_sha256": sub.provenance.get("subset.indices_sha256"),
             "num_samples": sub.provenance.get("num_samples"), "batch_size": sub.provenance.get("batch_size"),
+            "iw_samples": sub.provenance.get("iw_samples"),
             "metrics": {k: v for k, v in sub.metrics.items() if verifiable(k)},
             "stderr": {k: v for k, v in sub.stderr.items() if verifiable(k)}}
     return {k: v for k, v in meta.items() if v not in (None, {})}
@@ -109,7 +121,7 @@ def _canonical_section(sub: EvalSummary) -> list[str]:
            f"gives the numbers below. They are deterministic, so `zoo publish --limit {sub.limit}` checks them as "
            "tightly as the full split:", "",
            "| metric | canonical subset | standard error |", "| --- | --- | --- |"]
-    out += [f"| {k} | {fmt(v)} | {fmt(sub.stderr.get(k))} |" for k, v in sub.metrics.items() if verifiable(k)]
+    out += [f"| {k} | {sub.mark(k)}{fmt(v)} | {fmt(sub.stderr.get(k))} |" for k, v in sub.metrics.items() if verifiable(k)]
     return out + [""]
 
 
@@ -124,7 +136,8 @@ def _load_name(config: Mapping[str, Any], spec: Any, repo_id: str | None, folder
 
 
 def _reproduce(name: str, summary: EvalSummary, metric: str) -> str:
-    return f"`zoo eval {name} --dataset {summary.dataset} --metrics {metric}`"
+    k = summary.bounds.get(metric, {}).get("k")
+    return f"`zoo eval {name} --dataset {summary.dataset} --metrics {metric}" + (f" --iw-samples {k}`" if k else "`")
 
 
 def render_card(
@@ -184,7 +197,9 @@ def render_card(
         "import torch, zoo",
         f'model = zoo.load("{load_name}")          # eval mode, CPU float32, sha256-verified',
         "x = model.sample(16, generator=torch.Generator().manual_seed(0))   # integer levels",
-        "print(model.log_prob(x))                  # exact log-likelihood, nats per image",
+        *(["print(model.log_prob_bound(x, 100))     # a lower bound on the log-likelihood (k=100), nats per image"]
+          if spec is not None and "likelihood_bound" in spec.capabilities else
+          ["print(model.log_prob(x))                  # exact log-likelihood, nats per image"]),
         "```", "",
         "## Model", "",
         "| | |", "| --- | --- |",
@@ -203,7 +218,8 @@ def render_card(
         out += ["No recipe was recorded with these weights.", ""]
     if hardware:
         out += [f"Hardware and time: {hardware}", ""]
-    out += training_progress(validation or [], curve)
+    bounded = bool(summary is not None and summary.bounds) or (spec is not None and "likelihood_bound" in spec.capabilities)
+    out += training_progress(validation or [], curve, bound=bounded)
     if samples:
         out += ["## Samples", "", f"![samples from the model]({samples})", "",
                 "Drawn with `model.sample(n, generator=torch.Generator().manual_seed(0))`.", ""]
@@ -222,7 +238,11 @@ def render_card(
         for key, value in summary.metrics.items():
             mark = "" if verifiable(key) else " (hardware-dependent)"
             unit = f" ({summary.units[key]})" if summary.units.get(key) else ""
-            out.append(f"| {key}{unit}{mark} | {fmt(value)} | {fmt(summary.stderr.get(key))} | {_reproduce(load_name, summary, key.split('.')[0])} |")
+            bound = summary.bounds.get(key.split(".")[0])
+            if bound:
+                mark += f" ({bound['bound']} bound, k={bound['k']})"
+            out.append(f"| {key}{unit}{mark} | {summary.mark(key)}{fmt(value)} | {fmt(summary.stderr.get(key))} | "
+                       f"{_reproduce(load_name, summary, key.split('.')[0])} |")
         for metric, note in summary.notes.items():
             out.append(f"| {metric} | {note} | - | - |")
         asked = sorted(set(summary.metric_names) | {k.split(".")[0] for k in summary.notes})  # n/a ones too
@@ -231,6 +251,8 @@ def render_card(
             call["seed"] = summary.seed
         if summary.limit is not None:
             call["limit"] = summary.limit
+        if summary.provenance.get("iw_samples"):
+            call["iw_samples"] = summary.provenance["iw_samples"]
         args = ", ".join(f"{k}={v!r}" for k, v in call.items())
         out += ["", "The same numbers from Python:", "", "```python", f'zoo.evaluate("{load_name}", {args})', "```", ""]
         if summary.subset is not None:
@@ -245,7 +267,7 @@ def render_card(
     if spec is not None:
         caps = spec.capabilities
     else:  # an architecture this install does not know: judge by what was measured
-        caps = {"likelihood"} if summary is not None and "nll" in summary.metric_names else set()
+        caps = ({"likelihood_bound"} if summary.bounds else {"likelihood"}) if summary is not None and "nll" in summary.metric_names else set()
     out += [f"- {line}" for line in (list(limitations or []) + default_limitations(caps))]
     out += ["", "This card was generated by `zoo.save_pretrained` from the harness's results; do not edit the numbers by hand.", ""]
     return "\n".join(out)
@@ -258,17 +280,20 @@ def _clock(seconds: float) -> str:
     return f"{int(seconds // 3600)}:{int(seconds % 3600 // 60):02d} h"
 
 
-def training_progress(validation: Sequence[Mapping[str, Any]], curve: str | None = None) -> list[str]:
+def training_progress(validation: Sequence[Mapping[str, Any]], curve: str | None = None, *,
+                      bound: bool = False) -> list[str]:
     """The card's "Training progress" section: the validation NLL after every epoch against the
     training wall time (time spent validating included, writing releases between stages not), and
-    when the run first reached each milestone and its best. Empty without timed NLL records."""
+    when the run first reached each milestone and its best. Empty without timed NLL records. `bound`: a
+    bounded model, whose validation NLL is the negative ELBO (an upper bound), said so."""
     rows = [r for r in validation if r.get("nll") is not None and r.get("elapsed_s") is not None]
     if not rows:
         return []
     best = min(rows, key=lambda r: r["nll"])
     out = ["## Training progress", "",
            "Validation NLL (nats per image, EMA weights when the recipe keeps them) after each epoch, against the "
-           "run's training wall time on the hardware above:", "",
+           "run's training wall time on the hardware above"
+           + (" (for this model the negative ELBO, an upper bound on the NLL)" if bound else "") + ":", "",
            "| epoch | valid NLL | wall time |", "| --- | --- | --- |"]
     out += [f"| {r['epoch']} | {r['nll']:.2f}{' (best)' if r is best else ''} | {_clock(r['elapsed_s'])} |" for r in rows]
     reached = []
@@ -296,7 +321,7 @@ def _comparison(spec: Any, summary: EvalSummary, recipe: Mapping[str, Any] | Non
         better = value >= published if metric in HIGHER_IS_BETTER else value <= published
         verdict = ("not comparable" if not comparable else
                    f"{'reached' if better else 'not reached'} ({value - published:+.2f})")
-        rows.append(f"| {metric} | {published:.2f} | {value:.2f} | {verdict} |")
+        rows.append(f"| {metric} | {summary.mark(metric)}{published:.2f} | {summary.mark(metric)}{value:.2f} | {verdict} |")
     if not rows:
         return []
     out = ["## Against the published numbers", "", f"Published: {source}." if source else "", "",

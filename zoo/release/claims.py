@@ -47,16 +47,23 @@ def read_claims(card: str) -> EvalSummary:
                 if value is None:
                     continue
                 s.metrics[str(m["type"])] = value
-                se = number((m.get("args") or {}).get("stderr"))
+                args = m.get("args") or {}
+                se = number(args.get("stderr"))
                 if se is not None:
                     s.stderr[str(m["type"])] = se
+                if args.get("bound"):
+                    s.bounds[str(m["type"]).split(".")[0]] = {"bound": str(args["bound"]), "k": args.get("k")}
+    if z.get("iw_samples"):
+        s.provenance["iw_samples"] = z["iw_samples"]
     sub = z.get("canonical_subset")
     if isinstance(sub, dict):
         s.subset = EvalSummary(
             dataset=s.dataset, split=s.split, n=sub.get("n"), seed=sub.get("seed"), limit=sub.get("limit"),
             metrics={str(k): float(v) for k, v in (sub.get("metrics") or {}).items() if number(v) is not None},
             stderr={str(k): float(v) for k, v in (sub.get("stderr") or {}).items() if number(v) is not None},
-            provenance={k: sub[k] for k in ("num_samples", "batch_size", "indices_sha256") if sub.get(k) is not None},
+            provenance={k: sub[k] for k in ("num_samples", "batch_size", "iw_samples", "indices_sha256")
+                        if sub.get(k) is not None},
+            bounds=dict(s.bounds),
         )
     return s
 
@@ -171,7 +178,8 @@ def verify_claims(folder: Path, *, limit: int | None = None, rtol: float | None 
     notes: list[ClaimCheck] = []
     if limit is not None and canonical is not None and limit == canonical.limit:
         settings.update(seed=0 if canonical.seed is None else canonical.seed, metrics=canonical.metric_names,
-                        **{k: canonical.provenance[k] for k in ("num_samples", "batch_size") if k in canonical.provenance})
+                        **{k: canonical.provenance[k] for k in ("num_samples", "batch_size", "iw_samples")
+                           if k in canonical.provenance})
         measured = summarize(evaluate(load(f"local-dir:{folder}"), limit=limit, **settings))
         checks = [_prefixed(c) for c in compare_claims(canonical, measured, rtol=rtol)]
         want, got = canonical.provenance.get("indices_sha256"), measured.provenance.get("subset.indices_sha256")

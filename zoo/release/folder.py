@@ -84,12 +84,13 @@ def save_pretrained(
 # zoo card DIR
 # --------------------------------------------------------------------------------------------
 def render_release_card(directory: str | Path, *, metrics: str | None = None, limit: int | None = None,
-                        progress: bool = False, canonical: bool = True) -> Path:
+                        progress: bool = False, canonical: bool = True, iw_samples: int | None = None) -> Path:
     """Rewrite a release folder's card (README.md) from its files: config.json, training.json
     (recipe, hardware, wall time) and eval.json (the harness's results).
 
     With `metrics` (e.g. "fid,precision,recall,parzen"), the harness first scores the folder's
-    weights on the test split of the dataset they were trained on, and eval.json is replaced.
+    weights on the test split of the dataset they were trained on, and eval.json is replaced;
+    `iw_samples` sets k for a bounded model's nll (default: the harness's 5000).
     With `canonical` (the default), eval.json's claims on the canonical subset are computed when
     missing or stale (`zoo.release.canonical`); `zoo train` computes them itself, on every process.
     The weights and samples are not touched. Returns the card's path."""
@@ -104,7 +105,7 @@ def render_release_card(directory: str | Path, *, metrics: str | None = None, li
 
         dataset = cfg.get("dataset") or cfg.get("tag")
         result = evaluate(load(f"local-dir:{folder}"), dataset=dataset, split="test", metrics=metrics, limit=limit,
-                          progress=progress)
+                          iw_samples=iw_samples, progress=progress)
         write_atomic(eval_path, json.dumps(result.to_dict(), indent=2, default=str) + "\n")
     if not eval_path.is_file():
         raise ZooError(f"{folder} has no {EVAL_NAME}: pass metrics to score the weights first")

@@ -35,9 +35,15 @@ class EvalSummary:
     stderr: dict[str, float] = field(default_factory=dict)  # flattened key -> standard error
     units: dict[str, str] = field(default_factory=dict)  # flattened key -> unit, when the harness gives one
     notes: dict[str, str] = field(default_factory=dict)  # metric -> why it is n/a
+    # metric -> {"bound": "upper", "k": k} for a bound (a VAE's nll): its keys print as `≤ value`
+    bounds: dict[str, dict[str, Any]] = field(default_factory=dict)
     provenance: dict[str, Any] = field(default_factory=dict)
     # the same claims on the release's canonical subset (zoo.release.canonical), when it records them
     subset: "EvalSummary | None" = None
+
+    def mark(self, key: str) -> str:
+        """"≤ " when the flattened `key` (e.g. `nll.bits_per_dim`) is an upper bound, else ""."""
+        return "≤ " if self.bounds.get(key.split(".")[0], {}).get("bound") == "upper" else ""
 
     @property
     def metric_names(self) -> list[str]:
@@ -171,13 +177,15 @@ def _add_metric_value(s: EvalSummary, name: str, mv: Mapping[str, Any]) -> None:
     if se is not None:
         s.stderr[name] = se
     details = mv.get("details") or {}
+    if details.get("bound") is not None:
+        s.bounds[name] = {"bound": str(details["bound"]), "k": details.get("k")}
     leaves = {k: number(v) for k, v in details.items()}
     numeric = [k for k, v in leaves.items() if v is not None]
     for k in numeric:
         if k.startswith("stderr_"):  # the harness's name for the standard error of detail k[7:]
             if k[len("stderr_"):] in numeric:
                 s.stderr[f"{name}.{k[len('stderr_'):]}"] = leaves[k]
-        elif k not in META_KEYS:
+        elif k not in META_KEYS and not (k == "k" and name in s.bounds):  # a bound's k: in `bounds`
             s.metrics[f"{name}.{k}"] = leaves[k]
             if "bits_per_dim" in k:
                 s.units[f"{name}.{k}"] = "bits/dim"

@@ -19,7 +19,7 @@ import torch
 
 from ..checks import check
 from ..factory import create, import_builder, load
-from ..protocols import Likelihood, Model, Sampler
+from ..protocols import BoundedLikelihood, Likelihood, Model, Sampler
 from ..registry import ModelSpec, get_spec
 from ..release import save_pretrained
 from ..sampling import has_fast_sampler, sample
@@ -57,7 +57,9 @@ def check_spec_agrees(name: str) -> None:
     spec = get_spec(name)
     for f in ("summary", "paper", "family", "plugin"):
         assert getattr(spec, f), f"{name}: the spec's {f} is empty"
-    assert spec.capabilities & {"sampler", "likelihood"}, f"{name}: claims neither 'sampler' nor 'likelihood'"
+    assert spec.capabilities & {"sampler", "likelihood", "likelihood_bound"}, (
+        f"{name}: claims none of 'sampler', 'likelihood', 'likelihood_bound'")
+    assert not {"likelihood", "likelihood_bound"} <= spec.capabilities, f"{name}: exact or bounded, not both"
     problems = check_spec(spec)
     assert not problems, f"{name}: " + "; ".join(problems)
 
@@ -83,10 +85,13 @@ def check_strict_config(name: str) -> None:
 
 
 def check_capabilities(name: str) -> None:
-    """The object is what the spec's capabilities claim: Model, Likelihood, Sampler, fast sampler."""
+    """The object is what the spec's capabilities claim: Model, Likelihood or BoundedLikelihood, Sampler,
+    fast sampler."""
     caps, model = get_spec(name).capabilities, tiny(name)
     assert isinstance(model, Model), f"{name}: not a zoo.Model (needs data_spec)"
     assert isinstance(model, Likelihood) == ("likelihood" in caps), f"{name}: 'likelihood' claim vs log_prob"
+    assert isinstance(model, BoundedLikelihood) == ("likelihood_bound" in caps), (
+        f"{name}: 'likelihood_bound' claim vs log_prob_bound")
     assert isinstance(model, Sampler) == ("sampler" in caps), f"{name}: 'sampler' claim vs sample"
     assert has_fast_sampler(model) == ("fast_sampler" in caps), f"{name}: 'fast_sampler' claim vs fast_sampler"
 
@@ -109,6 +114,27 @@ def check_log_prob(name: str) -> None:
         except ValueError:
             continue
         raise AssertionError(f"{name}: log_prob accepted {what}; it must raise ValueError")
+
+
+def check_bound(name: str) -> None:
+    """log_prob_bound(x, k): shape (B,), finite, <= 0, the same for the same generator; the loss's gradients
+    reach the parameters; bad input raises ValueError as log_prob's does."""
+    model = tiny(name)
+    x = batch(model)
+    g = lambda: torch.Generator().manual_seed(0)  # noqa: E731
+    lb = model.log_prob_bound(x, 2, generator=g())
+    assert lb.shape == (3,), f"{name}: log_prob_bound of 3 images has shape {tuple(lb.shape)}"
+    assert torch.isfinite(lb).all() and (lb <= 0).all(), f"{name}: log_prob_bound not finite and <= 0: {lb}"
+    assert torch.equal(lb, model.log_prob_bound(x, 2, generator=g())), f"{name}: the same generator, another bound"
+    model.loss(x).backward()
+    grads = [p.grad for p in model.parameters() if p.requires_grad]
+    assert grads and all(g is not None and torch.isfinite(g).all() for g in grads), f"{name}: missing or non-finite gradients"
+    for bad, what in ((x.float(), "a float image"), (x + model.data_spec.levels, "levels out of range")):
+        try:
+            model.log_prob_bound(bad, 1)
+        except ValueError:
+            continue
+        raise AssertionError(f"{name}: log_prob_bound accepted {what}; it must raise ValueError")
 
 
 def check_causality(name: str) -> str | None:
@@ -172,6 +198,11 @@ def check_save_load(name: str) -> None:
         x = batch(model)
         with torch.no_grad():
             assert torch.allclose(model.log_prob(x), loaded.log_prob(x)), f"{name}: log_prob differs after loading"
+    if isinstance(model, BoundedLikelihood):
+        x, g = batch(model), lambda: torch.Generator().manual_seed(4)  # noqa: E731
+        with torch.no_grad():
+            assert torch.allclose(model.log_prob_bound(x, 2, generator=g()), loaded.log_prob_bound(x, 2, generator=g())), (
+                f"{name}: log_prob_bound differs after loading")
     if isinstance(model, Sampler):
         g = lambda: torch.Generator().manual_seed(4)  # noqa: E731
         assert torch.equal(model.sample(2, generator=g()), loaded.sample(2, generator=g())), f"{name}: samples differ"
@@ -239,6 +270,7 @@ CHECKS: tuple[Check, ...] = (
     Check("strict-config", check_strict_config),
     Check("capabilities", check_capabilities),
     Check("log-prob", check_log_prob, frozenset({"likelihood"})),
+    Check("bound", check_bound, frozenset({"likelihood_bound"})),
     Check("causality", check_causality, frozenset({"likelihood"})),
     Check("sampling", check_sampling, frozenset({"sampler"})),
     Check("completion", check_completion, frozenset({"sampler"})),

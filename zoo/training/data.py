@@ -26,7 +26,7 @@ class TrainData:
     data_spec: DataSpec
     train_x: torch.Tensor
     train_y: torch.Tensor | None
-    valid_x: torch.Tensor | None  # None: no validation (no valid_split, or a model without log_prob)
+    valid_x: torch.Tensor | None  # None: no validation (no valid_split, or a model with neither log_prob nor a bound)
     valid_y: torch.Tensor | None
     per_rank_batch: int  # images per step in this process
     steps_per_epoch: int
@@ -49,7 +49,8 @@ def load_data(dataset: Any, spec: Any, model: nn.Module, rec: Mapping[str, Any],
     if not conditional:
         train_y = None  # labels go to class-conditional models only
     valid_x = valid_y = None
-    if rec["valid_split"] and callable(getattr(model, "log_prob", None)):
+    scored = callable(getattr(model, "log_prob", None)) or callable(getattr(model, "log_prob_bound", None))
+    if rec["valid_split"] and scored:
         valid_x, valid_y = _load_split(ds, rec["valid_split"], limit, data_spec)
         valid_y = valid_y if conditional else None
     if dev.type == "cuda":  # uint8 images are small (binarized MNIST: 39 MB): index them on the GPU
@@ -102,14 +103,15 @@ def is_conditional(model: Any) -> bool:
 def validation_nll(model: nn.Module, images: torch.Tensor, *, batch_size: int, device: torch.device,
                    labels: torch.Tensor | None = None) -> float:
     """Exact mean NLL in nats per image over `images` (given `labels` for a class-conditional
-    model), sharded over the processes: the harness's NLL loop (`zoo.eval.likelihood`)."""
+    model), sharded over the processes: the harness's NLL loop (`zoo.eval.likelihood`). For a
+    bounded model (a VAE), the negative ELBO (the bound with k=1, seed 0): an upper bound."""
     from ..eval.likelihood import log_prob_per_image
 
     was_training = model.training
     model.eval()
     try:
         with torch.no_grad():
-            lp = log_prob_per_image(model, images, batch_size=batch_size, device=device, labels=labels)
+            lp = log_prob_per_image(model, images, batch_size=batch_size, device=device, labels=labels, iw_samples=1)
     finally:
         model.train(was_training)
     return float(-lp.mean())

@@ -59,7 +59,8 @@ def evaluate_on_test(model: nn.Module, run: Run) -> Any:
     from ..release.canonical import CANONICAL_LIMIT, canonical_subset
 
     registered = get_registry().datasets.get(ds.name) is ds
-    metrics = "nll" if callable(getattr(model, "log_prob", None)) else "fid,precision,recall,parzen"
+    likelihood = callable(getattr(model, "log_prob", None)) or callable(getattr(model, "log_prob_bound", None))
+    metrics = "nll" if likelihood else "fid,precision,recall,parzen"
     dataset = ds.name if registered else ds
     result = evaluate(model, dataset=dataset, split="test", metrics=metrics, limit=run.limit, device=run.dev,
                       progress=run.d.main)

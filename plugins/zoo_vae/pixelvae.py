@@ -1,0 +1,97 @@
+"""PixelVAE, as in Gulrajani, Kumar, Ahmed, Taiga, Visin, Vazquez & Courville 2017, "PixelVAE: A Latent
+Variable Model for Natural Images" (ICLR, arXiv:1611.05013), section 3 and its MNIST model: the VAE's
+latent variable with a small PixelCNN as the decoder, so that z carries the global shape and the few
+masked layers the local detail.
+
+    z ~ N(0, I)                                            (B, L)
+    z -> linear -> (2h', H/4, W/4), ReLU,                  the VAE's up-sampling, here
+         4x4 transposed conv stride 2 -> h', ReLU,         to a map of conditioning features
+         4x4 transposed conv stride 2 -> h                 (B, h, H, W)
+    x -> 7x7 conv mask A, C -> h, + the z features         (B, h, H, W)
+         `layers` x [ReLU, 3x3 conv mask B h -> h, + the z features (a 1x1 of them per layer)]
+         ReLU, 1x1 conv mask B h -> C*levels               (B, C, H, W, levels)
+
+The masked convolutions are `zoo.nn.MaskedConv2d` (colour groups for C = 3); the z features enter
+every layer, unmasked, since z is not part of the image. The decoder is an `AutoregressiveModel`
+given z (`ConditionalPixelCNN.logits(x, z=z)`): `zoo.check(decoder, cond={"z": z})` verifies its
+causality, and it samples through the zoo's raster driver (`zoo.sampling`). The encoder and the
+bounds are in `latent.py`. A few masked layers see only a small neighbourhood (3 + 2*layers pixels
+wide); the paper's point is that this suffices once z is there.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from zoo.autoregressive import AutoregressiveModel
+from zoo.nn import MaskedConv2d, check_int, scale_input
+from zoo.protocols import DataSpec
+
+from .latent import ConvEncoder, LatentVariableModel
+
+__all__ = ["PixelVAE", "ConditionalPixelCNN"]
+
+
+class ConditionalPixelCNN(AutoregressiveModel):
+    """p(x|z): a PixelCNN whose every layer adds features computed from z (the module docstring)."""
+
+    def __init__(self, spec: DataSpec, latent: int, hidden: int, layers: int, cond_hidden: int):
+        super().__init__()
+        C, H, W = spec.shape
+        self.data_spec = spec
+        self.hidden = hidden
+        self.base = (2 * cond_hidden, H // 4, W // 4)
+        self.cond_linear = nn.Linear(latent, 2 * cond_hidden * (H // 4) * (W // 4))
+        self.cond_up = nn.Sequential(
+            nn.ReLU(),
+            nn.ConvTranspose2d(2 * cond_hidden, cond_hidden, 4, stride=2, padding=1), nn.ReLU(),
+            nn.ConvTranspose2d(cond_hidden, hidden * (layers + 1), 4, stride=2, padding=1),
+        )
+        self.first = MaskedConv2d(C, hidden, 7, "A", colours=C)
+        self.layers = nn.ModuleList(MaskedConv2d(hidden, hidden, 3, "B", colours=C) for _ in range(layers))
+        self.out = MaskedConv2d(hidden, C * spec.levels, 1, "B", colours=C)
+
+    def conditioning(self, z: torch.Tensor) -> torch.Tensor:
+        """z `(B, L)` -> features `(B, layers + 1, h, H, W)`: one map added to each masked layer's output."""
+        _, H, W = self.data_spec.shape
+        maps = self.cond_up(self.cond_linear(z).view(-1, *self.base))  # (B, h*(layers+1), H, W)
+        return maps.view(z.shape[0], -1, self.hidden, H, W)
+
+    def logits(self, x: torch.Tensor, z: torch.Tensor | None = None) -> torch.Tensor:
+        """`x` (B, C, H, W) levels and `z` (B, L) -> `(B, C, H, W, levels)`; sub-pixel k sees z and the
+        sub-pixels before it."""
+        if z is None:
+            raise ValueError("ConditionalPixelCNN.logits needs the latent code z=(B, L)")
+        spec = self.data_spec
+        cond = self.conditioning(z)
+        h = self.first(scale_input(x, spec.levels, self.first.weight.dtype)) + cond[:, 0]  # (B, h, H, W)
+        for i, layer in enumerate(self.layers):
+            h = layer(F.relu(h)) + cond[:, i + 1]
+        out = self.out(F.relu(h))  # (B, C*levels, H, W), channels grouped R.. G.. B..
+        C, H, W = spec.shape
+        return out.view(-1, C, spec.levels, H, W).permute(0, 1, 3, 4, 2)  # (B, C, H, W, levels)
+
+
+class PixelVAE(LatentVariableModel):
+    """A `zoo.protocols.BoundedLikelihood` and `Sampler` (see `latent.py`); constructor arguments are its config."""
+
+    bound_pass = 1024  # every (x, z) pair runs the PixelCNN: smaller decoder passes than the VAE's
+
+    def __init__(self, channels: int = 1, height: int = 28, width: int = 28, levels: int = 2, latent: int = 32,
+                 hidden: int = 32, decoder_hidden: int = 32, layers: int = 4, cond_hidden: int = 32):
+        spec = DataSpec(channels, height, width, levels)
+        super().__init__(spec, check_int("latent", latent), ConvEncoder(spec, check_int("hidden", hidden), latent))
+        self.decoder = ConditionalPixelCNN(spec, latent, check_int("decoder_hidden", decoder_hidden),
+                                           check_int("layers", layers, minimum=0), check_int("cond_hidden", cond_hidden))
+
+    def decoder_logits(self, x: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+        return self.decoder.logits(x, z=z)
+
+    @torch.no_grad()
+    def decode(self, z: torch.Tensor, *, generator: torch.Generator | None = None,
+               temperature: float = 1.0) -> torch.Tensor:
+        """x ~ p(x|z) `(n, C, H, W)` long through the zoo's raster sampler (one decoder pass per
+        sub-pixel, uniforms drawn from `generator` up front); temperature 0: greedy."""
+        return self.decoder.sample(z.shape[0], generator=generator, temperature=temperature, z=z)

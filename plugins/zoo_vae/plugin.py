@@ -1,0 +1,95 @@
+"""Registers `vae` and `pixelvae`, the approximate-density family. Imports no model code (and no torch).
+
+The models live in `zoo_vae.vae` and `zoo_vae.pixelvae` (the shared encoder and bounds in
+`zoo_vae.latent`); they train on their bound with `zoo_vae.trainer.BoundTrainer`.
+"""
+
+import zoo
+
+# Released weights: cards/vae.binarized-mnist/ ships with the package. `metrics` are read from the card's eval.json
+# (`zoo card cards/vae.binarized-mnist --metrics nll,fid,precision,recall,parzen --iw-samples 100`); its nll is an
+# upper bound at k=100, and tests/test_releases.py re-scores the canonical subset at the same k.
+VAE_BINARIZED_MNIST = zoo.WeightsSpec(
+    tag="binarized-mnist",
+    hub_id="zoo-models/vae.binarized-mnist",
+    revision="main",  # not yet published: the Hub is out of reach from where it was trained
+    sha256="b9435cfcf3a6a178b2984cfb560285951f4f9165c3a0f6fe630a014059960ac1",
+    dataset="binarized-mnist",
+    metrics=zoo.CardMetrics("vae.binarized-mnist"),
+)
+
+DATA = {
+    "binarized-mnist": {"channels": 1, "height": 28, "width": 28, "levels": 2},
+    "mnist": {"channels": 1, "height": 28, "width": 28, "levels": 256},
+}
+
+# One stochastic layer of 32 units; a conv encoder of h=32 / 2h=64 feature maps; the decoder the
+# paper's MLP with two hidden layers of 256 (Burda et al. 2016 used 50 units and 200-200 for their 86.76).
+VAE = {**DATA["binarized-mnist"], "latent": 32, "hidden": 32, "decoder_hidden": 256}
+
+# The same latent variable and encoder; the decoder a PixelCNN of 4 masked 3x3 layers (plus the 7x7 mask-A one)
+# of 32 maps, each given features of z (Gulrajani et al. 2017 use a few masked layers on MNIST).
+PIXELVAE = {**DATA["binarized-mnist"], "latent": 32, "hidden": 32, "decoder_hidden": 32, "layers": 4, "cond_hidden": 32}
+
+_RECIPE = {  # zoo.train's schema plus BoundTrainer.recipe_defaults (iw_samples)
+    "dataset": "binarized-mnist",
+    "optimizer": "adam",
+    "lr": 1e-3,
+    "betas": [0.9, 0.999],
+    "lr_schedule": "cosine",
+    "warmup_steps": 200,
+    "batch_size": 64,
+    "epochs": 30,
+    "grad_clip": 0.0,
+    "ema_decay": 0.999,
+    "seed": 0,
+    "iw_samples": 1,  # 1: the ELBO (Kingma & Welling 2014); k > 1: the IWAE bound (Burda et al. 2016)
+}
+
+
+@zoo.hookimpl
+def zoo_register_models(register):
+    register(
+        zoo.ModelSpec(
+            name="vae",
+            family="vae",
+            summary="VAE: conv encoder, Gaussian latent, MLP decoder, independent sub-pixels given z (likelihood bound)",
+            paper="Kingma & Welling 2014, Auto-Encoding Variational Bayes, ICLR (arXiv:1312.6114); "
+            "Burda, Grosse & Salakhutdinov 2016, Importance Weighted Autoencoders, ICLR (arXiv:1509.00519)",
+            builder="zoo_vae.vae:VAE",
+            weights=(VAE_BINARIZED_MNIST,),
+            config=VAE,
+            capabilities={"likelihood_bound", "sampler"},
+            test_config={"height": 8, "width": 8, "latent": 4, "hidden": 8, "decoder_hidden": 16},
+            recipes={
+                "default": _RECIPE,
+                # the release's: the bound with k=5 (Burda et al. 2016, Table 1: 85.54 for one layer vs 86.76 at k=1)
+                "iwae": {**_RECIPE, "iw_samples": 5, "epochs": 50},
+                "mnist": {**_RECIPE, "dataset": "mnist", "config": DATA["mnist"]},
+            },
+            trainer="zoo_vae.trainer:BoundTrainer",
+            reference_results={"binarized-mnist": {
+                "nll": 86.76,  # an upper bound too
+                "source": "Burda et al. 2016, Table 1 (VAE, one stochastic layer, trained on the ELBO; "
+                          "an upper bound with k=5000)"}},
+        )
+    )
+    register(
+        zoo.ModelSpec(
+            name="pixelvae",
+            family="vae",
+            summary="PixelVAE: the VAE's latent variable with a small PixelCNN decoder given z (likelihood bound)",
+            paper="Gulrajani, Kumar, Ahmed, Taiga, Visin, Vazquez & Courville 2017, PixelVAE: A Latent Variable "
+            "Model for Natural Images, ICLR (arXiv:1611.05013)",
+            builder="zoo_vae.pixelvae:PixelVAE",
+            config=PIXELVAE,
+            capabilities={"likelihood_bound", "sampler"},
+            test_config={"height": 8, "width": 8, "latent": 4, "hidden": 8, "decoder_hidden": 8, "layers": 2,
+                         "cond_hidden": 8},
+            recipes={"default": {**_RECIPE, "epochs": 10}},
+            trainer="zoo_vae.trainer:BoundTrainer",
+            # the anchor a latent variable with an autoregressive decoder should beat (an exact value)
+            reference_results={"binarized-mnist": {
+                "nll": 81.30, "source": "PixelCNN, PixelRNN paper, Table 4 (exact; the anchor to beat)"}},
+        )
+    )

@@ -1,0 +1,193 @@
+"""The approximate-density family: the bound held to the truth, the VAE's contract, and the harness's marks."""
+
+import math
+
+import pytest
+import torch
+from torch import nn
+
+import zoo
+from zoo.protocols import DataSpec
+
+from zoo_vae.latent import CompletionNotSupported, LatentVariableModel, importance_bound
+
+
+# -- the bound against an exact log-likelihood ----------------------------------------------
+
+class _LinearEncoder(nn.Module):
+    """q(z|x) = N(0.4 * (number of black pixels) - 0.8, 0.6^2): a deliberately rough posterior."""
+
+    def forward(self, x):
+        s = x.flatten(1).double().sum(1, keepdim=True)
+        return 0.4 * s - 0.8, torch.full_like(s, 2 * math.log(0.6))
+
+
+class _TinyLatentModel(LatentVariableModel):
+    """2x2 binary images, one latent unit: p(x_i = 1 | z) = sigmoid(a_i z + b_i), z ~ N(0, 1)."""
+
+    A = torch.tensor([1.5, -2.0, 0.7, 2.5], dtype=torch.float64)
+    B = torch.tensor([0.3, -0.5, 1.0, -1.2], dtype=torch.float64)
+
+    def __init__(self):
+        super().__init__(DataSpec(1, 2, 2, 2), 1, _LinearEncoder())
+
+    def decoder_logits(self, x, z):
+        free = (z * self.A + self.B).view(-1, 1, 2, 2, 1)  # (B, 1, 2, 2, 1)
+        return torch.cat([torch.zeros_like(free), free], dim=-1)  # (B, 1, 2, 2, 2)
+
+    def exact_log_prob(self, x):
+        """log of the integral over z of N(z; 0, 1) p(x|z), by the trapezoid rule on a fine grid."""
+        z = torch.linspace(-12, 12, 40_001, dtype=torch.float64).unsqueeze(1)  # (G, 1)
+        logits = z * self.A + self.B  # (G, 4)
+        out = []
+        for img in x.flatten(1).double():  # (4,)
+            log_px_z = -nn.functional.binary_cross_entropy_with_logits(logits, img.expand_as(logits), reduction="none").sum(1)
+            log_f = log_px_z - 0.5 * z[:, 0] ** 2 - 0.5 * math.log(2 * math.pi)
+            dz = float(z[1, 0] - z[0, 0])
+            out.append(torch.logsumexp(log_f, 0) + math.log(dz))  # the trapezoid's end terms are ~0 here
+        return torch.stack(out)
+
+
+def _all_2x2_images():
+    bits = torch.arange(16).unsqueeze(1).bitwise_right_shift(torch.arange(4)).bitwise_and(1)
+    return bits.view(16, 1, 2, 2).long()
+
+
+def test_the_exact_log_likelihood_of_the_tiny_model_sums_to_one():
+    model = _TinyLatentModel()
+    assert torch.logsumexp(model.exact_log_prob(_all_2x2_images()), 0).item() == pytest.approx(0.0, abs=1e-9)
+
+
+def test_the_bound_never_exceeds_the_true_log_likelihood_and_tightens_with_k():
+    """Over all 16 images of the tiny model: the mean of the bound over many draws stays below log p(x) (within
+    its Monte Carlo error), rises with k, and at large k comes within a few hundredths of a nat of the truth."""
+    model = _TinyLatentModel().double()
+    x = _all_2x2_images()
+    exact = model.exact_log_prob(x)  # (16,)
+    reps = 300
+    xs = x.repeat(reps, 1, 1, 1)  # (reps * 16, 1, 2, 2)
+    means = {}
+    for k in (1, 4, 32, 256):
+        draws = model.log_prob_bound(xs, k, generator=torch.Generator().manual_seed(k)).view(reps, 16)
+        mean, se = draws.mean(0), draws.std(0) / math.sqrt(reps)
+        assert (mean <= exact + 4 * se + 1e-9).all(), (k, (mean - exact).max())
+        means[k] = mean
+    gaps = {k: (exact - m).mean().item() for k, m in means.items()}
+    assert gaps[1] > gaps[4] > gaps[32] > gaps[256] > -0.005, gaps
+    assert gaps[1] > 0.05, gaps  # a rough posterior: the ELBO is visibly loose
+    assert gaps[256] < 0.02, gaps
+
+
+def test_importance_bound_is_log_mean_exp():
+    w = torch.tensor([[0.0, math.log(3.0)], [1.0, 1.0]])
+    assert torch.allclose(importance_bound(w), torch.tensor([math.log(2.0), 1.0]))
+
+
+# -- the VAE's contract ------------------------------------------------------------------------
+
+def _tiny_vae():
+    torch.manual_seed(0)
+    return zoo.create("vae", **zoo.info("vae").test_config)
+
+
+def test_vae_bound_is_seeded_and_below_zero_and_trains_on_either_bound():
+    model = _tiny_vae()
+    x = torch.randint(0, 2, (5, 1, 8, 8), generator=torch.Generator().manual_seed(0))
+    a = model.log_prob_bound(x, 7, generator=torch.Generator().manual_seed(3))
+    b = model.log_prob_bound(x, 7, generator=torch.Generator().manual_seed(3))
+    assert a.shape == (5,) and torch.equal(a, b) and (a < 0).all()
+    model.bound_pass = 4  # the k samples in chunks of one decoder pass of 4 images: the same kind of number
+    assert model.log_prob_bound(x, 7, generator=torch.Generator().manual_seed(3)).shape == (5,)
+    for k in (1, 3):
+        model.zero_grad()
+        model.loss(x, k=k).backward()
+        assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in model.parameters())
+    with pytest.raises(ValueError, match="expected an integer tensor"):
+        model.log_prob_bound(x.float(), 2)
+    with pytest.raises(ValueError, match="k must be"):
+        model.log_prob_bound(x, 0)
+
+
+def test_vae_is_a_bounded_likelihood_not_an_exact_one():
+    model = _tiny_vae()
+    assert isinstance(model, zoo.BoundedLikelihood) and not isinstance(model, zoo.Likelihood)
+    assert not callable(getattr(model, "logits", None))  # not autoregressive: no zoo check, no raster sampler
+
+
+def test_vae_samples_reconstructs_interpolates_and_refuses_completion():
+    model = _tiny_vae().eval()
+    x = torch.randint(0, 2, (3, 1, 8, 8), generator=torch.Generator().manual_seed(1))
+    assert model.reconstruct(x).shape == (3, 1, 8, 8)
+    path = model.interpolate(x[0], x[1], steps=5)
+    assert path.shape == (5, 1, 8, 8) and path.dtype == torch.long
+    mean0, _ = model.encode(x[:1])
+    assert torch.equal(path[0], model.decode(mean0, temperature=0.0)[0])  # the ends are the posterior means
+    cold = model.sample(4, generator=torch.Generator().manual_seed(0), temperature=0.0)
+    assert (cold == cold[0]).all()  # z = 0 and the most likely levels: one image
+    with pytest.raises(CompletionNotSupported, match="does not complete images"):
+        model.sample(2, known=x[:1], mask=torch.ones(8, 8, dtype=torch.bool))
+    with pytest.raises(ValueError, match="multiple of 4"):
+        zoo.create("vae", height=10, width=8)
+
+
+# -- the harness: a bound is reported and marked as one ----------------------------------------
+
+def test_evaluate_reports_an_upper_bound_marked_with_its_k(tmp_path):
+    from zoo.eval.report import leaderboard_markdown
+    from zoo.eval.result import format_table
+
+    torch.manual_seed(0)
+    model = zoo.create("vae", latent=4, hidden=4, decoder_hidden=8)
+    r = zoo.evaluate(model, "binarized-mnist", metrics="nll", limit=20, iw_samples=3, batch_size=10)
+    nll = r["nll"]
+    assert nll.details["bound"] == "upper" and nll.details["k"] == 3 and nll.value > 0
+    assert nll.short().startswith("≤ ") and "upper bound, k=3" in str(r)
+    assert r.provenance["iw_samples"] == 3 and r.provenance["density"] == "bound"
+    again = zoo.evaluate(model, "binarized-mnist", metrics="nll", limit=20, iw_samples=3, batch_size=10)
+    assert again["nll"].value == nll.value  # seeded
+    tighter = zoo.evaluate(model, "binarized-mnist", metrics="nll", limit=20, iw_samples=30, batch_size=10)
+    assert tighter["nll"].value < nll.value
+    assert "≤ " in format_table([r])
+    exact = zoo.evaluate(zoo.create("pixelcnn", hidden=4, residual_blocks=1, out_hidden=8), "binarized-mnist",
+                         metrics="nll", limit=20)
+    assert exact.provenance["iw_samples"] is None and exact["nll"].bound is None
+    board = leaderboard_markdown([r, exact])
+    assert board.index("**Exact likelihood") < board.index("**Bounded likelihood") < board.index(f"`{r.model}`")
+    assert f"| ≤ {nll.short().removeprefix('≤ ').removesuffix(' nats')} |" in board
+
+
+def test_card_marks_the_bound_and_reruns_at_the_same_k(tmp_path):
+    from zoo.release.card import render_card
+    from zoo.release.canonical import evaluation_settings
+    from zoo.release.claims import read_claims
+    from zoo.release.summary import summarize
+
+    torch.manual_seed(0)
+    model = zoo.create("vae", latent=4, hidden=4, decoder_hidden=8)
+    r = zoo.evaluate(model, "binarized-mnist", metrics="nll", limit=20, iw_samples=3, batch_size=10)
+    s = summarize(r)
+    assert s.bounds == {"nll": {"bound": "upper", "k": 3}} and "nll.k" not in s.metrics
+    assert evaluation_settings(s)["iw_samples"] == 3
+    card = render_card({"architecture": "vae", "config": {}, "data_spec": model.data_spec.to_dict()}, r)
+    assert f"| ≤ {s.metrics['nll']:.4f}".rstrip("0") in card and "(upper bound, k=3)" in card
+    assert "--iw-samples 3" in card and "log_prob_bound" in card
+    claims = read_claims(card)
+    assert claims.bounds["nll"]["k"] == 3 and claims.provenance["iw_samples"] == 3
+
+
+# -- the PixelVAE: an autoregressive decoder given z ---------------------------------------------
+
+def test_pixelvae_decoder_is_causal_given_z_and_samples_through_the_raster_driver():
+    torch.manual_seed(0)
+    model = zoo.create("pixelvae", **zoo.info("pixelvae").test_config).eval()
+    report = zoo.check(model.decoder, name="pixelvae decoder", cond={"z": torch.randn(1, 4, dtype=torch.float64)})
+    assert report.passed and report.causal, str(report)
+    z = torch.randn(2, 4)
+    a = model.decode(z, generator=torch.Generator().manual_seed(4))
+    b = zoo.sample(model.decoder, 2, method="naive", generator=torch.Generator().manual_seed(4), z=z)
+    assert torch.equal(a, b)
+    x = torch.randint(0, 2, (3, 1, 8, 8), generator=torch.Generator().manual_seed(1))
+    lp = model.log_prob_bound(x, 3, generator=torch.Generator().manual_seed(0))
+    assert lp.shape == (3,) and (lp < 0).all()
+    with pytest.raises(ValueError, match="needs the latent code"):
+        model.decoder.logits(x)
