@@ -866,7 +866,7 @@ def test_cli_train_tiny_fits_the_datasets_images_and_threads(tmp_path, cli_runne
         torch.set_num_threads(saved)
     assert r.exit_code == 0, r.output
     tiny = zoo.info("pixelcnn").test_config
-    assert built["hidden"] == tiny["hidden"] and "height" not in built and "width" not in built
+    assert built["hidden"] == tiny["hidden"] and (built["height"], built["width"]) == (28, 28)  # the dataset's
 
 
 def test_cli_train_unknown_set_key_lists_recipe_keys_and_model_options(cli_runner):

@@ -118,10 +118,18 @@ def _resolve(name: str, recipe: str | Mapping[str, Any], overrides: Mapping[str,
     return spec, trainer_cls, rec, recipe if isinstance(recipe, str) else "custom"
 
 
-def _tiny_network(spec: Any) -> dict[str, Any]:
+def _tiny_network(spec: Any, dataset: Any) -> dict[str, Any]:
     """`--tiny` for training: the test config's network size, on the dataset's own images (its
-    channels, height, width and levels are the data's, not the 8x8 of the tests)."""
-    return {k: v for k, v in spec.test_config.items() if k not in ("channels", "height", "width", "levels")}
+    channels, height, width and levels are the data's, not the 8x8 of the tests): the given
+    dataset's, or else the recipe's (whose config names its image shape)."""
+    net = {k: v for k, v in spec.test_config.items() if k not in ("channels", "height", "width", "levels")}
+    if dataset is not None:
+        from ..data import get_dataset
+
+        images = getattr(get_dataset(dataset), "data_spec", None)
+        if images is not None:
+            net.update(images.to_dict())
+    return net
 
 
 def _set_up(name: str, spec: Any, trainer_cls: type, rec: dict[str, Any], recipe_name: str, d: Dist,
@@ -134,7 +142,7 @@ def _set_up(name: str, spec: Any, trainer_cls: type, rec: dict[str, Any], recipe
     if rec["batch_size"] % d.world:
         raise RecipeError(f"batch_size {rec['batch_size']} is the global batch; it must divide by the "
                           f"{d.world} processes")
-    cfg = {**rec["config"], **(_tiny_network(spec) if tiny else {}), **dict(config or {})}
+    cfg = {**rec["config"], **(_tiny_network(spec, dataset) if tiny else {}), **dict(config or {})}
     torch.manual_seed(rec["seed"])
     model = create(name, **cfg).to(dev)
     data = load_data(dataset, spec, model, rec, limit, d, dev)
