@@ -1,7 +1,7 @@
 """FID, precision and recall of a GAN training run against wall time: follows a `zoo train` run folder
 and scores every epoch's checkpoint as it appears (the loop keeps only the last one).
 
-    python benchmarks/gan_fid_curve.py RUN_DIR [--dataset binarized-mnist] [--set levels=2] [--poll 20]
+    python benchmarks/gan_fid_curve.py RUN_DIR [--dataset binarized-mnist] [--set levels=2] [--ema] [--poll 20]
 
 Each new epoch appends one line to RUN_DIR/fid_curve.jsonl: epoch, step, the run's elapsed
 training seconds, and the harness's fid (with its floor), precision and recall (1000 samples,
@@ -24,14 +24,14 @@ import zoo
 from zoo.training.checkpoint import load_checkpoint, prefixed
 
 
-def score(run: Path, dataset: str, overrides: dict, seen: set[int]) -> dict | None:
+def score(run: Path, dataset: str, overrides: dict, seen: set[int], prefix: str) -> dict | None:
     tensors, meta = load_checkpoint(run / "checkpoint.safetensors")
     epoch = meta["epoch"]
     if epoch in seen or meta["step_in_epoch"]:
         return None
     ident = meta["identity"]
     model = zoo.create(ident["model"], **{**ident["config"], **overrides})
-    model.load_state_dict(prefixed(tensors, "model/"), strict=True)
+    model.load_state_dict(prefixed(tensors, prefix), strict=True)
     r = zoo.evaluate(model, dataset=dataset, metrics="fid,precision,recall", num_samples=1000, limit=1000, seed=0,
                      progress=False)
     m = r.metrics
@@ -46,6 +46,7 @@ def main() -> None:
     ap.add_argument("run", type=Path)
     ap.add_argument("--dataset", default="binarized-mnist")
     ap.add_argument("--set", action="append", default=[], help="constructor override KEY=INT")
+    ap.add_argument("--ema", action="store_true", help="score the loop's EMA weights (recipe ema_decay > 0)")
     ap.add_argument("--poll", type=float, default=20.0)
     ap.add_argument("--hours", type=float, default=3.0)
     args = ap.parse_args()
@@ -57,7 +58,7 @@ def main() -> None:
     while time.time() < deadline:
         if (args.run / "checkpoint.safetensors").is_file():
             try:
-                row = score(args.run, args.dataset, overrides, seen)
+                row = score(args.run, args.dataset, overrides, seen, "ema/" if args.ema else "model/")
             except Exception as e:  # a checkpoint being replaced mid-read: try again at the next poll
                 print(f"skipped: {type(e).__name__}: {e}", flush=True)
                 row = None
