@@ -119,9 +119,12 @@ class PGGANTrainer:
         stage, alpha = growth_at(self.images, self.model.stages, self.stable, self.fade_in)
         self.model.set_growth(stage, alpha)
         if stage != self.phase:
-            self.opt_d = torch.optim.Adam(self.model.discriminator.parameters(), **self.adam)
-            self.opt_g = torch.optim.Adam(self.model.generator.parameters(), **self.adam)
-            self.phase = stage
+            self._new_optimizers(stage)
+
+    def _new_optimizers(self, stage: int) -> None:
+        self.opt_d = torch.optim.Adam(self.model.discriminator.parameters(), **self.adam)
+        self.opt_g = torch.optim.Adam(self.model.generator.parameters(), **self.adam)
+        self.phase = stage
 
     # -- one step ----------------------------------------------------------------------
     def _gradient_penalty(self, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
@@ -216,12 +219,10 @@ class PGGANTrainer:
             raise ValueError(f"PGGANTrainer state: fixed latents of shape {tuple(d['fixed'].shape)} do not fit "
                              f"nz={self.model.nz}")
         self.images = int(d["images"])
-        self.phase = -1
-        self._grow()  # the model's growth and this stage's (fresh) optimizers ...
-        if int(d["phase"]) != self.phase:
-            raise ValueError(f"PGGANTrainer state: saved at stage {int(d['phase'])}, but {self.images} images "
-                             f"put this schedule at stage {self.phase}; resume with the run's recipe")
-        self.opt_d.load_state_dict(d["opt_d"])  # ... then their saved moments
+        # the optimizers of the stage they were saved at (the model's growth buffers come with its weights);
+        # the next step moves on to a new stage, with fresh optimizers, exactly as the run would have
+        self._new_optimizers(int(d["phase"]))
+        self.opt_d.load_state_dict(d["opt_d"])
         self.opt_g.load_state_dict(d["opt_g"])
         self.rng.set_state(d["rng"])
         self.fixed = d["fixed"].clone()

@@ -90,6 +90,11 @@ def check_cmd(name: str, tiny: bool, overrides: tuple[str, ...], trials: int, se
     from ..registry import get_spec, parse_name
 
     spec = get_spec(parse_name(name).arch)
+    if "likelihood" not in spec.capabilities:  # an implicit model (a GAN): nothing to check, and not a failure
+        why = (f"zoo check does not apply to {spec.name}: it is an implicit model (a sampler with no logits()), "
+               "and the check is of autoregressive models' causality")
+        click.echo(json.dumps({"model": name, "applies": False, "reason": why}) if as_json else why)
+        return
     config = {**(spec.test_config if tiny else {}), **parse_overrides(overrides)}
     report = check(create(name, **config), name=name, trials=trials, seed=seed)
     click.echo(json.dumps(report.to_dict(), indent=2) if as_json else str(report))
