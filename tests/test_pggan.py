@@ -145,11 +145,13 @@ def test_a_training_step_grows_and_resets_the_optimizers(loss):
 
 def test_generator_ema():
     m = tiny()
-    t = trainer(m, generator_ema=0.9)
-    before = [p.detach().clone() for p in m.generator_ema.parameters()]
-    t.step(batch(m.data_spec))
-    for old, e, p in zip(before, m.generator_ema.parameters(), m.generator.parameters()):
-        torch.testing.assert_close(e, 0.9 * old + 0.1 * p.detach())
+    t = trainer(m, generator_ema=0.5)
+    x = batch(m.data_spec)
+    for decay in (0.1, 2 / 11, 0.25):  # the warm-up min(0.5, (1 + t) / (10 + t)) at steps t = 0, 1, 2
+        before = [p.detach().clone() for p in m.generator_ema.parameters()]
+        t.step(x)
+        for old, e, p in zip(before, m.generator_ema.parameters(), m.generator.parameters()):
+            torch.testing.assert_close(e, decay * old + (1 - decay) * p.detach())
     assert not any(p.requires_grad for p in m.generator_ema.parameters())
     # samples come from the average: changing the trained generator changes nothing
     g = lambda: m.sample(3, generator=torch.Generator().manual_seed(1))  # noqa: E731

@@ -11,7 +11,9 @@ Karras et al. 2018:
   plus the drift term 0.001 * D(real)^2 that keeps the critic's scores near 0. `loss="logistic"`
   is the non-saturating GAN loss instead (Goodfellow et al. 2014), for comparison;
 - Adam with lr 1e-3, betas (0, 0.99), eps 1e-8; batch 16-64;
-- the generator's moving average with decay 0.999 (`generator_ema`), the released generator.
+- the generator's moving average with decay 0.999 (`generator_ema`), the released generator; here
+  with a warm-up, decay min(0.999, (1 + t) / (10 + t)) at step t, so that in a run of a few thousand
+  steps the average is not half made of the random initialisation (0.999^700 = 0.5).
 
 The generic loop in `zoo.training` owns data, epochs, checkpoints of the model (whose buffers
 `stage` and `alpha` carry the growth) and logging; this class (a `zoo.protocols.Trainer`) owns the
@@ -33,7 +35,7 @@ from zoo.errors import ZooError
 __all__ = ["PGGANTrainer", "growth_at", "LOSSES"]
 
 LOSSES = ("wgan-gp", "logistic")
-_STATE_KEYS = ("images", "opt_d", "opt_g", "rng", "fixed", "phase")
+_STATE_KEYS = ("images", "steps", "opt_d", "opt_g", "rng", "fixed", "phase")
 _UNSUPPORTED = {"optimizer": "adam", "lr_schedule": "constant", "warmup_steps": 0, "grad_clip": 0.0, "ema_decay": 0.0}
 
 
@@ -109,7 +111,7 @@ class PGGANTrainer:
         seed = r.get("seed", 0)
         self.rng = torch.Generator().manual_seed(seed)  # on the CPU: the same draws on every device
         self.fixed = torch.randn((n_fixed, model.nz), generator=torch.Generator().manual_seed(seed + 1))
-        self.images = 0
+        self.images = self.steps = 0
         self.phase = -1  # the stage whose optimizers exist; -1: none yet
         self._grow()
 
@@ -171,6 +173,7 @@ class PGGANTrainer:
         self._update_ema()
 
         self.images += B
+        self.steps += 1
         stage, alpha = model.growth
         return {"loss_d": loss_d.item(), "loss_g": loss_g.item(), "d_real": d_real.mean().item(),
                 "d_fake": d_fake.mean().item(), **stats, "stage": float(stage), "alpha": alpha,
@@ -184,8 +187,10 @@ class PGGANTrainer:
         if self.ema_decay == 0:
             ema.load_state_dict(self.model.generator.state_dict())
             return
+        # warm-up (as timm's ModelEmaV3): a short run's average is not dominated by the random start
+        decay = min(self.ema_decay, (1 + self.steps) / (10 + self.steps))
         for e, p in zip(ema.parameters(), self.model.generator.parameters()):
-            e.lerp_(p, 1 - self.ema_decay)
+            e.lerp_(p, 1 - decay)
 
     def _check(self, name: str, value: torch.Tensor) -> None:
         if not math.isfinite(value.item()):
@@ -206,7 +211,7 @@ class PGGANTrainer:
     def state_dict(self) -> dict[str, Any]:
         """Optimizers, the noise generator's state, images shown, the current phase and the fixed latents
         (the model's weights and growth buffers are checkpointed by the loop). A copy."""
-        return {"images": self.images, "phase": self.phase, "opt_d": copy.deepcopy(self.opt_d.state_dict()),
+        return {"images": self.images, "steps": self.steps, "phase": self.phase, "opt_d": copy.deepcopy(self.opt_d.state_dict()),
                 "opt_g": copy.deepcopy(self.opt_g.state_dict()), "rng": self.rng.get_state(),
                 "fixed": self.fixed.clone()}
 
@@ -218,7 +223,7 @@ class PGGANTrainer:
         if d["fixed"].shape[1:] != self.fixed.shape[1:]:
             raise ValueError(f"PGGANTrainer state: fixed latents of shape {tuple(d['fixed'].shape)} do not fit "
                              f"nz={self.model.nz}")
-        self.images = int(d["images"])
+        self.images, self.steps = int(d["images"]), int(d["steps"])
         # the optimizers of the stage they were saved at (the model's growth buffers come with its weights);
         # the next step moves on to a new stage, with fresh optimizers, exactly as the run would have
         self._new_optimizers(int(d["phase"]))
