@@ -1,7 +1,7 @@
 """FID, precision and recall of a GAN training run against wall time: follows a `zoo train` run folder
 and scores every epoch's checkpoint as it appears (the loop keeps only the last one).
 
-    python benchmarks/gan_fid_curve.py RUN_DIR [--dataset binarized-mnist] [--set levels=2] [--ema] [--poll 20]
+    python benchmarks/gan_fid_curve.py RUN_DIR [--dataset binarized-mnist] [--set levels=2] [--ema] [--out FILE] [--poll 20]
 
 Each new epoch appends one line to RUN_DIR/fid_curve.jsonl: epoch, step, the run's elapsed
 training seconds, and the harness's fid (with its floor), precision and recall (1000 samples,
@@ -47,12 +47,13 @@ def main() -> None:
     ap.add_argument("--dataset", default="binarized-mnist")
     ap.add_argument("--set", action="append", default=[], help="constructor override KEY=INT")
     ap.add_argument("--ema", action="store_true", help="score the loop's EMA weights (recipe ema_decay > 0)")
+    ap.add_argument("--out", type=Path, default=None, help="records file (default RUN_DIR/fid_curve.jsonl)")
     ap.add_argument("--poll", type=float, default=20.0)
     ap.add_argument("--hours", type=float, default=3.0)
     args = ap.parse_args()
     torch.set_num_threads(1)
     overrides = {k: int(v) for k, v in (s.split("=", 1) for s in args.set)}
-    out = args.run / "fid_curve.jsonl"
+    out = args.out or args.run / "fid_curve.jsonl"
     seen = {json.loads(line)["epoch"] for line in out.read_text().splitlines()} if out.is_file() else set()
     deadline = time.time() + args.hours * 3600
     while time.time() < deadline:

@@ -217,6 +217,8 @@ class PGGANTrainer:
 
     def load_state_dict(self, d: Mapping[str, Any]) -> None:
         """Restore what `state_dict` returned, for an exact resume (also inside or across a growth stage)."""
+        if isinstance(d, Mapping) and set(_STATE_KEYS) - set(d) == {"steps"}:  # saved before the EMA warm-up
+            d = {**d, "steps": 10**9}  # counted no steps: the warm-up is long over
         if not isinstance(d, Mapping) or set(d) != set(_STATE_KEYS):
             got = sorted(d) if isinstance(d, Mapping) else type(d).__name__
             raise ValueError(f"PGGANTrainer state: expected keys {sorted(_STATE_KEYS)}, got {got}")
