@@ -5,6 +5,7 @@ import torch
 from torch.nn import functional as F
 
 import zoo
+from test_gan import batch  # bright squares on black, shifted from image to image
 from zoo.errors import ZooError
 
 TINY = {"height": 8, "width": 8, "stages": 2, "nz": 8, "base_width": 8}  # 4x4 -> 8x8
@@ -22,15 +23,6 @@ def trainer(model, **recipe):
 
     return PGGANTrainer(model, {**zoo.info("pggan").recipes["default"], "fixed_noise": 4, "batch_size": 8,
                                 "stable_images": 16, "fade_images": 16, **recipe})
-
-
-def batch(spec, n=8):
-    """Bright squares on black, shifted from image to image."""
-    x = torch.zeros(n, *spec.shape, dtype=torch.long)
-    for k in range(n):
-        i, j = k % 3, (k // 3) % 3
-        x[k, :, i:i + 4, j:j + 4] = spec.levels - 1
-    return x
 
 
 def test_registry_entry_and_a_sampler_not_a_likelihood():
