@@ -13,6 +13,30 @@ CONFIGS = {
     "cifar10": {"channels": 3, "height": 32, "width": 32, "levels": 256, "stages": 4},
 }
 
+# Released weights: cards/pggan.mnist/ and cards/pggan.binarized-mnist/ ship with the package; `metrics` are read
+# from their eval.json when first asked for. One run of the default recipe with a shorter schedule and narrower
+# networks (the CPU budget: `zoo train pggan --epochs 6 --set stable_images=40000 --set fade_images=40000
+# --set model.base_width=48`); binarized-mnist is the same weights with levels=2, sampling Bernoulli draws of
+# the intensities (`python -m zoo_gan.binarized cards/pggan.mnist cards/pggan.binarized-mnist`).
+PGGAN_MNIST = zoo.WeightsSpec(
+    tag="mnist",
+    hub_id="zoo-models/pggan.mnist",
+    revision="main",  # not yet published
+    sha256="5f321ba217c0418a2368383ab005ef08bf128b123eecc856cc0a172e2c5c8bd5",
+    dataset="mnist",
+    config={"base_width": 48},
+    metrics=zoo.CardMetrics("pggan.mnist"),
+)
+PGGAN_BINARIZED_MNIST = zoo.WeightsSpec(
+    tag="binarized-mnist",
+    hub_id="zoo-models/pggan.binarized-mnist",
+    revision="main",  # not yet published
+    sha256="5f321ba217c0418a2368383ab005ef08bf128b123eecc856cc0a172e2c5c8bd5",
+    dataset="binarized-mnist",
+    config={"base_width": 48, "levels": 2},
+    metrics=zoo.CardMetrics("pggan.binarized-mnist"),
+)
+
 _NETWORK = {"nz": 128, "base_width": 64, "equalized_lr": True, "pixel_norm": True, "minibatch_stddev": True,
             "ema": True}
 
@@ -50,7 +74,7 @@ def zoo_register_models(register):
             paper="Karras et al. 2018, Progressive Growing of GANs for Improved Quality, Stability, "
             "and Variation (arXiv:1710.10196)",
             builder="zoo_pggan.pggan:PGGAN",
-            weights=(),
+            weights=(PGGAN_MNIST, PGGAN_BINARIZED_MNIST),
             config={**CONFIGS["mnist"], **_NETWORK},
             capabilities={"sampler"},
             test_config={"height": 8, "width": 8, "stages": 2, "nz": 8, "base_width": 8},
