@@ -17,7 +17,7 @@ Stability, and Variation" (ICLR 2018, arXiv:1710.10196). Followed here:
   generator that `sample` uses (the released one).
 The network layout follows the paper's Table 2 at MNIST scale: for 28x28 the stages are 7x7,
 14x14 and 28x28 (28 = 7 * 2^2, so every stage's reals are exact 2x2 average pools of the data,
-with no padding), widths 128, 64, 32 (`width >> stage`).
+with no padding), widths 64, 32, 16 by default (`base_width >> stage`; the paper uses 512 at low resolutions).
 
 The generator's output is a centred intensity `x` in about [-1, 1]; the intensity is
 `p = clamp((x + 1) / 2, 0, 1)`. `sample` turns it into levels: a Bernoulli draw per sub-pixel for
@@ -94,7 +94,7 @@ def _act(x: torch.Tensor) -> torch.Tensor:
 class Generator(nn.Module):
     """z (B, nz) -> centred intensities (B, C, r, r) at the resolution r of `stage`.
 
-    28x28, width 128: z -> (128, 7, 7) -> [up, conv, conv] (64, 14, 14) -> [up, conv, conv] (32, 28, 28);
+    28x28, base width 64: z -> (64, 7, 7) -> [up, conv, conv] (32, 14, 14) -> [up, conv, conv] (16, 28, 28);
     a 1x1 "toRGB" convolution per stage gives the image.
     """
 
