@@ -115,6 +115,17 @@ def check_cmd(name: str, tiny: bool, overrides: tuple[str, ...], trials: int, se
 
     spec = get_spec(parse_name(name).arch)
     problems = check_spec(spec)
+    if "likelihood" not in spec.capabilities:  # no logits(): no causality to check, and not a failure
+        kind = ("a bounded-likelihood model (a latent variable)" if "likelihood_bound" in spec.capabilities
+                else "an implicit model (a sampler with no logits())")
+        why = (f"zoo check does not apply to {spec.name}: it is {kind}, and the check is of autoregressive "
+               f"models' causality. Its spec (builder, config keys, data_spec): "
+               + ("FAIL: " + "; ".join(problems) if problems else "ok"))
+        click.echo(json.dumps({"model": name, "applies": False, "reason": why, "spec_problems": problems})
+                   if as_json else why)
+        if problems:
+            raise SystemExit(1)
+        return
     config = {**(spec.test_config if tiny else {}), **parse_overrides(overrides)}
     try:
         torch.manual_seed(seed)

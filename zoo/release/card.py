@@ -154,6 +154,8 @@ def render_card(
     validation: Sequence[Mapping[str, Any]] | None = None,
     curve: str | None = None,
     folder: str | Path | None = None,
+    quality: Sequence[Mapping[str, Any]] | None = None,
+    figures: Sequence[tuple[str, str]] = (),
 ) -> str:
     """The model card (README.md) of a release, from its config.json and the harness's results.
 
@@ -164,7 +166,9 @@ def render_card(
     `training`: the run's summary (training.json: epochs, wall_time_s); with the registry's
     published numbers it fills the card's comparison section. `validation`: the run's
     validation records (train_log.jsonl, `kind` "valid"), for the card's training progress;
-    `curve`: the file name of the training-curve picture beside the card."""
+    `curve`: the file name of the training-curve picture beside the card. `quality`: records of
+    fid/precision/recall after each epoch of a sampler's run (a release's fid_curve.jsonl);
+    `figures`: (file, caption) pictures beside the card, shown with the training progress."""
     arch = config["architecture"]
     try:
         spec = get_spec(arch)
@@ -220,6 +224,7 @@ def render_card(
         out += [f"Hardware and time: {hardware}", ""]
     bounded = bool(summary is not None and summary.bounds) or (spec is not None and "likelihood_bound" in spec.capabilities)
     out += training_progress(validation or [], curve, bound=bounded)
+    out += quality_progress(quality or [], figures)
     if samples:
         out += ["## Samples", "", f"![samples from the model]({samples})", "",
                 "Drawn with `model.sample(n, generator=torch.Generator().manual_seed(0))`.", ""]
@@ -304,6 +309,26 @@ def training_progress(validation: Sequence[Mapping[str, Any]], curve: str | None
     out += ["", "Time to reach " + "; ".join(reached) + ".", ""]
     if curve:
         out += [f"![training curve]({curve})", ""]
+    return out
+
+
+def quality_progress(records: Sequence[Mapping[str, Any]], figures: Sequence[tuple[str, str]] = ()) -> list[str]:
+    """The card's "Sample quality during training" section for a model without a likelihood: fid,
+    precision and recall after each epoch (as `benchmarks/gan_fid_curve.py` records them) against the
+    run's training wall time, and the pictures in `figures`. Empty when there is neither."""
+    if not records and not figures:
+        return []
+    out = ["## Sample quality during training", ""]
+    if records:
+        out += ["FID (with the real-data floor), precision and recall of 1000 samples against the canonical subset "
+                "of the test split (1000 images, seed 0), after each epoch, against the run's training wall time "
+                "(`python benchmarks/gan_fid_curve.py RUN_DIR`, run beside the training):", "",
+                "| epoch | fid | floor | precision | recall | wall time |", "| --- | --- | --- | --- | --- | --- |"]
+        out += [f"| {r['epoch']} | {r['fid']:.2f} | {r.get('fid_floor') or float('nan'):.2f} | {r['precision']:.3f} | "
+                f"{r['recall']:.3f} | {_clock(r['elapsed_s'])} |" for r in records]
+        out += [""]
+    for file, caption in figures:
+        out += [f"![{caption}]({file})", "", caption, ""]
     return out
 
 

@@ -23,6 +23,9 @@ __all__ = ["save_pretrained", "render_release_card"]
 EVAL_NAME = "eval.json"
 TRAINING_NAME = "training.json"
 CURVE_NAME = "training_curve.png"
+QUALITY_NAME = "fid_curve.jsonl"  # a sampler's fid/precision/recall per epoch (benchmarks/gan_fid_curve.py)
+FIGURES = (("growth.png", "How the images grow: the same latents after successive epochs of the run, one row each "
+                          "(lower resolutions nearest-upsampled to full size; growth.txt names each row's stage)"),)
 
 
 def _write_samples(model: Any, samples: Any, path: Path) -> None:
@@ -126,9 +129,15 @@ def render_release_card(directory: str | Path, *, metrics: str | None = None, li
     validation = validation_records(log_path) if log_path.is_file() else None
     card = render_card(cfg, results, recipe=recipe, hardware=hardware, training=training, limitations=limitations,
                        samples=SAMPLES_NAME if (folder / SAMPLES_NAME).is_file() else None, validation=validation,
-                       curve=CURVE_NAME if (folder / CURVE_NAME).is_file() else None, folder=folder)
+                       curve=CURVE_NAME if (folder / CURVE_NAME).is_file() else None, folder=folder,
+                       quality=_read_jsonl(folder / QUALITY_NAME),
+                       figures=[(f, c) for f, c in FIGURES if (folder / f).is_file()])
     write_atomic(folder / CARD_NAME, card)
     return folder / CARD_NAME
+
+
+def _read_jsonl(path: Path) -> list[dict[str, Any]] | None:
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()] if path.is_file() else None
 
 
 def _results_of_these_weights(folder: Path, cfg: dict[str, Any], results: dict[str, Any]) -> dict[str, Any]:
