@@ -442,6 +442,7 @@ def test_reference_line_shows_numbers_only_and_marks_what_is_not_comparable():
     assert reference_line(gan, "parzen") == "published 225.00 (Goodfellow et al. 2014; not comparable)"
     assert reference_line(gan, "nll") == "" and reference_line(gan, "comparable") == ""
     assert reference_line({"nll": 81.3}, "nll") == "published 81.30 (source not given)"
+    assert reference_line({"nll": 86.76, "source": "Burda"}, "nll", bound=True) == "published ≤ 86.76 (Burda)"
 
 
 def test_cli_report_names_the_published_number_and_its_command(tmp_path):
@@ -467,12 +468,13 @@ def test_cli_all_scores_every_released_model_and_skips_the_rest():
 
     from zoo.cli import build_cli
 
-    released = sorted(f"{s.name}.{w.tag}" for s in zoo.plugins.get_registry().models.values()
-                      for w in s.weights[:1] if w.dataset == "binarized-mnist")
+    released = sorted(f"{s.name}.{tags[0]}" for s in zoo.plugins.get_registry().models.values()
+                      for tags in [[w.tag for w in s.weights if w.dataset == "binarized-mnist"]] if tags)
     others = sorted(set(zoo.plugins.get_registry().models) - {n.split(".")[0] for n in released})
     res = CliRunner().invoke(build_cli(), ["eval", "--all", "--limit", "4", "--json", "--no-progress"])
     assert res.exit_code == 0, res.output
     assert released and [r["model"] for r in json.loads(res.stdout)] == released
+    assert "--all: scoring the binarized-mnist releases (weights are also released for mnist" in res.stderr
     for arch in others:
         assert f"skipping {arch}: no weights released for binarized-mnist" in res.stderr
 

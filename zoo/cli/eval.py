@@ -13,15 +13,22 @@ from .models import threads_option
 
 def _names_for_all(dataset: str | None) -> tuple[str, list[str]]:
     """The dataset and every registered model with weights released for it, as `arch.tag` (the
-    leaderboard's rows). Without `dataset`: the one dataset that has released weights."""
+    leaderboard's rows). Without `dataset`: the dataset most releases are for (binarized MNIST, the
+    zoo's benchmark), saying so when others have releases too; a tie needs `--dataset`."""
+    from collections import Counter
+
     from ..eval.harness import get_dataset
     from ..plugins import get_registry
 
     if dataset is None:
-        released = sorted({w.dataset for spec in get_registry().models.values() for w in spec.weights if w.dataset})
-        if len(released) != 1:
-            raise click.UsageError(f"--all: pass --dataset (weights are released for: {', '.join(released) or 'none'})")
-        dataset = released[0]
+        counts = Counter(w.dataset for spec in get_registry().models.values() for w in spec.weights if w.dataset)
+        ranked = counts.most_common()
+        if not ranked or (len(ranked) > 1 and ranked[0][1] == ranked[1][1]):
+            raise click.UsageError(f"--all: pass --dataset (weights are released for: {', '.join(sorted(counts)) or 'none'})")
+        dataset = ranked[0][0]
+        if len(ranked) > 1:
+            click.echo(f"--all: scoring the {dataset} releases (weights are also released for "
+                       f"{', '.join(sorted(counts.keys() - {dataset}))}: pass --dataset for those)", err=True)
     ds = get_dataset(dataset)
     names = []
     for arch, spec in sorted(get_registry().models.items()):

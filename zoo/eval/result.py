@@ -79,7 +79,7 @@ class EvalResult:
         for name, v in self.metrics.items():
             extra = describe_details(v)
             lines.append(f"{name:<10} {v.short()}{'  (' + extra + ')' if extra else ''}")
-            published = reference_line(self.provenance.get("reference") or {}, name)
+            published = reference_line(self.provenance.get("reference") or {}, name, bound=v.bound == "upper")
             if published:
                 lines.append(f"{'':<10} {published}")
         return lines
@@ -91,14 +91,15 @@ class EvalResult:
         return "\n".join([head, *("  " + line for line in self.summary_lines())])
 
 
-def reference_line(reference: dict[str, Any], metric: str) -> str:
-    """`published 79.20 (PixelRNN paper, Table 4)` for a metric the reference gives a number for, else ""."""
+def reference_line(reference: dict[str, Any], metric: str, *, bound: bool = False) -> str:
+    """`published 79.20 (PixelRNN paper, Table 4)` for a metric the reference gives a number for, else "".
+    Beside a measured bound (`bound=True`) the published number is marked `≤` too, as in the leaderboard."""
     value = reference.get(metric)
     if not isinstance(value, (int, float)) or isinstance(value, bool):
         return ""
     source = reference.get("source") or "source not given"
     caveat = "; not comparable" if reference.get("comparable") is False else ""
-    return f"published {value:.2f} ({source}{caveat})"
+    return f"published {'≤ ' if bound else ''}{value:.2f} ({source}{caveat})"
 
 
 def describe_details(v: MetricValue) -> str:
