@@ -12,7 +12,7 @@ DIAG_BINARIZED_MNIST = zoo.WeightsSpec(
     tag="binarized-mnist",
     hub_id="zoo-models/pixelrnn-diag.binarized-mnist",
     revision="main",  # not yet published: the Hub is out of reach from where it was trained
-    sha256="fa71610c5fb3e2e7deb74821ce2d2a2acfc18b23b688e10a438386df57352255",
+    sha256="71c28022d9ee5b6cbd42c7337ec944706989e99aca00dda034361ed8460d3595",
     dataset="binarized-mnist",
     metrics=zoo.CardMetrics("pixelrnn-diag.binarized-mnist"),
 )
@@ -21,7 +21,7 @@ ROW_BINARIZED_MNIST = zoo.WeightsSpec(
     tag="binarized-mnist",
     hub_id="zoo-models/pixelrnn-row.binarized-mnist",
     revision="main",  # not yet published: the Hub is out of reach from where it was trained
-    sha256="08c8c4cafb9702e319894cddd35a274bd7402d2d6656b45f5248091ee4977d64",
+    sha256="6bb074d5b170dcb13beec561a75dd9663aeb7ef3033e6d2bbb132bf147f31a0d",
     dataset="binarized-mnist",
     metrics=zoo.CardMetrics("pixelrnn-row.binarized-mnist"),
 )
