@@ -68,13 +68,16 @@ def test_readme_leaderboard_is_the_generated_one():
 
 
 def test_leaderboard_rows_are_the_releases_and_their_pinned_numbers():
-    """Every released model is on the board, scored with the weights and numbers the registry pins."""
+    """Every binarized-MNIST release (the board's dataset) is on the board, scored with the weights and numbers
+    the registry pins; releases on other datasets are scored by tests/test_releases.py against their cards."""
     import pytest
 
     import zoo
 
     results = {r.model: r for r in _leaderboard_results()}
-    assert sorted(results) == sorted(zoo.list_models(pretrained=True))
+    on_board = [n for n in zoo.list_models(pretrained=True)
+                if zoo.info(n.split(".")[0]).weights_for(n.split(".", 1)[1]).dataset == "binarized-mnist"]
+    assert sorted(results) == sorted(on_board)
     for name, r in results.items():
         arch, tag = name.split(".", 1)
         w = zoo.info(arch).weights_for(tag)
