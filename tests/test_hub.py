@@ -681,8 +681,10 @@ def test_the_issues_card_is_refused_before_anything_runs(tmp_path, hub_server, c
         with pytest.raises(ZooError, match="contradict each other") as e:
             release.publish(issue, "me/row", limit=limit, evaluate=boom)
         nll, bpd = _card_nll()
-        assert (f"nll.bits_per_dim: claimed {bpd:.4f}, nll {nll - 5:.4f} / (784 ln 2) = "
-                f"{(nll - 5) / (784 * math.log(2)):.4f}") in str(e.value)
+        from zoo.release.summary import fmt  # the claims' number format (trailing zeros dropped)
+
+        assert (f"nll.bits_per_dim: claimed {fmt(bpd)}, nll {fmt(nll - 5)} / (784 ln 2) = "
+                f"{fmt((nll - 5) / (784 * math.log(2)))}") in str(e.value)
     r = cli_runner("publish", str(issue), "--repo-id", "me/row", "--limit", "500")
     assert r.exit_code == 1 and "refusing to publish" in r.output
 
