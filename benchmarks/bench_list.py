@@ -1,6 +1,6 @@
 """Wall time of `zoo list` (goal: under 0.5 s) and whether it imported torch or model code.
 
-    python benchmarks/bench_list.py [--runs 7]
+python benchmarks/bench_list.py [--runs 7]
 """
 
 from __future__ import annotations
@@ -21,8 +21,11 @@ with contextlib.redirect_stdout(buf):
         main(["list"])
     except SystemExit:
         pass
-models = [m for m in sys.modules if m.split('.')[0] in ('zoo_pixelcnn', 'zoo_pixelrnn', 'zoo_gan', 'zoo_independent') and not m.endswith(('.plugin',)) and m.count('.')]
-import json; print(json.dumps({'torch': 'torch' in sys.modules, 'models': sorted(models), 'listed': len(buf.getvalue().splitlines())}))
+ours = ('zoo_pixelcnn', 'zoo_pixelrnn', 'zoo_gan', 'zoo_independent')
+models = [m for m in sys.modules if m.split('.')[0] in ours and not m.endswith(('.plugin',)) and m.count('.')]
+import json
+listed = len(buf.getvalue().splitlines())
+print(json.dumps({'torch': 'torch' in sys.modules, 'models': sorted(models), 'listed': listed}))
 """
 
 
@@ -44,7 +47,10 @@ def main() -> None:
     med = statistics.median(times)
     print(f"command            {' '.join(cmd)}")
     print(f"runs               {args.runs}")
-    print(f"median wall time   {med:.3f} s (min {min(times):.3f}, max {max(times):.3f}); goal < 0.5 s: {'met' if med < 0.5 else 'NOT met'}")
+    print(
+        f"median wall time   {med:.3f} s (min {min(times):.3f}, max {max(times):.3f}); "
+        f"goal < 0.5 s: {'met' if med < 0.5 else 'NOT met'}"
+    )
     print(f"models listed      {probe['listed']}")
     print(f"torch imported     {probe['torch']}")
     print(f"model modules      {probe['models'] or 'none'}")

@@ -26,8 +26,13 @@ def sampling(name: str, n: int) -> dict:
         start = time.perf_counter()
         out[method] = zoo.sample(model, n, method=method, generator=torch.Generator().manual_seed(0))
         out[f"{method}_s"] = time.perf_counter() - start
-    return {"name": name, "fast_s": out["fast_s"], "naive_s": out["naive_s"],
-            "ratio": out["naive_s"] / out["fast_s"], "same": bool(torch.equal(out["fast"], out["naive"]))}
+    return {
+        "name": name,
+        "fast_s": out["fast_s"],
+        "naive_s": out["naive_s"],
+        "ratio": out["naive_s"] / out["fast_s"],
+        "same": bool(torch.equal(out["fast"], out["naive"])),
+    }
 
 
 def main() -> None:
@@ -42,8 +47,10 @@ def main() -> None:
     print(f"sampling {args.samples} images 28x28 (same generator for both samplers)")
     for name in todo:
         s = sampling(name, args.samples)
-        print(f"  {name}: fast {s['fast_s']:.2f} s, naive {s['naive_s']:.1f} s, "
-              f"ratio {s['ratio']:.1f}x, identical images: {s['same']}")
+        print(
+            f"  {name}: fast {s['fast_s']:.2f} s, naive {s['naive_s']:.1f} s, "
+            f"ratio {s['ratio']:.1f}x, identical images: {s['same']}"
+        )
 
 
 if __name__ == "__main__":

@@ -50,8 +50,18 @@ REF = "9491e71"  # the commit before the throughput work: the default reference
 ROOT = Path(__file__).resolve().parents[1]  # the current tree
 MARK = "BENCH_TRAIN_RESULT "  # prefixes the worker's one line of JSON on stdout
 COMPARISON = {"hidden": 16, "residual_blocks": 15, "out_hidden": 32, "first_kernel": 7}
-RECIPE_KEYS = ("batch_size", "optimizer", "lr", "betas", "eps", "momentum", "weight_decay",
-               "grad_clip", "ema_decay", "ema_warmup")
+RECIPE_KEYS = (
+    "batch_size",
+    "optimizer",
+    "lr",
+    "betas",
+    "eps",
+    "momentum",
+    "weight_decay",
+    "grad_clip",
+    "ema_decay",
+    "ema_warmup",
+)
 
 
 # -- the worker: runs in a subprocess (or in-process, for tests) ------------------------------------------
@@ -181,9 +191,16 @@ def measure(job: dict) -> dict:
             model.log_prob(x_score)
 
     scoring = images_per_second(score, len(x_score), job["seconds"])
-    return {"model": job["model"], "train": train, "score": scoring,
-            "params": sum(p.numel() for p in model.parameters()), "threads": torch.get_num_threads(),
-            "torch": torch.__version__, "zoo_file": zoo.__file__, "model_file": inspect.getfile(type(model))}
+    return {
+        "model": job["model"],
+        "train": train,
+        "score": scoring,
+        "params": sum(p.numel() for p in model.parameters()),
+        "threads": torch.get_num_threads(),
+        "torch": torch.__version__,
+        "zoo_file": zoo.__file__,
+        "model_file": inspect.getfile(type(model)),
+    }
 
 
 def list_likelihood_models() -> dict:
@@ -203,8 +220,10 @@ def list_likelihood_models() -> dict:
             models[name] = {k: recipe[k] for k in RECIPE_KEYS} | {"epochs": recipe["epochs"]}
             try:  # images per epoch, for the full recipe's time
                 sizes = zoo.data.get_dataset(recipe["dataset"]).sizes
-                models[name] |= {"train_images": sizes[recipe["train_split"]],
-                                 "valid_images": sizes.get(recipe["valid_split"], 0)}
+                models[name] |= {
+                    "train_images": sizes[recipe["train_split"]],
+                    "valid_images": sizes.get(recipe["valid_split"], 0),
+                }
             except Exception:  # noqa: BLE001 - no dataset named, or sizes unknown: no estimate
                 pass
     return {"models": models, "zoo_file": zoo.__file__, "torch": torch.__version__}
@@ -212,8 +231,11 @@ def list_likelihood_models() -> dict:
 
 def loaded_package_files(tree: Path) -> dict[str, str]:
     """The file of each of `tree`'s packages this process has imported."""
-    return {name: str(getattr(sys.modules[name], "__file__", None) or list(sys.modules[name].__path__)[0])
-            for name in tree_packages(tree) if name in sys.modules}
+    return {
+        name: str(getattr(sys.modules[name], "__file__", None) or list(sys.modules[name].__path__)[0])
+        for name in tree_packages(tree)
+        if name in sys.modules
+    }
 
 
 def worker(job: dict) -> None:
@@ -241,17 +263,23 @@ class WorkerError(RuntimeError):
 def spawn_worker(job: dict, threads: int) -> subprocess.CompletedProcess:
     """This file run as a worker in a fresh interpreter, on `threads` threads."""
     env = dict(os.environ, OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
-    return subprocess.run([sys.executable, str(Path(__file__).resolve()), "--worker", json.dumps(job)],
-                          env=env, capture_output=True, text=True)
+    return subprocess.run(
+        [sys.executable, str(Path(__file__).resolve()), "--worker", json.dumps(job)],
+        env=env,
+        capture_output=True,
+        text=True,
+    )
 
 
 def run_worker(job: dict, threads: int) -> dict:
     p = spawn_worker(job, threads)
     lines = [line for line in p.stdout.splitlines() if line.startswith(MARK)]
     if p.returncode != 0 or not lines:
-        raise WorkerError(f"worker {job['kind']} {job.get('model', '')} in {job['tree']} failed "
-                           f"(exit {p.returncode}):\n{p.stderr[-3000:]}")
-    return json.loads(lines[-1][len(MARK):])
+        raise WorkerError(
+            f"worker {job['kind']} {job.get('model', '')} in {job['tree']} failed "
+            f"(exit {p.returncode}):\n{p.stderr[-3000:]}"
+        )
+    return json.loads(lines[-1][len(MARK) :])
 
 
 def check_own_code(result: dict, tree: Path, other: Path | None = None) -> None:
@@ -268,10 +296,15 @@ def check_own_code(result: dict, tree: Path, other: Path | None = None) -> None:
 
 def export_commit(rev: str, dest: Path, repo: Path = ROOT) -> str:
     """`git archive REV | tar -x -C dest`; returns the commit's short hash."""
-    commit = subprocess.run(["git", "-C", str(repo), "rev-parse", "--short", f"{rev}^{{commit}}"],
-                            capture_output=True, text=True, check=True).stdout.strip()
-    archive = subprocess.run(["git", "-C", str(repo), "archive", "--format=tar", commit],
-                             capture_output=True, check=True).stdout
+    commit = subprocess.run(
+        ["git", "-C", str(repo), "rev-parse", "--short", f"{rev}^{{commit}}"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    archive = subprocess.run(
+        ["git", "-C", str(repo), "archive", "--format=tar", commit], capture_output=True, check=True
+    ).stdout
     subprocess.run(["tar", "-x", "-C", str(dest)], input=archive, check=True)
     return commit
 
@@ -282,8 +315,12 @@ def plan_rows(new: dict, ref: dict, selected: set[str] | None, train_batch: int 
     rows = []
     for name in names:
         recipe = new.get(name) or ref[name]
-        base = {"model": name, "recipe": recipe, "batch": train_batch or recipe["batch_size"],
-                "sides": [s for s, listing in (("new", new), ("ref", ref)) if name in listing]}
+        base = {
+            "model": name,
+            "recipe": recipe,
+            "batch": train_batch or recipe["batch_size"],
+            "sides": [s for s, listing in (("new", new), ("ref", ref)) if name in listing],
+        }
         rows.append({**base, "note": "release config", "config": {}})
         if name == "pixelcnn":
             rows.append({**base, "note": "comparison config", "config": dict(COMPARISON)})
@@ -301,10 +338,18 @@ def time_rows(rows: list[dict], trees: dict[str, Path], args) -> None:
     for k in range(args.rounds):
         for row in rows:
             for side in [s for s in row["sides"] if s not in row["failed"]]:
-                job = {"kind": "measure", "tree": str(trees[side]), "model": row["model"], "config": row["config"],
-                       "train_batch": row["batch"], "score_batch": args.score_batch, "seconds": args.seconds,
-                       "threads": args.threads, "seed": args.seed,
-                       "recipe": {**row["recipe"], "precision": args.precision}}
+                job = {
+                    "kind": "measure",
+                    "tree": str(trees[side]),
+                    "model": row["model"],
+                    "config": row["config"],
+                    "train_batch": row["batch"],
+                    "score_batch": args.score_batch,
+                    "seconds": args.seconds,
+                    "threads": args.threads,
+                    "seed": args.seed,
+                    "recipe": {**row["recipe"], "precision": args.precision},
+                }
                 try:
                     r = run_worker(job, args.threads)
                 except WorkerError as e:
@@ -315,8 +360,11 @@ def time_rows(rows: list[dict], trees: dict[str, Path], args) -> None:
                 row["params"] = r["params"]
                 for what in ("train", "score"):
                     row["rounds"][side][what].append(r[what])
-                print(f"round {k + 1}/{args.rounds} {row['model']} ({row['note']}) {side}: "
-                      f"train {r['train']:.1f} img/s, score {r['score']:.1f} img/s", file=sys.stderr)
+                print(
+                    f"round {k + 1}/{args.rounds} {row['model']} ({row['note']}) {side}: "
+                    f"train {r['train']:.1f} img/s, score {r['score']:.1f} img/s",
+                    file=sys.stderr,
+                )
     for row in rows:
         for what in ("train", "score"):
             runs = {s: row["rounds"].get(s, {}).get(what) for s in ("ref", "new")}
@@ -337,16 +385,23 @@ def time_main_job(args) -> dict:
     if p.returncode != 0:
         raise RuntimeError(f"`zoo {shlex.join(argv)}` failed (exit {p.returncode}):\n{p.stderr[-3000:]}")
     result = json.loads(p.stdout)[0]
-    return {"command": "zoo " + shlex.join(argv), "threads": args.threads, "wall_s": wall,
-            "images": result["provenance"].get("n"), "nll": result["metrics"]["nll"]["value"], "goal_s": 60}
+    return {
+        "command": "zoo " + shlex.join(argv),
+        "threads": args.threads,
+        "wall_s": wall,
+        "images": result["provenance"].get("n"),
+        "nll": result["metrics"]["nll"]["value"],
+        "goal_s": 60,
+    }
 
 
 def git_describe(tree: Path) -> str:
     head = subprocess.run(["git", "-C", str(tree), "rev-parse", "--short", "HEAD"], capture_output=True, text=True)
     if head.returncode != 0:
         return f"{tree} (not a git checkout)"
-    dirty = subprocess.run(["git", "-C", str(tree), "status", "--porcelain", "--untracked-files=no"],
-                           capture_output=True, text=True).stdout.strip()
+    dirty = subprocess.run(
+        ["git", "-C", str(tree), "status", "--porcelain", "--untracked-files=no"], capture_output=True, text=True
+    ).stdout.strip()
     return f"{tree} at {head.stdout.strip()}" + (" with uncommitted changes" if dirty else "")
 
 
@@ -354,13 +409,22 @@ def machine(threads: int, torch_version: str, load_avg: float) -> dict:
     """Where it ran (the load average at the start says how busy the machine was)."""
     cpu = platform.processor() or platform.machine()
     try:
-        names = [ln.split(":", 1)[1].strip() for ln in Path("/proc/cpuinfo").read_text().splitlines()
-                 if ln.startswith("model name")]
+        names = [
+            ln.split(":", 1)[1].strip()
+            for ln in Path("/proc/cpuinfo").read_text().splitlines()
+            if ln.startswith("model name")
+        ]
         cpu = names[0] if names else cpu
     except OSError:
         pass
-    return {"cpu": cpu, "cpus": os.cpu_count(), "threads": threads, "torch": torch_version,
-            "python": platform.python_version(), "load_avg_1min": load_avg}
+    return {
+        "cpu": cpu,
+        "cpus": os.cpu_count(),
+        "threads": threads,
+        "torch": torch_version,
+        "python": platform.python_version(),
+        "load_avg_1min": load_avg,
+    }
 
 
 def cells(row: dict, what: str) -> str:
@@ -384,33 +448,50 @@ def recipe_hours(row: dict) -> float | None:
 
 def markdown(report: dict) -> str:
     m = report["machine"]
-    lines = [f"command: `{report['command']}`",
-             f"machine: {m['cpu']} ({m['cpus']} CPUs, load {m['load_avg_1min']:.1f}), {m['threads']} threads, "
-             f"torch {m['torch']}, Python {m['python']}",
-             f"ref: {report['ref']}; new: {report['new']}",
-             f"median of {report['rounds']} rounds of {report['seconds']} s per side; "
-             f"scoring batch {report['score_batch']}; training precision {report.get('precision', 'fp32')}"]
+    lines = [
+        f"command: `{report['command']}`",
+        f"machine: {m['cpu']} ({m['cpus']} CPUs, load {m['load_avg_1min']:.1f}), {m['threads']} threads, "
+        f"torch {m['torch']}, Python {m['python']}",
+        f"ref: {report['ref']}; new: {report['new']}",
+        f"median of {report['rounds']} rounds of {report['seconds']} s per side; "
+        f"scoring batch {report['score_batch']}; training precision {report.get('precision', 'fp32')}",
+    ]
     if report["rows"]:
-        lines += ["", "| model | config | batch | train img/s ref | new | ratio | score img/s ref | new | ratio |",
-                  "|---|---|---:|---:|---:|---:|---:|---:|---:|"]
+        lines += [
+            "",
+            "| model | config | batch | train img/s ref | new | ratio | score img/s ref | new | ratio |",
+            "|---|---|---:|---:|---:|---:|---:|---:|---:|",
+        ]
         for r in report["rows"]:
             lines.append(f"| {r['model']} | {r['note']} | {r['batch']} | {cells(r, 'train')} | {cells(r, 'score')} |")
-        lines += [f"\n{r['model']} ({r['note']}) failed on {side}: {error}"
-                  for r in report["rows"] for side, error in r["failed"].items()]
+        lines += [
+            f"\n{r['model']} ({r['note']}) failed on {side}: {error}"
+            for r in report["rows"]
+            for side, error in r["failed"].items()
+        ]
     recipes = [(r, recipe_hours(r)) for r in report["rows"] if r["note"] == "release config"]
     if any(hours is not None for _, hours in recipes):
-        lines += ["", "full default recipe at the new speeds (epochs x (train images / train img/s + valid images "
-                      "/ score img/s); no sampling or test scoring):"]
-        lines += [f"- {r['model']}: {r['recipe']['epochs']} epochs, {hours:.1f} h"
-                  for r, hours in recipes if hours is not None]
+        lines += [
+            "",
+            "full default recipe at the new speeds (epochs x (train images / train img/s + valid images "
+            "/ score img/s); no sampling or test scoring):",
+        ]
+        lines += [
+            f"- {r['model']}: {r['recipe']['epochs']} epochs, {hours:.1f} h"
+            for r, hours in recipes
+            if hours is not None
+        ]
     if any(r["note"] == "comparison config" for r in report["rows"]):
         args = ", ".join(f"{k}={v}" for k, v in COMPARISON.items())
         lines.append(f'\ncomparison config: zoo.create("pixelcnn", {args})')
     job = report.get("main_job")
     if job:
-        lines += ["", f"main job: `{job['command']}` on {job['threads']} threads: {job['wall_s']:.1f} s wall "
-                      f"for {job['images']} images, NLL {job['nll']:.2f} nats "
-                      f"(goal: <= {job['goal_s']} s for the 10k test split)"]
+        lines += [
+            "",
+            f"main job: `{job['command']}` on {job['threads']} threads: {job['wall_s']:.1f} s wall "
+            f"for {job['images']} images, NLL {job['nll']:.2f} nats "
+            f"(goal: <= {job['goal_s']} s for the 10k test split)",
+        ]
     return "\n".join(lines)
 
 
@@ -423,8 +504,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--threads", type=int, default=2, help="torch threads and OMP_NUM_THREADS (default 2)")
     ap.add_argument("--train-batch", type=int, default=None, help="override every recipe's batch size")
     ap.add_argument("--score-batch", type=int, default=256)
-    ap.add_argument("--precision", choices=("fp32", "bf16"), default="fp32",
-                    help="training forward under bf16 autocast on both sides (the recipe key `precision`)")
+    ap.add_argument(
+        "--precision",
+        choices=("fp32", "bf16"),
+        default="fp32",
+        help="training forward under bf16 autocast on both sides (the recipe key `precision`)",
+    )
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--main-job", action="store_true", help="also time `zoo eval pixelrnn-diag` (current tree)")
     ap.add_argument("--main-job-limit", type=int, default=None, help="score only the first N test images (a smoke run)")
@@ -455,11 +540,17 @@ def main(argv: list[str] | None = None) -> None:
         if unknown:
             print(f"not a likelihood model on either side: {', '.join(sorted(unknown))}", file=sys.stderr)
         time_rows(rows, trees, args)
-    report = {"command": "python benchmarks/bench_train.py " + shlex.join(sys.argv[1:] if argv is None else argv),
-              "machine": machine(args.threads, listings["new"]["torch"], load),
-              "ref": commit if commit.startswith(args.ref) else f"{args.ref} ({commit})",
-              "new": git_describe(ROOT), "rounds": args.rounds, "seconds": args.seconds,
-              "score_batch": args.score_batch, "precision": args.precision, "rows": rows}
+    report = {
+        "command": "python benchmarks/bench_train.py " + shlex.join(sys.argv[1:] if argv is None else argv),
+        "machine": machine(args.threads, listings["new"]["torch"], load),
+        "ref": commit if commit.startswith(args.ref) else f"{args.ref} ({commit})",
+        "new": git_describe(ROOT),
+        "rounds": args.rounds,
+        "seconds": args.seconds,
+        "score_batch": args.score_batch,
+        "precision": args.precision,
+        "rows": rows,
+    }
     if args.main_job:
         report["main_job"] = time_main_job(args)
     print(json.dumps(report, indent=2) if args.json else markdown(report))

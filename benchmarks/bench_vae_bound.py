@@ -36,11 +36,22 @@ def main() -> None:
         r = zoo.evaluate(model, metrics="nll", limit=args.limit, iw_samples=k, seed=args.seed)
         dt = time.perf_counter() - t0
         nll = r["nll"]
-        rows.append({"k": k, "nll_upper_bound": nll.value, "stderr": nll.stderr, "n": nll.details["n"],
-                     "seconds": round(dt, 2), "decoder_passes_per_s": round(nll.details["n"] * k / dt)})
+        rows.append(
+            {
+                "k": k,
+                "nll_upper_bound": nll.value,
+                "stderr": nll.stderr,
+                "n": nll.details["n"],
+                "seconds": round(dt, 2),
+                "decoder_passes_per_s": round(nll.details["n"] * k / dt),
+            }
+        )
         if not args.json:
-            print(f"k={k:>5}  nll <= {nll.value:.2f} ± {nll.stderr:.2f} nats  n={nll.details['n']}  "
-                  f"{dt:8.1f} s  {rows[-1]['decoder_passes_per_s']:,} decoder passes/s", flush=True)
+            print(
+                f"k={k:>5}  nll <= {nll.value:.2f} ± {nll.stderr:.2f} nats  n={nll.details['n']}  "
+                f"{dt:8.1f} s  {rows[-1]['decoder_passes_per_s']:,} decoder passes/s",
+                flush=True,
+            )
     if args.json:
         print(json.dumps(rows, indent=2))
 

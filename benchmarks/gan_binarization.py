@@ -45,13 +45,13 @@ def main() -> None:
 
     def f(x: torch.Tensor) -> torch.Tensor:
         with torch.no_grad():
-            return torch.cat([feats(x[i:i + 500].long()).double() for i in range(0, len(x), 500)])
+            return torch.cat([feats(x[i : i + 500].long()).double() for i in range(0, len(x), 500)])
 
     test = get_dataset("binarized-mnist").load("test")[0]
     real_all = f(test)  # (10000, 256): the FID side, as in `zoo eval`
-    real_k = real_all[torch.randperm(len(test), generator=g)[:args.n]]  # the precision/recall side
+    real_k = real_all[torch.randperm(len(test), generator=g)[: args.n]]  # the precision/recall side
     mnist = get_dataset("mnist").load("train")[0]
-    pick = torch.randperm(len(mnist), generator=g)[:args.n]
+    pick = torch.randperm(len(mnist), generator=g)[: args.n]
     p_real = mnist[pick].double() / 256  # binarize.py: P(bit = 1) = k / 256
 
     rows: list[tuple[str, torch.Tensor, float]] = [
@@ -70,8 +70,15 @@ def main() -> None:
     for label, x, gr in rows:
         fx = f(x)
         prec, rec = precision_recall_features(real_k, fx)
-        out.append({"images": label, "fid": round(frechet_distance(fx, real_all), 2), "precision": round(prec, 3),
-                    "recall": round(rec, 3), "grey": round(gr, 3)})
+        out.append(
+            {
+                "images": label,
+                "fid": round(frechet_distance(fx, real_all), 2),
+                "precision": round(prec, 3),
+                "recall": round(rec, 3),
+                "grey": round(gr, 3),
+            }
+        )
         print(json.dumps(out[-1]), flush=True)
     print("\n| images | FID | precision | recall | grey pixels |\n| --- | --- | --- | --- | --- |")
     for r in out:

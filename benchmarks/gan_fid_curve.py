@@ -1,7 +1,8 @@
 """FID, precision and recall of a GAN training run against wall time: follows a `zoo train` run folder
 and scores every epoch's checkpoint as it appears (the loop keeps only the last one).
 
-    python benchmarks/gan_fid_curve.py RUN_DIR [--dataset binarized-mnist] [--set levels=2] [--ema] [--out FILE] [--poll 20]
+    python benchmarks/gan_fid_curve.py RUN_DIR [--dataset binarized-mnist] [--set levels=2] [--ema]
+        [--out FILE] [--poll 20]
 
 Each new epoch appends one line to RUN_DIR/fid_curve.jsonl: epoch, step, the run's elapsed
 training seconds, and the harness's fid (with its floor), precision and recall (1000 samples,
@@ -32,13 +33,20 @@ def score(run: Path, dataset: str, overrides: dict, seen: set[int], prefix: str)
     ident = meta["identity"]
     model = zoo.create(ident["model"], **{**ident["config"], **overrides})
     model.load_state_dict(prefixed(tensors, prefix), strict=True)
-    r = zoo.evaluate(model, dataset=dataset, metrics="fid,precision,recall", num_samples=1000, limit=1000, seed=0,
-                     progress=False)
+    r = zoo.evaluate(
+        model, dataset=dataset, metrics="fid,precision,recall", num_samples=1000, limit=1000, seed=0, progress=False
+    )
     m = r.metrics
     seen.add(epoch)
-    return {"epoch": epoch, "step": meta["step"], "elapsed_s": round(meta["elapsed"], 1),
-            "fid": m["fid"].value, "fid_floor": m["fid"].details.get("floor"),
-            "precision": m["precision"].value, "recall": m["recall"].value}
+    return {
+        "epoch": epoch,
+        "step": meta["step"],
+        "elapsed_s": round(meta["elapsed"], 1),
+        "fid": m["fid"].value,
+        "fid_floor": m["fid"].details.get("floor"),
+        "precision": m["precision"].value,
+        "recall": m["recall"].value,
+    }
 
 
 def main() -> None:

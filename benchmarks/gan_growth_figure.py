@@ -30,8 +30,10 @@ def main() -> None:
         grid = Image.open(args.run / "samples" / f"epoch{e:03d}.png")
         rows.append(grid.crop((0, 0, grid.width, grid.height // 8 + 1)))  # the first of 8 rows (and its border)
         last = [r for r in log if r.get("kind") == "train" and r.get("epoch") == e][-1]
-        notes.append(f"row {len(rows)}: epoch {e}, step {last['step']}, stage {last.get('stage', '-')}, "
-                     f"resolution {last.get('resolution', '-')}, alpha {last.get('alpha', '-')} (last record)")
+        notes.append(
+            f"row {len(rows)}: epoch {e}, step {last['step']}, stage {last.get('stage', '-')}, "
+            f"resolution {last.get('resolution', '-')}, alpha {last.get('alpha', '-')} (last record)"
+        )
     out = Image.new(rows[0].mode, (rows[0].width, sum(r.height for r in rows)))
     y = 0
     for r in rows:

@@ -17,19 +17,19 @@ ROOT = Path(zoo.__file__).resolve().parent
 
 # bottom to top; a unit may import units of its own layer or of a lower one
 LAYERS: list[set[str]] = [
-    {"errors", "util"},                                   # no torch, nothing of the zoo
-    {"protocols", "nn", "distributed", "hookspecs"},      # contracts and building blocks
-    {"sampling", "images"},                               # the raster driver, image files
-    {"autoregressive"},                                   # the base class of raster models
-    {"registry", "plugins"},                              # specs and plugin discovery (one layer)
-    {"data", "weights"},                                  # datasets; weight files and config.json
-    {"hub"},                                              # Hugging Face I/O only
-    {"factory"},                                          # names -> models: create, load
-    {"checks", "specs", "eval"},                          # zoo check; spec checks; the evaluation harness
-    {"release"},                                          # cards, claims, release folders, publish
-    {"training"},                                         # zoo.train
-    {"testing", "demo"},                                  # the plugin test kit and local Hub server; zoo demo
-    {"cli", "__main__", "__init__"},                      # the command line; `import zoo`'s lazy names
+    {"errors", "util"},  # no torch, nothing of the zoo
+    {"protocols", "nn", "distributed", "hookspecs"},  # contracts and building blocks
+    {"sampling", "images"},  # the raster driver, image files
+    {"autoregressive"},  # the base class of raster models
+    {"registry", "plugins"},  # specs and plugin discovery (one layer)
+    {"data", "weights"},  # datasets; weight files and config.json
+    {"hub"},  # Hugging Face I/O only
+    {"factory"},  # names -> models: create, load
+    {"checks", "specs", "eval"},  # zoo check; spec checks; the evaluation harness
+    {"release"},  # cards, claims, release folders, publish
+    {"training"},  # zoo.train
+    {"testing", "demo"},  # the plugin test kit and local Hub server; zoo demo
+    {"cli", "__main__", "__init__"},  # the command line; `import zoo`'s lazy names
 ]
 RANK = {unit: k for k, layer in enumerate(LAYERS) for unit in layer}
 
@@ -74,14 +74,21 @@ def _edges() -> dict[str, set[str]]:
 
 
 def test_every_unit_of_the_core_has_a_layer():
-    units = {p.stem if p.is_file() else p.name for p in ROOT.iterdir()
-             if (p.suffix == ".py" or (p.is_dir() and (p / "__init__.py").is_file())) and p.name != "__init__.py"}
+    units = {
+        p.stem if p.is_file() else p.name
+        for p in ROOT.iterdir()
+        if (p.suffix == ".py" or (p.is_dir() and (p / "__init__.py").is_file())) and p.name != "__init__.py"
+    }
     assert units - set(RANK) == set(), "add the new module to LAYERS here and to docs/architecture.md"
 
 
 def test_no_unit_imports_a_higher_layer():
-    wrong = sorted(f"{u} (layer {RANK[u]}) imports {v} (layer {RANK[v]})"
-                   for u, targets in _edges().items() for v in targets if RANK[v] > RANK[u])
+    wrong = sorted(
+        f"{u} (layer {RANK[u]}) imports {v} (layer {RANK[v]})"
+        for u, targets in _edges().items()
+        for v in targets
+        if RANK[v] > RANK[u]
+    )
     assert wrong == []
 
 

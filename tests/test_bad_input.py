@@ -15,7 +15,7 @@ import pytest
 import torch
 
 import zoo
-from zoo.errors import ArgumentError, WeightsError, ZooError
+from zoo.errors import ArgumentError, WeightsError
 from zoo.factory import create
 from zoo.plugins import PluginHost, ZooPluginWarning, use_plugins
 from zoo.protocols import DataSpec
@@ -83,13 +83,18 @@ def test_keyboard_interrupt_in_a_plugin_is_not_swallowed():
             zoo.list_models()
 
 
-@pytest.mark.parametrize("var, value, suggestion", [
-    ("ZOO_PLUGINS", "zoo_pixelcn", "zoo_pixelcnn"),
-    ("ZOO_PLUGINS", "zoo_pixelcnn,zoo_pixlrnn", "zoo_pixelrnn"),
-    ("ZOO_DISABLE_PLUGINS", "zoo_gna", "zoo_gan"),
-])
+@pytest.mark.parametrize(
+    "var, value, suggestion",
+    [
+        ("ZOO_PLUGINS", "zoo_pixelcn", "zoo_pixelcnn"),
+        ("ZOO_PLUGINS", "zoo_pixelcnn,zoo_pixlrnn", "zoo_pixelrnn"),
+        ("ZOO_DISABLE_PLUGINS", "zoo_gna", "zoo_gan"),
+    ],
+)
 def test_a_plugin_list_naming_no_installed_plugin_warns(var, value, suggestion):
-    with pytest.warns(ZooPluginWarning, match=f"{var} names .*which is no installed plugin; did you mean .*{suggestion}"):
+    with pytest.warns(
+        ZooPluginWarning, match=f"{var} names .*which is no installed plugin; did you mean .*{suggestion}"
+    ):
         PluginHost(environ={var: value})
 
 
@@ -104,9 +109,17 @@ def _registers(*names):
     @zoo.hookimpl
     def zoo_register_models(register):
         for n in names:
-            register(zoo.ModelSpec(name=n, family="test", summary="an impostor", paper="-",
-                                   builder="zoo_independent.model:IndependentPixels",
-                                   config={"height": 4, "width": 4}, data_spec=DataSpec(1, 4, 4, 2)))
+            register(
+                zoo.ModelSpec(
+                    name=n,
+                    family="test",
+                    summary="an impostor",
+                    paper="-",
+                    builder="zoo_independent.model:IndependentPixels",
+                    config={"height": 4, "width": 4},
+                    data_spec=DataSpec(1, 4, 4, 2),
+                )
+            )
 
     mod.zoo_register_models = zoo_register_models
     return mod
@@ -116,15 +129,19 @@ def _registers(*names):
 def test_a_plugin_reusing_a_built_in_name_is_skipped_and_named(builtin, cli_runner):
     # "aaa" sorts before every built-in plugin: the built-ins still register first and keep their names
     with use_plugins({"aaa-copycat": _registers(builtin, "copycat-own")}):
-        with pytest.warns(ZooPluginWarning, match=f"plugin 'aaa-copycat' registers model name '{builtin}'.*"
-                                                  "ZOO_DISABLE_PLUGINS=aaa-copycat"):
+        with pytest.warns(
+            ZooPluginWarning,
+            match=f"plugin 'aaa-copycat' registers model name '{builtin}'.*ZOO_DISABLE_PLUGINS=aaa-copycat",
+        ):
             names = zoo.list_models()
         assert builtin in names and "copycat-own" in names
         assert zoo.info(builtin).plugin.startswith("zoo_") and zoo.info(builtin).summary != "an impostor"
         shown = cli_runner("plugins")
         as_json = {p["name"]: p for p in json.loads(cli_runner("plugins", "--json").output)}
     assert shown.exit_code == 0 and f"skipped: model '{builtin}'" in shown.output
-    assert as_json["aaa-copycat"]["skipped"] == [f"model '{builtin}' (already registered by '{zoo.info(builtin).plugin}')"]
+    assert as_json["aaa-copycat"]["skipped"] == [
+        f"model '{builtin}' (already registered by '{zoo.info(builtin).plugin}')"
+    ]
 
 
 # -- sampling arguments ----------------------------------------------------------------------------------------
@@ -148,7 +165,9 @@ def test_the_gan_checks_its_temperature_when_called_directly():
 
 @pytest.mark.parametrize("value", ["nan", "inf", "-1"])
 def test_cli_sample_refuses_a_bad_temperature(value, cli_runner, tmp_path):
-    res = cli_runner("sample", "independent", "--tiny", "-n", "1", "--temperature", value, "--out", str(tmp_path / "s.png"))
+    res = cli_runner(
+        "sample", "independent", "--tiny", "-n", "1", "--temperature", value, "--out", str(tmp_path / "s.png")
+    )
     assert res.exit_code != 0 and "Traceback" not in res.output
     assert "temperature" in res.output.lower() and not (tmp_path / "s.png").exists()
 
@@ -239,8 +258,20 @@ def test_cli_complete_with_a_16_bit_png_keeps_its_dark_half(cli_runner, tmp_path
     img[:, 4:] = 65535
     path = _png(tmp_path / "deep.png", img)
     out = tmp_path / "done.png"
-    res = cli_runner("sample", "independent", "--tiny", "--random-init", "-n", "1", "--complete", str(path),
-                     "--out", str(out), "--scale", "1")
+    res = cli_runner(
+        "sample",
+        "independent",
+        "--tiny",
+        "--random-init",
+        "-n",
+        "1",
+        "--complete",
+        str(path),
+        "--out",
+        str(out),
+        "--scale",
+        "1",
+    )
     assert res.exit_code == 0, res.output
     from PIL import Image
 
@@ -342,6 +373,7 @@ def _set(path, value):
         for p in parents:
             target = target[p]
         target[last] = value
+
     return change
 
 
@@ -351,9 +383,18 @@ BAD_CONFIGS = {
     "architecture empty": (_set("architecture", ""), "'architecture' must be"),
     "config a list": (_set("config", [1, 2]), "'config' must be"),
     "data_spec a string": (_set("data_spec", "abc"), "'data_spec' must be"),
-    "data_spec of strings": (_set("data_spec", {"channels": "1", "height": 8, "width": 8, "levels": 2}), "'data_spec' must be"),
-    "data_spec of floats": (_set("data_spec", {"channels": 1.0, "height": 8, "width": 8, "levels": 2}), "'data_spec' must be"),
-    "data_spec with 1 level": (_set("data_spec", {"channels": 1, "height": 8, "width": 8, "levels": 1}), "levels must be"),
+    "data_spec of strings": (
+        _set("data_spec", {"channels": "1", "height": 8, "width": 8, "levels": 2}),
+        "'data_spec' must be",
+    ),
+    "data_spec of floats": (
+        _set("data_spec", {"channels": 1.0, "height": 8, "width": 8, "levels": 2}),
+        "'data_spec' must be",
+    ),
+    "data_spec with 1 level": (
+        _set("data_spec", {"channels": 1, "height": 8, "width": 8, "levels": 1}),
+        "levels must be",
+    ),
     "weights a string": (_set("weights", "model.safetensors"), "'weights' must be"),
     "weights.file a number": (_set("weights.file", 5), "'weights.file' must be"),
     "weights.file outside the folder": (_set("weights.file", "../other/model.safetensors"), "'weights.file' must be"),
@@ -400,8 +441,9 @@ def test_config_json_a_directory(release):
 
 @pytest.mark.parametrize("text", ["", "{", "null", "[1]", '"x"', "\xff"])
 def test_config_json_that_is_no_json_object(text, release):
-    (release / "config.json").write_text(text, errors="surrogateescape") if text != "\xff" else \
-        (release / "config.json").write_bytes(b"\xff\xfe")
+    (release / "config.json").write_text(text, errors="surrogateescape") if text != "\xff" else (
+        release / "config.json"
+    ).write_bytes(b"\xff\xfe")
     with pytest.raises(WeightsError):
         zoo.load(f"local-dir:{release}")
 
@@ -447,4 +489,3 @@ def test_atomic_write_and_release_files_are_0644(umask_022, tmp_path):
     save_pretrained(tiny("independent"), tmp_path / "release")
     modes = {p.name: p.stat().st_mode & 0o777 for p in (tmp_path / "release").iterdir() if p.is_file()}
     assert modes and set(modes.values()) == {0o644}, modes
-

@@ -26,10 +26,18 @@ bench = _load_bench()
 
 
 def _job(tree: Path | None, name: str = "pixelcnn", seconds: float = 0.05) -> dict:
-    return {"kind": "measure", "tree": str(tree) if tree else None, "model": name,
-            "config": dict(zoo.info(name).test_config), "train_batch": 4, "score_batch": 4,
-            "seconds": seconds, "threads": 1, "seed": 0,
-            "recipe": {**bench.list_likelihood_models()["models"][name]}}
+    return {
+        "kind": "measure",
+        "tree": str(tree) if tree else None,
+        "model": name,
+        "config": dict(zoo.info(name).test_config),
+        "train_batch": 4,
+        "score_batch": 4,
+        "seconds": seconds,
+        "threads": 1,
+        "seed": 0,
+        "recipe": {**bench.list_likelihood_models()["models"][name]},
+    }
 
 
 @pytest.mark.parametrize("name", ["pixelcnn", "pixelrnn-row"])
@@ -52,30 +60,70 @@ def test_listing_has_the_likelihood_models_with_their_recipes():
 
 def test_full_recipe_hours_from_the_measured_speeds():
     recipe = {"batch_size": 8, "epochs": 10, "train_images": 50_000, "valid_images": 10_000}
-    row = {"model": "m", "note": "release config", "batch": 8, "recipe": recipe, "failed": {},
-           "train": {"ref": 50.0, "new": 100.0, "ratio": 2.0}, "score": {"ref": 500.0, "new": 1000.0, "ratio": 2.0}}
+    row = {
+        "model": "m",
+        "note": "release config",
+        "batch": 8,
+        "recipe": recipe,
+        "failed": {},
+        "train": {"ref": 50.0, "new": 100.0, "ratio": 2.0},
+        "score": {"ref": 500.0, "new": 1000.0, "ratio": 2.0},
+    }
     assert bench.recipe_hours(row) == pytest.approx(10 * (500 + 10) / 3600)
     assert bench.recipe_hours({**row, "recipe": {"epochs": 10}}) is None  # dataset sizes unknown
-    table = bench.markdown({"command": "c", "machine": bench.machine(1, "x", 0.0), "ref": "r", "new": "n",
-                            "rounds": 1, "seconds": 1, "score_batch": 4, "rows": [row]})
+    table = bench.markdown(
+        {
+            "command": "c",
+            "machine": bench.machine(1, "x", 0.0),
+            "ref": "r",
+            "new": "n",
+            "rounds": 1,
+            "seconds": 1,
+            "score_batch": 4,
+            "rows": [row],
+        }
+    )
     assert "- m: 10 epochs, 1.4 h" in table
 
 
 def test_rows_mark_a_model_missing_on_one_side():
     recipe = {"batch_size": 8}
-    rows = bench.plan_rows({"pixelcnn": recipe, "new-model": recipe}, {"pixelcnn": recipe, "old-model": recipe},
-                           None, None)
+    rows = bench.plan_rows(
+        {"pixelcnn": recipe, "new-model": recipe}, {"pixelcnn": recipe, "old-model": recipe}, None, None
+    )
     assert [(r["model"], r["sides"]) for r in rows] == [
-        ("pixelcnn", ["new", "ref"]), ("pixelcnn", ["new", "ref"]), ("new-model", ["new"]), ("old-model", ["ref"])]
+        ("pixelcnn", ["new", "ref"]),
+        ("pixelcnn", ["new", "ref"]),
+        ("new-model", ["new"]),
+        ("old-model", ["ref"]),
+    ]
     assert rows[1]["config"] == bench.COMPARISON
     assert [r["model"] for r in bench.plan_rows({"a": recipe, "b": recipe}, {}, {"b"}, 3)] == ["b"]
     # a side that did not run prints "-"
-    row = {**rows[2], "train": {"ref": None, "new": 10.0, "ratio": None},
-           "score": {"ref": None, "new": 5.0, "ratio": None}, "failed": {}}
-    broken = {**rows[0], "train": {"ref": 2.0, "new": None, "ratio": None},
-              "score": {"ref": 4.0, "new": None, "ratio": None}, "failed": {"new": "ZooError: oops"}}
-    table = bench.markdown({"command": "c", "machine": bench.machine(1, "x", 0.0), "ref": "r", "new": "n",
-                            "rounds": 1, "seconds": 1, "score_batch": 4, "rows": [row, broken]})
+    row = {
+        **rows[2],
+        "train": {"ref": None, "new": 10.0, "ratio": None},
+        "score": {"ref": None, "new": 5.0, "ratio": None},
+        "failed": {},
+    }
+    broken = {
+        **rows[0],
+        "train": {"ref": 2.0, "new": None, "ratio": None},
+        "score": {"ref": 4.0, "new": None, "ratio": None},
+        "failed": {"new": "ZooError: oops"},
+    }
+    table = bench.markdown(
+        {
+            "command": "c",
+            "machine": bench.machine(1, "x", 0.0),
+            "ref": "r",
+            "new": "n",
+            "rounds": 1,
+            "seconds": 1,
+            "score_batch": 4,
+            "rows": [row, broken],
+        }
+    )
     assert "| new-model | release config | 8 | - | 10.0 | - | - | 5.0 | - |" in table
     assert "| pixelcnn | release config | 8 | 2.0 | failed | - | 4.0 | failed | - |" in table
     assert "pixelcnn (release config) failed on new: ZooError: oops" in table
@@ -92,8 +140,10 @@ def test_check_own_code_refuses_the_other_tree(tmp_path):
 
 @pytest.mark.slow
 def test_an_exported_commit_runs_its_own_code(tmp_path):
-    if shutil.which("git") is None or subprocess.run(["git", "-C", str(ROOT), "rev-parse", "HEAD"],
-                                                     capture_output=True).returncode != 0:
+    if (
+        shutil.which("git") is None
+        or subprocess.run(["git", "-C", str(ROOT), "rev-parse", "HEAD"], capture_output=True).returncode != 0
+    ):
         pytest.skip("not a git checkout")
     tree = tmp_path / "ref"
     tree.mkdir()
@@ -117,7 +167,9 @@ def test_bf16_training_step_runs_under_autocast(monkeypatch):
     seen = []
     model = zoo.create("pixelcnn", **zoo.info("pixelcnn").test_config)
     original = type(model).logits
-    monkeypatch.setattr(type(model), "logits", lambda self, x: seen.append(torch.is_autocast_enabled("cpu")) or original(self, x))
+    monkeypatch.setattr(
+        type(model), "logits", lambda self, x: seen.append(torch.is_autocast_enabled("cpu")) or original(self, x)
+    )
     x = torch.randint(0, 2, (2, 1, 8, 8))
     recipe = bench.list_likelihood_models()["models"]["pixelcnn"]
     bench.make_train_step(model, x, {**recipe, "precision": "bf16"})()

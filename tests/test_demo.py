@@ -111,26 +111,32 @@ def test_grey_values_become_levels_as_read_image_maps_an_8_bit_file(tmp_path):
         assert torch.equal(grey_to_levels(grey, s), read_image(tmp_path / "g.png", s))
 
 
-@pytest.mark.parametrize("grey, message", [
-    ("ink", "expected a list of rows"),
-    ([[0] * 8] * 7, "expected 8 rows of 8 grey values in [0, 255], got 7 rows of 8"),
-    ([[0] * 8] * 7 + [[0] * 9], "rows of equal length"),
-    ([[0] * 8] * 7 + [[0] * 7 + [256]], "got 256 in row 7"),
-    ([[0] * 8] * 7 + [[0] * 7 + [0.5]], "got 0.5 in row 7"),
-    ([[0] * 8] * 7 + [[0] * 7 + [True]], "got True in row 7"),
-])
+@pytest.mark.parametrize(
+    "grey, message",
+    [
+        ("ink", "expected a list of rows"),
+        ([[0] * 8] * 7, "expected 8 rows of 8 grey values in [0, 255], got 7 rows of 8"),
+        ([[0] * 8] * 7 + [[0] * 9], "rows of equal length"),
+        ([[0] * 8] * 7 + [[0] * 7 + [256]], "got 256 in row 7"),
+        ([[0] * 8] * 7 + [[0] * 7 + [0.5]], "got 0.5 in row 7"),
+        ([[0] * 8] * 7 + [[0] * 7 + [True]], "got True in row 7"),
+    ],
+)
 def test_a_bad_drawing_is_a_clear_error(demo, grey, message):
     with pytest.raises(zoo.ArgumentError, match=message.replace("[", r"\[").replace("]", r"\]")):
         demo.complete(AR, grey, keep_rows=4, n=1, seed=0, temperature=1.0)
 
 
-@pytest.mark.parametrize("call, message", [
-    (lambda d: d.sample_grid(AR, MAX_SAMPLES + 1, 0, 1.0), f"from 1 to {MAX_SAMPLES}"),
-    (lambda d: d.sample_grid(AR, 2, -1, 1.0), "seed: expected an integer"),
-    (lambda d: d.sample_grid(AR, 2, 0, float("nan")), "temperature must be a finite number"),
-    (lambda d: d.sample_grid("pixelcn", 2, 0, 1.0), "not offered here; did you mean pixelcnn"),
-    (lambda d: d.complete(AR, drawing(), 9, 1, 0, 1.0), "keep rows: expected an integer from 0 to 8, got 9"),
-])
+@pytest.mark.parametrize(
+    "call, message",
+    [
+        (lambda d: d.sample_grid(AR, MAX_SAMPLES + 1, 0, 1.0), f"from 1 to {MAX_SAMPLES}"),
+        (lambda d: d.sample_grid(AR, 2, -1, 1.0), "seed: expected an integer"),
+        (lambda d: d.sample_grid(AR, 2, 0, float("nan")), "temperature must be a finite number"),
+        (lambda d: d.sample_grid("pixelcn", 2, 0, 1.0), "not offered here; did you mean pixelcnn"),
+        (lambda d: d.complete(AR, drawing(), 9, 1, 0, 1.0), "keep rows: expected an integer from 0 to 8, got 9"),
+    ],
+)
 def test_bad_settings_are_clear_errors(demo, call, message):
     with pytest.raises((zoo.ZooError, ValueError), match=message):
         call(demo)
@@ -178,22 +184,31 @@ def test_actions_answer_json_with_png_images(url):
     status, body = call(url, "/api/sample", {"release": AR, "n": 3, "seed": 0, "temperature": 1.0})
     data = json.loads(body)
     assert status == 200 and data["image"].startswith("data:image/png;base64,") and data["n"] == 3
-    status, body = call(url, "/api/complete", {"release": AR, "image": drawing(), "keep_rows": 4, "n": 2,
-                                               "seed": 0, "temperature": 1.0})
+    status, body = call(
+        url, "/api/complete", {"release": AR, "image": drawing(), "keep_rows": 4, "n": 2, "seed": 0, "temperature": 1.0}
+    )
     assert status == 200 and json.loads(body)["given"].startswith("data:image/png")
     status, body = call(url, "/api/score", {"image": drawing()})
     assert [s["kind"] for s in json.loads(body)["scores"]] == ["exact", "implicit", "bound"]
 
 
-@pytest.mark.parametrize("path, body, raw, status, message", [
-    ("/api/sample", {"release": AR, "n": 0, "seed": 0, "temperature": 1}, None, 400, "from 1 to 64"),
-    ("/api/sample", {"release": AR, "n": 2}, None, 400, "the request lacks 'seed'"),
-    ("/api/complete", {"release": GAN, "image": drawing(), "keep_rows": 4, "n": 2, "seed": 0, "temperature": 1},
-     None, 400, "cannot condition on known pixels"),
-    ("/api/score", None, b"{not json", 400, "not JSON"),
-    ("/api/score", None, b"[1, 2]", 400, "must be a JSON object"),
-    ("/api/nothing", {}, None, 404, "no action"),
-])
+@pytest.mark.parametrize(
+    "path, body, raw, status, message",
+    [
+        ("/api/sample", {"release": AR, "n": 0, "seed": 0, "temperature": 1}, None, 400, "from 1 to 64"),
+        ("/api/sample", {"release": AR, "n": 2}, None, 400, "the request lacks 'seed'"),
+        (
+            "/api/complete",
+            {"release": GAN, "image": drawing(), "keep_rows": 4, "n": 2, "seed": 0, "temperature": 1},
+            None,
+            400,
+            "cannot condition on known pixels",
+        ),
+        ("/api/score", None, b"{not json", 400, "not JSON"),
+        ("/api/score", None, b"[1, 2]", 400, "must be a JSON object"),
+        ("/api/nothing", {}, None, 404, "no action"),
+    ],
+)
 def test_errors_come_back_as_one_line_for_the_page(url, path, body, raw, status, message):
     got, answer = call(url, path, body, raw)
     error = json.loads(answer)["error"]

@@ -42,8 +42,10 @@ def _browser() -> tuple[str, str]:
     chromium = shutil.which("chromium") or shutil.which("chromium-browser")
     driver = shutil.which("chromedriver")
     if not chromium or not driver:
-        pytest.skip("the browser test needs Debian's chromium and chromium-driver "
-                    "(apt-get install chromium chromium-driver; .ci/run installs them)")
+        pytest.skip(
+            "the browser test needs Debian's chromium and chromium-driver "
+            "(apt-get install chromium chromium-driver; .ci/run installs them)"
+        )
     return chromium, driver
 
 
@@ -62,8 +64,14 @@ def page():
     threading.Thread(target=server.serve_forever, daemon=True).start()
     options = Options()
     options.binary_location = chromium
-    for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu",
-                "--window-size=1200,1500", "--force-device-scale-factor=1"):
+    for arg in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-dev-shm-usage",
+        "--disable-gpu",
+        "--window-size=1200,1500",
+        "--force-device-scale-factor=1",
+    ):
         options.add_argument(arg)
     driver = webdriver.Chrome(service=Service(executable_path=chromedriver), options=options)
     driver.set_script_timeout(WAIT)
@@ -86,6 +94,7 @@ def shots(tmp_path_factory):
         for folder in folders:
             folder.mkdir(parents=True, exist_ok=True)
             assert driver.save_screenshot(str(folder / f"demo-{name}.png"))
+
     shoot.folder = folders[0]
     return shoot
 
@@ -127,8 +136,10 @@ def scored(driver) -> int:
 
 
 def score_table(driver) -> dict[str, str]:
-    rows = driver.execute_script("return [...document.querySelectorAll('#scores tbody tr')]"
-                                 ".map(r => [r.dataset.release, r.cells[1].textContent])")
+    rows = driver.execute_script(
+        "return [...document.querySelectorAll('#scores tbody tr')]"
+        ".map(r => [r.dataset.release, r.cells[1].textContent])"
+    )
     return dict(rows)
 
 
@@ -203,8 +214,9 @@ def test_an_uploaded_digit_is_scored_by_every_release_and_completed(page, shots,
     set_value(page, "completions", 3)
     set_value(page, "seed", 0)
     el(page, "complete-btn").click()
-    wait(page, lambda d: "completions in" in el(d, "complete-status").text or el(d, "complete-error").text,
-         "completions")
+    wait(
+        page, lambda d: "completions in" in el(d, "complete-status").text or el(d, "complete-error").text, "completions"
+    )
     assert el(page, "complete-error").text == ""
     mask = torch.zeros(28, 28, dtype=torch.bool)
     mask[:14] = True
@@ -212,7 +224,7 @@ def test_an_uploaded_digit_is_scored_by_every_release_and_completed(page, shots,
     shown = shown_image(page, "complete-img")
     assert np.array_equal(shown, make_grid(expected, 2, nrow=3)[..., 0])
     given = make_grid(levels.unsqueeze(0), 2, nrow=1)[..., 0]
-    given[2 + 14:2 + 28, 2:2 + 28] = 128  # the rows not kept, grey
+    given[2 + 14 : 2 + 28, 2 : 2 + 28] = 128  # the rows not kept, grey
     assert np.array_equal(shown_image(page, "given-img"), given)
     shots(page, "completed")
 

@@ -49,7 +49,7 @@ def test_fast_scan_equals_the_plain_recurrence(H, W, B, h):
     weight = torch.randn_like(plain)  # compare gradients of a generic scalar of the outputs
     d_fast = torch.autograd.grad((fast * weight).sum(), (gates, w_state))
     d_plain = torch.autograd.grad((plain * weight).sum(), (gates, w_state))
-    for a, b in zip(d_fast, d_plain):
+    for a, b in zip(d_fast, d_plain, strict=True):
         torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-5)
 
 
@@ -80,16 +80,25 @@ def test_bad_shapes_raise():
         diagonal_bilstm(torch.zeros(3, 3, 1, 2, 8), torch.zeros(2, 4, 4))
 
 
-@pytest.mark.parametrize("tag,channels,levels,full_context", [
-    ("binary", 1, 2, True), ("colour", 3, 5, True), ("paper", 1, 2, False)])
+@pytest.mark.parametrize(
+    "tag,channels,levels,full_context", [("binary", 1, 2, True), ("colour", 3, 5, True), ("paper", 1, 2, False)]
+)
 def test_logits_of_the_replaced_implementation(tag, channels, levels, full_context):
     """Frozen logits of the per-column implementation of commit 9491e71 (7 x 9 images, 2 layers,
     h = 6, random weights with N(0, 0.25) entries): the fast layer reproduces them."""
     saved = load_file(FIXTURE)
-    m = DiagonalBiLSTM(channels=channels, height=7, width=9, levels=levels, layers=2, hidden=6,
-                       out_features=12, full_context=full_context)
+    m = DiagonalBiLSTM(
+        channels=channels,
+        height=7,
+        width=9,
+        levels=levels,
+        layers=2,
+        hidden=6,
+        out_features=12,
+        full_context=full_context,
+    )
     prefix = f"{tag}.state."
-    m.load_state_dict({k[len(prefix):]: v for k, v in saved.items() if k.startswith(prefix)}, strict=True)
+    m.load_state_dict({k[len(prefix) :]: v for k, v in saved.items() if k.startswith(prefix)}, strict=True)
     with torch.no_grad():
         logits = m.logits(saved[f"{tag}.x"])
     torch.testing.assert_close(logits, saved[f"{tag}.logits"], atol=1e-4, rtol=0)

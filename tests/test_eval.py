@@ -34,6 +34,7 @@ SPEC = zoo.DataSpec(1, 28, 28, 2)
 
 # -- fakes: a tiny dataset, an implicit model, a fixed feature map ------------------------
 
+
 class FakeDataset:
     """Binary 28x28 images from a fixed per-pixel probability map; splits of a few hundred images."""
 
@@ -105,11 +106,16 @@ def fake_data():
 
 # -- metric math ----------------------------------------------------------------------
 
+
 def test_frechet_distance_matches_scipy_and_known_cases():
     scipy_linalg = pytest.importorskip("scipy.linalg")
     g = torch.Generator().manual_seed(0)
     a = torch.randn(400, 6, generator=g, dtype=torch.float64)
-    b = torch.randn(300, 6, generator=g, dtype=torch.float64) @ torch.diag(torch.tensor([1, 2, 0.5, 1, 1, 3.0], dtype=torch.float64)) + 0.7
+    b = (
+        torch.randn(300, 6, generator=g, dtype=torch.float64)
+        @ torch.diag(torch.tensor([1, 2, 0.5, 1, 1, 3.0], dtype=torch.float64))
+        + 0.7
+    )
     mu_a, mu_b = a.mean(0).numpy(), b.mean(0).numpy()
     s_a, s_b = np.cov(a.numpy(), rowvar=False), np.cov(b.numpy(), rowvar=False)
     covmean = scipy_linalg.sqrtm(s_a @ s_b).real
@@ -149,6 +155,7 @@ def test_parzen_log_density_brute_force():
 
 
 # -- nll against an independent computation --------------------------------------------
+
 
 def test_nll_of_independent_model_on_binarized_mnist_equals_numpy():
     """The done-when check: the harness's NLL of the example plugin's model on the real test split."""
@@ -191,9 +198,16 @@ def test_cli_eval_independent_prints_uniform_nll():
 
 # -- implicit models, the FID floor, determinism, provenance ---------------------------------
 
+
 def test_implicit_model_gets_na_nll_and_sample_metrics(fake_host, fake_data):
-    r = zoo.evaluate(ImplicitSampler(), "fake-bin", metrics="nll,fid,precision,recall,parzen,speed",
-                     num_samples=60, batch_size=25, feature_extractor=random_features)
+    r = zoo.evaluate(
+        ImplicitSampler(),
+        "fake-bin",
+        metrics="nll,fid,precision,recall,parzen,speed",
+        num_samples=60,
+        batch_size=25,
+        feature_extractor=random_features,
+    )
     assert r["nll"].value is None and r["nll"].note == "implicit model: no log_prob"
     assert "nll" in str(r) and "n/a (implicit model" in str(r)
     fid = r["fid"]
@@ -209,16 +223,26 @@ def test_fid_floor_matches_a_direct_computation(fake_host, fake_data):
     r = zoo.evaluate(model, "fake-bin", metrics=("fid",), num_samples=80, feature_extractor=random_features, seed=3)
     test = fake_data.load("test")[0]
     train = fake_data.load("train")[0]
-    idx = torch.randperm(300, generator=torch.Generator().manual_seed(
-        zoo.eval.distributed.derive_seed(3, "subset", "train", "floor")))[:80].sort().values
+    idx = (
+        torch.randperm(
+            300,
+            generator=torch.Generator().manual_seed(zoo.eval.distributed.derive_seed(3, "subset", "train", "floor")),
+        )[:80]
+        .sort()
+        .values
+    )
     floor = frechet_distance(random_features(train[idx]), random_features(test))
     assert r["fid"].details["floor"] == pytest.approx(floor, rel=1e-10)
 
 
 def test_same_seed_same_numbers_and_json_round_trip(fake_host, fake_data):
     model = fitted_independent(fake_data.load("train")[0])
-    kw = dict(metrics=("nll", "fid", "precision", "recall", "parzen"), num_samples=50, batch_size=20,
-              feature_extractor=random_features)
+    kw = dict(
+        metrics=("nll", "fid", "precision", "recall", "parzen"),
+        num_samples=50,
+        batch_size=20,
+        feature_extractor=random_features,
+    )
     a = zoo.evaluate(model, "fake-bin", seed=7, **kw)
     b = zoo.evaluate(model, "fake-bin", seed=7, **kw)
     c = zoo.evaluate(model, "fake-bin", seed=8, **kw)
@@ -228,7 +252,18 @@ def test_same_seed_same_numbers_and_json_round_trip(fake_host, fake_data):
     back = EvalResult.from_json(a.to_json())
     assert back == a and back.to_json() == a.to_json()
     p = a.provenance
-    for key in ("model", "weights", "dataset", "dataset_checksum", "split", "n", "seed", "versions", "device", "wall_time_s"):
+    for key in (
+        "model",
+        "weights",
+        "dataset",
+        "dataset_checksum",
+        "split",
+        "n",
+        "seed",
+        "versions",
+        "device",
+        "wall_time_s",
+    ):
         assert key in p, key
     assert p["model"] == "IndependentPixels" and p["seed"] == 7 and p["n"] == 150 and p["num_samples"] == 50
 
@@ -244,7 +279,11 @@ def test_limit_scores_a_seeded_random_subset_named_in_the_provenance(fake_host, 
     b = zoo.evaluate(model, "fake-bin", metrics="nll", limit=40, seed=3)
     idx = subset_indices(150, 40, 3, "test")
     assert idx.tolist() != list(range(40)) and idx.tolist() == sorted(set(idx.tolist()))
-    assert a["nll"].value == b["nll"].value == pytest.approx(-float(model.log_prob(test[idx].long()).detach().double().mean()))
+    assert (
+        a["nll"].value
+        == b["nll"].value
+        == pytest.approx(-float(model.log_prob(test[idx].long()).detach().double().mean()))
+    )
     sub = a.provenance["subset"]
     assert sub == b.provenance["subset"] and (sub["seed"], sub["limit"], sub["of"]) == (3, 40, 150)
     assert sub["indices_sha256"] == hashlib.sha256(idx.numpy().astype("<i8").tobytes()).hexdigest()
@@ -282,6 +321,7 @@ def test_a_plugin_metric_is_used_by_name(fake_data):
 
 
 # -- bad input -----------------------------------------------------------------------
+
 
 def test_unknown_metric_and_dataset_and_split_are_clear(fake_host):
     model = ImplicitSampler()
@@ -328,6 +368,7 @@ def test_corrupt_cached_data_file_is_a_clear_error(tmp_path, monkeypatch):
 
 # -- the reference classifier ------------------------------------------------------------
 
+
 @pytest.mark.parametrize("dataset", ["binarized-mnist", "mnist"])
 def test_reference_classifier_reproduces_its_card_accuracy(dataset):
     """The accuracy in the classifier's config.json (and card) is what its weights score on the test split."""
@@ -365,8 +406,15 @@ def test_fid_with_the_reference_classifier_and_report(tmp_path):
     ds = zoo.data.get_dataset("binarized-mnist")
     x, _ = ds.load("test")
     model = fitted_independent(x[:2000])
-    r = zoo.evaluate(model, "binarized-mnist", metrics="nll,fid,precision,recall", limit=400, num_samples=100,
-                     batch_size=100, grid=16)
+    r = zoo.evaluate(
+        model,
+        "binarized-mnist",
+        metrics="nll,fid,precision,recall",
+        limit=400,
+        num_samples=100,
+        batch_size=100,
+        grid=16,
+    )
     fid = r["fid"]
     assert fid.value > 1.0  # independent pixels do not look like digits to the classifier
     if ds.available("train"):
@@ -408,8 +456,10 @@ def test_leaderboard_speed_columns_completions_and_overview(fake_host, fake_data
     r.provenance["reference"] = {"nll": 81.3, "source": "a paper"}
     board = leaderboard_markdown([r], command="zoo eval --all --report out")
     header = board.splitlines()[4]
-    assert header == ("| model | weights | nll (nats) | nll published | nll (bits/dim) | samples/s (fast) "
-                      "| samples/s (naive) | eval images/s | train images/s |")
+    assert header == (
+        "| model | weights | nll (nats) | nll published | nll (bits/dim) | samples/s (fast) "
+        "| samples/s (naive) | eval images/s | train images/s |"
+    )
     row = board.splitlines()[6].split(" | ")
     assert row[3] == "81.30" and row[4] == f"{r['nll'].details['bits_per_dim']:.4f}"
     assert f"nll published, `{r.model}`: a paper" in board, board
@@ -450,8 +500,10 @@ def test_cli_report_names_the_published_number_and_its_command(tmp_path):
 
     from zoo.cli import build_cli
 
-    res = CliRunner().invoke(build_cli(), ["eval", "pixelrnn-row", "--random-init", "--limit", "20",
-                                           "--report", str(tmp_path), "--no-progress"])
+    res = CliRunner().invoke(
+        build_cli(),
+        ["eval", "pixelrnn-row", "--random-init", "--limit", "20", "--report", str(tmp_path), "--no-progress"],
+    )
     assert res.exit_code == 0, res.output
     board = (tmp_path / "leaderboard.md").read_text()
     assert "| nll published |" in board and "| 80.54 |" in board and "PixelRNN paper, Table 4" in board
@@ -459,8 +511,10 @@ def test_cli_report_names_the_published_number_and_its_command(tmp_path):
     assert json.loads((tmp_path / "results.json").read_text())[0]["provenance"]["reference"]["nll"] == 80.54
     from zoo.cli.eval import _command
 
-    assert _command((), True, metrics="all", random_init=False, limit=None, seed=0, report="out") == \
-        "zoo eval --all --metrics all --report out"
+    assert (
+        _command((), True, metrics="all", random_init=False, limit=None, seed=0, report="out")
+        == "zoo eval --all --metrics all --report out"
+    )
 
 
 def test_cli_all_scores_every_released_model_and_skips_the_rest():
@@ -468,8 +522,12 @@ def test_cli_all_scores_every_released_model_and_skips_the_rest():
 
     from zoo.cli import build_cli
 
-    released = sorted(f"{s.name}.{tags[0]}" for s in zoo.plugins.get_registry().models.values()
-                      for tags in [[w.tag for w in s.weights if w.dataset == "binarized-mnist"]] if tags)
+    released = sorted(
+        f"{s.name}.{tags[0]}"
+        for s in zoo.plugins.get_registry().models.values()
+        for tags in [[w.tag for w in s.weights if w.dataset == "binarized-mnist"]]
+        if tags
+    )
     others = sorted(set(zoo.plugins.get_registry().models) - {n.split(".")[0] for n in released})
     res = CliRunner().invoke(build_cli(), ["eval", "--all", "--limit", "4", "--json", "--no-progress"])
     assert res.exit_code == 0, res.output
@@ -481,6 +539,7 @@ def test_cli_all_scores_every_released_model_and_skips_the_rest():
 
 # -- torchrun: sharded == single process ------------------------------------------------------
 
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -489,8 +548,18 @@ def _free_port() -> int:
 
 def _torchrun(args: list[str], cwd: Path) -> subprocess.CompletedProcess:
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(Path(__file__).parent)}
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "--master-addr", "127.0.0.1",
-           "--master-port", str(_free_port()), *args]
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nproc-per-node",
+        "2",
+        "--master-addr",
+        "127.0.0.1",
+        "--master-port",
+        str(_free_port()),
+        *args,
+    ]
     return subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=300)
 
 
@@ -498,7 +567,8 @@ def _torchrun(args: list[str], cwd: Path) -> subprocess.CompletedProcess:
 def test_distributed_equals_single_process(tmp_path, fake_host, fake_data):
     """Two gloo processes on 127.0.0.1 shard the split and the samples; the reduced result is identical."""
     script = tmp_path / "run.py"
-    script.write_text(textwrap.dedent(f"""
+    script.write_text(
+        textwrap.dedent(f"""
         import sys, torch, torch.distributed as dist
         from zoo.plugins import use_plugins
         import zoo, test_eval as t
@@ -508,16 +578,23 @@ def test_distributed_equals_single_process(tmp_path, fake_host, fake_data):
             r = zoo.evaluate(model, "fake-bin", metrics="nll,fid,precision,recall,parzen", num_samples=50,
                              batch_size=16, seed=5, feature_extractor=t.random_features)
         if dist.get_rank() == 0:
-            open({str(tmp_path / 'out.json')!r}, "w").write(r.to_json())
+            open({str(tmp_path / "out.json")!r}, "w").write(r.to_json())
         dist.barrier()
         dist.destroy_process_group()
-    """))
+    """)
+    )
     proc = _torchrun([str(script)], tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]
     dist_r = EvalResult.from_json((tmp_path / "out.json").read_text())
-    single = zoo.evaluate(fitted_independent(fake_data.load("train")[0]), "fake-bin",
-                          metrics="nll,fid,precision,recall,parzen", num_samples=50, batch_size=16, seed=5,
-                          feature_extractor=random_features)
+    single = zoo.evaluate(
+        fitted_independent(fake_data.load("train")[0]),
+        "fake-bin",
+        metrics="nll,fid,precision,recall,parzen",
+        num_samples=50,
+        batch_size=16,
+        seed=5,
+        feature_extractor=random_features,
+    )
     assert dist_r.provenance["world_size"] == 2 and single.provenance["world_size"] == 1
     assert dist_r.values() == single.values()
     assert dist_r["nll"].stderr == single["nll"].stderr and dist_r["parzen"].details == single["parzen"].details
@@ -526,12 +603,29 @@ def test_distributed_equals_single_process(tmp_path, fake_host, fake_data):
 @pytest.mark.slow
 def test_torchrun_zoo_eval_cli_equals_single_process(tmp_path):
     """`torchrun --nproc-per-node 2 -m zoo eval independent ...` == the same command in one process."""
-    args = ["eval", "independent", "--limit", "200", "--metrics", "nll,fid,precision,recall", "--samples", "40",
-            "--batch-size", "16", "--json", "--no-progress"]
+    args = [
+        "eval",
+        "independent",
+        "--limit",
+        "200",
+        "--metrics",
+        "nll,fid,precision,recall",
+        "--samples",
+        "40",
+        "--batch-size",
+        "16",
+        "--json",
+        "--no-progress",
+    ]
     proc = _torchrun(["-m", "zoo", *args, "--out", str(tmp_path / "dist.json")], tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    single = subprocess.run([sys.executable, "-m", "zoo", *args], capture_output=True, text=True, timeout=300,
-                            env={**os.environ, "OMP_NUM_THREADS": "1"})
+    single = subprocess.run(
+        [sys.executable, "-m", "zoo", *args],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+    )
     assert single.returncode == 0, single.stderr[-3000:]
     d = EvalResult.from_dict(json.loads((tmp_path / "dist.json").read_text())[0])
     s = EvalResult.from_dict(json.loads(single.stdout)[0])
@@ -561,10 +655,12 @@ def test_train_time_reads_the_release_log(tmp_path):
     from zoo.weights import release_dir
 
     shutil.copytree(release_dir("pixelrnn-row", "binarized-mnist"), folder)
-    log = [{"kind": "train", "epoch": 1, "step": 10, "loss": 99.0},
-           {"kind": "valid", "epoch": 1, "nll": 91.0, "elapsed_s": 1800.0},
-           {"kind": "valid", "epoch": 2, "nll": 86.0, "elapsed_s": 3600.0},
-           {"kind": "valid", "epoch": 3, "nll": 84.5, "elapsed_s": 7200.0}]
+    log = [
+        {"kind": "train", "epoch": 1, "step": 10, "loss": 99.0},
+        {"kind": "valid", "epoch": 1, "nll": 91.0, "elapsed_s": 1800.0},
+        {"kind": "valid", "epoch": 2, "nll": 86.0, "elapsed_s": 3600.0},
+        {"kind": "valid", "epoch": 3, "nll": 84.5, "elapsed_s": 7200.0},
+    ]
     (folder / "train_log.jsonl").write_text("".join(json.dumps(r) + "\n" for r in log))
     r = zoo.evaluate(f"local-dir:{folder}", metrics="train-time", limit=4)
     assert r["train-time"].value == 2.0 and r["train-time"].unit == "h"

@@ -22,9 +22,8 @@ import torch
 
 import zoo
 from zoo.errors import ArgumentError, WeightsError
-from zoo.util import sha256_file
-
 from zoo.testing.hubserver import HubServer
+from zoo.util import sha256_file
 
 ROOT = Path(__file__).resolve().parents[1]
 TOKEN = "hf_faults_test_token"
@@ -44,8 +43,13 @@ def hub(tmp_path, monkeypatch):
     import huggingface_hub.file_download as hf_download
     import huggingface_hub.utils._http as hf_http
 
-    for var, value in {"HF_HUB_CACHE": tmp_path / "hf-cache", "HF_HOME": tmp_path / "hf-home",
-                       "ZOO_CARDS_DIR": tmp_path / "cards", "HF_TOKEN": TOKEN, "HF_HUB_DISABLE_PROGRESS_BARS": "1"}.items():
+    for var, value in {
+        "HF_HUB_CACHE": tmp_path / "hf-cache",
+        "HF_HOME": tmp_path / "hf-home",
+        "ZOO_CARDS_DIR": tmp_path / "cards",
+        "HF_TOKEN": TOKEN,
+        "HF_HUB_DISABLE_PROGRESS_BARS": "1",
+    }.items():
         monkeypatch.setenv(var, str(value))
     monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
     monkeypatch.delenv("HF_HUB_DOWNLOAD_TIMEOUT", raising=False)
@@ -59,7 +63,9 @@ def hub(tmp_path, monkeypatch):
         folder = zoo.save_pretrained(tiny("independent"), tmp_path / "release")
         from zoo.hub import upload
 
-        upload([(p.name, p) for p in sorted(Path(folder).iterdir()) if p.is_file()], "zoo-test/tiny", commit_message="tiny")
+        upload(
+            [(p.name, p) for p in sorted(Path(folder).iterdir()) if p.is_file()], "zoo-test/tiny", commit_message="tiny"
+        )
         server.release = Path(folder)
         yield server
         server.faults.clear()  # let hanging requests go before the server stops
@@ -67,7 +73,9 @@ def hub(tmp_path, monkeypatch):
 
 def test_a_transfer_cut_mid_body_is_a_weights_error_naming_the_repo(hub, cli_runner):
     hub.faults["model.safetensors"] = "drop"
-    with pytest.raises(WeightsError, match=r"downloading model.safetensors of zoo-test/tiny@\w+ .*failed: RemoteProtocolError"):
+    with pytest.raises(
+        WeightsError, match=r"downloading model.safetensors of zoo-test/tiny@\w+ .*failed: RemoteProtocolError"
+    ):
         zoo.load("hf-hub:zoo-test/tiny")
     res = cli_runner("fetch", "hf-hub:zoo-test/tiny")
     assert res.exit_code == 1 and "Traceback" not in res.output and "zoo-test/tiny" in res.output
@@ -79,8 +87,11 @@ def test_a_server_that_never_answers_times_out(hub, cli_runner, monkeypatch):
     monkeypatch.setenv("HF_HUB_DOWNLOAD_TIMEOUT", "0.5")
     hub.faults["*"] = "hang"
     t0 = time.monotonic()
-    with pytest.raises(WeightsError, match=r"cannot reach the Hub .* config.json of zoo-test/tiny@main .*"
-                                           r"HF_HUB_DOWNLOAD_TIMEOUT=0.5 s"):
+    with pytest.raises(
+        WeightsError,
+        match=r"cannot reach the Hub .* config.json of zoo-test/tiny@main .*"
+        r"HF_HUB_DOWNLOAD_TIMEOUT=0.5 s",
+    ):
         zoo.load("hf-hub:zoo-test/tiny")
     res = cli_runner("fetch", "hf-hub:zoo-test/tiny")
     assert res.exit_code == 1 and "Traceback" not in res.output and "zoo-test/tiny" in res.output
@@ -117,8 +128,11 @@ def test_a_bad_download_timeout_is_refused(value, monkeypatch):
 
 # -- configs asking for huge models -------------------------------------------------------------------------------
 HUGE = {  # widths of 200000 (squared in the parameter count): terabytes of float32
-    "pixelcnn": {"hidden": 200_000}, "gated-pixelcnn": {"hidden": 200_000}, "pixelrnn-row": {"hidden": 200_000},
-    "pixelrnn-diag": {"hidden": 200_000}, "dcgan": {"nz": 200_000, "ngf": 200_000},
+    "pixelcnn": {"hidden": 200_000},
+    "gated-pixelcnn": {"hidden": 200_000},
+    "pixelrnn-row": {"hidden": 200_000},
+    "pixelrnn-diag": {"hidden": 200_000},
+    "dcgan": {"nz": 200_000, "ngf": 200_000},
 }
 
 
@@ -126,8 +140,11 @@ HUGE = {  # widths of 200000 (squared in the parameter count): terabytes of floa
 def test_a_huge_config_is_refused_before_it_is_allocated(name, tmp_path):
     from zoo.release import save_pretrained
 
-    with pytest.raises(ArgumentError, match=rf"{name} with config .* would have [\d,]+ parameters .*above the limit "
-                                            r"of 1,000,000,000; pass max_params="):
+    with pytest.raises(
+        ArgumentError,
+        match=rf"{name} with config .* would have [\d,]+ parameters .*above the limit "
+        r"of 1,000,000,000; pass max_params=",
+    ):
         zoo.create(name, **HUGE[name])
     folder = save_pretrained(tiny(name), tmp_path / "release")  # a release whose config.json asks for it
     cfg = json.loads((folder / "config.json").read_text())
@@ -207,12 +224,23 @@ def test_cli_eval_refuses_an_unwritable_report_dir(cli_runner, tmp_path):
     assert "evaluating" not in res.output
 
 
-@pytest.mark.parametrize("case, why", [("/proc/version", "cannot be written"), ("below a file", "is not a directory"),
-                                       ("samples.txt", "expected an image file name"), ("no extension", "expected an image")])
+@pytest.mark.parametrize(
+    "case, why",
+    [
+        ("/proc/version", "cannot be written"),
+        ("below a file", "is not a directory"),
+        ("samples.txt", "expected an image file name"),
+        ("no extension", "expected an image"),
+    ],
+)
 def test_cli_sample_refuses_an_unwritable_out(case, why, cli_runner, tmp_path):
     (tmp_path / "a-file").write_text("x")
-    path = {"/proc/version": "/proc/version", "below a file": str(tmp_path / "a-file" / "s.png"),
-            "samples.txt": str(tmp_path / "samples.txt"), "no extension": str(tmp_path / "samples")}[case]
+    path = {
+        "/proc/version": "/proc/version",
+        "below a file": str(tmp_path / "a-file" / "s.png"),
+        "samples.txt": str(tmp_path / "samples.txt"),
+        "no extension": str(tmp_path / "samples"),
+    }[case]
     res = cli_runner("sample", "independent", "--tiny", "--random-init", "-n", "1", "--out", path)
     assert res.exit_code == 1 and "Traceback" not in res.output and why in res.output, res.output
     assert not Path(path).is_file() or case == "/proc/version"
@@ -245,10 +273,24 @@ def test_a_decompression_bomb_to_complete_is_refused(cli_runner, tmp_path):
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
 
     header = struct.pack(">IIBBBBB", 20000, 20000, 1, 0, 0, 0, 0)  # 20000x20000 greyscale, 1 bit per pixel
-    (tmp_path / "bomb.png").write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header)
-                                        + chunk(b"IDAT", zlib.compress(b"\0" * 2501 * 64)) + chunk(b"IEND", b""))
-    res = cli_runner("sample", "independent", "--tiny", "--random-init", "-n", "1", "--complete",
-                     str(tmp_path / "bomb.png"), "--out", str(tmp_path / "out.png"))
+    (tmp_path / "bomb.png").write_bytes(
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", header)
+        + chunk(b"IDAT", zlib.compress(b"\0" * 2501 * 64))
+        + chunk(b"IEND", b"")
+    )
+    res = cli_runner(
+        "sample",
+        "independent",
+        "--tiny",
+        "--random-init",
+        "-n",
+        "1",
+        "--complete",
+        str(tmp_path / "bomb.png"),
+        "--out",
+        str(tmp_path / "out.png"),
+    )
     assert res.exit_code == 1 and "Traceback" not in res.output and "bomb.png" in res.output
     assert not (tmp_path / "out.png").exists()
 
@@ -298,7 +340,9 @@ def test_a_cache_path_that_is_a_directory(small_dataset):
 
 
 # -- zoo.evaluate on a model object ----------------------------------------------------------------------------------
-@pytest.mark.parametrize("device", ["bogus", "cuda:99", 3, ""] + ([] if torch.cuda.is_available() else ["cuda"]), ids=repr)
+@pytest.mark.parametrize(
+    "device", ["bogus", "cuda:99", 3, ""] + ([] if torch.cuda.is_available() else ["cuda"]), ids=repr
+)
 def test_evaluate_checks_the_device_of_a_model_object(device):
     with pytest.raises(ArgumentError, match="device"):
         zoo.evaluate(tiny("independent"), device=device, limit=4)
@@ -322,8 +366,16 @@ def test_two_processes_fetch_into_one_empty_cache_at_once(hub, tmp_path):
         print(zoo.hub.fetch("hf-hub:zoo-test/tiny").sha256)
     """)
     ready = [str(tmp_path / f"ready-{i}") for i in range(2)]
-    procs = [subprocess.Popen([sys.executable, "-c", script, ready[i], *ready], env=_child_env(), text=True,
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE) for i in range(2)]
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", script, ready[i], *ready],
+            env=_child_env(),
+            text=True,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
+        for i in range(2)
+    ]
     outs = [p.communicate(timeout=300) for p in procs]
     want = sha256_file(hub.release / "model.safetensors")
     assert [p.returncode for p in procs] == [0, 0], outs
@@ -399,8 +451,13 @@ TORN_CHILD = textwrap.dedent("""
 
 def _kill_mid_write(tear: str, code: str, **env: str) -> str:
     """Run `code` in a child, SIGKILL it when it has half-written a file named like `tear`; the torn path."""
-    proc = subprocess.Popen([sys.executable, "-c", TORN_CHILD, tear, textwrap.dedent(code)], env=_child_env(**env),
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", TORN_CHILD, tear, textwrap.dedent(code)],
+        env=_child_env(**env),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         line = proc.stdout.readline()
         assert line.startswith("TORN"), (line, proc.stderr.read() if proc.poll() is not None else "")
@@ -417,11 +474,14 @@ def test_a_process_killed_writing_a_checkpoint_leaves_the_old_one(tmp_path):
     path = tmp_path / "checkpoint.safetensors"
     save_checkpoint(path, {"w": torch.zeros(1000)}, {"epoch": 1})
     old = path.read_bytes()
-    torn = _kill_mid_write("checkpoint.safetensors", f"""
+    torn = _kill_mid_write(
+        "checkpoint.safetensors",
+        f"""
         import torch
         from zoo.training.checkpoint import save_checkpoint
         save_checkpoint({str(path)!r}, {{"w": torch.ones(1000)}}, {{"epoch": 2}})
-    """)
+    """,
+    )
     assert Path(torn) != path and path.read_bytes() == old
     tensors, meta = load_checkpoint(path)
     assert meta["epoch"] == 1 and torch.equal(tensors["w"], torch.zeros(1000))
@@ -435,20 +495,25 @@ def _random_independent(seed: int):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("tear, outcome", [("model.safetensors", "old"), ("config.json", "refused"), ("samples.png", "new")])
+@pytest.mark.parametrize(
+    "tear, outcome", [("model.safetensors", "old"), ("config.json", "refused"), ("samples.png", "new")]
+)
 def test_a_process_killed_writing_a_release_folder_leaves_no_torn_file(tear, outcome, tmp_path):
     """save_pretrained writes model.safetensors, config.json (naming the weights' sha256), then samples.png."""
     from zoo.release import save_pretrained
 
     folder = save_pretrained(_random_independent(0), tmp_path / "release", samples=4)
     old = {p.name: p.read_bytes() for p in folder.iterdir()}
-    torn = _kill_mid_write(tear, f"""
+    torn = _kill_mid_write(
+        tear,
+        f"""
         import sys
         sys.path.insert(0, {str(Path(__file__).parent)!r})
         from test_faults import _random_independent
         from zoo.release import save_pretrained
         save_pretrained(_random_independent(1), {str(folder)!r}, samples=4)
-    """)
+    """,
+    )
     assert Path(torn).parent == folder and Path(torn).name != tear  # the torn bytes went to a temporary file
     assert (folder / tear).read_bytes() == old[tear]  # the file being written is the old one, whole
     if outcome == "refused":  # new weights, old config.json: the sha256 check refuses them, nothing torn is used
@@ -464,11 +529,14 @@ def test_a_process_killed_writing_a_data_cache_file_leaves_none(small_dataset, t
     from zoo.data import DataError
 
     path = small_dataset.cache_path("train")
-    torn = _kill_mid_write("train.npz", f"""
+    torn = _kill_mid_write(
+        "train.npz",
+        f"""
         import numpy as np
         from zoo.data.cache import save_arrays
         save_arrays({str(path)!r}, np.ones((4, 1, 2, 2), np.uint8), levels=2)
-    """)
+    """,
+    )
     assert Path(torn).name.startswith(".train.npz.") and not path.exists()
     with pytest.raises(DataError, match="not prepared"):
         small_dataset.load("train")
@@ -476,10 +544,13 @@ def test_a_process_killed_writing_a_data_cache_file_leaves_none(small_dataset, t
 
 @pytest.mark.slow
 def test_a_process_killed_downloading_a_blob_leaves_no_blob_that_is_used(hub, tmp_path):
-    torn = _kill_mid_write(".incomplete", """
+    torn = _kill_mid_write(
+        ".incomplete",
+        """
         import zoo.hub
         zoo.hub.fetch("hf-hub:zoo-test/tiny")
-    """)
+    """,
+    )
     assert torn.endswith(".incomplete")
     want = sha256_file(hub.release / "model.safetensors")
     blobs = [b for b in (tmp_path / "hf-cache").rglob("blobs/*") if b.is_file() and not b.name.endswith(".incomplete")]

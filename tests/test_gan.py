@@ -31,7 +31,7 @@ def batch(spec, n=8):
     x = torch.zeros(n, *spec.shape, dtype=torch.long)
     for k in range(n):
         i, j = k % 3, (k // 3) % 3
-        x[k, :, i:i + 4, j:j + 4] = spec.levels - 1
+        x[k, :, i : i + 4, j : j + 4] = spec.levels - 1
     return x
 
 
@@ -69,11 +69,14 @@ def test_a_sampler_not_a_likelihood():
     assert not hasattr(m, "log_prob") and not hasattr(m, "logits")
 
 
-@pytest.mark.parametrize("config", [
-    {},  # binarized MNIST-like
-    {"levels": 256},  # MNIST-like
-    {"channels": 3, "levels": 256},  # CIFAR-like colour
-])
+@pytest.mark.parametrize(
+    "config",
+    [
+        {},  # binarized MNIST-like
+        {"levels": 256},  # MNIST-like
+        {"channels": 3, "levels": 256},  # CIFAR-like colour
+    ],
+)
 def test_samples_have_the_data_spec(config):
     m = tiny(**config)
     spec = m.data_spec
@@ -288,7 +291,7 @@ class ToySquares(Dataset):
         y = torch.arange(48) % 3
         x = torch.zeros(48, 1, 8, 8, dtype=torch.uint8)
         for k in range(48):
-            x[k, :, y[k]:y[k] + 4, y[k]:y[k] + 4] = 1
+            x[k, :, y[k] : y[k] + 4, y[k] : y[k] + 4] = 1
         return x, y
 
     def checksum(self, split):
@@ -302,8 +305,15 @@ class ToySquares(Dataset):
 def test_zoo_train_runs_the_gan_trainer_and_resumes_exactly(tmp_path, num_classes):
     from safetensors.torch import load_file
 
-    kw = dict(dataset=ToySquares(), tiny=True, config={"num_classes": num_classes}, progress=False,
-              evaluate=False, samples=4, overrides={"batch_size": 16, "fixed_noise": 4})
+    kw = dict(
+        dataset=ToySquares(),
+        tiny=True,
+        config={"num_classes": num_classes},
+        progress=False,
+        evaluate=False,
+        samples=4,
+        overrides={"batch_size": 16, "fixed_noise": 4},
+    )
     straight = zoo.train("dcgan", epochs=2, out=tmp_path / "a", **kw)
     assert (tmp_path / "a" / "samples" / "epoch002.png").is_file()  # the fixed-noise grid of every epoch
     zoo.train("dcgan", epochs=1, out=tmp_path / "b", **kw)
@@ -318,8 +328,16 @@ def test_zoo_train_scores_a_gan_with_the_sample_metrics(tmp_path):
     """The release's evaluation: a GAN has no likelihood, so the card gets the sample metrics (n/a here, with why)."""
     import json
 
-    zoo.train("dcgan", epochs=1, out=tmp_path, dataset=ToySquares(), tiny=True, progress=False, samples=0,
-              overrides={"batch_size": 16, "fixed_noise": 4})
+    zoo.train(
+        "dcgan",
+        epochs=1,
+        out=tmp_path,
+        dataset=ToySquares(),
+        tiny=True,
+        progress=False,
+        samples=0,
+        overrides={"batch_size": 16, "fixed_noise": 4},
+    )
     metrics = json.loads((tmp_path / "release" / "eval.json").read_text())["metrics"]
     assert list(metrics) == ["fid", "precision", "recall", "parzen"]
     assert "no reference classifier for dataset 'toy-squares'" in metrics["fid"]["note"]
@@ -339,13 +357,15 @@ def test_cli_sample(cli_runner, tmp_path):
 
 def test_cli_sample_refuses_completion(tmp_path):
     from click.testing import CliRunner
+    from PIL import Image
 
     from zoo.cli import build_cli
-    from PIL import Image
 
     img = tmp_path / "digit.png"
     Image.new("L", (8, 8), 255).save(img)
-    result = CliRunner().invoke(build_cli(), ["sample", "dcgan", "--tiny", "--complete", str(img), "--out", str(tmp_path / "c.png")])
+    result = CliRunner().invoke(
+        build_cli(), ["sample", "dcgan", "--tiny", "--complete", str(img), "--out", str(tmp_path / "c.png")]
+    )
     assert result.exit_code != 0 and "cannot condition on known pixels" in result.output
 
 
@@ -373,10 +393,20 @@ def test_zoo_eval_dcgan_runs_every_sample_metric_and_says_why_nll_is_na(cli_runn
     """Issue 6's done-when: the shared harness scores the GAN; nll is n/a with the reason."""
     import json
 
-    r = cli_runner("eval", "dcgan", "--metrics", "nll,fid,precision,recall,parzen,speed",
-                   "--samples", "50", "--limit", "100", "--no-progress", "--json")
+    r = cli_runner(
+        "eval",
+        "dcgan",
+        "--metrics",
+        "nll,fid,precision,recall,parzen,speed",
+        "--samples",
+        "50",
+        "--limit",
+        "100",
+        "--no-progress",
+        "--json",
+    )
     assert r.exit_code == 0, r.output
-    (result,) = json.loads(r.output[r.output.index("["):])
+    (result,) = json.loads(r.output[r.output.index("[") :])
     m = result["metrics"]
     assert m["nll"]["value"] is None and m["nll"]["note"] == "implicit model: no log_prob"
     for name in ("fid", "precision", "recall", "parzen", "speed"):

@@ -21,10 +21,9 @@ import yaml
 
 import zoo
 from zoo import release
-from zoo.util import sha256_file
 from zoo.errors import WeightsError, ZooError
-
 from zoo.testing.hubserver import HubServer
+from zoo.util import sha256_file
 
 TOKEN = "hf_zoo_secret_test_token"
 TINY = {"channels": 1, "height": 4, "width": 4, "levels": 2}
@@ -63,7 +62,9 @@ def no_backoff(monkeypatch):
 
     import huggingface_hub.utils._http as hf_http
 
-    monkeypatch.setattr(hf_http, "time", types.SimpleNamespace(sleep=lambda s: None, time=time.time, monotonic=time.monotonic))
+    monkeypatch.setattr(
+        hf_http, "time", types.SimpleNamespace(sleep=lambda s: None, time=time.time, monotonic=time.monotonic)
+    )
 
 
 def tiny_model(seed: int = 0):
@@ -102,7 +103,12 @@ class FakePlugin:
         from zoo.data import Dataset, array_checksum
 
         class Toy(Dataset):
-            name, data_spec, splits, description = "hub-toy", zoo.DataSpec(1, 4, 4, 2), ("test",), "256 random 4x4 images"
+            name, data_spec, splits, description = (
+                "hub-toy",
+                zoo.DataSpec(1, 4, 4, 2),
+                ("test",),
+                "256 random 4x4 images",
+            )
 
             def load(self, split):
                 return toy_images().to(torch.uint8), None
@@ -117,11 +123,19 @@ class FakePlugin:
 
     @zoo.hookimpl
     def zoo_register_models(self, register):
-        register(zoo.ModelSpec(
-            name="hubtiny", family="baseline", summary="Independent pixels, 4x4, for the Hub tests",
-            paper="none", builder="zoo_independent.model:IndependentPixels", config=dict(TINY),
-            data_spec=zoo.DataSpec(1, 4, 4, 2), capabilities={"likelihood", "sampler"}, weights=tuple(self.weights),
-        ))
+        register(
+            zoo.ModelSpec(
+                name="hubtiny",
+                family="baseline",
+                summary="Independent pixels, 4x4, for the Hub tests",
+                paper="none",
+                builder="zoo_independent.model:IndependentPixels",
+                config=dict(TINY),
+                data_spec=zoo.DataSpec(1, 4, 4, 2),
+                capabilities={"likelihood", "sampler"},
+                weights=tuple(self.weights),
+            )
+        )
 
 
 @pytest.fixture
@@ -147,7 +161,12 @@ def test_save_pretrained_and_local_dir_roundtrip(tmp_path, hf_env):
     m = tiny_model()
     folder = zoo.save_pretrained(m, tmp_path / "rel")
     cfg = json.loads((folder / "config.json").read_text())
-    assert cfg["architecture"] == "independent" and cfg["config"] == {"channels": 1, "height": 4, "width": 4, "levels": 2}
+    assert cfg["architecture"] == "independent" and cfg["config"] == {
+        "channels": 1,
+        "height": 4,
+        "width": 4,
+        "levels": 2,
+    }
     assert cfg["data_spec"] == TINY and cfg["zoo_version"] == zoo.__version__
     assert cfg["plugin"] == "independent" and cfg["plugin_package"] == "zoo-independent"
     assert cfg["weights"]["sha256"] == sha256_file(folder / "model.safetensors")
@@ -184,7 +203,10 @@ def test_strict_loading_reports_shape_and_key_mismatches(tmp_path, hf_env):
     cfg = json.loads(cfg_path.read_text())
     cfg["config"]["height"] = cfg["data_spec"]["height"] = 5
     cfg_path.write_text(json.dumps(cfg))
-    with pytest.raises(WeightsError, match=r"strict loading(.|\n)*shape mismatches \(1\):\n    table: file \(1, 4, 4, 2\), model \(1, 5, 4, 2\)"):
+    with pytest.raises(
+        WeightsError,
+        match=r"strict loading(.|\n)*shape mismatches \(1\):\n    table: file \(1, 4, 4, 2\), model \(1, 5, 4, 2\)",
+    ):
         zoo.load(f"local-dir:{folder}")
 
     cfg["config"]["height"] = cfg["data_spec"]["height"] = 4
@@ -217,7 +239,9 @@ def test_unregistered_architecture_names_the_plugin(tmp_path, hf_env):
     cfg = json.loads((folder / "config.json").read_text())
     cfg.update(architecture="pixelfoo", plugin="foo", plugin_package="zoo-foo")
     (folder / "config.json").write_text(json.dumps(cfg))
-    with pytest.raises(WeightsError, match=r"architecture 'pixelfoo' from plugin 'foo' \(package zoo-foo\).*pip install zoo-foo"):
+    with pytest.raises(
+        WeightsError, match=r"architecture 'pixelfoo' from plugin 'foo' \(package zoo-foo\).*pip install zoo-foo"
+    ):
         zoo.load(f"local-dir:{folder}")
 
 
@@ -227,7 +251,9 @@ def test_unregistered_architecture_names_the_plugin(tmp_path, hf_env):
 def test_publish_cli_then_load_from_hub(tmp_path, hub_server, cli_runner, register):
     register()
     m = tiny_model()
-    folder = zoo.save_pretrained(m, tmp_path / "rel", results=evaluate(m), samples=m.sample(4, generator=torch.Generator().manual_seed(0)))
+    folder = zoo.save_pretrained(
+        m, tmp_path / "rel", results=evaluate(m), samples=m.sample(4, generator=torch.Generator().manual_seed(0))
+    )
     r = cli_runner("publish", str(folder), "--repo-id", "zoo-test/tiny", "--tag", "v1", "--no-verify")
     assert r.exit_code == 0, r.output
     commit = hub_server.repos["zoo-test/tiny"].tags["v1"]
@@ -365,7 +391,11 @@ def test_registered_weights_spec_downloads_then_uses_the_cache(tmp_path, hub_ser
     register(zoo.WeightsSpec(tag="t1", hub_id="zoo-test/hubtiny", revision="v1", sha256=sha))
     x = images()
     first = zoo.load("hubtiny")
-    assert first.zoo_weights.source == "hf-hub" and first.zoo_weights.revision == r.commit and first.zoo_weights.tag == "t1"
+    assert (
+        first.zoo_weights.source == "hf-hub"
+        and first.zoo_weights.revision == r.commit
+        and first.zoo_weights.tag == "t1"
+    )
     assert torch.equal(first.log_prob(x), m.log_prob(x)) and first.zoo_name == "hubtiny" and not first.training
     hub_server.stop()
     second = zoo.load("hubtiny.t1")
@@ -440,7 +470,9 @@ def test_a_plugin_ships_its_own_release_folders(tmp_path, hf_env, register, monk
         assert torch.equal(loaded.log_prob(images()), m.log_prob(images()))
         assert cards_dirs("hubtiny", "t1")[:2] == [hf_env / "cards", package / "cards"]
         assert check_spec("hubtiny") == []
-    register(zoo.WeightsSpec(tag="t1", hub_id="zoo-test/x", revision="v1", sha256="0" * 64, cards="hubtiny_plugin:cards"))
+    register(
+        zoo.WeightsSpec(tag="t1", hub_id="zoo-test/x", revision="v1", sha256="0" * 64, cards="hubtiny_plugin:cards")
+    )
     with pytest.raises(WeightsError, match="sha256 mismatch"):
         zoo.load("hubtiny.t1")
     register(zoo.WeightsSpec(tag="t1", hub_id="zoo-test/x", revision="v1", sha256=sha, cards="no_such_pkg:cards"))
@@ -452,7 +484,11 @@ def test_a_plugin_ships_its_own_release_folders(tmp_path, hf_env, register, monk
 def test_publish_a_registered_name_uses_its_bundled_folder(tmp_path, hub_server, register, cli_runner):
     m = tiny_model()
     folder = zoo.save_pretrained(m, Path(os.environ["ZOO_CARDS_DIR"]) / "hubtiny.t1", tag="t1")
-    register(zoo.WeightsSpec(tag="t1", hub_id="zoo-test/hubtiny", revision="v1", sha256=sha256_file(folder / "model.safetensors")))
+    register(
+        zoo.WeightsSpec(
+            tag="t1", hub_id="zoo-test/hubtiny", revision="v1", sha256=sha256_file(folder / "model.safetensors")
+        )
+    )
     r = cli_runner("publish", "hubtiny.t1", "--repo-id", "zoo-test/hubtiny", "--tag", "v1", "--no-verify")
     assert r.exit_code == 0, r.output
     assert hub_server.file("zoo-test/hubtiny", "model.safetensors", "v1") == (folder / "model.safetensors").read_bytes()
@@ -463,7 +499,11 @@ def test_publish_a_registered_name_uses_its_bundled_folder(tmp_path, hub_server,
 def test_fetch_and_cache_verify(tmp_path, hub_server, register, cli_runner):
     folder = zoo.save_pretrained(tiny_model(), tmp_path / "rel")
     publish(folder, "zoo-test/fetch", tag="v1")
-    register(zoo.WeightsSpec(tag="t1", hub_id="zoo-test/fetch", revision="v1", sha256=sha256_file(folder / "model.safetensors")))
+    register(
+        zoo.WeightsSpec(
+            tag="t1", hub_id="zoo-test/fetch", revision="v1", sha256=sha256_file(folder / "model.safetensors")
+        )
+    )
     r = cli_runner("fetch", "hubtiny.t1")
     assert r.exit_code == 0 and "(verified)" in r.output, r.output
     r = cli_runner("fetch", "hf-hub:zoo-test/fetch@v1", "--json")
@@ -491,8 +531,15 @@ def test_card_is_generated_from_config_and_results(tmp_path, hf_env, register):
     register()
     m = tiny_model()
     result = evaluate(m)
-    folder = zoo.save_pretrained(m, tmp_path / "rel", results=result, samples=4, recipe={"epochs": 3, "lr": 1e-3},
-                                 repo_id="zoo-test/card", hardware="2 CPU cores, 3 s")
+    folder = zoo.save_pretrained(
+        m,
+        tmp_path / "rel",
+        results=result,
+        samples=4,
+        recipe={"epochs": 3, "lr": 1e-3},
+        repo_id="zoo-test/card",
+        hardware="2 CPU cores, 3 s",
+    )
     card = (folder / "README.md").read_text()
     assert card.startswith("---\n")
     meta = yaml.safe_load(card.split("---\n")[1])
@@ -500,17 +547,23 @@ def test_card_is_generated_from_config_and_results(tmp_path, hf_env, register):
     assert {"zoo", "image-generation", "independent"} <= set(meta["tags"])
     metrics = {x["type"]: x for x in meta["model-index"][0]["results"][0]["metrics"]}
     nll = result["nll"]
-    assert metrics["nll"]["value"] == pytest.approx(nll.value) and metrics["nll"]["args"]["stderr"] == pytest.approx(nll.stderr)
+    assert metrics["nll"]["value"] == pytest.approx(nll.value) and metrics["nll"]["args"]["stderr"] == pytest.approx(
+        nll.stderr
+    )
     assert metrics["nll.bits_per_dim"]["value"] == pytest.approx(nll.details["bits_per_dim"])
     assert nll.value == pytest.approx(-m.log_prob(toy_images()).double().mean().item())
     for section in ("## Paper", "## Usage", "## Training recipe", "## Samples", "## Results", "## Limitations"):
         assert section in card
     assert "![samples from the model](samples.png)" in card and (folder / "samples.png").is_file()
     assert "| nll (nats) |" in card and "`zoo eval hf-hub:zoo-test/card --dataset hub-toy --metrics nll`" in card
-    assert 'zoo.evaluate("hf-hub:zoo-test/card", dataset=\'hub-toy\', split=\'test\', metrics=[\'nll\'], seed=0)' in card
+    assert "zoo.evaluate(\"hf-hub:zoo-test/card\", dataset='hub-toy', split='test', metrics=['nll'], seed=0)" in card
     assert '"epochs": 3' in card and "2 CPU cores, 3 s" in card and result.provenance["dataset_checksum"] in card
     claims = cards.read_claims(card)
-    assert claims.metrics == pytest.approx(cards.summarize(result).metrics) and claims.dataset == "hub-toy" and claims.seed == 0
+    assert (
+        claims.metrics == pytest.approx(cards.summarize(result).metrics)
+        and claims.dataset == "hub-toy"
+        and claims.seed == 0
+    )
 
 
 def test_summarize_handles_na_metrics_and_objects():
@@ -518,9 +571,14 @@ def test_summarize_handles_na_metrics_and_objects():
 
     class Result:
         def to_dict(self):
-            return {"provenance": {"dataset": "binarized-mnist", "split": "test", "n": 10, "seed": 3},
-                    "metrics": {"nll": {"status": "n/a", "reason": "implicit model"}, "fid": 12.5,
-                                "speed": {"samples_per_s": 40.0}}}
+            return {
+                "provenance": {"dataset": "binarized-mnist", "split": "test", "n": 10, "seed": 3},
+                "metrics": {
+                    "nll": {"status": "n/a", "reason": "implicit model"},
+                    "fid": 12.5,
+                    "speed": {"samples_per_s": 40.0},
+                },
+            }
 
     s = cards.summarize(Result())
     assert s.dataset == "binarized-mnist" and s.n == 10 and s.seed == 3
@@ -544,9 +602,15 @@ def test_card_limitations_follow_the_model_kind():
 
     # a card whose only metric was n/a still writes a runnable zoo.evaluate call; an unknown
     # architecture gets the limitations of what was measured
-    config = {"architecture": "not-registered", "tag": "t", "data_spec": {"channels": 1, "height": 2, "width": 2, "levels": 2}}
-    results = {"provenance": {"dataset": "d", "split": "test", "n": 3, "seed": 0},
-               "metrics": {"nll": {"status": "n/a", "reason": "implicit model"}}}
+    config = {
+        "architecture": "not-registered",
+        "tag": "t",
+        "data_spec": {"channels": 1, "height": 2, "width": 2, "levels": 2},
+    }
+    results = {
+        "provenance": {"dataset": "d", "split": "test", "n": 3, "seed": 0},
+        "metrics": {"nll": {"status": "n/a", "reason": "implicit model"}},
+    }
     card = cards.render_card(config, results)
     assert "metrics=['nll']" in card and "metrics=[]" not in card
     assert "| nll | n/a, implicit model |" in card and "Likelihoods are of" not in card
@@ -666,13 +730,16 @@ def _edited_copy(tmp_path, name: str, nats: float, *, bits_per_dim: bool, canoni
         card = (folder / "README.md").read_text()
         old = f"- type: nll\n      value: {results['metrics']['nll']['value']!r}"
         assert old in card
-        (folder / "README.md").write_text(card.replace(old, f"- type: nll\n      value: {lied['metrics']['nll']['value']!r}"))
+        (folder / "README.md").write_text(
+            card.replace(old, f"- type: nll\n      value: {lied['metrics']['nll']['value']!r}")
+        )
     return folder
 
 
 def test_the_issues_card_is_refused_before_anything_runs(tmp_path, hub_server, cli_runner, monkeypatch):
     """Issue 23: the Row LSTM card with its NLL 5 nats better and bits/dim left, published with and without
     --limit; a full-split claim that its own canonical subset contradicts; the registry's pin."""
+
     def boom(*a, **kw):
         raise AssertionError("the harness ran")
 
@@ -683,8 +750,10 @@ def test_the_issues_card_is_refused_before_anything_runs(tmp_path, hub_server, c
         nll, bpd = _card_nll()
         from zoo.release.summary import fmt  # the claims' number format (trailing zeros dropped)
 
-        assert (f"nll.bits_per_dim: claimed {fmt(bpd)}, nll {fmt(nll - 5)} / (784 ln 2) = "
-                f"{fmt((nll - 5) / (784 * math.log(2)))}") in str(e.value)
+        assert (
+            f"nll.bits_per_dim: claimed {fmt(bpd)}, nll {fmt(nll - 5)} / (784 ln 2) = "
+            f"{fmt((nll - 5) / (784 * math.log(2)))}"
+        ) in str(e.value)
     r = cli_runner("publish", str(issue), "--repo-id", "me/row", "--limit", "500")
     assert r.exit_code == 1 and "refusing to publish" in r.output
 
@@ -696,7 +765,9 @@ def test_the_issues_card_is_refused_before_anything_runs(tmp_path, hub_server, c
     # a consistent 1-nat lie everywhere in the card: the registry's pin for these weights disagrees
     monkeypatch.setenv("ZOO_CARDS_DIR", str(ISSUE_CARD.parent))
     lying = _edited_copy(tmp_path, "lying", 1.0, bits_per_dim=True, canonical=True)
-    with pytest.raises(ZooError, match=f"registry: nll: README.md says {_card_nll()[0] - 1:.4f}, the registry's pin pixelrnn-row"):
+    with pytest.raises(
+        ZooError, match=f"registry: nll: README.md says {_card_nll()[0] - 1:.4f}, the registry's pin pixelrnn-row"
+    ):
         release.publish(lying, "me/row", limit=1000, evaluate=boom)
     assert not hub_server.repos
 
@@ -720,10 +791,15 @@ def test_the_issues_card_on_its_canonical_subset(tmp_path, hub_server, monkeypat
     good = _edited_copy(tmp_path, "good", 0.0, bits_per_dim=True, canonical=True)
     lying = _edited_copy(tmp_path, "lying", 1.0, bits_per_dim=True, canonical=True)
     ok = release.publish(good, "me/row", limit=1000, evaluate=once)
-    assert [c.key for c in ok.checks if c.kind == "measured"] == ["nll (canonical subset)", "nll.bits_per_dim (canonical subset)"]
+    assert [c.key for c in ok.checks if c.kind == "measured"] == [
+        "nll (canonical subset)",
+        "nll.bits_per_dim (canonical subset)",
+    ]
     assert all(c.ok for c in ok.checks) and runs[0][0]["limit"] == 1000
     canonical = _card_nll("canonical_subset")[0]
-    with pytest.raises(ZooError, match=rf"nll \(canonical subset\): claimed {canonical - 1:.4f}, measured {canonical:.4f}"):
+    with pytest.raises(
+        ZooError, match=rf"nll \(canonical subset\): claimed {canonical - 1:.4f}, measured {canonical:.4f}"
+    ):
         release.publish(lying, "me/row2", limit=1000, evaluate=once)
     assert list(hub_server.repos) == ["me/row"]
 
@@ -751,16 +827,21 @@ ROOT = Path(__file__).resolve().parents[1]
 def test_explicit_package_list_is_complete():
     """When pyproject.toml lists packages explicitly (to map cards/ into zoo.cards), none may be forgotten."""
     import tomllib
-
     from setuptools import find_namespace_packages
 
     cfg = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
     listed = cfg.get("packages")
     if not isinstance(listed, list):
         pytest.skip("pyproject.toml discovers packages with find")
-    def code_packages(root: Path, include: list[str]) -> set[str]:  # folders with Python files (data folders ship as package data)
-        return {p for p in find_namespace_packages(str(root), include=include)
-                if any((root / p.replace(".", "/")).glob("*.py"))}
+
+    def code_packages(
+        root: Path, include: list[str]
+    ) -> set[str]:  # folders with Python files (data folders ship as package data)
+        return {
+            p
+            for p in find_namespace_packages(str(root), include=include)
+            if any((root / p.replace(".", "/")).glob("*.py"))
+        }
 
     found = code_packages(ROOT, ["zoo", "zoo.*"]) | code_packages(ROOT / "plugins", ["zoo_*", "zoo_*.*"])
     assert found - set(listed) == set(), "add these packages to [tool.setuptools] packages in pyproject.toml"
@@ -776,19 +857,41 @@ def test_wheel_ships_bundled_cards_and_loads_them(tmp_path):
     import shutil
 
     src = tmp_path / "src"
-    shutil.copytree(ROOT, src, ignore=shutil.ignore_patterns(".git", "build", "dist", "*.egg-info", "__pycache__", "tests", ".venv"))
+    shutil.copytree(
+        ROOT, src, ignore=shutil.ignore_patterns(".git", "build", "dist", "*.egg-info", "__pycache__", "tests", ".venv")
+    )
     m = tiny_model()
     folder = zoo.save_pretrained(m, src / "cards" / "independent-w.wheeltest", tag="wheeltest")
     sha = sha256_file(folder / "model.safetensors")
     py = sys.executable
-    subprocess.run([py, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(tmp_path / "dist"), str(src)], check=True)
+    subprocess.run(
+        [py, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(tmp_path / "dist"), str(src)],
+        check=True,
+    )
     wheel = next((tmp_path / "dist").glob("likelihood_zoo-*.whl"))
     venv = tmp_path / "venv"
     subprocess.run([py, "-m", "venv", "--without-pip", str(venv)], check=True)
     site = next((venv / "lib").glob("python*/site-packages"))
     example = tmp_path / "example"  # the example plugin, installed as a user would (not editable)
-    shutil.copytree(ROOT / "examples" / "zoo-independent", example, ignore=shutil.ignore_patterns("*.egg-info", "build"))
-    subprocess.run([py, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation", "--target", str(site), str(wheel), str(example)], check=True)
+    shutil.copytree(
+        ROOT / "examples" / "zoo-independent", example, ignore=shutil.ignore_patterns("*.egg-info", "build")
+    )
+    subprocess.run(
+        [
+            py,
+            "-m",
+            "pip",
+            "install",
+            "-q",
+            "--no-deps",
+            "--no-build-isolation",
+            "--target",
+            str(site),
+            str(wheel),
+            str(example),
+        ],
+        check=True,
+    )
     # the dependencies (torch, ...) come from this environment, after the wheel's own zoo
     import sysconfig
 
@@ -812,7 +915,9 @@ with zoo.plugins.use_plugins({{"w": P()}}):
     print(m.zoo_weights.source, float(m.log_prob(torch.zeros(2, 1, 4, 4, dtype=torch.long)).sum()))
 """
     env = {k: v for k, v in os.environ.items() if k not in ("ZOO_CARDS_DIR", "PYTHONPATH")}
-    out = subprocess.run([str(venv / "bin" / "python"), "-c", script], cwd=tmp_path, env=env, capture_output=True, text=True)
+    out = subprocess.run(
+        [str(venv / "bin" / "python"), "-c", script], cwd=tmp_path, env=env, capture_output=True, text=True
+    )
     assert out.returncode == 0, out.stderr
     source, value = out.stdout.split()
     assert source == "bundled"
@@ -861,10 +966,12 @@ def test_card_training_progress_from_the_validation_log():
     from zoo.eval.trainlog import time_to_reach
     from zoo.release.card import training_progress
 
-    log = [{"kind": "valid", "epoch": 1, "nll": 92.0, "elapsed_s": 600.0},
-           {"kind": "valid", "epoch": 2, "nll": 88.5, "elapsed_s": 1260.0},
-           {"kind": "valid", "epoch": 3, "nll": 84.9, "elapsed_s": 3900.0},
-           {"kind": "valid", "epoch": 4, "nll": 85.2, "elapsed_s": 5400.0}]
+    log = [
+        {"kind": "valid", "epoch": 1, "nll": 92.0, "elapsed_s": 600.0},
+        {"kind": "valid", "epoch": 2, "nll": 88.5, "elapsed_s": 1260.0},
+        {"kind": "valid", "epoch": 3, "nll": 84.9, "elapsed_s": 3900.0},
+        {"kind": "valid", "epoch": 4, "nll": 85.2, "elapsed_s": 5400.0},
+    ]
     assert time_to_reach(log, 90) == 1260.0 and time_to_reach(log, 85) == 3900.0 and time_to_reach(log, 80) is None
     text = "\n".join(training_progress(log, "training_curve.png"))
     assert "| 3 | 84.90 (best) | 1:05 h |" in text and "| 4 | 85.20 | 1:30 h |" in text

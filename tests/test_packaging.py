@@ -25,10 +25,18 @@ def dist(tmp_path_factory):
     """`python -m build`: the sdist, then the wheel built from that sdist (so the sdist must be complete)."""
     out, src = tmp_path_factory.mktemp("dist"), tmp_path_factory.mktemp("src") / "tree"
     # a copy of the tree, so that the build's egg-info (stale metadata on sys.path later) stays out of the checkout
-    shutil.copytree(ROOT, src, ignore=shutil.ignore_patterns(".git", ".ci-venv", ".venv", "build", "dist", "*.egg-info",
-                                                             "__pycache__", "runs", "stages"))
-    proc = subprocess.run([sys.executable, "-m", "build", "--no-isolation", "--outdir", str(out), str(src)],
-                          capture_output=True, text=True)
+    shutil.copytree(
+        ROOT,
+        src,
+        ignore=shutil.ignore_patterns(
+            ".git", ".ci-venv", ".venv", "build", "dist", "*.egg-info", "__pycache__", "runs", "stages"
+        ),
+    )
+    proc = subprocess.run(
+        [sys.executable, "-m", "build", "--no-isolation", "--outdir", str(out), str(src)],
+        capture_output=True,
+        text=True,
+    )
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
     (sdist,) = out.glob(f"{DIST_NAME}-*.tar.gz")
     (wheel,) = out.glob(f"{DIST_NAME}-*-py3-none-any.whl")
@@ -37,8 +45,9 @@ def dist(tmp_path_factory):
 
 @pytest.mark.slow
 def test_twine_accepts_both(dist):
-    proc = subprocess.run([sys.executable, "-m", "twine", "check", "--strict", *map(str, dist)],
-                          capture_output=True, text=True)
+    proc = subprocess.run(
+        [sys.executable, "-m", "twine", "check", "--strict", *map(str, dist)], capture_output=True, text=True
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert proc.stdout.count("PASSED") == 2
 
@@ -55,9 +64,21 @@ def test_sdist_carries_the_cards_and_the_test_split(dist):
 def test_wheel_contains_core_plugins_data_and_entry_points(dist):
     wheel = zipfile.ZipFile(dist[1])
     names = wheel.namelist()
-    for must in ["zoo/__init__.py", "zoo/cli/__init__.py", "zoo_pixelcnn/plugin.py", "zoo_pixelrnn/plugin.py",
-                 "zoo_gan/plugin.py", "zoo_datasets/plugin.py", "zoo/testing/hubserver.py", "zoo/demo/page.html",
-                 "zoo/cli/plugin_template/plugin.py.tmpl", TEST_SPLIT, *(f"zoo/cards/{b}" for b in BUNDLED)]:
+    for must in [
+        "zoo/__init__.py",
+        "zoo/cli/__init__.py",
+        "zoo_pixelcnn/plugin.py",
+        "zoo_pixelrnn/plugin.py",
+        "zoo_gan/plugin.py",
+        "zoo_datasets/plugin.py",
+        "zoo/testing/hubserver.py",
+        "zoo/demo/page.html",
+        "zoo/cli/plugin_template/plugin.py.tmpl",
+        # PEP 561: the zoo and its plugins are typed
+        *(f"{pkg}/py.typed" for pkg in ("zoo", "zoo_pixelcnn", "zoo_pixelrnn", "zoo_gan", "zoo_pggan", "zoo_vae")),
+        TEST_SPLIT,
+        *(f"zoo/cards/{b}" for b in BUNDLED),
+    ]:
         assert must in names, must
     assert not any(n.startswith(("tests/", "examples/", "benchmarks/", "stages/")) for n in names)
     meta = wheel.read(next(n for n in names if n.endswith(".dist-info/METADATA"))).decode()
@@ -72,19 +93,33 @@ def test_installed_wheel_scores_a_bundled_release_offline(dist, tmp_path):
     venv = tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
     site = next((venv / "lib").glob("python*/site-packages"))
-    subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--target", str(site), str(dist[1])],
-                   check=True, capture_output=True)
+    subprocess.run(
+        [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--target", str(site), str(dist[1])],
+        check=True,
+        capture_output=True,
+    )
     (site / "deps.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
     env = {k: v for k, v in os.environ.items() if k not in ("ZOO_CARDS_DIR", "PYTHONPATH", "ZOO_PLUGINS")}
     env.update(HF_HUB_OFFLINE="1", OMP_NUM_THREADS="1")
     work = tmp_path / "elsewhere"
     work.mkdir()
     python = str(venv / "bin" / "python")
-    where = subprocess.run([python, "-c", "import zoo, zoo_datasets; print(zoo.__file__); print(zoo_datasets.__file__)"],
-                           cwd=work, env=env, capture_output=True, text=True, check=True).stdout.split()
+    where = subprocess.run(
+        [python, "-c", "import zoo, zoo_datasets; print(zoo.__file__); print(zoo_datasets.__file__)"],
+        cwd=work,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
     assert all(w.startswith(str(site)) for w in where), where
-    proc = subprocess.run([python, "-m", "zoo", "eval", "pixelrnn-row", "--limit", "8", "--json", "--no-progress"],
-                          cwd=work, env=env, capture_output=True, text=True)
+    proc = subprocess.run(
+        [python, "-m", "zoo", "eval", "pixelrnn-row", "--limit", "8", "--json", "--no-progress"],
+        cwd=work,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     (result,) = json.loads(proc.stdout)
     from zoo.registry import get_spec

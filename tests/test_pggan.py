@@ -2,10 +2,10 @@
 
 import pytest
 import torch
+from test_gan import batch  # bright squares on black, shifted from image to image
 from torch.nn import functional as F
 
 import zoo
-from test_gan import batch  # bright squares on black, shifted from image to image
 from zoo.errors import ZooError
 
 TINY = {"height": 8, "width": 8, "stages": 2, "nz": 8, "base_width": 8}  # 4x4 -> 8x8
@@ -21,8 +21,17 @@ def tiny(**overrides):
 def trainer(model, **recipe):
     from zoo_pggan.trainer import PGGANTrainer
 
-    return PGGANTrainer(model, {**zoo.info("pggan").recipes["default"], "fixed_noise": 4, "batch_size": 8,
-                                "stable_images": 16, "fade_images": 16, **recipe})
+    return PGGANTrainer(
+        model,
+        {
+            **zoo.info("pggan").recipes["default"],
+            "fixed_noise": 4,
+            "batch_size": 8,
+            "stable_images": 16,
+            "fade_images": 16,
+            **recipe,
+        },
+    )
 
 
 def test_registry_entry_and_a_sampler_not_a_likelihood():
@@ -142,7 +151,7 @@ def test_generator_ema():
     for decay in (0.1, 2 / 11, 0.25):  # the warm-up min(0.5, (1 + t) / (10 + t)) at steps t = 0, 1, 2
         before = [p.detach().clone() for p in m.generator_ema.parameters()]
         t.step(x)
-        for old, e, p in zip(before, m.generator_ema.parameters(), m.generator.parameters()):
+        for old, e, p in zip(before, m.generator_ema.parameters(), m.generator.parameters(), strict=True):
             torch.testing.assert_close(e, decay * old + (1 - decay) * p.detach())
     assert not any(p.requires_grad for p in m.generator_ema.parameters())
     # samples come from the average: changing the trained generator changes nothing
@@ -167,7 +176,9 @@ def test_sampling_levels_shape_and_seed(levels):
     assert torch.equal(a, m.sample(5, generator=torch.Generator().manual_seed(3)))
     m.set_growth(0, 1.0)  # a lower stage samples at full size, each pixel of the 4x4 image repeated 2x2
     low = m.sample(2, generator=torch.Generator().manual_seed(0), temperature=0.0)
-    assert low.shape == (2, 1, 8, 8) and torch.equal(low, low[:, :, ::2, ::2].repeat_interleave(2, 2).repeat_interleave(2, 3))
+    assert low.shape == (2, 1, 8, 8) and torch.equal(
+        low, low[:, :, ::2, ::2].repeat_interleave(2, 2).repeat_interleave(2, 3)
+    )
 
 
 def test_binary_samples_are_bernoulli_draws_of_the_intensities():
@@ -232,11 +243,17 @@ def test_exact_resume_across_a_growth_stage():
 def test_zoo_train_resumes_across_a_growth_stage(tmp_path):
     """Through the generic loop: 2 epochs straight equal 1 epoch + --resume 1 more, across the 4x4 -> 8x8 growth."""
     from safetensors.torch import load_file
-
     from test_gan import ToySquares
 
-    kw = dict(dataset=ToySquares(), tiny=True, config={"levels": 2}, progress=False, evaluate=False, samples=2,
-              overrides={"batch_size": 16, "fixed_noise": 4, "stable_images": 48, "fade_images": 16})
+    kw = dict(
+        dataset=ToySquares(),
+        tiny=True,
+        config={"levels": 2},
+        progress=False,
+        evaluate=False,
+        samples=2,
+        overrides={"batch_size": 16, "fixed_noise": 4, "stable_images": 48, "fade_images": 16},
+    )
     zoo.train("pggan", epochs=2, out=tmp_path / "a", **kw)
     zoo.train("pggan", epochs=1, out=tmp_path / "b", **kw)
     zoo.train("pggan", epochs=2, out=tmp_path / "b", resume=True, **kw)

@@ -65,7 +65,7 @@ def test_old_masks_module_warns_and_gives_the_same_objects():
         with pytest.warns(DeprecationWarning, match=f"zoo.nn.{name}"):
             assert getattr(old, name) is getattr(zoo.nn, name)
     with pytest.raises(AttributeError):
-        old.PixelConv
+        _ = old.PixelConv
 
 
 def test_colour_groups_split_each_block_contiguously():
@@ -98,8 +98,10 @@ def test_masked_conv_output_never_depends_on_later_subpixels():
     torch.manual_seed(0)
     C, H, W = 3, 5, 5
     net = torch.nn.Sequential(
-        MaskedConv2d(C, 12, 3, "A", C, out_blocks=2), torch.nn.Tanh(),
-        MaskedConv2d(12, 6, (1, 3), "B", C, in_blocks=2, centre=(0, 2)), torch.nn.Tanh(),
+        MaskedConv2d(C, 12, 3, "A", C, out_blocks=2),
+        torch.nn.Tanh(),
+        MaskedConv2d(12, 6, (1, 3), "B", C, in_blocks=2, centre=(0, 2)),
+        torch.nn.Tanh(),
         MaskedConv2d(6, C, 1, "B", C),
     ).double()
     x = torch.randn(1, C, H, W, dtype=torch.float64)
@@ -275,6 +277,6 @@ def test_cli_sample_and_complete(cli_runner, tmp_path, name):
     done = tmp_path / "done.png"
     r = cli_runner("sample", name, "--tiny", "-n", "2", "--complete", str(img), "--out", str(done), "--scale", "1")
     assert r.exit_code == 0, r.output
-    grid = torch.tensor(list(Image.open(done).convert('L').tobytes())).view(Image.open(done).size[1], -1)
-    kept = torch.tensor(list(Image.open(img).convert('L').tobytes())).view(8, 8)[:4]
+    grid = torch.tensor(list(Image.open(done).convert("L").tobytes())).view(Image.open(done).size[1], -1)
+    kept = torch.tensor(list(Image.open(img).convert("L").tobytes())).view(8, 8)[:4]
     assert torch.equal(grid[2:6, 2:10], kept)  # the top half of the first image is the input's

@@ -49,7 +49,7 @@ def test_logits_match_commit_9491e71(fixture, case):
     tensors, meta = fixture
     model = zoo.create(meta[f"{case}.name"], **json.loads(meta[f"{case}.config"]))
     prefix = f"{case}.param."
-    model.load_state_dict({k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}, strict=True)
+    model.load_state_dict({k[len(prefix) :]: v for k, v in tensors.items() if k.startswith(prefix)}, strict=True)
     cond = {"y": tensors[f"{case}.y"]} if f"{case}.y" in tensors else {}
     x = tensors[f"{case}.x"].long()
     expected = tensors[f"{case}.logits"]
@@ -219,7 +219,7 @@ def test_logits_and_gradients_equal_plain_equations(name, overrides):
     expected = plain(model, x, *cond.values())
     ref = torch.autograd.grad(-categorical_log_prob(expected, x).mean(), params, allow_unused=True)
     assert (got - expected).abs().max().item() <= 1e-10
-    for (pname, _), a, b in zip(model.named_parameters(), grads, ref):
+    for (pname, _), a, b in zip(model.named_parameters(), grads, ref, strict=True):
         if b is None:  # no parameter here is unused by the plain equations
             pytest.fail(f"{pname} has no gradient in the plain equations")
         assert a is not None, pname
@@ -229,8 +229,11 @@ def test_logits_and_gradients_equal_plain_equations(name, overrides):
 @pytest.mark.parametrize("name", ["pixelcnn", "gated-pixelcnn"])
 def test_chunked_scoring_equals_one_pass(name, monkeypatch):
     torch.manual_seed(0)
-    model = zoo.create(name, **zoo.info(name).test_config, num_classes=3) if name == "gated-pixelcnn" \
+    model = (
+        zoo.create(name, **zoo.info(name).test_config, num_classes=3)
+        if name == "gated-pixelcnn"
         else zoo.create(name, **zoo.info(name).test_config)
+    )
     spec = model.data_spec
     x = torch.randint(0, spec.levels, (10, *spec.shape), generator=torch.Generator().manual_seed(0))
     cond = {"y": torch.arange(10) % 3} if name == "gated-pixelcnn" else {}

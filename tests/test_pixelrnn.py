@@ -48,6 +48,7 @@ def wake(model, gain: float = 2.0, forget: float = 2.0, seed: int = 1):
 
 # ---------------------------------------------------------------- registration
 
+
 def test_registered_specs_match_constructors():
     from zoo.factory import import_builder
 
@@ -122,6 +123,7 @@ def test_autocast_leaves_the_recurrent_models_in_fp32(name):
 
 # ---------------------------------------------------------------- zoo check, receptive fields
 
+
 @pytest.mark.parametrize("name", NAMES)
 @pytest.mark.parametrize("channels,levels", DATA)
 def test_zoo_check_passes(name, channels, levels):
@@ -157,8 +159,9 @@ def row_lstm_triangle(H: int, W: int, probe: tuple[int, int]) -> list[list[int]]
     for r in range(H):
         for c in range(W):
             if r * W + c < pi * W + pj:
-                seen[r][c] = int(any((r0 - 3 <= r < r0 and abs(c - c0) <= 3) or (r == r0 and c0 - 3 <= c < c0)
-                                     for r0, c0 in f0))
+                seen[r][c] = int(
+                    any((r0 - 3 <= r < r0 and abs(c - c0) <= 3) or (r == r0 and c0 - 3 <= c < c0) for r0, c0 in f0)
+                )
     return seen
 
 
@@ -209,6 +212,7 @@ def test_diagonal_bilstm_second_direction_needs_the_shift():
 
 
 # ---------------------------------------------------------------- fast samplers
+
 
 @pytest.mark.parametrize("name", NAMES)
 @pytest.mark.parametrize("channels,levels", DATA)
@@ -265,6 +269,7 @@ def test_fast_sampler_temperature_zero_is_greedy(name):
 
 
 # ---------------------------------------------------------------- learning
+
 
 def _fixed_images() -> torch.Tensor:
     g = torch.Generator().manual_seed(0)

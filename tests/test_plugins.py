@@ -10,10 +10,16 @@ from zoo.protocols import DataSpec
 
 
 def _spec(name):
-    return zoo.ModelSpec(name=name, family="test", summary="a test model", paper="-",
-                         builder="zoo_independent.model:IndependentPixels",
-                         config={"height": 4, "width": 4}, data_spec=DataSpec(1, 4, 4, 2),
-                         capabilities={"likelihood", "sampler"})
+    return zoo.ModelSpec(
+        name=name,
+        family="test",
+        summary="a test model",
+        paper="-",
+        builder="zoo_independent.model:IndependentPixels",
+        config={"height": 4, "width": 4},
+        data_spec=DataSpec(1, 4, 4, 2),
+        capabilities={"likelihood", "sampler"},
+    )
 
 
 def _plugin(*names, fail=False, datasets=()):
@@ -65,8 +71,11 @@ def test_a_plugin_that_registers_the_wrong_thing_fails_alone():
 
 def test_two_plugins_claiming_one_name_keep_the_first_and_warn_naming_both():
     with use_plugins({"first": _plugin("same"), "second": _plugin("same")}) as host:
-        with pytest.warns(ZooPluginWarning, match="plugin 'second' registers model name 'same', which plugin "
-                                                  "'first' already registered.*ZOO_DISABLE_PLUGINS=second"):
+        with pytest.warns(
+            ZooPluginWarning,
+            match="plugin 'second' registers model name 'same', which plugin "
+            "'first' already registered.*ZOO_DISABLE_PLUGINS=second",
+        ):
             assert "same" in zoo.list_models()
         assert zoo.info("same").plugin == "first"
         info = {p.name: p for p in host.plugins()}
@@ -76,8 +85,10 @@ def test_two_plugins_claiming_one_name_keep_the_first_and_warn_naming_both():
 
 def test_conflict_with_an_entry_point_plugin_keeps_the_built_in():
     with use_plugins({"zz-copycat": _plugin("independent", "copycat-own")}):
-        with pytest.warns(ZooPluginWarning, match="plugin 'zz-copycat' registers model name 'independent'.*"
-                                                  "ZOO_DISABLE_PLUGINS=zz-copycat"):
+        with pytest.warns(
+            ZooPluginWarning,
+            match="plugin 'zz-copycat' registers model name 'independent'.*ZOO_DISABLE_PLUGINS=zz-copycat",
+        ):
             names = zoo.list_models()
         assert "independent" in names and "copycat-own" in names  # the rest of the newcomer still registers
         assert zoo.info("independent").plugin == "independent"
@@ -117,7 +128,8 @@ def test_listing_imports_no_model_code():
 
     code = (
         "import sys, zoo; names = zoo.list_models(); "
-        "mods = [m for m in sys.modules if m.endswith(('.model', '.pixelcnn', '.gated', '.rowlstm', '.diagonal', '.dcgan'))]; "
+        "ends = ('.model', '.pixelcnn', '.gated', '.rowlstm', '.diagonal', '.dcgan'); "
+        "mods = [m for m in sys.modules if m.endswith(ends)]; "
         "print(len(names) > 0, mods, 'torch' in sys.modules)"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout

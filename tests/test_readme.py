@@ -31,11 +31,18 @@ def test_plugin_guide_matches_the_example():
     hooks = (example / "zoo_independent" / "__init__.py").read_text()
     model = (example / "zoo_independent" / "model.py").read_text()
     assert 'independent = "zoo_independent"' in pyproject and 'independent = "zoo_independent"' in README
-    for line in ['builder="zoo_independent.model:IndependentPixels"', 'test_config={"height": 8, "width": 8}',
-                 "@zoo.hookimpl", "def zoo_register_models(register):"]:
+    for line in [
+        'builder="zoo_independent.model:IndependentPixels"',
+        'test_config={"height": 8, "width": 8}',
+        "@zoo.hookimpl",
+        "def zoo_register_models(register):",
+    ]:
         assert line in hooks and line in README, line
-    for line in ["class IndependentPixels(zoo.AutoregressiveModel):", "x = self.data_spec.validate(x)",
-                 "self.data_spec = zoo.DataSpec(channels, height, width, levels)"]:
+    for line in [
+        "class IndependentPixels(zoo.AutoregressiveModel):",
+        "x = self.data_spec.validate(x)",
+        "self.data_spec = zoo.DataSpec(channels, height, width, levels)",
+    ]:
         assert line in model and line in README, line
 
 
@@ -75,8 +82,11 @@ def test_leaderboard_rows_are_the_releases_and_their_pinned_numbers():
     import zoo
 
     results = {r.model: r for r in _leaderboard_results()}
-    on_board = [n for n in zoo.list_models(pretrained=True)
-                if zoo.info(n.split(".")[0]).weights_for(n.split(".", 1)[1]).dataset == "binarized-mnist"]
+    on_board = [
+        n
+        for n in zoo.list_models(pretrained=True)
+        if zoo.info(n.split(".")[0]).weights_for(n.split(".", 1)[1]).dataset == "binarized-mnist"
+    ]
     assert sorted(results) == sorted(on_board)
     for name, r in results.items():
         arch, tag = name.split(".", 1)
@@ -98,7 +108,7 @@ def test_readme_status_table_quotes_the_cards():
     rows = [line for line in section.splitlines() if line.startswith("| `")]
     names = [re.match(r"\| `([^`]+)`", line).group(1) for line in rows]
     assert sorted(names) == sorted(zoo.list_models(pretrained=True))
-    for name, line in zip(names, rows):
+    for name, line in zip(names, rows, strict=True):
         arch, tag = name.split(".", 1)
         w = zoo.info(arch).weights_for(tag)
         cells = [c.strip() for c in line.strip("|").split("|")]
@@ -107,7 +117,13 @@ def test_readme_status_table_quotes_the_cards():
             assert cells[1].startswith(f"{mark}{w.metrics['nll']:.2f} ± "), (name, cells[1])
             assert f"({mark}{w.metrics['nll.bits_per_dim']:.4f} bits/dim)" in cells[1]
         else:
-            assert cells[1].startswith(f"FID {w.metrics['fid']:.1f} (floor {w.metrics['fid.floor']:.2f})"), (name, cells[1])
+            assert cells[1].startswith(f"FID {w.metrics['fid']:.1f} (floor {w.metrics['fid.floor']:.2f})"), (
+                name,
+                cells[1],
+            )
         training = json.loads((ROOT / "cards" / name / "training.json").read_text())
         total = zoo.info(arch).recipes[training["recipe_name"]]["epochs"]
-        assert cells[3].startswith(f"{training['epochs']} of {total} epochs, {training['wall_time_s'] / 60:.0f} min"), (name, cells[3])
+        assert cells[3].startswith(f"{training['epochs']} of {total} epochs, {training['wall_time_s'] / 60:.0f} min"), (
+            name,
+            cells[3],
+        )

@@ -4,8 +4,8 @@ import pytest
 
 import zoo
 from zoo.errors import UnknownNameError, ZooError
-from zoo.registry import ModelSpec, ParsedName, WeightsSpec, parse_name
 from zoo.protocols import DataSpec
+from zoo.registry import ModelSpec, ParsedName, WeightsSpec, parse_name
 
 
 @pytest.mark.parametrize(
@@ -22,7 +22,9 @@ def test_parse_name(name, parsed):
     assert parse_name(name) == parsed
 
 
-@pytest.mark.parametrize("bad", ["", "  ", "hf-hub:repo", "hf-hub:org/", "hf-hub:org/repo@", "local-dir:", ".tag", "arch.", 3])
+@pytest.mark.parametrize(
+    "bad", ["", "  ", "hf-hub:repo", "hf-hub:org/", "hf-hub:org/repo@", "local-dir:", ".tag", "arch.", 3]
+)
 def test_parse_name_rejects(bad):
     with pytest.raises(ValueError):
         parse_name(bad)
@@ -109,11 +111,18 @@ def test_moved_names_warn_and_are_the_same_objects():
     """Names that moved in the layering (issue 16) keep their old import path for one release."""
     import importlib
 
-    moved = [("zoo.registry", "create", "zoo.factory"), ("zoo.registry", "load", "zoo.factory"),
-             ("zoo.registry", "import_builder", "zoo.factory"), ("zoo.hub", "load_pretrained", "zoo.factory"),
-             ("zoo.hub", "save_pretrained", "zoo.release"), ("zoo.hub", "render_release_card", "zoo.release"),
-             ("zoo.hub", "publish", "zoo.release"), ("zoo.hub", "verify_claims", "zoo.release"),
-             ("zoo.hub", "bundled_cards_dirs", "zoo.weights"), ("zoo.hub", "model_config", "zoo.weights")]
+    moved = [
+        ("zoo.registry", "create", "zoo.factory"),
+        ("zoo.registry", "load", "zoo.factory"),
+        ("zoo.registry", "import_builder", "zoo.factory"),
+        ("zoo.hub", "load_pretrained", "zoo.factory"),
+        ("zoo.hub", "save_pretrained", "zoo.release"),
+        ("zoo.hub", "render_release_card", "zoo.release"),
+        ("zoo.hub", "publish", "zoo.release"),
+        ("zoo.hub", "verify_claims", "zoo.release"),
+        ("zoo.hub", "bundled_cards_dirs", "zoo.weights"),
+        ("zoo.hub", "model_config", "zoo.weights"),
+    ]
     for old, name, new in moved:
         with pytest.warns(DeprecationWarning, match=f"{old}.{name} moved to {new}"):
             got = getattr(importlib.import_module(old), name)

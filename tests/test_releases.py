@@ -83,12 +83,20 @@ def test_bounded_release_reproduces_its_canonical_claims(name):
     assert nll["details"]["bound"] == "upper" and nll["details"]["k"] == results["provenance"]["iw_samples"]
     sub = results["canonical_subset"]
     prov = sub["provenance"]
-    r = zoo.evaluate(name, dataset=prov["dataset"], split="test", metrics="nll", limit=prov["limit"],
-                     iw_samples=prov["iw_samples"], batch_size=prov["batch_size"], seed=prov["seed"])
+    r = zoo.evaluate(
+        name,
+        dataset=prov["dataset"],
+        split="test",
+        metrics="nll",
+        limit=prov["limit"],
+        iw_samples=prov["iw_samples"],
+        batch_size=prov["batch_size"],
+        seed=prov["seed"],
+    )
     assert r.provenance["subset"] == prov["subset"]
     assert r["nll"].details["bound"] == "upper" and r["nll"].details["k"] == prov["iw_samples"]
     assert r["nll"].value == pytest.approx(sub["metrics"]["nll"]["value"], rel=1e-5)
-    assert f"| ≤ " in (_card(name) / "README.md").read_text()
+    assert "| ≤ " in (_card(name) / "README.md").read_text()
 
 
 def test_zoo_card_rerenders_and_rescoring_replaces_the_results(tmp_path):
@@ -124,8 +132,8 @@ def test_card_results_measured_in_memory_are_named_by_the_file(tmp_path):
     import shutil
 
     from zoo.errors import ZooError
-    from zoo.weights import state_sha256 as _state_sha256
     from zoo.release import render_release_card
+    from zoo.weights import state_sha256 as _state_sha256
 
     name = RELEASES[0]
     copy = tmp_path / name
@@ -138,7 +146,9 @@ def test_card_results_measured_in_memory_are_named_by_the_file(tmp_path):
     (copy / "eval.json").write_text(json.dumps(results))
     render_release_card(copy)
     prov = json.loads((copy / "eval.json").read_text())["provenance"]
-    assert prov["weights"] == file_sha and prov["weights_source"] == "model.safetensors" and "same tensors" in prov["note"]
+    assert (
+        prov["weights"] == file_sha and prov["weights_source"] == "model.safetensors" and "same tensors" in prov["note"]
+    )
     assert (copy / "README.md").read_text().count(file_sha) >= 2  # model table and provenance
 
     results["provenance"].update(weights="0" * 64)  # numbers of some other tensors
@@ -161,8 +171,10 @@ def test_card_names_each_stages_hardware_when_they_differ(tmp_path):
     copy = tmp_path / name
     shutil.copytree(_card(name), copy)
     training = json.loads((copy / "training.json").read_text())
-    stages = [{"epochs": 1, "from_epoch": 0, "from_step": 0, "hardware": "CPU (x86_64, 2 cores, 2 threads)"},
-              {"epochs": 3, "from_epoch": 1, "from_step": 9, "hardware": "NVIDIA H100 80GB HBM3"}]
+    stages = [
+        {"epochs": 1, "from_epoch": 0, "from_step": 0, "hardware": "CPU (x86_64, 2 cores, 2 threads)"},
+        {"epochs": 3, "from_epoch": 1, "from_step": 9, "hardware": "NVIDIA H100 80GB HBM3"},
+    ]
     (copy / "training.json").write_text(json.dumps({**training, "epochs": 3, "wall_time_s": 600, "stages": stages}))
     render_release_card(copy)
     line = next(x for x in (copy / "README.md").read_text().splitlines() if x.startswith("Hardware and time: "))

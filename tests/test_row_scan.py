@@ -44,6 +44,7 @@ SIZES = [  # H, B, W, h, k
 
 # ---------------------------------------------------------------- the Function
 
+
 @pytest.mark.parametrize("H,B,W,h,k", SIZES)
 def test_row_scan_gradcheck(H, B, W, h, k):
     pre, kernel = scan_inputs(H, B, W, h, k)
@@ -62,7 +63,7 @@ def test_row_scan_equals_reference(H, B, W, h, k):
     grad = torch.randn_like(plain)
     g_fast = torch.autograd.grad(fast, (pre, kernel), grad)
     g_plain = torch.autograd.grad(plain, (pre, kernel), grad)
-    for a, b in zip(g_fast, g_plain):
+    for a, b in zip(g_fast, g_plain, strict=True):
         torch.testing.assert_close(a, b, atol=1e-12, rtol=0)
     with torch.no_grad():  # scoring: nothing saved for backward, same values
         scored = row_scan(pre, kernel)
@@ -80,10 +81,12 @@ def test_row_scan_rejects_bad_shapes():
 
 # ---------------------------------------------------------------- layer and model against the plain versions
 
+
 def tiny_row_lstm(channels=1, levels=2, **overrides):
     torch.manual_seed(0)
-    m = zoo.create("pixelrnn-row", channels=channels, levels=levels,
-                   **{**zoo.info("pixelrnn-row").test_config, **overrides})
+    m = zoo.create(
+        "pixelrnn-row", channels=channels, levels=levels, **{**zoo.info("pixelrnn-row").test_config, **overrides}
+    )
     with torch.no_grad():  # larger than the default init, so that every layer and the recurrence matter
         for p in m.parameters():
             p.mul_(2.0)
@@ -111,9 +114,9 @@ def test_model_equals_plain_reference(config):
     params = list(m.parameters())
     g_fast = torch.autograd.grad(-torch.log_softmax(fast, -1).mean() + fast.square().mean(), params)
     g_plain = torch.autograd.grad(-torch.log_softmax(plain, -1).mean() + plain.square().mean(), params)
-    for (name, _), a, b in zip(m.named_parameters(), g_fast, g_plain):
+    for (name, _), a, b in zip(m.named_parameters(), g_fast, g_plain, strict=True):
         assert max_diff(a, b) <= TOL, name
-    recurrent = [g for (name, _), g in zip(m.named_parameters(), g_plain) if "state_to_state" in name]
+    recurrent = [g for (name, _), g in zip(m.named_parameters(), g_plain, strict=True) if "state_to_state" in name]
     assert all(float(g.abs().max()) > 1e-3 for g in recurrent)  # the comparison is not between zeros
     with torch.no_grad():  # scoring goes row by row through all layers
         assert max_diff(m.logits(x), plain) <= TOL
@@ -133,20 +136,24 @@ def test_layer_equals_plain_reference(config):
     assert max_diff(fast, plain) <= TOL
     grad = torch.randn_like(plain)
     inputs = [x, *layer.parameters()]
-    for a, b in zip(torch.autograd.grad(fast, inputs, grad), torch.autograd.grad(plain, inputs, grad)):
+    for a, b in zip(torch.autograd.grad(fast, inputs, grad), torch.autograd.grad(plain, inputs, grad), strict=True):
         assert max_diff(a, b) <= TOL
 
 
 def test_parameter_names_and_shapes_are_unchanged():
     """The released weights' layout: the model still loads the state dict of the old code strictly."""
     with safe_open(FIXTURE, "pt") as f:
-        old = {k.removeprefix("binary.param."): tuple(f.get_slice(k).get_shape())
-               for k in f.keys() if k.startswith("binary.param.")}
+        old = {
+            k.removeprefix("binary.param."): tuple(f.get_slice(k).get_shape())
+            for k in f.keys()
+            if k.startswith("binary.param.")
+        }
     new = {k: tuple(v.shape) for k, v in tiny_row_lstm().state_dict().items()}
     assert new == old
 
 
 # ---------------------------------------------------------------- frozen outputs of commit 9491e71
+
 
 def fixture_tensors():
     with safe_open(FIXTURE, "pt") as f:
@@ -158,7 +165,7 @@ def test_reproduces_logits_of_the_old_code(case):
     tensors, meta = fixture_tensors()
     m = zoo.create("pixelrnn-row", **json.loads(meta[f"{case}.config"]))
     prefix = f"{case}.param."
-    m.load_state_dict({k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}, strict=True)
+    m.load_state_dict({k[len(prefix) :]: v for k, v in tensors.items() if k.startswith(prefix)}, strict=True)
     x, expected = tensors[f"{case}.x"], tensors[f"{case}.logits"]
     assert max_diff(m.logits(x), expected) <= TOL
     with torch.no_grad():

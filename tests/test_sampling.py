@@ -134,7 +134,9 @@ def test_fast_sampler_steps_are_driven_in_raster_order_and_equal_naive():
             assert len(asked) == 3 * 3 * 2
     for t in (0.0, 0.5):
         fast = zoo.sample(m, 3, method="fast", temperature=t, generator=torch.Generator().manual_seed(2))
-        assert torch.equal(fast, zoo.sample(m, 3, method="naive", temperature=t, generator=torch.Generator().manual_seed(2)))
+        assert torch.equal(
+            fast, zoo.sample(m, 3, method="naive", temperature=t, generator=torch.Generator().manual_seed(2))
+        )
 
 
 def test_fast_sampler_is_used_by_auto_and_equals_naive():
@@ -159,8 +161,14 @@ def test_fast_sampler_is_used_by_auto_and_equals_naive():
         ({"temperature": -1.0}, "temperature"),
         ({"known": torch.zeros(1, 2, 2, dtype=torch.long)}, "needs both"),
         ({"known": torch.zeros(1, 2, 2, dtype=torch.long), "mask": torch.ones(2, 2)}, "bool tensor"),
-        ({"known": torch.zeros(1, 2, 2, dtype=torch.long), "mask": torch.ones(3, 3, dtype=torch.bool)}, "does not broadcast"),
-        ({"known": torch.full((1, 2, 2), 9), "mask": torch.ones(2, 2, dtype=torch.bool)}, r"known: expected .* got values"),
+        (
+            {"known": torch.zeros(1, 2, 2, dtype=torch.long), "mask": torch.ones(3, 3, dtype=torch.bool)},
+            "does not broadcast",
+        ),
+        (
+            {"known": torch.full((1, 2, 2), 9), "mask": torch.ones(2, 2, dtype=torch.bool)},
+            r"known: expected .* got values",
+        ),
         ({"generator": "seed"}, "must be a torch.Generator"),
     ],
 )

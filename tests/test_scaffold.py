@@ -20,8 +20,16 @@ def test_plugin_new_writes_a_skeleton_that_passes_the_contract(tmp_path, cli_run
     assert r.exit_code == 0, r.output
     root = tmp_path / "zoo-tiny-window"
     files = sorted(p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file())
-    assert files == [".gitignore", "README.md", "pyproject.toml", "tests/test_contract.py", "zoo_tiny_window/__init__.py",
-                     "zoo_tiny_window/cards/README.md", "zoo_tiny_window/model.py", "zoo_tiny_window/plugin.py"]
+    assert files == [
+        ".gitignore",
+        "README.md",
+        "pyproject.toml",
+        "tests/test_contract.py",
+        "zoo_tiny_window/__init__.py",
+        "zoo_tiny_window/cards/README.md",
+        "zoo_tiny_window/model.py",
+        "zoo_tiny_window/plugin.py",
+    ]
     assert 'zoo_tiny_window = "zoo_tiny_window.plugin"' in (root / "pyproject.toml").read_text()
     assert 'contract_tests("tiny-window")' in (root / "tests" / "test_contract.py").read_text()
     assert "{{" not in "".join((root / f).read_text() for f in files)
@@ -57,15 +65,35 @@ def test_plugin_new_then_pip_install_then_its_own_tests(tmp_path, cli_runner):
     venv = tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
     site = next((venv / "lib").glob("python*/site-packages"))
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation",
-                    "--target", str(site), str(root)], check=True)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "-q",
+            "--no-deps",
+            "--no-build-isolation",
+            "--target",
+            str(site),
+            str(root),
+        ],
+        check=True,
+    )
     # zoo (an editable install: its .pth files must be processed), torch and pytest: from this environment
     (site / "deps.pth").write_text(f"import site; site.addsitedir({sysconfig.get_paths()['purelib']!r})\n")
     py = str(venv / "bin" / "python")
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     env.pop("PYTHONPATH", None)
-    out = subprocess.run([py, "-m", "zoo", "check", "e2e-window", "--tiny"], cwd=root, capture_output=True, text=True, env=env)
+    out = subprocess.run(
+        [py, "-m", "zoo", "check", "e2e-window", "--tiny"], cwd=root, capture_output=True, text=True, env=env
+    )
     assert out.returncode == 0 and "PASSED" in out.stdout, out.stdout + out.stderr
-    out = subprocess.run([py, "-m", "pytest", "-q", "-m", "not slow", "-p", "no:cacheprovider"], cwd=root,
-                         capture_output=True, text=True, env=env)
+    out = subprocess.run(
+        [py, "-m", "pytest", "-q", "-m", "not slow", "-p", "no:cacheprovider"],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        env=env,
+    )
     assert out.returncode == 0 and " passed" in out.stdout and "failed" not in out.stdout, out.stdout + out.stderr

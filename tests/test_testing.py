@@ -32,7 +32,7 @@ class PrefixSum(zoo.AutoregressiveModel):
     def seen_too(self, flat: torch.Tensor) -> torch.Tensor:
         return torch.zeros_like(flat)
 
-    def fast_sampler(self, x: torch.Tensor) -> "Steps":
+    def fast_sampler(self, x: torch.Tensor) -> Steps:
         return Steps(self, x)
 
 
@@ -89,8 +89,13 @@ class Unsaved(PrefixSum):
 
 
 SPECS = {
-    "sound": PrefixSum, "sees-itself": SeesItself, "wrong-fast": WrongFast, "loses-known": LosesKnown,
-    "takes-anything": TakesAnything, "floats-welcome": FloatsWelcome, "unsaved": Unsaved,
+    "sound": PrefixSum,
+    "sees-itself": SeesItself,
+    "wrong-fast": WrongFast,
+    "loses-known": LosesKnown,
+    "takes-anything": TakesAnything,
+    "floats-welcome": FloatsWelcome,
+    "unsaved": Unsaved,
 }
 
 
@@ -98,14 +103,31 @@ class Plugin:
     @zoo.hookimpl
     def zoo_register_models(self, register):
         for name, cls in SPECS.items():
-            register(zoo.ModelSpec(
-                name=name, family="test", summary="s", paper="p", builder=f"{__name__}:{cls.__name__}",
-                config={"height": 4, "width": 4, "levels": 3}, data_spec=zoo.DataSpec(1, 4, 4, 3),
-                capabilities={"likelihood", "sampler", "fast_sampler"}, test_config={"height": 3},
-            ))
-        register(zoo.ModelSpec(
-            name="four-levels", family="test", summary="s", paper="p", builder=f"{__name__}:PrefixSum",
-            config={"height": 4, "width": 4}, data_spec=zoo.DataSpec(1, 4, 4, 4), capabilities={"likelihood"}))
+            register(
+                zoo.ModelSpec(
+                    name=name,
+                    family="test",
+                    summary="s",
+                    paper="p",
+                    builder=f"{__name__}:{cls.__name__}",
+                    config={"height": 4, "width": 4, "levels": 3},
+                    data_spec=zoo.DataSpec(1, 4, 4, 3),
+                    capabilities={"likelihood", "sampler", "fast_sampler"},
+                    test_config={"height": 3},
+                )
+            )
+        register(
+            zoo.ModelSpec(
+                name="four-levels",
+                family="test",
+                summary="s",
+                paper="p",
+                builder=f"{__name__}:PrefixSum",
+                config={"height": 4, "width": 4},
+                data_spec=zoo.DataSpec(1, 4, 4, 4),
+                capabilities={"likelihood"},
+            )
+        )
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -120,15 +142,18 @@ def test_a_sound_model_passes_every_check():
             assert c.run("sound") is None, c.name
 
 
-@pytest.mark.parametrize(("name", "check", "message"), [
-    ("sees-itself", contract.check_causality, "sees itself"),
-    ("wrong-fast", contract.check_fast_equals_naive, "fast and naive samplers differ when sampling"),
-    ("loses-known", contract.check_completion, "completion changed known pixels"),
-    ("takes-anything", contract.check_strict_config, "no_such_option=1\\) was accepted"),
-    ("floats-welcome", contract.check_log_prob, "accepted a float image"),
-    ("unsaved", contract.check_save_load, "log_prob differs after loading"),
-    ("four-levels", contract.check_spec_agrees, "declares data_spec 1x4x4, 4 levels, but the builder made"),
-])
+@pytest.mark.parametrize(
+    ("name", "check", "message"),
+    [
+        ("sees-itself", contract.check_causality, "sees itself"),
+        ("wrong-fast", contract.check_fast_equals_naive, "fast and naive samplers differ when sampling"),
+        ("loses-known", contract.check_completion, "completion changed known pixels"),
+        ("takes-anything", contract.check_strict_config, "no_such_option=1\\) was accepted"),
+        ("floats-welcome", contract.check_log_prob, "accepted a float image"),
+        ("unsaved", contract.check_save_load, "log_prob differs after loading"),
+        ("four-levels", contract.check_spec_agrees, "declares data_spec 1x4x4, 4 levels, but the builder made"),
+    ],
+)
 def test_each_check_catches_its_fault(name, check, message):
     with pytest.raises(AssertionError, match=message):
         check(name)
@@ -156,13 +181,17 @@ def test_the_local_hub_server_runs_from_the_shell():
     import sys
     import urllib.request
 
-    proc = subprocess.Popen([sys.executable, "-m", "zoo.testing.hubserver", "--token", "hf_x"], stdout=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "zoo.testing.hubserver", "--token", "hf_x"], stdout=subprocess.PIPE, text=True
+    )
     try:
         line = proc.stdout.readline().strip()
         assert line.startswith("export HF_ENDPOINT=http://127.0.0.1:")
         url = line.split("=", 1)[1]
         try:
-            request = urllib.request.Request(f"{url}/api/models/nobody/nothing", headers={"Authorization": "Bearer hf_x"})
+            request = urllib.request.Request(
+                f"{url}/api/models/nobody/nothing", headers={"Authorization": "Bearer hf_x"}
+            )
             urllib.request.urlopen(request, timeout=10)
         except urllib.error.HTTPError as e:
             assert e.code == 404 and e.headers["X-Error-Code"] == "RepoNotFound"

@@ -22,11 +22,17 @@ from torch import nn
 
 import zoo
 from zoo.data import Dataset
+from zoo.distributed import shard_indices
 from zoo.errors import UnknownNameError, ZooError
 from zoo.plugins import use_plugins
-from zoo.distributed import shard_indices
 from zoo.training import (
-    RecipeError, TrainEvent, load_checkpoint, plot_training_curves, resolve_recipe, split_overrides, train,
+    RecipeError,
+    TrainEvent,
+    load_checkpoint,
+    plot_training_curves,
+    resolve_recipe,
+    split_overrides,
+    train,
 )
 from zoo.training.checkpoint import flatten_state, unflatten_state
 from zoo.training.data import validation_nll
@@ -141,8 +147,12 @@ class FakeGANTrainer:
         return {"loss_d": float(loss_d.detach()), "loss_g": float(loss_g.detach())}
 
     def state_dict(self):
-        return {"g": self.opt_g.state_dict(), "d": self.opt_d.state_dict(), "steps": self.steps,
-                "noise": self.noise.get_state()}
+        return {
+            "g": self.opt_g.state_dict(),
+            "d": self.opt_d.state_dict(),
+            "steps": self.steps,
+            "noise": self.noise.get_state(),
+        }
 
     def load_state_dict(self, d):
         self.opt_g.load_state_dict(d["g"])
@@ -164,27 +174,61 @@ class _Plugin:
     @zoo.hookimpl
     def zoo_register_models(register):
         common = dict(config={}, data_spec=SPEC)
-        register(zoo.ModelSpec(
-            name="tiny-dropout", family="test", summary="test model", paper="-",
-            builder=f"{__name__}:TinyDropout", capabilities={"likelihood", "sampler"},
-            recipes={"default": {"lr": 0.05, "batch_size": 16, "ema_decay": 0.9, "log_every": 2, "dataset": "toy"},
-                     "cosine": {"lr": 0.05, "batch_size": 16, "lr_schedule": "cosine", "warmup_steps": 2,
-                                "optimizer": "adamw", "weight_decay": 0.01, "grad_clip": 1.0},
-                     "dynamic": {"lr": 0.05, "batch_size": 16, "lr_schedule": "exponential", "lr_gamma": 0.5,
-                                 "dynamic_binarization": True}},
-            **common,
-        ))
-        register(zoo.ModelSpec(
-            name="tiny-cond", family="test", summary="test conditional model", paper="-",
-            builder=f"{__name__}:TinyConditional", capabilities={"likelihood"},
-            recipes={"default": {"lr": 0.05, "batch_size": 16, "ema_decay": 0.0}}, **common,
-        ))
-        register(zoo.ModelSpec(
-            name="tiny-gan", family="test", summary="test GAN", paper="-", builder=f"{__name__}:TinyGAN",
-            capabilities={"sampler"}, trainer=f"{__name__}:FakeGANTrainer",
-            recipes={"default": {"lr": 0.05, "batch_size": 16, "ema_decay": 0.0, "log_every": 1, "lr_d": 0.1}},
-            **common,
-        ))
+        register(
+            zoo.ModelSpec(
+                name="tiny-dropout",
+                family="test",
+                summary="test model",
+                paper="-",
+                builder=f"{__name__}:TinyDropout",
+                capabilities={"likelihood", "sampler"},
+                recipes={
+                    "default": {"lr": 0.05, "batch_size": 16, "ema_decay": 0.9, "log_every": 2, "dataset": "toy"},
+                    "cosine": {
+                        "lr": 0.05,
+                        "batch_size": 16,
+                        "lr_schedule": "cosine",
+                        "warmup_steps": 2,
+                        "optimizer": "adamw",
+                        "weight_decay": 0.01,
+                        "grad_clip": 1.0,
+                    },
+                    "dynamic": {
+                        "lr": 0.05,
+                        "batch_size": 16,
+                        "lr_schedule": "exponential",
+                        "lr_gamma": 0.5,
+                        "dynamic_binarization": True,
+                    },
+                },
+                **common,
+            )
+        )
+        register(
+            zoo.ModelSpec(
+                name="tiny-cond",
+                family="test",
+                summary="test conditional model",
+                paper="-",
+                builder=f"{__name__}:TinyConditional",
+                capabilities={"likelihood"},
+                recipes={"default": {"lr": 0.05, "batch_size": 16, "ema_decay": 0.0}},
+                **common,
+            )
+        )
+        register(
+            zoo.ModelSpec(
+                name="tiny-gan",
+                family="test",
+                summary="test GAN",
+                paper="-",
+                builder=f"{__name__}:TinyGAN",
+                capabilities={"sampler"},
+                trainer=f"{__name__}:FakeGANTrainer",
+                recipes={"default": {"lr": 0.05, "batch_size": 16, "ema_decay": 0.0, "log_every": 1, "lr_d": 0.1}},
+                **common,
+            )
+        )
 
 
 @pytest.fixture
@@ -221,19 +265,22 @@ def test_recipe_defaults_named_and_overrides(toy):
     assert isinstance(resolve_recipe(spec, "default", {"lr": 1})["lr"], float)  # ints are numbers
 
 
-@pytest.mark.parametrize("override, match", [
-    ({"learning_rate": 0.1}, "unknown recipe key 'learning_rate'"),
-    ({"lr": "fast"}, "'lr' must be a number"),
-    ({"lr": -1.0}, "'lr' must be > 0"),
-    ({"epochs": 2.5}, "'epochs' must be an integer"),
-    ({"optimizer": "lion"}, "'optimizer' must be one of adam, adamw, sgd, rmsprop"),
-    ({"lr_schedule": "linear"}, "'lr_schedule' must be one of"),
-    ({"ema_decay": 1.0}, "'ema_decay' must be in"),
-    ({"ema_warmup": 1}, "'ema_warmup' must be true or false"),
-    ({"betas": [0.9]}, "'betas' must be a list of 2 numbers"),
-    ({"total_steps": 5}, "computed by the training loop"),
-    ({"batch_size": 0}, "'batch_size' must be >= 1"),
-])
+@pytest.mark.parametrize(
+    "override, match",
+    [
+        ({"learning_rate": 0.1}, "unknown recipe key 'learning_rate'"),
+        ({"lr": "fast"}, "'lr' must be a number"),
+        ({"lr": -1.0}, "'lr' must be > 0"),
+        ({"epochs": 2.5}, "'epochs' must be an integer"),
+        ({"optimizer": "lion"}, "'optimizer' must be one of adam, adamw, sgd, rmsprop"),
+        ({"lr_schedule": "linear"}, "'lr_schedule' must be one of"),
+        ({"ema_decay": 1.0}, "'ema_decay' must be in"),
+        ({"ema_warmup": 1}, "'ema_warmup' must be true or false"),
+        ({"betas": [0.9]}, "'betas' must be a list of 2 numbers"),
+        ({"total_steps": 5}, "computed by the training loop"),
+        ({"batch_size": 0}, "'batch_size' must be >= 1"),
+    ],
+)
 def test_recipe_validation_errors(toy, override, match):
     with pytest.raises(RecipeError, match=match):
         resolve_recipe(zoo.info("tiny-dropout"), "default", override)
@@ -259,15 +306,18 @@ def test_trainer_recipe_defaults_extend_the_schema(toy):
 
 
 def test_split_overrides():
-    rec, cfg = split_overrides("x", {"lr": 0.1, "hidden": 8, "model.lr": 3, "recipe.seed": 2, "lr_d": 1},
-                               recipe_extra={"lr_d": 0.1})
+    rec, cfg = split_overrides(
+        "x", {"lr": 0.1, "hidden": 8, "model.lr": 3, "recipe.seed": 2, "lr_d": 1}, recipe_extra={"lr_d": 0.1}
+    )
     assert rec == {"lr": 0.1, "seed": 2, "lr_d": 1}
     assert cfg == {"hidden": 8, "lr": 3}
 
 
 def test_lr_schedules():
-    base = resolve_recipe(zoo.ModelSpec("m", "f", "s", "p", "a:b", {}, SPEC), {"warmup_steps": 4, "lr_schedule": "cosine",
-                                                                             "min_lr": 1e-4, "lr": 1e-2})
+    base = resolve_recipe(
+        zoo.ModelSpec("m", "f", "s", "p", "a:b", {}, SPEC),
+        {"warmup_steps": 4, "lr_schedule": "cosine", "min_lr": 1e-4, "lr": 1e-2},
+    )
     rec = {**base, "total_steps": 104, "steps_per_epoch": 10}
     assert [lr_factor(s, rec) for s in range(4)] == [0.25, 0.5, 0.75, 1.0]
     assert lr_factor(4, rec) == pytest.approx(1.0)
@@ -307,8 +357,8 @@ def test_shard_indices_match_single_process_batches():
     assert all(len(s) == 5 for s in shards)
     per_rank = batch // world
     for k in range(2):  # full batches: the ranks together take exactly the single-process batch
-        together = torch.cat([s[k * per_rank:(k + 1) * per_rank] for s in shards])
-        assert sorted(together.tolist()) == sorted(single[k * batch:(k + 1) * batch].tolist())
+        together = torch.cat([s[k * per_rank : (k + 1) * per_rank] for s in shards])
+        assert sorted(together.tolist()) == sorted(single[k * batch : (k + 1) * batch].tolist())
     with pytest.raises(ZooError, match="cannot shard 1 images over 2"):
         shard_indices(1, seed=0, epoch=0, world=2)
 
@@ -335,7 +385,14 @@ def test_train_writes_checkpoint_log_and_release(toy, tmp_path):
     assert (out / CHECKPOINT).is_file() and (out / "best.safetensors").is_file()
     assert not [p for p in out.iterdir() if p.name.endswith(".tmp")]
     rel = r.release_dir
-    for f in ("config.json", "model.safetensors", "training_curve.png", "train_log.jsonl", "training.json", "samples.png"):
+    for f in (
+        "config.json",
+        "model.safetensors",
+        "training_curve.png",
+        "train_log.jsonl",
+        "training.json",
+        "samples.png",
+    ):
         assert (rel / f).is_file(), f
     cfg = json.loads((rel / "config.json").read_text())
     assert cfg["architecture"] == "tiny-dropout" and cfg["data_spec"] == SPEC.to_dict()
@@ -362,7 +419,7 @@ def test_ema_is_validated_and_released(toy, tmp_path):
     assert nll_ema == pytest.approx(r.best_valid_nll, rel=1e-12)  # the logged NLL is the EMA's
     assert nll_raw != pytest.approx(nll_ema, rel=1e-6)
     assert_same(weights(r.model), weights(r.ema))  # released = EMA weights of the best epoch
-    assert any(not torch.equal(a, b) for a, b in zip(weights(r.model).values(), weights(r.last).values()))
+    assert any(not torch.equal(a, b) for a, b in zip(weights(r.model).values(), weights(r.last).values(), strict=True))
 
 
 def test_no_ema_releases_raw_weights(toy, tmp_path):
@@ -428,8 +485,16 @@ def test_dynamic_binarization_redraws_the_train_split_every_epoch(toy, tmp_path,
         redraw = Dataset.redraw
 
     with pytest.raises(RecipeError, match="dynamic_binarization: dataset 'toy-fixed' has no random draws"):
-        train("tiny-dropout", dataset=Fixed(), recipe="dynamic", out=tmp_path / "x", progress=False, evaluate=False,
-              samples=0, epochs=1)
+        train(
+            "tiny-dropout",
+            dataset=Fixed(),
+            recipe="dynamic",
+            out=tmp_path / "x",
+            progress=False,
+            evaluate=False,
+            samples=0,
+            epochs=1,
+        )
 
 
 def test_bf16_precision_autocasts_the_training_forward_only(toy, tmp_path, monkeypatch):
@@ -461,24 +526,31 @@ def test_resume_with_more_epochs_continues(toy, tmp_path):
     from zoo.training.device import hardware
 
     here = hardware(torch.device("cpu"), 1)
-    assert meta["stages"] == [{"epochs": 1, "from_epoch": 0, "from_step": 0, "hardware": here},
-                              {"epochs": 2, "from_epoch": 1, "from_step": 6, "hardware": here}]
+    assert meta["stages"] == [
+        {"epochs": 1, "from_epoch": 0, "from_step": 0, "hardware": here},
+        {"epochs": 2, "from_epoch": 1, "from_step": 6, "hardware": here},
+    ]
     assert load_checkpoint(tmp_path / "full" / CHECKPOINT)[1]["stages"] == [
-        {"epochs": 2, "from_epoch": 0, "from_step": 0, "hardware": here}]
+        {"epochs": 2, "from_epoch": 0, "from_step": 0, "hardware": here}
+    ]
     from zoo.release.folder import training_commands as _training_commands
 
     summary = {"model": "toy", "dataset": "d", "recipe_name": "default", "epochs": 2, "stages": meta["stages"]}
-    assert _training_commands(summary) == ("`zoo train toy --dataset d --epochs 1`, then "
-                                           "`zoo train toy --dataset d --epochs 2 --resume` in the same --out folder")
+    assert _training_commands(summary) == (
+        "`zoo train toy --dataset d --epochs 1`, then "
+        "`zoo train toy --dataset d --epochs 2 --resume` in the same --out folder"
+    )
     cut = [{"epochs": 3, "from_epoch": 0, "from_step": 0}, {"epochs": 5, "from_epoch": 1, "from_step": 6}]
     assert _training_commands({**summary, "stages": cut}) == (
         "`zoo train toy --dataset d --epochs 3` stopped after 6 steps (1 epoch done), then "
-        "`zoo train toy --dataset d --epochs 5 --resume` in the same --out folder")
+        "`zoo train toy --dataset d --epochs 5 --resume` in the same --out folder"
+    )
     # stages run on different hardware name theirs; a run on one machine leaves that to the card's hardware line
     two = [{**cut[0], "hardware": "CPU (x86_64, 2 cores, 2 threads)"}, {**cut[1], "hardware": "NVIDIA H100"}]
     assert _training_commands({**summary, "stages": two}) == (
         "`zoo train toy --dataset d --epochs 3` on CPU (x86_64, 2 cores, 2 threads) stopped after 6 steps "
-        "(1 epoch done), then `zoo train toy --dataset d --epochs 5 --resume` on NVIDIA H100 in the same --out folder")
+        "(1 epoch done), then `zoo train toy --dataset d --epochs 5 --resume` on NVIDIA H100 in the same --out folder"
+    )
     old = [cut[0], {**cut[1], "hardware": "NVIDIA H100"}]  # a run begun before stages recorded their hardware
     assert "NVIDIA" not in _training_commands({**summary, "stages": old})
     assert _training_commands({**summary, "stages": None}) == "`zoo train toy --dataset d --epochs 2`"
@@ -501,8 +573,10 @@ def test_a_resume_on_other_hardware_is_a_stage_of_its_own(toy, tmp_path):
     finally:
         torch.set_num_threads(saved)
     stages = load_checkpoint(tmp_path / "run" / CHECKPOINT)[1]["stages"]
-    assert one != two and stages == [{"epochs": 2, "from_epoch": 0, "from_step": 0, "hardware": one},
-                                     {"epochs": 2, "from_epoch": 1, "from_step": 8, "hardware": two}]
+    assert one != two and stages == [
+        {"epochs": 2, "from_epoch": 0, "from_step": 0, "hardware": one},
+        {"epochs": 2, "from_epoch": 1, "from_step": 8, "hardware": two},
+    ]
 
 
 def test_interrupt_writes_a_checkpoint_and_refuses_to_clobber_it(toy, tmp_path):
@@ -600,7 +674,7 @@ def test_limit_and_default_dataset(toy, tmp_path):
 
 def test_evaluate_hook_runs_the_harness(toy, tmp_path, monkeypatch):
     """The harness on the test split, and on the canonical subset (here 10 of the toy's test images)."""
-    pytest.importorskip("zoo.eval").evaluate  # the harness is another module; skip if it is absent
+    assert pytest.importorskip("zoo.eval").evaluate  # the harness is another module; skip if it is absent
     import zoo.release.canonical
 
     monkeypatch.setattr(zoo.release.canonical, "CANONICAL_LIMIT", 10)
@@ -620,8 +694,25 @@ def test_evaluate_hook_runs_the_harness(toy, tmp_path, monkeypatch):
 
 def test_cli_train(toy, tmp_path, cli_runner):
     out = tmp_path / "cli"
-    res = cli_runner("train", "tiny-dropout", "--dataset", "toy", "--epochs", "1", "--out", str(out), "--no-eval",
-                     "--samples", "0", "--quiet", "--set", "lr=0.1", "--set", "model.p=0.25", "--json")
+    res = cli_runner(
+        "train",
+        "tiny-dropout",
+        "--dataset",
+        "toy",
+        "--epochs",
+        "1",
+        "--out",
+        str(out),
+        "--no-eval",
+        "--samples",
+        "0",
+        "--quiet",
+        "--set",
+        "lr=0.1",
+        "--set",
+        "model.p=0.25",
+        "--json",
+    )
     assert res.exit_code == 0, res.output
     summary = json.loads(res.output)
     assert summary["steps"] == 6 and summary["best_epoch"] == 1
@@ -634,8 +725,26 @@ def test_cli_train(toy, tmp_path, cli_runner):
     bad = cli_runner("train", "tiny-dropout", "--set", "lr=-1", "--out", str(tmp_path / "b"), "--quiet")
     assert bad.exit_code != 0 and "'lr' must be > 0" in bad.output
     # a resumed run's messages go to stderr: with --json, stdout is the summary alone
-    more = cli_runner("train", "tiny-dropout", "--dataset", "toy", "--epochs", "2", "--out", str(out), "--resume",
-                      "--no-eval", "--samples", "0", "--quiet", "--set", "lr=0.1", "--set", "model.p=0.25", "--json")
+    more = cli_runner(
+        "train",
+        "tiny-dropout",
+        "--dataset",
+        "toy",
+        "--epochs",
+        "2",
+        "--out",
+        str(out),
+        "--resume",
+        "--no-eval",
+        "--samples",
+        "0",
+        "--quiet",
+        "--set",
+        "lr=0.1",
+        "--set",
+        "model.p=0.25",
+        "--json",
+    )
     assert more.exit_code == 0, more.output
     assert json.loads(more.stdout)["steps"] == 12 and "resuming a 1-epoch run with epochs=2" in more.stderr
 
@@ -677,8 +786,22 @@ def test_ddp_two_cpu_processes_hold_identical_weights(tmp_path):
     recipe = {"batch_size": 16, "ema_decay": 0.0, "log_every": 1, "lr": 0.05, "config": {"p": 0.0}}  # no dropout
     env = {**os.environ, "OMP_NUM_THREADS": "1", "MASTER_ADDR": "127.0.0.1"}
     out = tmp_path / "ddp"
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nnodes", "1", "--nproc-per-node", "2",
-           "--master-addr", "127.0.0.1", "--master-port", str(_free_port()), str(script), str(out), json.dumps(recipe)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nnodes",
+        "1",
+        "--nproc-per-node",
+        "2",
+        "--master-addr",
+        "127.0.0.1",
+        "--master-port",
+        str(_free_port()),
+        str(script),
+        str(out),
+        json.dumps(recipe),
+    ]
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=240)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     ranks = [json.loads((out / f"rank{r}.json").read_text()) for r in (0, 1)]
@@ -702,17 +825,19 @@ def test_old_import_paths_warn_and_give_the_same_objects():
     import zoo.training.data
     import zoo.training.state
 
-    for old, new in ((lambda: zoo.training.shard_indices, zoo.distributed.shard_indices),
-                     (lambda: zoo.training.flatten_state, zoo.training.checkpoint.flatten_state),
-                     (lambda: zoo.training.validation_nll, zoo.training.data.validation_nll),
-                     (lambda: zoo.training.CHECKPOINT, zoo.training.state.CHECKPOINT),
-                     (lambda: zoo.eval.distributed.map_batches, zoo.distributed.map_batches)):
+    for old, new in (
+        (lambda: zoo.training.shard_indices, zoo.distributed.shard_indices),
+        (lambda: zoo.training.flatten_state, zoo.training.checkpoint.flatten_state),
+        (lambda: zoo.training.validation_nll, zoo.training.data.validation_nll),
+        (lambda: zoo.training.CHECKPOINT, zoo.training.state.CHECKPOINT),
+        (lambda: zoo.eval.distributed.map_batches, zoo.distributed.map_batches),
+    ):
         with pytest.warns(DeprecationWarning, match="moved to zoo"):
             assert old() is new
     with pytest.warns(DeprecationWarning):
         assert zoo.eval.distributed.init_from_env() is False  # the old interface: "did this call start a group?"
     with pytest.raises(AttributeError):
-        zoo.training.no_such_name
+        _ = zoo.training.no_such_name
     assert zoo.train is zoo.training.train  # the function; the package is zoo.training
 
 
@@ -772,8 +897,11 @@ def test_resuming_a_finished_run_with_fewer_epochs_is_refused(toy, tmp_path):
     quick(out, epochs=2)
     before = {p.name: p.read_bytes() for p in (out / "release").iterdir() if p.is_file()}
     ckpt = (out / CHECKPOINT).read_bytes()
-    with pytest.raises(ZooError, match=r"cannot resume from .*: it has done 2 epochs already, so epochs=1 would "
-                                       "train nothing"):
+    with pytest.raises(
+        ZooError,
+        match=r"cannot resume from .*: it has done 2 epochs already, so epochs=1 would "
+        "train nothing",
+    ):
         quick(out, epochs=1, resume=True)
     assert (out / CHECKPOINT).read_bytes() == ckpt  # no bogus stage in the checkpoint
     assert {p.name: p.read_bytes() for p in (out / "release").iterdir() if p.is_file()} == before  # nor in the card
@@ -842,7 +970,9 @@ def test_checkpoints_and_release_files_are_written_0644(toy, tmp_path):
     finally:
         os.umask(old)
     files = [out / CHECKPOINT, *[p for p in (out / "release").rglob("*") if p.is_file()]]
-    assert {str(p.relative_to(out)): oct(p.stat().st_mode & 0o777) for p in files if p.stat().st_mode & 0o777 != 0o644} == {}
+    assert {
+        str(p.relative_to(out)): oct(p.stat().st_mode & 0o777) for p in files if p.stat().st_mode & 0o777 != 0o644
+    } == {}
 
 
 def test_cli_train_tiny_fits_the_datasets_images_and_threads(tmp_path, cli_runner, monkeypatch):
@@ -859,8 +989,25 @@ def test_cli_train_tiny_fits_the_datasets_images_and_threads(tmp_path, cli_runne
     monkeypatch.setattr(zoo.training.loop, "create", spy)
     saved = torch.get_num_threads()
     try:
-        r = cli_runner("train", "pixelcnn", "--tiny", "--threads", "1", "--epochs", "1", "--limit", "64", "--no-eval",
-                       "--samples", "0", "--quiet", "--out", str(tmp_path / "run"), "--dataset", "binarized-mnist")
+        r = cli_runner(
+            "train",
+            "pixelcnn",
+            "--tiny",
+            "--threads",
+            "1",
+            "--epochs",
+            "1",
+            "--limit",
+            "64",
+            "--no-eval",
+            "--samples",
+            "0",
+            "--quiet",
+            "--out",
+            str(tmp_path / "run"),
+            "--dataset",
+            "binarized-mnist",
+        )
         assert torch.get_num_threads() == 1
     finally:
         torch.set_num_threads(saved)
@@ -873,4 +1020,9 @@ def test_cli_train_unknown_set_key_lists_recipe_keys_and_model_options(cli_runne
     r = cli_runner("train", "pixelcnn", "--set", "learning_rate=0.1")
     assert r.exit_code == 1
     assert "--set learning_rate: neither a recipe key nor an option of pixelcnn" in r.output
-    assert "recipe keys: " in r.output and "batch_size" in r.output and "model options: " in r.output and "hidden" in r.output
+    assert (
+        "recipe keys: " in r.output
+        and "batch_size" in r.output
+        and "model options: " in r.output
+        and "hidden" in r.output
+    )

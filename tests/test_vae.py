@@ -8,11 +8,10 @@ from torch import nn
 
 import zoo
 from zoo.protocols import DataSpec
-
 from zoo_vae.latent import CompletionNotSupported, LatentVariableModel, importance_bound
 
-
 # -- the bound against an exact log-likelihood ----------------------------------------------
+
 
 class _LinearEncoder(nn.Module):
     """q(z|x) = N(0.4 * (number of black pixels) - 0.8, 0.6^2): a deliberately rough posterior."""
@@ -41,7 +40,9 @@ class _TinyLatentModel(LatentVariableModel):
         logits = z * self.A + self.B  # (G, 4)
         out = []
         for img in x.flatten(1).double():  # (4,)
-            log_px_z = -nn.functional.binary_cross_entropy_with_logits(logits, img.expand_as(logits), reduction="none").sum(1)
+            log_px_z = -nn.functional.binary_cross_entropy_with_logits(
+                logits, img.expand_as(logits), reduction="none"
+            ).sum(1)
             log_f = log_px_z - 0.5 * z[:, 0] ** 2 - 0.5 * math.log(2 * math.pi)
             dz = float(z[1, 0] - z[0, 0])
             out.append(torch.logsumexp(log_f, 0) + math.log(dz))  # the trapezoid's end terms are ~0 here
@@ -84,6 +85,7 @@ def test_importance_bound_is_log_mean_exp():
 
 
 # -- the VAE's contract ------------------------------------------------------------------------
+
 
 def _tiny_vae():
     torch.manual_seed(0)
@@ -132,6 +134,7 @@ def test_vae_samples_reconstructs_interpolates_and_refuses_completion():
 
 # -- the harness: a bound is reported and marked as one ----------------------------------------
 
+
 def test_evaluate_reports_an_upper_bound_marked_with_its_k(tmp_path):
     from zoo.eval.report import leaderboard_markdown
     from zoo.eval.result import format_table
@@ -148,8 +151,9 @@ def test_evaluate_reports_an_upper_bound_marked_with_its_k(tmp_path):
     tighter = zoo.evaluate(model, "binarized-mnist", metrics="nll", limit=20, iw_samples=30, batch_size=10)
     assert tighter["nll"].value < nll.value
     assert "≤ " in format_table([r])
-    exact = zoo.evaluate(zoo.create("pixelcnn", hidden=4, residual_blocks=1, out_hidden=8), "binarized-mnist",
-                         metrics="nll", limit=20)
+    exact = zoo.evaluate(
+        zoo.create("pixelcnn", hidden=4, residual_blocks=1, out_hidden=8), "binarized-mnist", metrics="nll", limit=20
+    )
     assert exact.provenance["iw_samples"] is None and exact["nll"].bound is None
     board = leaderboard_markdown([r, exact])
     assert board.index("**Exact likelihood") < board.index("**Bounded likelihood") < board.index(f"`{r.model}`")
@@ -157,8 +161,8 @@ def test_evaluate_reports_an_upper_bound_marked_with_its_k(tmp_path):
 
 
 def test_card_marks_the_bound_and_reruns_at_the_same_k(tmp_path):
-    from zoo.release.card import render_card
     from zoo.release.canonical import evaluation_settings
+    from zoo.release.card import render_card
     from zoo.release.claims import read_claims
     from zoo.release.summary import summarize
 
@@ -176,6 +180,7 @@ def test_card_marks_the_bound_and_reruns_at_the_same_k(tmp_path):
 
 
 # -- the PixelVAE: an autoregressive decoder given z ---------------------------------------------
+
 
 def test_pixelvae_decoder_is_causal_given_z_and_samples_through_the_raster_driver():
     torch.manual_seed(0)

@@ -88,28 +88,46 @@ class CheckReport:
     def __str__(self) -> str:
         ok = lambda b: "ok" if b else "FAIL"  # noqa: E731
         spec = self.data_spec
-        lines = [f"zoo check {self.model} ({spec['channels']}x{spec['height']}x{spec['width']}, {spec['levels']} levels)"]
+        lines = [
+            f"zoo check {self.model} ({spec['channels']}x{spec['height']}x{spec['width']}, {spec['levels']} levels)"
+        ]
         if self.spec_problems is not None:
             lines.append(f"  spec (builder, config keys, data_spec): {ok(not self.spec_problems)}")
             lines += [f"    {p}" for p in self.spec_problems]
-        lines.append(f"  causality ({self.trials} trials): {ok(self.causal)}  {self.leaking} of {self.subpixels} sub-pixels "
-                     f"leak (max change {self.max_leak:.2e}, tolerance {self.tolerance:.1e})")
+        lines.append(
+            f"  causality ({self.trials} trials): {ok(self.causal)}  {self.leaking} of {self.subpixels} sub-pixels "
+            f"leak (max change {self.max_leak:.2e}, tolerance {self.tolerance:.1e})"
+        )
         for v in self.violations[:5]:
             sees = "itself" if v["sees"] == "itself" else "a later sub-pixel"
-            lines.append(f"    sub-pixel (c={v['subpixel'][0]}, i={v['subpixel'][1]}, j={v['subpixel'][2]}) sees {sees}: change {v['leak']:.3g}")
+            lines.append(
+                f"    sub-pixel (c={v['subpixel'][0]}, i={v['subpixel'][1]}, j={v['subpixel'][2]}) "
+                f"sees {sees}: change {v['leak']:.3g}"
+            )
         if self.leaking > len(self.violations[:5]):
-            lines.append(f"    ... and {self.leaking - len(self.violations[:5])} more (--json lists the first {len(self.violations)})")
+            lines.append(
+                f"    ... and {self.leaking - len(self.violations[:5])} more "
+                f"(--json lists the first {len(self.violations)})"
+            )
         lines += [
-            f"  log_prob = sum of log-softmaxed logits: {ok(self.log_prob_consistent)}  max error {self.log_prob_error:.2e} nats",
+            f"  log_prob = sum of log-softmaxed logits: {ok(self.log_prob_consistent)}  "
+            f"max error {self.log_prob_error:.2e} nats",
             f"  log_prob rejects float input: {ok(self.rejects_float_input)}",
             f"  blind spot at probe pixel {tuple(self.probe)}: "
             + (f"yes, {len(self.blind_spot_pixels)} earlier pixels unseen" if self.blind_spot else "none"),
             "  last pixel sees every earlier pixel: "
-            + ("yes (full receptive field)" if self.last_pixel_full else f"no, {len(self.last_pixel_unseen)} earlier pixels unseen"),
+            + (
+                "yes (full receptive field)"
+                if self.last_pixel_full
+                else f"no, {len(self.last_pixel_unseen)} earlier pixels unseen"
+            ),
         ]
         if len(self.channel_field) > 1:
             names = "RGB" if len(self.channel_field) == 3 else [str(c) for c in range(len(self.channel_field))]
-            seen = [f"{names[c]}<-{''.join(names[s] for s in range(c) if self.channel_field[c][s]) or '-'}" for c in range(len(self.channel_field))]
+            seen = [
+                f"{names[c]}<-{''.join(names[s] for s in range(c) if self.channel_field[c][s]) or '-'}"
+                for c in range(len(self.channel_field))
+            ]
             lines.append(f"  within a pixel: {'  '.join(seen)}")
         lines.append("  receptive field of the probe (X probe, # seen, . unseen):")
         lines += ["    |" + r for r in self.render_field().splitlines()]
@@ -183,7 +201,9 @@ def check(
             copy.logits(torch.zeros(1, *spec.shape, dtype=torch.long), **(cond or {}))
             model = copy
         except Exception as e:  # a model that cannot run in that precision is checked as it is
-            notes.append(f"checked in {next(model.parameters()).dtype}: a {dtype} copy failed ({type(e).__name__}: {e})")
+            notes.append(
+                f"checked in {next(model.parameters()).dtype}: a {dtype} copy failed ({type(e).__name__}: {e})"
+            )
             dtype = next(model.parameters()).dtype
     if atol is None:
         atol = 1e-9 if dtype == torch.float64 else 1e-4
@@ -222,8 +242,9 @@ def check(
                             own = torch.zeros(1, C, H, W, dtype=torch.bool)
                             own[0, c, i, j] = True
                             alone = float((run(_shift(x0, own, L, g))[0, c, i, j] - base[c, i, j]).abs().max())
-                            violations.append({"subpixel": (c, i, j), "leak": leak,
-                                               "sees": "itself" if alone > tol else "later"})
+                            violations.append(
+                                {"subpixel": (c, i, j), "leak": leak, "sees": "itself" if alone > tol else "later"}
+                            )
         causal = not violations
 
         # 2. consistency of log_prob with logits, and input validation
@@ -254,7 +275,9 @@ def check(
             where[torch.arange(len(qs)), :, qs] = True
             out = run(_shift(x0.expand(len(qs), C, H, W), where.view(len(qs), C, H, W), L, g))
             change_last[qs] = (out[:, :, H - 1, W - 1] - base[:, H - 1, W - 1]).abs().flatten(1).amax(1) > tol
-            change_probe[qs] = (out[:, :, probe[0], probe[1]] - base[:, probe[0], probe[1]]).abs().flatten(1).amax(1) > tol
+            change_probe[qs] = (out[:, :, probe[0], probe[1]] - base[:, probe[0], probe[1]]).abs().flatten(1).amax(
+                1
+            ) > tol
         p_index = probe[0] * W + probe[1]
         seen_probe = torch.zeros(H * W, dtype=torch.bool)
         seen_probe[:p_index] = change_probe[:p_index]
@@ -279,10 +302,24 @@ def check(
     if H * W > 1 and not bool(change_last.any()):
         notes.append("the last pixel sees no earlier pixel: is the model conditioning on anything?")
     return CheckReport(
-        model=name, data_spec=spec.to_dict(), trials=trials, causal=causal, max_leak=max_leak,
-        leaking=len(leaking), subpixels=C * H * W,
-        violations=violations, log_prob_consistent=consistent, log_prob_error=lp_err,
-        rejects_float_input=rejects, probe=probe, receptive_field=field_map.view(H, W).tolist(),
-        blind_spot=bool(holes), blind_spot_pixels=holes, last_pixel_full=not unseen_last,
-        last_pixel_unseen=unseen_last, channel_field=channel_field, tolerance=tol, notes=notes,
+        model=name,
+        data_spec=spec.to_dict(),
+        trials=trials,
+        causal=causal,
+        max_leak=max_leak,
+        leaking=len(leaking),
+        subpixels=C * H * W,
+        violations=violations,
+        log_prob_consistent=consistent,
+        log_prob_error=lp_err,
+        rejects_float_input=rejects,
+        probe=probe,
+        receptive_field=field_map.view(H, W).tolist(),
+        blind_spot=bool(holes),
+        blind_spot_pixels=holes,
+        last_pixel_full=not unseen_last,
+        last_pixel_unseen=unseen_last,
+        channel_field=channel_field,
+        tolerance=tol,
+        notes=notes,
     )

@@ -11,13 +11,25 @@ from __future__ import annotations
 
 import math
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 import torch
 
-__all__ = ["Dist", "check_device", "init_from_env", "finish", "rank_world", "all_reduce_", "barrier", "all_gather_object",
-           "broadcast", "shard_indices", "map_batches"]
+__all__ = [
+    "Dist",
+    "check_device",
+    "init_from_env",
+    "finish",
+    "rank_world",
+    "all_reduce_",
+    "barrier",
+    "all_gather_object",
+    "broadcast",
+    "shard_indices",
+    "map_batches",
+]
 
 
 @dataclass
@@ -59,7 +71,9 @@ def check_device(device: Any, what: str = "device") -> torch.device:
         if count == 0:
             raise ArgumentError(f"{what} {str(device)!r}: no CUDA device is available here; use 'cpu'")
         if dev.index is not None and dev.index >= count:
-            raise ArgumentError(f"{what} {str(device)!r}: this machine has {count} CUDA device(s), cuda:0 to cuda:{count - 1}")
+            raise ArgumentError(
+                f"{what} {str(device)!r}: this machine has {count} CUDA device(s), cuda:0 to cuda:{count - 1}"
+            )
     if dev.type == "mps" and not (hasattr(torch.backends, "mps") and torch.backends.mps.is_available()):
         raise ArgumentError(f"{what} {str(device)!r}: no MPS device is available here; use 'cpu'")
     return dev
@@ -91,8 +105,9 @@ def init_from_env(device: str | torch.device | None = None) -> Dist:
     cuda = str(device).startswith("cuda")
     if cuda:
         torch.cuda.set_device(local_rank)
-    dist.init_process_group("nccl" if cuda else "gloo",
-                            timeout=timedelta(minutes=int(os.environ.get("ZOO_DIST_TIMEOUT_MIN", "30"))))
+    dist.init_process_group(
+        "nccl" if cuda else "gloo", timeout=timedelta(minutes=int(os.environ.get("ZOO_DIST_TIMEOUT_MIN", "30")))
+    )
     return Dist(dist.get_rank(), dist.get_world_size(), local_rank, started_here=True)
 
 
@@ -161,7 +176,9 @@ def broadcast(obj: Any) -> Any:
     return box[0]
 
 
-def shard_indices(n: int, *, seed: int, epoch: int, rank: int = 0, world: int = 1, shuffle: bool = True) -> torch.Tensor:
+def shard_indices(
+    n: int, *, seed: int, epoch: int, rank: int = 0, world: int = 1, shuffle: bool = True
+) -> torch.Tensor:
     """This process's image indices for `epoch`, as torch's DistributedSampler picks them.
 
     A permutation drawn from a generator seeded with `seed + epoch`, padded by
@@ -207,13 +224,20 @@ def map_batches(
     from tqdm.auto import tqdm
 
     out: dict[int, torch.Tensor] = {}
-    with tqdm(total=sum(min(n, (b + 1) * batch_size) - b * batch_size for b in mine), desc=desc, unit=unit,
-              disable=not progress or rank != 0, leave=False) as bar:
+    with tqdm(
+        total=sum(min(n, (b + 1) * batch_size) - b * batch_size for b in mine),
+        desc=desc,
+        unit=unit,
+        disable=not progress or rank != 0,
+        leave=False,
+    ) as bar:
         for b in mine:
             start, stop = b * batch_size, min(n, (b + 1) * batch_size)
             y = fn(b, start, stop).detach().cpu()
             if y.shape[0] != stop - start:
-                raise RuntimeError(f"{desc or 'map_batches'}: batch {b} gave {y.shape[0]} rows, expected {stop - start}")
+                raise RuntimeError(
+                    f"{desc or 'map_batches'}: batch {b} gave {y.shape[0]} rows, expected {stop - start}"
+                )
             out[b] = y
             bar.update(stop - start)
     if world > 1:

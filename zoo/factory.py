@@ -18,8 +18,9 @@ from __future__ import annotations
 
 import importlib
 import inspect
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Mapping
+from typing import TYPE_CHECKING, Any
 
 from . import hub
 from .errors import ArgumentError, UnknownNameError, WeightsError, ZooError
@@ -98,7 +99,9 @@ def _skip_init_on_meta():
         """In-place initialisers (`normal_`, `uniform_`, `zero_`...) on meta tensors do nothing: their values do
         not exist, and torch would import its compiler to trace them (seconds, once per process)."""
 
-        def __torch_function__(self, func, types, args=(), kwargs=None):
+        def __torch_function__(
+            self, func: Callable[..., Any], types: Any, args: tuple = (), kwargs: dict | None = None
+        ) -> Any:
             name = getattr(func, "__name__", "")
             target = args[0] if args else (kwargs or {}).get("tensor")  # torch.nn.init passes tensor=
             if name.endswith("_") and not name.endswith("__") and getattr(target, "is_meta", False):
@@ -122,7 +125,9 @@ def build(spec: ModelSpec, config: Mapping[str, Any], *, max_params: int | None 
         allowed = [k for k, p in sig.parameters.items() if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
         bad = [k for k in config if k not in allowed]
         if bad:
-            raise ArgumentError(f"{spec.name} does not take option(s) {', '.join(map(repr, bad))}; its options: {', '.join(allowed)}")
+            raise ArgumentError(
+                f"{spec.name} does not take option(s) {', '.join(map(repr, bad))}; its options: {', '.join(allowed)}"
+            )
     limit = max_params_limit(max_params)
     count = parameter_count(builder, config)
     if count is not None and count > limit:
@@ -172,7 +177,9 @@ def _build_from_config(cfg: Mapping[str, Any], where: str, max_params: int | Non
     model = build(spec, cfg["config"], max_params=max_params)
     expected = DataSpec.from_dict(cfg["data_spec"])
     if getattr(model, "data_spec", expected) != expected:
-        raise WeightsError(f"{where}: config.json says data spec {expected}, but the built {arch!r} has {model.data_spec}")
+        raise WeightsError(
+            f"{where}: config.json says data spec {expected}, but the built {arch!r} has {model.data_spec}"
+        )
     return model
 
 
@@ -211,8 +218,8 @@ def _finish(model: Any, weights: LoadedWeights, device: Any, dtype: Any) -> Any:
 def load_pretrained(
     parsed: ParsedName | str,
     *,
-    device: "str | torch.device" = "cpu",
-    dtype: "torch.dtype | None" = None,
+    device: str | torch.device = "cpu",
+    dtype: torch.dtype | None = None,
     revision: str | None = None,
     max_params: int | None = None,
 ) -> Any:
@@ -256,8 +263,8 @@ def load_pretrained(
 def load(
     name: str,
     *,
-    device: "str | torch.device" = "cpu",
-    dtype: "torch.dtype | None" = None,
+    device: str | torch.device = "cpu",
+    dtype: torch.dtype | None = None,
     revision: str | None = None,
     max_params: int | None = None,
 ) -> Any:

@@ -13,7 +13,8 @@ reported and skipped while the others load. Hooks are called by keyword.
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import pluggy
 

@@ -31,8 +31,17 @@ from .util import lazy_getattr, sha256_file
 from .weights import CONFIG_NAME, LoadedWeights, check_sha256, read_config, release_dir
 
 __all__ = [
-    "hub_endpoint", "is_offline", "hub_cache_dir", "download", "cached", "pinned_weights", "hub_files",
-    "fetch", "CachedFile", "verify_cache", "upload",
+    "hub_endpoint",
+    "is_offline",
+    "hub_cache_dir",
+    "download",
+    "cached",
+    "pinned_weights",
+    "hub_files",
+    "fetch",
+    "CachedFile",
+    "verify_cache",
+    "upload",
 ]
 
 _TRUE = {"1", "ON", "YES", "TRUE"}
@@ -122,8 +131,13 @@ def download(repo_id: str, filename: str, revision: str | None) -> Path:
     """`hf_hub_download` into the cache, honouring the environment, with the zoo's errors."""
     from huggingface_hub import hf_hub_download
     from huggingface_hub.errors import (
-        GatedRepoError, HfHubHTTPError, LocalEntryNotFoundError, OfflineModeIsEnabled,
-        RemoteEntryNotFoundError, RepositoryNotFoundError, RevisionNotFoundError,
+        GatedRepoError,
+        HfHubHTTPError,
+        LocalEntryNotFoundError,
+        OfflineModeIsEnabled,
+        RemoteEntryNotFoundError,
+        RepositoryNotFoundError,
+        RevisionNotFoundError,
     )
 
     endpoint = _endpoint_name()
@@ -132,9 +146,15 @@ def download(repo_id: str, filename: str, revision: str | None) -> Path:
     unreachable = None if is_offline() else _unreachable(repo_id, filename, revision, timeout)
     try:
         path = hf_hub_download(
-            repo_id, filename, revision=revision, cache_dir=str(hub_cache_dir()), endpoint=hub_endpoint(),
-            local_files_only=is_offline() or unreachable is not None, etag_timeout=timeout,
-            library_name="zoo", library_version=__version__,
+            repo_id,
+            filename,
+            revision=revision,
+            cache_dir=str(hub_cache_dir()),
+            endpoint=hub_endpoint(),
+            local_files_only=is_offline() or unreachable is not None,
+            etag_timeout=timeout,
+            library_name="zoo",
+            library_version=__version__,
         )
     except GatedRepoError:
         raise WeightsError(f"{at} at {endpoint} is gated: accept its terms on the Hub and set HF_TOKEN") from None
@@ -159,7 +179,9 @@ def download(repo_id: str, filename: str, revision: str | None) -> Path:
         ) from None
     except HfHubHTTPError as e:
         raise WeightsError(f"the Hub at {endpoint} refused {filename} of {at}: {e}") from None
-    except _transport_errors() as e:  # a transfer broken off mid-body, truncated ("Consistency check failed"), disk errors
+    except (
+        _transport_errors()
+    ) as e:  # a transfer broken off mid-body, truncated ("Consistency check failed"), disk errors
         raise WeightsError(f"downloading {filename} of {at} from {endpoint} failed: {type(e).__name__}: {e}") from None
     return Path(path)
 
@@ -193,8 +215,14 @@ def _unreachable(repo_id: str, filename: str, revision: str | None, timeout: flo
 
     url = hf_hub_url(repo_id, filename, revision=revision, endpoint=hub_endpoint())
     try:
-        get_hf_file_metadata(url, timeout=timeout, library_name="zoo", library_version=__version__,
-                             endpoint=hub_endpoint(), retry_on_errors=False)
+        get_hf_file_metadata(
+            url,
+            timeout=timeout,
+            library_name="zoo",
+            library_version=__version__,
+            endpoint=hub_endpoint(),
+            retry_on_errors=False,
+        )
     except HfHubHTTPError:
         return None
     except TransportError as e:
@@ -227,7 +255,9 @@ def hub_files(repo_id: str, revision: str | None) -> tuple[dict[str, Any], Loade
     at = f"hf-hub:{repo_id}@{commit or 'main'}"
     path = download(repo_id, filename, commit)
     sha = _verify_cached(path, cfg["weights"]["sha256"], f"{at}: {filename}")
-    return cfg, LoadedWeights(sha, "hf-hub", str(path), repo_id, _commit_of(path) or commit or "", filename, cfg.get("tag"))
+    return cfg, LoadedWeights(
+        sha, "hf-hub", str(path), repo_id, _commit_of(path) or commit or "", filename, cfg.get("tag")
+    )
 
 
 def fetch(name: str, *, revision: str | None = None) -> LoadedWeights:
@@ -299,7 +329,7 @@ def verify_cache(*, delete: bool = False) -> list[CachedFile]:
                 check(f"{spec.name}.{ws.tag}", path, ws.sha256, True)
 
     for repo_dir in sorted(cache.glob("models--*")):
-        repo_id = repo_dir.name[len("models--"):].replace("--", "/")
+        repo_id = repo_dir.name[len("models--") :].replace("--", "/")
         for snapshot in sorted((repo_dir / "snapshots").glob("*")):
             config = snapshot / CONFIG_NAME
             if not config.is_file():
@@ -333,8 +363,15 @@ class Upload:
     commit_url: str
 
 
-def upload(files: list[tuple[str, Path]], repo_id: str, *, branch: str = "main", tag: str | None = None,
-           private: bool = False, commit_message: str) -> Upload:
+def upload(
+    files: list[tuple[str, Path]],
+    repo_id: str,
+    *,
+    branch: str = "main",
+    tag: str | None = None,
+    private: bool = False,
+    commit_message: str,
+) -> Upload:
     """Create `repo_id` if needed (and `branch`), commit `files` (path in repo, local path) in one commit, tag it.
 
     The token comes from `HF_TOKEN` or the huggingface_hub login; it is never printed."""
@@ -353,7 +390,9 @@ def upload(files: list[tuple[str, Path]], repo_id: str, *, branch: str = "main",
         if tag:
             api.create_tag(repo_id, tag=tag, revision=info.oid, tag_message=f"zoo release {tag}")
     except RepositoryNotFoundError:
-        raise ZooError(f"cannot publish to {repo_id!r} at {endpoint}: repository not found or no write access (check HF_TOKEN)") from None
+        raise ZooError(
+            f"cannot publish to {repo_id!r} at {endpoint}: repository not found or no write access (check HF_TOKEN)"
+        ) from None
     except RevisionNotFoundError:
         raise ZooError(f"cannot publish to {repo_id!r} at {endpoint}: branch {branch!r} does not exist") from None
     except HfHubHTTPError as e:
@@ -370,9 +409,20 @@ def upload(files: list[tuple[str, Path]], repo_id: str, *, branch: str = "main",
 # --------------------------------------------------------------------------------------------
 # Names that moved out of this module: they keep working for one release, with a DeprecationWarning
 # --------------------------------------------------------------------------------------------
-__getattr__ = lazy_getattr(__name__, {}, moved={
-    # (LoadedWeights, CONFIG_NAME, read_config, release_dir, sha256_file: imported above, so still here without a warning)
-    **{n: f"zoo.weights:{n}" for n in ("WEIGHTS_NAME", "CARD_NAME", "SAMPLES_NAME", "model_config", "bundled_cards_dirs")},
-    **{n: f"zoo.factory:{n}" for n in ("load_pretrained", "resolve_weights")},
-    **{n: f"zoo.release:{n}" for n in ("save_pretrained", "render_release_card", "verify_claims", "publish", "PublishResult")},
-})
+__getattr__ = lazy_getattr(
+    __name__,
+    {},
+    moved={
+        # (LoadedWeights, CONFIG_NAME, read_config, release_dir, sha256_file: imported above,
+        # so still here without a warning)
+        **{
+            n: f"zoo.weights:{n}"
+            for n in ("WEIGHTS_NAME", "CARD_NAME", "SAMPLES_NAME", "model_config", "bundled_cards_dirs")
+        },
+        **{n: f"zoo.factory:{n}" for n in ("load_pretrained", "resolve_weights")},
+        **{
+            n: f"zoo.release:{n}"
+            for n in ("save_pretrained", "render_release_card", "verify_claims", "publish", "PublishResult")
+        },
+    },
+)

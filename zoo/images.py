@@ -31,7 +31,7 @@ def make_grid(x: torch.Tensor, levels: int, *, nrow: int | None = None, pad: int
     for k in range(b):
         r, q = divmod(k, nrow)
         y, xx = pad + r * (h + pad), pad + q * (w + pad)
-        grid[y:y + h, xx:xx + w] = imgs[k]
+        grid[y : y + h, xx : xx + w] = imgs[k]
     if scale > 1:
         grid = grid.repeat(scale, 0).repeat(scale, 1)
     return grid
@@ -49,9 +49,11 @@ def check_image_path(path: str | Path, what: str = "output image") -> Path:
     ext = p.suffix.lower()
     writable = sorted(e for e, fmt in Image.registered_extensions().items() if fmt in Image.SAVE)
     if ext not in writable:
-        raise ArgumentError(f"{what} {str(path)!r}: expected an image file name ending in .png (or another "
-                            f"extension Pillow writes: {', '.join(e for e in writable if e in ('.jpg', '.bmp', '.tif', '.webp'))}...), "
-                            f"got {ext or 'no extension'!r}")
+        raise ArgumentError(
+            f"{what} {str(path)!r}: expected an image file name ending in .png (or another "
+            f"extension Pillow writes: {', '.join(e for e in writable if e in ('.jpg', '.bmp', '.tif', '.webp'))}...), "
+            f"got {ext or 'no extension'!r}"
+        )
     return p
 
 
@@ -73,7 +75,9 @@ def save_image(img: Any, path: str | Path) -> Path:
     Image.init()
     fmt = Image.registered_extensions().get(path.suffix.lower())
     if fmt is None:
-        raise ArgumentError(f"cannot save an image as {str(path)!r}: expected a file name ending in .png (or another image extension)")
+        raise ArgumentError(
+            f"cannot save an image as {str(path)!r}: expected a file name ending in .png (or another image extension)"
+        )
     with atomic_write(path) as tmp:
         img.save(tmp, format=fmt)
     return path
@@ -106,8 +110,10 @@ def read_image(path: str | Path, spec: DataSpec) -> torch.Tensor:
             a = np.asarray(img).astype(np.float64)
             top = 65535.0
             if a.size and (a.min() < 0 or a.max() > top):
-                raise ArgumentError(f"{where} has {img.mode!r} values in [{a.min():.0f}, {a.max():.0f}]; "
-                                    "expected 8-bit values or 16-bit ones in [0, 65535]")
+                raise ArgumentError(
+                    f"{where} has {img.mode!r} values in [{a.min():.0f}, {a.max():.0f}]; "
+                    "expected 8-bit values or 16-bit ones in [0, 65535]"
+                )
             a = np.repeat(a.reshape(spec.height, spec.width, 1), spec.channels, axis=2)
         elif img.mode == "F":
             raise ArgumentError(f"{where} has floating-point samples (mode 'F'); expected an 8- or 16-bit image")

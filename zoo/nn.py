@@ -154,8 +154,16 @@ class MaskedConv2d(nn.Conv2d):
         self.mask_type = mask_type
         self.colours = colours
         self.centre = (kh // 2, kw // 2) if centre is None else tuple(centre)
-        mask = causal_mask(in_channels, out_channels, (kh, kw), mask_type, colours,
-                           centre=self.centre, in_blocks=in_blocks, out_blocks=out_blocks)
+        mask = causal_mask(
+            in_channels,
+            out_channels,
+            (kh, kw),
+            mask_type,
+            colours,
+            centre=self.centre,
+            in_blocks=in_blocks,
+            out_blocks=out_blocks,
+        )
         self.register_buffer("mask", mask, persistent=False)  # derived from the config, not saved
         ci, cj = self.centre
         self.pads = (cj, kw - 1 - cj, ci, kh - 1 - ci)  # F.pad order: left, right, top, bottom

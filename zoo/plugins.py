@@ -24,9 +24,10 @@ import os
 import re
 import traceback
 import warnings
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from importlib import metadata
-from typing import Any, Callable, Iterator, Mapping
+from typing import Any
 
 import pluggy
 
@@ -35,7 +36,14 @@ from .registry import ModelSpec, with_plugin
 from .util import did_you_mean
 
 __all__ = [
-    "PluginHost", "PluginInfo", "Registry", "ZooPluginWarning", "get_host", "get_registry", "reset", "use_plugins",
+    "PluginHost",
+    "PluginInfo",
+    "Registry",
+    "ZooPluginWarning",
+    "get_host",
+    "get_registry",
+    "reset",
+    "use_plugins",
 ]
 
 GROUP = "zoo"
@@ -61,8 +69,14 @@ class PluginInfo:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "name": self.name, "source": self.source, "module": self.module,
-            "status": self.status, "error": self.error, "traceback": self.traceback, "skipped": self.skipped, "registered": self.registered,
+            "name": self.name,
+            "source": self.source,
+            "module": self.module,
+            "status": self.status,
+            "error": self.error,
+            "traceback": self.traceback,
+            "skipped": self.skipped,
+            "registered": self.registered,
         }
 
 
@@ -124,7 +138,9 @@ class PluginHost:
         if entry_points:
             self._load_entry_points()
         for name, plugin in (plugins or {}).items():
-            self._register(name, plugin, source="registered in-process", module=getattr(plugin, "__name__", repr(plugin)))
+            self._register(
+                name, plugin, source="registered in-process", module=getattr(plugin, "__name__", repr(plugin))
+            )
         self._warn_unknown_names(env)
 
     def _warn_unknown_names(self, env: Mapping[str, str]) -> None:
@@ -132,8 +148,12 @@ class PluginHost:
         known = sorted(self.info)
         for var, names in (("ZOO_PLUGINS", self.allow), ("ZOO_DISABLE_PLUGINS", self.deny)):
             for name in sorted(names - set(known)):
-                warnings.warn(f"zoo: {var} names {name!r}, which is no installed plugin{did_you_mean(name, known)} "
-                              f"(plugins: {', '.join(known) or 'none'})", ZooPluginWarning, stacklevel=3)
+                warnings.warn(
+                    f"zoo: {var} names {name!r}, which is no installed plugin{did_you_mean(name, known)} "
+                    f"(plugins: {', '.join(known) or 'none'})",
+                    ZooPluginWarning,
+                    stacklevel=3,
+                )
 
     # -- loading ---------------------------------------------------------
     def _enabled(self, name: str) -> bool:
@@ -144,7 +164,9 @@ class PluginHost:
         info.status = "failed"
         info.error = f"{type(error).__name__}: {error}"
         info.traceback = "".join(traceback.format_exception(type(error), error, error.__traceback__))
-        warnings.warn(f"zoo: plugin {name!r} failed to {what} and was skipped: {info.error}", ZooPluginWarning, stacklevel=3)
+        warnings.warn(
+            f"zoo: plugin {name!r} failed to {what} and was skipped: {info.error}", ZooPluginWarning, stacklevel=3
+        )
 
     def _load_entry_points(self) -> None:
         seen: set[str] = set()
@@ -201,9 +223,9 @@ class PluginHost:
                     if fn is None:
                         continue
 
-                    def register(obj: Any, _kind: str = kind) -> None:
+                    def register(obj: Any, _kind: str = kind, _staged: dict = staged) -> None:
                         _check_entry(_kind, obj)
-                        staged[_kind].append(obj)
+                        _staged[_kind].append(obj)
 
                     fn(register=register)
             except PLUGIN_FAULTS as e:
@@ -228,9 +250,11 @@ class PluginHost:
         if owner == name:
             why = f"plugin {name!r} registers {singular} name {key!r} twice; the second one was skipped"
         else:
-            why = (f"plugin {name!r} registers {singular} name {key!r}, which plugin {owner!r} already registered; "
-                   f"{owner!r}'s is kept and {name!r}'s skipped (rename it in {name!r}, or disable that plugin "
-                   f"with ZOO_DISABLE_PLUGINS={name})")
+            why = (
+                f"plugin {name!r} registers {singular} name {key!r}, which plugin {owner!r} already registered; "
+                f"{owner!r}'s is kept and {name!r}'s skipped (rename it in {name!r}, or disable that plugin "
+                f"with ZOO_DISABLE_PLUGINS={name})"
+            )
         self.info[name].skipped.append(f"{singular} {key!r} (already registered by {owner!r})")
         warnings.warn(f"zoo: {why}", ZooPluginWarning, stacklevel=4)
 
@@ -243,7 +267,7 @@ class PluginHost:
                 self._fail(name, e, "add its commands")
 
     def plugins(self) -> list[PluginInfo]:
-        self.registry  # registration errors show up in the listing too
+        _ = self.registry  # registration errors show up in the listing too
         return [self.info[k] for k in sorted(self.info)]
 
 
@@ -269,8 +293,9 @@ def reset() -> None:
 
 
 @contextlib.contextmanager
-def use_plugins(plugins: Mapping[str, Any] | None = None, *, entry_points: bool = True,
-                environ: Mapping[str, str] | None = None) -> Iterator[PluginHost]:
+def use_plugins(
+    plugins: Mapping[str, Any] | None = None, *, entry_points: bool = True, environ: Mapping[str, str] | None = None
+) -> Iterator[PluginHost]:
     """Temporarily use a host with extra in-process `plugins` (name -> module/object). For tests."""
     global _HOST
     saved = _HOST

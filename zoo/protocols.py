@@ -7,8 +7,9 @@ these types and must stay fast. Tensor work happens inside functions.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
-from typing import TYPE_CHECKING, Any, Mapping, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from .errors import ArgumentError
 from .util import is_int, is_positive_int
@@ -59,7 +60,7 @@ class DataSpec:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "DataSpec":
+    def from_dict(cls, d: dict[str, Any]) -> DataSpec:
         try:
             return cls(int(d["channels"]), int(d["height"]), int(d["width"]), int(d["levels"]))
         except KeyError as e:
@@ -68,7 +69,7 @@ class DataSpec:
     def __str__(self) -> str:
         return f"{self.channels}x{self.height}x{self.width}, {self.levels} levels"
 
-    def validate(self, x: Any, *, name: str = "x", batch: bool = True) -> "torch.Tensor":
+    def validate(self, x: Any, *, name: str = "x", batch: bool = True) -> torch.Tensor:
         """Check that `x` is a batch of images of this spec and return it.
 
         Expected: an integer `torch.Tensor` of any integer dtype (uint8, int8, int16, int32, int64) of
@@ -78,7 +79,8 @@ class DataSpec:
         """
         import torch
 
-        expected = f"an integer tensor of shape {'(B, ' if batch else '('}{self.channels}, {self.height}, {self.width}) with levels in [0, {self.levels})"
+        shape = f"{'(B, ' if batch else '('}{self.channels}, {self.height}, {self.width})"
+        expected = f"an integer tensor of shape {shape} with levels in [0, {self.levels})"
         if not isinstance(x, torch.Tensor):
             raise ArgumentError(f"{name}: expected {expected}, got {type(x).__name__}")
         if x.dtype.is_floating_point or x.dtype.is_complex or x.dtype == torch.bool:
@@ -111,7 +113,7 @@ class Likelihood(Protocol):
 
     data_spec: DataSpec
 
-    def log_prob(self, x: "torch.Tensor") -> "torch.Tensor":
+    def log_prob(self, x: torch.Tensor) -> torch.Tensor:
         """Log-likelihood in nats of each image of `x` (integer levels, `(B, C, H, W)`): a tensor `(B,)`."""
         ...
 
@@ -128,8 +130,7 @@ class BoundedLikelihood(Protocol):
 
     data_spec: DataSpec
 
-    def log_prob_bound(self, x: "torch.Tensor", k: int = 1, *,
-                       generator: "torch.Generator | None" = None) -> "torch.Tensor":
+    def log_prob_bound(self, x: torch.Tensor, k: int = 1, *, generator: torch.Generator | None = None) -> torch.Tensor:
         """A lower bound on the log-likelihood in nats of each image of `x` (integer levels,
         `(B, C, H, W)`): a tensor `(B,)`. With `k` importance samples drawn from `generator`, the
         importance-weighted bound of Burda et al. 2016 (k=1: the ELBO); its expectation never
@@ -152,11 +153,11 @@ class Sampler(Protocol):
         self,
         n: int,
         *,
-        generator: "torch.Generator | None" = None,
+        generator: torch.Generator | None = None,
         temperature: float = 1.0,
-        known: "torch.Tensor | None" = None,
-        mask: "torch.Tensor | None" = None,
-    ) -> "torch.Tensor":
+        known: torch.Tensor | None = None,
+        mask: torch.Tensor | None = None,
+    ) -> torch.Tensor:
         """`n` images as integer levels `(n, C, H, W)`; with `known` and a boolean `mask`
         of known sub-pixels, the known ones are kept and the rest completed."""
         ...
@@ -168,7 +169,7 @@ class Autoregressive(Protocol):
 
     data_spec: DataSpec
 
-    def logits(self, x: "torch.Tensor") -> "torch.Tensor":
+    def logits(self, x: torch.Tensor) -> torch.Tensor:
         """Unnormalised log-probabilities `(B, C, H, W, levels)` of each sub-pixel given
         every sub-pixel before it (raster order, R before G before B)."""
         ...
@@ -198,7 +199,7 @@ class Trainer(Protocol):
       DeprecationWarning.)
     """
 
-    def step(self, x: "torch.Tensor", y: "torch.Tensor | None" = None) -> dict[str, float]:
+    def step(self, x: torch.Tensor, y: torch.Tensor | None = None) -> dict[str, float]:
         """One optimisation step on a batch of images `x` (integer levels; `y`: labels of a
         class-conditional model); returns the metrics to log (e.g. `{"loss": 1.2}`)."""
         ...

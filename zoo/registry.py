@@ -15,8 +15,9 @@ Names:
 from __future__ import annotations
 
 import fnmatch
+from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
-from typing import Any, Mapping
+from typing import Any
 
 from .errors import ArgumentError, UnknownNameError, ZooError
 from .protocols import DataSpec
@@ -49,7 +50,9 @@ class WeightsSpec:
 
     def __post_init__(self) -> None:
         if not isinstance(self.cards, str):
-            raise ValueError(f"WeightsSpec {self.tag!r}: cards must be 'package:subfolder' or a path, got {self.cards!r}")
+            raise ValueError(
+                f"WeightsSpec {self.tag!r}: cards must be 'package:subfolder' or a path, got {self.cards!r}"
+            )
 
 
 @dataclass(frozen=True)
@@ -81,7 +84,9 @@ class ModelSpec:
         if ":" not in self.builder:
             raise ValueError(f"ModelSpec {self.name!r}: builder must be 'module:callable', got {self.builder!r}")
         if "." in self.name or ":" in self.name:
-            raise ValueError(f"ModelSpec name {self.name!r} may not contain '.' or ':' (they separate tags and schemes)")
+            raise ValueError(
+                f"ModelSpec name {self.name!r} may not contain '.' or ':' (they separate tags and schemes)"
+            )
         object.__setattr__(self, "capabilities", frozenset(self.capabilities))
         object.__setattr__(self, "data_spec", _data_spec_of(self.name, self.config, self.data_spec))
 
@@ -121,9 +126,17 @@ class ModelSpec:
             "tags": self.tags,
             "default_tag": self.default_tag,
             "weights": [
-                {"tag": w.tag, "hub_id": w.hub_id, "revision": w.revision, "filename": w.filename,
-                 "sha256": w.sha256, "dataset": w.dataset, "license": w.license, "metrics": dict(w.metrics),
-                 "cards": w.cards}
+                {
+                    "tag": w.tag,
+                    "hub_id": w.hub_id,
+                    "revision": w.revision,
+                    "filename": w.filename,
+                    "sha256": w.sha256,
+                    "dataset": w.dataset,
+                    "license": w.license,
+                    "metrics": dict(w.metrics),
+                    "cards": w.cards,
+                }
                 for w in self.weights
             ],
             "recipes": {k: dict(v) for k, v in self.recipes.items()},
@@ -138,8 +151,10 @@ def _data_spec_of(name: str, config: Mapping[str, Any], given: DataSpec | None) 
     if given is None:
         missing = [k for k in keys if k not in config]
         if missing:
-            raise ValueError(f"ModelSpec {name!r}: its config lacks {', '.join(missing)}; pass data_spec= "
-                             "or give the config all of channels, height, width and levels")
+            raise ValueError(
+                f"ModelSpec {name!r}: its config lacks {', '.join(missing)}; pass data_spec= "
+                "or give the config all of channels, height, width and levels"
+            )
         return DataSpec(*(config[k] for k in keys))
     if not isinstance(given, DataSpec):
         raise ValueError(f"ModelSpec {name!r}: data_spec must be a zoo.DataSpec, got {type(given).__name__}")
@@ -167,7 +182,7 @@ def parse_name(name: str) -> ParsedName:
         raise ArgumentError(f"a model name must be a non-empty string, got {name!r}")
     name = name.strip()
     if name.startswith(HUB_PREFIX):
-        rest = name[len(HUB_PREFIX):]
+        rest = name[len(HUB_PREFIX) :]
         repo_id, _, revision = rest.partition("@")
         parts = repo_id.split("/")
         if len(parts) != 2 or not all(parts):
@@ -176,13 +191,15 @@ def parse_name(name: str) -> ParsedName:
             raise ArgumentError(f"empty revision after '@' in {name!r}")
         return ParsedName("hub", repo_id=repo_id, revision=revision or None)
     if name.startswith(LOCAL_PREFIX):
-        path = name[len(LOCAL_PREFIX):]
+        path = name[len(LOCAL_PREFIX) :]
         if not path:
             raise ArgumentError(f"expected local-dir:PATH, got {name!r}")
         return ParsedName("local", path=path)
     if "/" in name or "\\" in name:
-        raise ArgumentError(f"expected ARCH or ARCH.TAG, got {name!r}; for a release folder use "
-                         f"'local-dir:{name}', for a Hub repo 'hf-hub:ORG/REPO'")
+        raise ArgumentError(
+            f"expected ARCH or ARCH.TAG, got {name!r}; for a release folder use "
+            f"'local-dir:{name}', for a Hub repo 'hf-hub:ORG/REPO'"
+        )
     arch, dot, tag = name.partition(".")
     if not arch or (dot and not tag):
         raise ArgumentError(f"expected ARCH or ARCH.TAG, got {name!r}")
@@ -213,7 +230,9 @@ def list_models(pattern: str = "*", *, pretrained: bool = False) -> list[str]:
     With `pretrained=True`, one `arch.tag` entry per released set of weights.
     """
     if not isinstance(pattern, str):
-        raise ArgumentError(f"list_models: pattern must be an fnmatch string such as 'pixel*' ('*' lists all), got {pattern!r}")
+        raise ArgumentError(
+            f"list_models: pattern must be an fnmatch string such as 'pixel*' ('*' lists all), got {pattern!r}"
+        )
     models = _registry().models
     if pretrained:
         names = [f"{s.name}.{t}" for s in models.values() for t in s.tags]
@@ -238,4 +257,6 @@ def with_plugin(spec: ModelSpec, plugin: str) -> ModelSpec:
 
 
 # names that moved to zoo.factory keep working here for one release, with a DeprecationWarning
-__getattr__ = lazy_getattr(__name__, {}, moved={n: f"zoo.factory:{n}" for n in ("create", "load", "build", "import_builder")})
+__getattr__ = lazy_getattr(
+    __name__, {}, moved={n: f"zoo.factory:{n}" for n in ("create", "load", "build", "import_builder")}
+)

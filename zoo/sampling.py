@@ -43,8 +43,8 @@ the fast sampler returns exactly `sample_naive`'s images. With logits equal up t
 rounding it does, because `choose` builds its CDF in float64 and a uniform almost never
 falls within rounding of a CDF step. The test kit checks it for every model that claims
 `"fast_sampler"` (zoo.testing's `fast-equals-naive`, run by tests/test_models.py and by a
-plugin's own tests; docs/plugins.md documents this contract for plugin authors), with completion, colour, labels and temperature
-0 (tests/test_pixelcnn.py, tests/test_pixelrnn.py, tests/test_sampling.py).
+plugin's own tests; docs/plugins.md documents this contract for plugin authors), with completion,
+colour, labels and temperature 0 (tests/test_pixelcnn.py, tests/test_pixelrnn.py, tests/test_sampling.py).
 
 A model that still brings a whole sampler of the previous contract,
 `sample_fast(u, *, temperature, known, mask, progress, **cond)`, is called as before, with
@@ -56,15 +56,27 @@ from __future__ import annotations
 import contextlib
 import math
 import warnings
-from typing import Any, Callable, Iterator, Protocol
+from collections.abc import Callable, Iterator
+from typing import Any, Protocol
 
 import torch
 
 from .protocols import DataSpec
 from .util import is_positive_int
 
-__all__ = ["sample", "sample_naive", "sample_fast", "draw_uniforms", "prepare_completion", "choose",
-           "has_fast_sampler", "after_first_subpixels", "check_sample_args", "SampleMethod", "IncrementalSteps"]
+__all__ = [
+    "sample",
+    "sample_naive",
+    "sample_fast",
+    "draw_uniforms",
+    "prepare_completion",
+    "choose",
+    "has_fast_sampler",
+    "after_first_subpixels",
+    "check_sample_args",
+    "SampleMethod",
+    "IncrementalSteps",
+]
 
 METHODS = ("auto", "naive", "fast")
 
@@ -194,8 +206,18 @@ def _progress(total: int, show: bool, desc: str):
     return tqdm(total=total, disable=not show, desc=desc, unit="sub-pixel", leave=False)
 
 
-def _raster(steps: IncrementalSteps, x: torch.Tensor, u: torch.Tensor, temperature: float, known: torch.Tensor | None,
-            mask: torch.Tensor | None, *, every_pixel: bool, progress: bool, desc: str) -> torch.Tensor:
+def _raster(
+    steps: IncrementalSteps,
+    x: torch.Tensor,
+    u: torch.Tensor,
+    temperature: float,
+    known: torch.Tensor | None,
+    mask: torch.Tensor | None,
+    *,
+    every_pixel: bool,
+    progress: bool,
+    desc: str,
+) -> torch.Tensor:
     """The one sampling loop: fill `x` `(n, C, H, W)` in raster order from `steps` (the contract above).
 
     `every_pixel`: also ask for the last channel of a pixel that every image knows (the fast
@@ -223,8 +245,9 @@ def _raster(steps: IncrementalSteps, x: torch.Tensor, u: torch.Tensor, temperatu
     return x
 
 
-def _start_image(u: torch.Tensor, device: torch.device, known: torch.Tensor | None,
-                 mask: torch.Tensor | None) -> torch.Tensor:
+def _start_image(
+    u: torch.Tensor, device: torch.device, known: torch.Tensor | None, mask: torch.Tensor | None
+) -> torch.Tensor:
     """`(n, C, H, W)` long on `device`: the known sub-pixels, 0 elsewhere."""
     x = torch.zeros(u.shape, dtype=torch.long, device=device)
     return x if mask is None else torch.where(mask, known, x)
@@ -247,34 +270,61 @@ class _NaiveSteps:
 
 
 @torch.no_grad()
-def sample_naive(model: Any, u: torch.Tensor, *, temperature: float = 1.0, known: torch.Tensor | None = None,
-                 mask: torch.Tensor | None = None, progress: bool = False, **cond: Any) -> torch.Tensor:
+def sample_naive(
+    model: Any,
+    u: torch.Tensor,
+    *,
+    temperature: float = 1.0,
+    known: torch.Tensor | None = None,
+    mask: torch.Tensor | None = None,
+    progress: bool = False,
+    **cond: Any,
+) -> torch.Tensor:
     """Ancestral sampling with one full `logits` pass per sub-pixel: `(n, C, H, W)` long.
 
     `u` is `(n, C, H, W)` from `draw_uniforms`; `known`/`mask` come from
     `prepare_completion`. Sub-pixels known in every image are skipped.
     """
     x = _start_image(u, device_of(model), known, mask)
-    return _raster(_NaiveSteps(model, x, cond), x, u, temperature, known, mask, every_pixel=False,
-                   progress=progress, desc="naive sampling")
+    return _raster(
+        _NaiveSteps(model, x, cond),
+        x,
+        u,
+        temperature,
+        known,
+        mask,
+        every_pixel=False,
+        progress=progress,
+        desc="naive sampling",
+    )
 
 
 @torch.no_grad()
-def sample_fast(model: Any, u: torch.Tensor, *, temperature: float = 1.0, known: torch.Tensor | None = None,
-                mask: torch.Tensor | None = None, progress: bool = False, **cond: Any) -> torch.Tensor:
+def sample_fast(
+    model: Any,
+    u: torch.Tensor,
+    *,
+    temperature: float = 1.0,
+    known: torch.Tensor | None = None,
+    mask: torch.Tensor | None = None,
+    progress: bool = False,
+    **cond: Any,
+) -> torch.Tensor:
     """The model's fast sampler (the contract above) on the same arguments as `sample_naive`,
     with the same result."""
     if not callable(getattr(model, "fast_sampler", None)):
         if not callable(getattr(model, "sample_fast", None)):
             raise ValueError(f"{type(model).__name__} has no fast sampler; use method='naive' or 'auto'")
-        warnings.warn(f"{type(model).__name__}.sample_fast (a whole sampler) is the previous fast-sampler "
-                      "contract; implement fast_sampler(x, **cond) (zoo/sampling.py) instead",
-                      DeprecationWarning, stacklevel=3)
+        warnings.warn(
+            f"{type(model).__name__}.sample_fast (a whole sampler) is the previous fast-sampler "
+            "contract; implement fast_sampler(x, **cond) (zoo/sampling.py) instead",
+            DeprecationWarning,
+            stacklevel=3,
+        )
         return model.sample_fast(u, temperature=temperature, known=known, mask=mask, progress=progress, **cond)
     x = _start_image(u, device_of(model), known, mask)
     steps = model.fast_sampler(x, **cond)
-    return _raster(steps, x, u, temperature, known, mask, every_pixel=True, progress=progress,
-                   desc="fast sampling")
+    return _raster(steps, x, u, temperature, known, mask, every_pixel=True, progress=progress, desc="fast sampling")
 
 
 def check_sample_args(n: Any, temperature: Any) -> None:
@@ -282,8 +332,12 @@ def check_sample_args(n: Any, temperature: Any) -> None:
     (nan and inf raise `ValueError` too)."""
     if not is_positive_int(n):
         raise ValueError(f"n must be a positive int, got {n!r}")
-    if (not isinstance(temperature, (int, float)) or isinstance(temperature, bool)
-            or not math.isfinite(temperature) or temperature < 0):
+    if (
+        not isinstance(temperature, (int, float))
+        or isinstance(temperature, bool)
+        or not math.isfinite(temperature)
+        or temperature < 0
+    ):
         raise ValueError(f"temperature must be a finite number >= 0, got {temperature!r}")
 
 
@@ -316,7 +370,9 @@ def sample(
     check_sample_args(n, temperature)
     if not callable(getattr(model, "logits", None)):
         if method == "fast" or method == "naive":
-            raise ValueError(f"method={method!r} applies to autoregressive models; {type(model).__name__} has no logits()")
+            raise ValueError(
+                f"method={method!r} applies to autoregressive models; {type(model).__name__} has no logits()"
+            )
         draw = getattr(model, "draw", None)
         if draw is None:
             if isinstance(model, SampleMethod):
@@ -342,9 +398,27 @@ class SampleMethod:
     its own way (a GAN) inherits it and implements `draw` (see `sample`).
     """
 
-    def sample(self, n: int, *, generator: torch.Generator | None = None, temperature: float = 1.0,
-               known: torch.Tensor | None = None, mask: torch.Tensor | None = None, method: str = "auto",
-               progress: bool = False, **cond: Any) -> torch.Tensor:
+    def sample(
+        self,
+        n: int,
+        *,
+        generator: torch.Generator | None = None,
+        temperature: float = 1.0,
+        known: torch.Tensor | None = None,
+        mask: torch.Tensor | None = None,
+        method: str = "auto",
+        progress: bool = False,
+        **cond: Any,
+    ) -> torch.Tensor:
         """`n` images `(n, C, H, W)` of integer levels; see `zoo.sample`."""
-        return sample(self, n, method=method, generator=generator, temperature=temperature,
-                      known=known, mask=mask, progress=progress, **cond)
+        return sample(
+            self,
+            n,
+            method=method,
+            generator=generator,
+            temperature=temperature,
+            known=known,
+            mask=mask,
+            progress=progress,
+            **cond,
+        )

@@ -10,8 +10,9 @@ problem. `zoo check` and the plugin test kit (`zoo.testing`) run it.
 from __future__ import annotations
 
 import inspect
+from collections.abc import Mapping
 from dataclasses import fields
-from typing import Any, Mapping
+from typing import Any
 
 from .errors import ZooError
 from .factory import build, import_builder
@@ -42,8 +43,10 @@ def builder_options(spec: ModelSpec) -> list[str] | None:
 def _config_problems(where: str, config: Mapping[str, Any], names: list[str], var_kw: bool) -> list[str]:
     unknown = [k for k in config if k not in names]
     if unknown and not var_kw:
-        return [f"{where} has key(s) {', '.join(map(repr, unknown))} that the builder does not take "
-                f"(it takes: {', '.join(names) or 'nothing'})"]
+        return [
+            f"{where} has key(s) {', '.join(map(repr, unknown))} that the builder does not take "
+            f"(it takes: {', '.join(names) or 'nothing'})"
+        ]
     return []
 
 
@@ -53,8 +56,11 @@ def _data_spec_problems(where: str, model: Any, config: Mapping[str, Any], expec
         return [f"{where}: the built model has no zoo.DataSpec `data_spec` (got {type(built).__name__})"]
     if expected is not None and built != expected:
         return [f"{where}: the spec declares data_spec {expected}, but the builder made a model with {built}"]
-    clash = [f"{f.name}={config[f.name]!r}" for f in fields(DataSpec)
-             if f.name in config and getattr(built, f.name) != config[f.name]]
+    clash = [
+        f"{f.name}={config[f.name]!r}"
+        for f in fields(DataSpec)
+        if f.name in config and getattr(built, f.name) != config[f.name]
+    ]
     if clash:
         return [f"{where}: the config says {', '.join(clash)}, but the built model's data_spec is {built}"]
     return []
@@ -86,8 +92,10 @@ def check_spec(spec: ModelSpec | str) -> list[str]:
         problems.append(f"config lacks {', '.join(map(repr, missing))}, which the builder requires")
     if problems:
         return problems
-    for where, config, expected in (("default config", dict(spec.config), spec.data_spec),
-                                    ("test_config", {**spec.config, **spec.test_config}, None)):
+    for where, config, expected in (
+        ("default config", dict(spec.config), spec.data_spec),
+        ("test_config", {**spec.config, **spec.test_config}, None),
+    ):
         try:
             model = build(spec, config)
         except Exception as e:  # the spec's own config must build: any failure is the finding

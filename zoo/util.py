@@ -12,11 +12,21 @@ import importlib
 import os
 import sys
 import warnings
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
-from typing import Any, Callable, Iterable, Mapping
+from typing import Any
 
-__all__ = ["file_digest", "sha256_file", "atomic_write", "write_atomic", "check_writable", "did_you_mean", "is_int", "is_positive_int",
-           "lazy_getattr"]
+__all__ = [
+    "file_digest",
+    "sha256_file",
+    "atomic_write",
+    "write_atomic",
+    "check_writable",
+    "did_you_mean",
+    "is_int",
+    "is_positive_int",
+    "lazy_getattr",
+]
 
 
 def file_digest(path: str | os.PathLike, algorithm: str = "sha256", chunk: int = 1 << 20) -> str:
@@ -61,7 +71,7 @@ class atomic_write:
         self.tmp = Path(tmp)
         return self.tmp
 
-    def __exit__(self, exc_type, exc, tb) -> None:
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: Any) -> None:
         if exc_type is not None:
             self.tmp.unlink(missing_ok=True)
             return
@@ -138,7 +148,9 @@ def is_positive_int(value: Any) -> bool:
     return is_int(value) and value > 0
 
 
-def lazy_getattr(package: str, exports: Mapping[str, str], moved: Mapping[str, str] | None = None) -> Callable[[str], Any]:
+def lazy_getattr(
+    package: str, exports: Mapping[str, str], moved: Mapping[str, str] | None = None
+) -> Callable[[str], Any]:
     """A module-level `__getattr__` for `package`.
 
     - `exports` (name -> submodule): the name is imported from `package.submodule` on first use and kept,
@@ -156,8 +168,11 @@ def lazy_getattr(package: str, exports: Mapping[str, str], moved: Mapping[str, s
         if name in moved:
             module, _, attr = moved[name].partition(":")
             where = f"{module}.{attr}" if attr else module
-            warnings.warn(f"{package}.{name} moved to {where}; the old path goes away in the next release",
-                          DeprecationWarning, stacklevel=2)
+            warnings.warn(
+                f"{package}.{name} moved to {where}; the old path goes away in the next release",
+                DeprecationWarning,
+                stacklevel=2,
+            )
             target = importlib.import_module(module)
             return getattr(target, attr) if attr else target
         raise AttributeError(f"module {package!r} has no attribute {name!r}")

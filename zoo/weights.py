@@ -21,9 +21,10 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Mapping
+from typing import TYPE_CHECKING, Any
 
 from . import __version__
 from .errors import WeightsError, ZooError
@@ -35,9 +36,24 @@ if TYPE_CHECKING:  # pragma: no cover
     import torch
 
 __all__ = [
-    "WEIGHTS_NAME", "CONFIG_NAME", "CARD_NAME", "SAMPLES_NAME", "CONFIG_FORMAT", "LoadedWeights",
-    "bundled_cards_dirs", "plugin_cards_dir", "cards_dirs", "release_dir", "check_sha256", "model_config", "read_config", "local_files",
-    "load_state_dict", "save_weights", "state_sha256", "sha256_file",
+    "WEIGHTS_NAME",
+    "CONFIG_NAME",
+    "CARD_NAME",
+    "SAMPLES_NAME",
+    "CONFIG_FORMAT",
+    "LoadedWeights",
+    "bundled_cards_dirs",
+    "plugin_cards_dir",
+    "cards_dirs",
+    "release_dir",
+    "check_sha256",
+    "model_config",
+    "read_config",
+    "local_files",
+    "load_state_dict",
+    "save_weights",
+    "state_sha256",
+    "sha256_file",
 ]
 
 WEIGHTS_NAME = "model.safetensors"
@@ -66,8 +82,11 @@ class LoadedWeights:
         """Deprecated: read the attributes (`weights.sha256`); dict access goes away in the next release."""
         import warnings
 
-        warnings.warn("model.zoo_weights[key] is deprecated: use the attribute, e.g. model.zoo_weights.sha256",
-                      DeprecationWarning, stacklevel=2)
+        warnings.warn(
+            "model.zoo_weights[key] is deprecated: use the attribute, e.g. model.zoo_weights.sha256",
+            DeprecationWarning,
+            stacklevel=2,
+        )
         return getattr(self, key)
 
 
@@ -114,8 +133,10 @@ def plugin_cards_dir(cards: str, where: str = "WeightsSpec.cards") -> Path:
         found = None
     locations = list(getattr(found, "submodule_search_locations", None) or [])
     if not locations:
-        raise WeightsError(f"{where} = {cards!r} names package {package!r}, which is not an installed package "
-                           "(expected 'package:subfolder', e.g. 'zoo_made:cards', or a path)")
+        raise WeightsError(
+            f"{where} = {cards!r} names package {package!r}, which is not an installed package "
+            "(expected 'package:subfolder', e.g. 'zoo_made:cards', or a path)"
+        )
     return Path(locations[0]) / sub
 
 
@@ -145,7 +166,10 @@ def release_dir(arch: str, tag: str) -> Path | None:
 def check_sha256(path: Path, expected: str, where: str) -> str:
     """Raise `WeightsError` unless `path` hashes to `expected`; returns the hash."""
     if not expected or len(expected) != 64:
-        raise WeightsError(f"{where}: no valid sha256 to check {path.name} against (got {expected!r}); refusing to load unverified weights")
+        raise WeightsError(
+            f"{where}: no valid sha256 to check {path.name} against (got {expected!r}); "
+            "refusing to load unverified weights"
+        )
     actual = sha256_file(path)
     if actual != expected.lower():
         size = path.stat().st_size
@@ -224,9 +248,13 @@ def read_config(path: str | Path) -> dict[str, Any]:
     try:
         cfg = json.loads(path.read_text())
     except FileNotFoundError:
-        raise WeightsError(f"no {CONFIG_NAME} in {path.parent}: expected a folder written by zoo.save_pretrained") from None
+        raise WeightsError(
+            f"no {CONFIG_NAME} in {path.parent}: expected a folder written by zoo.save_pretrained"
+        ) from None
     except IsADirectoryError:
-        raise WeightsError(f"{path} is a directory; expected the {CONFIG_NAME} file written by zoo.save_pretrained") from None
+        raise WeightsError(
+            f"{path} is a directory; expected the {CONFIG_NAME} file written by zoo.save_pretrained"
+        ) from None
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise WeightsError(f"{path} is not valid JSON: {e}") from None
     except RecursionError:
@@ -253,7 +281,9 @@ def _check_fields(cfg: Mapping[str, Any], path: Path) -> None:
         raise bad("config", "an object of constructor arguments", cfg["config"])
     ds = cfg["data_spec"]
     keys = ("channels", "height", "width", "levels")
-    if not isinstance(ds, dict) or not all(isinstance(ds.get(k), int) and not isinstance(ds.get(k), bool) for k in keys):
+    if not isinstance(ds, dict) or not all(
+        isinstance(ds.get(k), int) and not isinstance(ds.get(k), bool) for k in keys
+    ):
         raise bad("data_spec", "an object of ints channels, height, width and levels", ds)
     try:
         DataSpec(*(ds[k] for k in keys))
@@ -277,7 +307,9 @@ def local_files(folder: Path) -> tuple[dict[str, Any], LoadedWeights]:
     cfg = read_config(folder)
     path = folder / cfg["weights"]["file"]
     if not path.is_file():
-        raise WeightsError(f"local-dir:{folder}: config.json names weights {cfg['weights']['file']!r}, which is not there")
+        raise WeightsError(
+            f"local-dir:{folder}: config.json names weights {cfg['weights']['file']!r}, which is not there"
+        )
     sha = check_sha256(path, cfg["weights"]["sha256"], f"local-dir:{folder}")
     return cfg, LoadedWeights(sha, "local-dir", str(path), filename=path.name, tag=cfg.get("tag"))
 
@@ -285,7 +317,7 @@ def local_files(folder: Path) -> tuple[dict[str, Any], LoadedWeights]:
 # --------------------------------------------------------------------------------------------
 # State dicts
 # --------------------------------------------------------------------------------------------
-def _read_safetensors(path: Path, where: str) -> dict[str, "torch.Tensor"]:
+def _read_safetensors(path: Path, where: str) -> dict[str, torch.Tensor]:
     from safetensors import SafetensorError
     from safetensors.torch import load_file
 
@@ -295,14 +327,15 @@ def _read_safetensors(path: Path, where: str) -> dict[str, "torch.Tensor"]:
         raise WeightsError(f"{where}: {path.name} is not a readable safetensors file: {e}") from None
 
 
-def _mismatch_report(model: Any, tensors: Mapping[str, "torch.Tensor"]) -> str:
+def _mismatch_report(model: Any, tensors: Mapping[str, torch.Tensor]) -> str:
     """'' when `tensors` fits `model.state_dict()` exactly, else a readable list of the differences."""
     expected = model.state_dict()
     missing = sorted(set(expected) - set(tensors))
     unexpected = sorted(set(tensors) - set(expected))
     shapes = sorted(
         f"{k}: file {tuple(tensors[k].shape)}, model {tuple(expected[k].shape)}"
-        for k in set(expected) & set(tensors) if tuple(tensors[k].shape) != tuple(expected[k].shape)
+        for k in set(expected) & set(tensors)
+        if tuple(tensors[k].shape) != tuple(expected[k].shape)
     )
 
     def block(title: str, items: list[str]) -> str:
@@ -310,7 +343,11 @@ def _mismatch_report(model: Any, tensors: Mapping[str, "torch.Tensor"]) -> str:
         more = f"\n    ... and {len(items) - 20} more" if len(items) > 20 else ""
         return f"  {title} ({len(items)}):\n{shown}{more}" if items else ""
 
-    parts = [block("missing from the file", missing), block("unexpected in the file", unexpected), block("shape mismatches", shapes)]
+    parts = [
+        block("missing from the file", missing),
+        block("unexpected in the file", unexpected),
+        block("shape mismatches", shapes),
+    ]
     return "\n".join(p for p in parts if p)
 
 

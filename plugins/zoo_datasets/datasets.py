@@ -148,7 +148,9 @@ class CIFAR10(CachedDataset):
         from . import formats
 
         if source is None:
-            raise DataError(f"{self.name}: name the archive: `zoo data prepare cifar10 --source PATH`. {self.prepare_hint}")
+            raise DataError(
+                f"{self.name}: name the archive: `zoo data prepare cifar10 --source PATH`. {self.prepare_hint}"
+            )
         if source.is_dir():
             extracted = source if source.name == formats.CIFAR_FOLDER else source / formats.CIFAR_FOLDER
             if (source / self.archive).is_file():
@@ -207,4 +209,3 @@ class BinarizedMNISTAmat(CachedDataset):
 
 def all_datasets() -> list[CachedDataset]:
     return [BinarizedMNIST(), MNIST(), FashionMNIST(), CIFAR10(), BinarizedMNISTAmat()]
-

@@ -37,7 +37,9 @@ def read_idx(path: Path, *, expect_ndim: int) -> Any:
     except (OSError, EOFError, zlib.error) as e:
         raise DataError(f"{path}: cannot read IDX file ({type(e).__name__}: {e})") from None
     if len(data) < 4 or data[0] != 0 or data[1] != 0:
-        raise DataError(f"{path}: not an IDX file (expected magic 00 00 <type> <ndim>, got {data[:4].hex() or 'empty'})")
+        raise DataError(
+            f"{path}: not an IDX file (expected magic 00 00 <type> <ndim>, got {data[:4].hex() or 'empty'})"
+        )
     dtype_code, ndim = data[2], data[3]
     if dtype_code != 0x08:
         raise DataError(f"{path}: IDX data type 0x{dtype_code:02x}, expected 0x08 (unsigned byte)")
@@ -46,7 +48,7 @@ def read_idx(path: Path, *, expect_ndim: int) -> Any:
     header = 4 + 4 * ndim
     if len(data) < header:
         raise DataError(f"{path}: truncated IDX header ({len(data)} bytes)")
-    shape = tuple(int.from_bytes(data[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim))
+    shape = tuple(int.from_bytes(data[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim))
     count = int(np.prod(shape))
     if len(data) - header != count:
         raise DataError(

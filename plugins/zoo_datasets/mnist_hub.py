@@ -121,7 +121,7 @@ def read(source: Path | None = None) -> dict[str, tuple[Any, Any]]:
     if not (isinstance(obj, tuple) and len(obj) == 3 and all(isinstance(p, tuple) and len(p) == 2 for p in obj)):
         raise DataError(f"{path}: expected ((x, y), (x, y), (x, y)), got {type(obj).__name__}")
     out = {}
-    for split, (x, y) in zip(SPLITS, obj):
+    for split, (x, y) in zip(SPLITS, obj, strict=True):
         n = SIZES[split]
         if not (isinstance(x, np.ndarray) and x.dtype == np.float32 and x.shape == (n, 784)):
             raise DataError(f"{path}: {split} images should be float32 ({n}, 784), got {getattr(x, 'shape', x)!r}")

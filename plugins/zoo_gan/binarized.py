@@ -27,8 +27,14 @@ __all__ = ["binarized_release"]
 _COPIED = ("training.json", "train_log.jsonl", "training_curve.png", "growth.png", "growth.txt")
 
 
-def binarized_release(src: str | Path, dst: str | Path, *, metrics: str = "fid,precision,recall,parzen",
-                      quality: str | Path | None = None, progress: bool = False) -> Path:
+def binarized_release(
+    src: str | Path,
+    dst: str | Path,
+    *,
+    metrics: str = "fid,precision,recall,parzen",
+    quality: str | Path | None = None,
+    progress: bool = False,
+) -> Path:
     """Write `dst`, the binary-data release of the 256-level MNIST release folder `src`; returns its card."""
     import torch  # noqa: F401  (the zoo's model code needs it; imported here, not at plugin import)
     from safetensors.torch import load_file
@@ -39,17 +45,27 @@ def binarized_release(src: str | Path, dst: str | Path, *, metrics: str = "fid,p
     src, dst = Path(src), Path(dst)
     cfg = json.loads((src / "config.json").read_text())
     if cfg.get("dataset") != "mnist" or cfg["config"].get("levels") != 256:
-        raise ValueError(f"{src}: expected a release trained on the 256-level 'mnist' dataset, got dataset "
-                         f"{cfg.get('dataset')!r} with levels={cfg['config'].get('levels')!r}")
+        raise ValueError(
+            f"{src}: expected a release trained on the 256-level 'mnist' dataset, got dataset "
+            f"{cfg.get('dataset')!r} with levels={cfg['config'].get('levels')!r}"
+        )
     model = zoo.create(cfg["architecture"], **{**cfg["config"], "levels": 2})
     model.load_state_dict(load_file(src / "model.safetensors"), strict=True)
     model.eval()
     training = json.loads((src / "training.json").read_text())
-    result = zoo.evaluate(model, dataset="binarized-mnist", split="test", metrics=metrics, num_samples=1000,
-                          progress=progress)
-    zoo.save_pretrained(model, dst, results=result, samples=16, recipe={"name": training.get("recipe_name"),
-                        **training.get("recipe", {})}, tag="binarized-mnist", dataset="binarized-mnist",
-                        training=training)
+    result = zoo.evaluate(
+        model, dataset="binarized-mnist", split="test", metrics=metrics, num_samples=1000, progress=progress
+    )
+    zoo.save_pretrained(
+        model,
+        dst,
+        results=result,
+        samples=16,
+        recipe={"name": training.get("recipe_name"), **training.get("recipe", {})},
+        tag="binarized-mnist",
+        dataset="binarized-mnist",
+        training=training,
+    )
     for name in _COPIED:
         if (src / name).is_file():
             shutil.copyfile(src / name, dst / name)

@@ -82,7 +82,11 @@ class Generator(nn.Module):
         blocks: list[nn.Module] = []
         c = self.base[0]
         for _ in range(k - 1):
-            blocks += [nn.ConvTranspose2d(c, c // 2, 4, 2, 1, bias=False), nn.BatchNorm2d(c // 2), nn.ReLU(inplace=True)]
+            blocks += [
+                nn.ConvTranspose2d(c, c // 2, 4, 2, 1, bias=False),
+                nn.BatchNorm2d(c // 2),
+                nn.ReLU(inplace=True),
+            ]
             c //= 2
         blocks.append(nn.ConvTranspose2d(c, channels, 4, 2, 1))  # no batch norm on the output
         self.upsample = nn.Sequential(*blocks)
@@ -198,16 +202,19 @@ class DCGAN(SampleMethod, nn.Module):
 
     def discriminate(self, intensities: torch.Tensor, y: Any = None) -> torch.Tensor:
         """Intensities (B, C, H, W) in [0, 1] -> logits (B,) of "real"."""
-        return self.discriminator(self._with_labels_d(intensities, self._labels(y, intensities.shape[0], intensities.device)))
+        return self.discriminator(
+            self._with_labels_d(intensities, self._labels(y, intensities.shape[0], intensities.device))
+        )
 
     def intensities(self, x: torch.Tensor) -> torch.Tensor:
-        """Integer levels (B, C, H, W) -> float intensities level / (levels - 1), as the discriminator sees real data."""
+        """Integer levels (B, C, H, W) -> intensities level / (levels - 1): real data as the discriminator sees it."""
         x = self.data_spec.validate(x)
         return x.float() / (self.data_spec.levels - 1)
 
     # -- sampling --------------------------------------------------------------
-    def draw_noise(self, n: int, generator: torch.Generator | None = None, temperature: float = 1.0,
-                   y: Any = None) -> dict[str, torch.Tensor | None]:
+    def draw_noise(
+        self, n: int, generator: torch.Generator | None = None, temperature: float = 1.0, y: Any = None
+    ) -> dict[str, torch.Tensor | None]:
         """All the randomness of `n` samples, drawn up front on the CPU, in this order:
         z (n, nz) float32 normal (scaled by `temperature`); labels y (n,) uniform over the
         classes if the model is conditional and none are given; for binary data one uniform
@@ -217,11 +224,17 @@ class DCGAN(SampleMethod, nn.Module):
         z = torch.randn((n, self.nz), generator=generator) * temperature
         if self.num_classes and y is None:
             y = torch.randint(self.num_classes, (n,), generator=generator)
-        u = torch.rand((n, *self.data_spec.shape), generator=generator, dtype=torch.float64) if self.data_spec.levels == 2 else None
+        u = (
+            torch.rand((n, *self.data_spec.shape), generator=generator, dtype=torch.float64)
+            if self.data_spec.levels == 2
+            else None
+        )
         return {"z": z, "y": y, "u": u}
 
     @torch.no_grad()
-    def decode(self, z: torch.Tensor, u: torch.Tensor | None = None, y: Any = None, temperature: float = 1.0) -> torch.Tensor:
+    def decode(
+        self, z: torch.Tensor, u: torch.Tensor | None = None, y: Any = None, temperature: float = 1.0
+    ) -> torch.Tensor:
         """Noise -> integer levels (n, C, H, W), long, on the CPU. Deterministic given z and u.
 
         Binary data: level 1 where u < sigmoid(logit / temperature) (temperature 0: where logit > 0).
@@ -238,7 +251,9 @@ class DCGAN(SampleMethod, nn.Module):
             out = []
             for s in range(0, z.shape[0], self.sample_batch_size):
                 part = slice(s, s + self.sample_batch_size)
-                logits = self.generator_logits(z[part].to(device), None if y is None else y[part].to(device)).double().cpu()
+                logits = (
+                    self.generator_logits(z[part].to(device), None if y is None else y[part].to(device)).double().cpu()
+                )
                 if spec.levels == 2:
                     if temperature == 0:
                         levels = (logits > 0).long()
@@ -251,8 +266,16 @@ class DCGAN(SampleMethod, nn.Module):
             self.train(was_training)
         return torch.cat(out).clamp_(0, spec.levels - 1)
 
-    def draw(self, n: int, *, generator: torch.Generator | None = None, temperature: float = 1.0,
-             known: torch.Tensor | None = None, mask: torch.Tensor | None = None, **cond: Any) -> torch.Tensor:
+    def draw(
+        self,
+        n: int,
+        *,
+        generator: torch.Generator | None = None,
+        temperature: float = 1.0,
+        known: torch.Tensor | None = None,
+        mask: torch.Tensor | None = None,
+        **cond: Any,
+    ) -> torch.Tensor:
         """`n` images (n, C, H, W) of integer levels (long, CPU): what `model.sample(n, ...)` and
         `zoo.sample(model, n, ...)` return for this model, after checking `n` and `temperature`.
 

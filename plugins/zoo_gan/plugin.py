@@ -3,6 +3,8 @@
 The model lives in `zoo_gan.dcgan`; its own training step in `zoo_gan.trainer`.
 """
 
+from collections.abc import Callable
+
 import zoo
 
 # Constructor kwargs per dataset (plain data: `zoo.create("dcgan", **CONFIGS["cifar10"])`).
@@ -59,7 +61,7 @@ _RECIPE = {  # keys of zoo.train's recipe schema, plus GANTrainer.recipe_default
 
 
 @zoo.hookimpl
-def zoo_register_models(register):
+def zoo_register_models(register: Callable[[zoo.ModelSpec], None]) -> None:
     register(
         zoo.ModelSpec(
             name="dcgan",
@@ -75,12 +77,22 @@ def zoo_register_models(register):
             recipes={
                 "default": _RECIPE,
                 "mnist": {**_RECIPE, "dataset": "mnist", "config": CONFIGS["mnist"]},
-                "cifar10": {**_RECIPE, "dataset": "cifar10", "batch_size": 128, "epochs": 30,
-                            "config": CONFIGS["cifar10"]},
+                "cifar10": {
+                    **_RECIPE,
+                    "dataset": "cifar10",
+                    "batch_size": 128,
+                    "epochs": 30,
+                    "config": CONFIGS["cifar10"],
+                },
             },
             trainer="zoo_gan.trainer:GANTrainer",
             # on real-valued MNIST, not binarized: the protocol is the same, the numbers are not comparable
-            reference_results={"binarized-mnist": {"parzen": 225.0, "comparable": False,
-                                                   "source": "Goodfellow et al. 2014, Table 1 (real-valued MNIST)"}},
+            reference_results={
+                "binarized-mnist": {
+                    "parzen": 225.0,
+                    "comparable": False,
+                    "source": "Goodfellow et al. 2014, Table 1 (real-valued MNIST)",
+                }
+            },
         )
     )

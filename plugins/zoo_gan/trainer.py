@@ -21,7 +21,8 @@ from __future__ import annotations
 import copy
 import math
 import warnings
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import torch
 from torch import nn
@@ -37,14 +38,19 @@ _STATE_KEYS = ("step", "opt_d", "opt_g", "rng", "fixed")
 def _recipe_number(recipe: Mapping[str, Any], key: str, default: float, *, positive: bool = True) -> float:
     value = recipe.get(key, default)
     if not isinstance(value, (int, float)) or isinstance(value, bool) or value < 0 or (positive and value == 0):
-        raise ValueError(f"recipe[{key!r}] must be a {'positive' if positive else 'non-negative'} number, got {value!r}")
+        raise ValueError(
+            f"recipe[{key!r}] must be a {'positive' if positive else 'non-negative'} number, got {value!r}"
+        )
     return float(value)
 
 
 def _recipe_betas(recipe: Mapping[str, Any]) -> tuple[float, float]:
     betas = recipe.get("betas", (0.5, 0.999))
-    if (not isinstance(betas, (tuple, list)) or len(betas) != 2
-            or not all(isinstance(b, (int, float)) and 0 <= b < 1 for b in betas)):
+    if (
+        not isinstance(betas, (tuple, list))
+        or len(betas) != 2
+        or not all(isinstance(b, (int, float)) and 0 <= b < 1 for b in betas)
+    ):
         raise ValueError(f"recipe['betas'] must be two numbers in [0, 1), e.g. (0.5, 0.999), got {betas!r}")
     return float(betas[0]), float(betas[1])
 
@@ -77,15 +83,20 @@ class GANTrainer:
         if fakes not in FAKES:
             raise ValueError(f"recipe['fakes'] must be one of {FAKES}, got {fakes!r}")
         if fakes == "bernoulli" and model.data_spec.levels != 2:
-            raise ValueError(f"recipe['fakes']='bernoulli' needs binary data (levels=2), the model has "
-                             f"levels={model.data_spec.levels}; use 'intensities'")
+            raise ValueError(
+                f"recipe['fakes']='bernoulli' needs binary data (levels=2), the model has "
+                f"levels={model.data_spec.levels}; use 'intensities'"
+            )
         self.fakes = fakes
         self.model = model.to(device)
         self.device = torch.device(device)
         self.recipe = dict(recipe)
         lr = _recipe_number(recipe, "lr", 2e-4)
-        adam = {"betas": _recipe_betas(recipe), "eps": _recipe_number(recipe, "eps", 1e-8),
-                "weight_decay": _recipe_number(recipe, "weight_decay", 0.0, positive=False)}
+        adam = {
+            "betas": _recipe_betas(recipe),
+            "eps": _recipe_number(recipe, "eps", 1e-8),
+            "weight_decay": _recipe_number(recipe, "weight_decay", 0.0, positive=False),
+        }
         lr_d = _recipe_number(recipe, "lr_d", 0.0, positive=False) or lr
         lr_g = _recipe_number(recipe, "lr_g", 0.0, positive=False) or lr
         # The generator's optimizer holds the generator only: D's weights move in the D step alone.
@@ -110,7 +121,8 @@ class GANTrainer:
             raise ZooError(
                 f"GAN training diverged at step {self.step_count + 1}: {name} is {value}"
                 f"{' (' + others + ')' if others else ''}; this step's update was not applied. "
-                f"Resume from the last checkpoint with a lower learning rate (recipe lr={self.opt_d.param_groups[0]['lr']:g}), "
+                "Resume from the last checkpoint with a lower learning rate "
+                f"(recipe lr={self.opt_d.param_groups[0]['lr']:g}), "
                 "and check the data for non-finite values."
             )
 
@@ -167,8 +179,11 @@ class GANTrainer:
 
     def fixed_noise_samples(self) -> torch.Tensor:
         """The old name of `epoch_samples`, kept for one release."""
-        warnings.warn("GANTrainer.fixed_noise_samples is now epoch_samples; the old name goes in the next release",
-                      DeprecationWarning, stacklevel=2)
+        warnings.warn(
+            "GANTrainer.fixed_noise_samples is now epoch_samples; the old name goes in the next release",
+            DeprecationWarning,
+            stacklevel=2,
+        )
         return self.epoch_samples()
 
     def state_dict(self) -> dict[str, Any]:
@@ -188,7 +203,9 @@ class GANTrainer:
             got = sorted(d) if isinstance(d, Mapping) else type(d).__name__
             raise ValueError(f"GANTrainer state: expected keys {sorted(_STATE_KEYS)}, got {got}")
         if set(d["fixed"]) != set(self.fixed):
-            raise ValueError(f"GANTrainer state: expected fixed-noise keys {sorted(self.fixed)}, got {sorted(d['fixed'])}")
+            raise ValueError(
+                f"GANTrainer state: expected fixed-noise keys {sorted(self.fixed)}, got {sorted(d['fixed'])}"
+            )
         z = d["fixed"]["z"]
         if z.shape[1:] != self.fixed["z"].shape[1:]:
             raise ValueError(f"GANTrainer state: fixed noise of shape {tuple(z.shape)} does not fit nz={self.model.nz}")

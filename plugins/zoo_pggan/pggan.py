@@ -98,8 +98,9 @@ class Generator(nn.Module):
     a 1x1 "toRGB" convolution per stage gives the image.
     """
 
-    def __init__(self, channels: int, base: int, stages: int, nz: int, width: int, *, equalized: bool,
-                 pixel_norm: bool):
+    def __init__(
+        self, channels: int, base: int, stages: int, nz: int, width: int, *, equalized: bool, pixel_norm: bool
+    ):
         super().__init__()
         self.base = base
         self.norm = PixelNorm() if pixel_norm else nn.Identity()
@@ -107,9 +108,14 @@ class Generator(nn.Module):
         self.project = ScaledConv2d(nz, w[0] * base * base, 1, equalized=equalized, gain=math.sqrt(2) / 4)
         self.first = ScaledConv2d(w[0], w[0], 3, equalized=equalized)
         self.blocks = nn.ModuleList(
-            nn.ModuleList([ScaledConv2d(w[s - 1], w[s], 3, equalized=equalized),
-                           ScaledConv2d(w[s], w[s], 3, equalized=equalized)]) for s in range(1, stages))
-        self.to_rgb = nn.ModuleList(ScaledConv2d(w[s], channels, 1, equalized=equalized, gain=1.0) for s in range(stages))
+            nn.ModuleList(
+                [ScaledConv2d(w[s - 1], w[s], 3, equalized=equalized), ScaledConv2d(w[s], w[s], 3, equalized=equalized)]
+            )
+            for s in range(1, stages)
+        )
+        self.to_rgb = nn.ModuleList(
+            ScaledConv2d(w[s], channels, 1, equalized=equalized, gain=1.0) for s in range(stages)
+        )
 
     def forward(self, z: torch.Tensor, stage: int, alpha: float) -> torch.Tensor:
         h = self.project(self.norm(z)[:, :, None, None])  # (B, w0 * base^2, 1, 1): a dense layer
@@ -140,8 +146,11 @@ class Discriminator(nn.Module):
         w = [width >> s for s in range(stages)]
         self.from_rgb = nn.ModuleList(ScaledConv2d(channels, w[s], 1, equalized=equalized) for s in range(stages))
         self.blocks = nn.ModuleList(
-            nn.ModuleList([ScaledConv2d(w[s], w[s], 3, equalized=equalized),
-                           ScaledConv2d(w[s], w[s - 1], 3, equalized=equalized)]) for s in range(1, stages))
+            nn.ModuleList(
+                [ScaledConv2d(w[s], w[s], 3, equalized=equalized), ScaledConv2d(w[s], w[s - 1], 3, equalized=equalized)]
+            )
+            for s in range(1, stages)
+        )
         self.last = ScaledConv2d(w[0] + int(mbstd), w[0], 3, equalized=equalized)
         self.dense = ScaledConv2d(w[0] * base * base, w[0], 1, equalized=equalized)
         self.score = ScaledConv2d(w[0], 1, 1, equalized=equalized, gain=1.0)
@@ -175,29 +184,48 @@ class PGGAN(SampleMethod, nn.Module):
 
     sample_batch_size = 500  # images per generator pass in `sample`; results do not depend on it
 
-    def __init__(self, channels: int = 1, height: int = 28, width: int = 28, levels: int = 256, stages: int = 3,
-                 nz: int = 128, base_width: int = 64, equalized_lr: bool = True, pixel_norm: bool = True,
-                 minibatch_stddev: bool = True, ema: bool = True):
+    def __init__(
+        self,
+        channels: int = 1,
+        height: int = 28,
+        width: int = 28,
+        levels: int = 256,
+        stages: int = 3,
+        nz: int = 128,
+        base_width: int = 64,
+        equalized_lr: bool = True,
+        pixel_norm: bool = True,
+        minibatch_stddev: bool = True,
+        ema: bool = True,
+    ):
         super().__init__()
         self.data_spec = DataSpec(channels, height, width, levels)
         for name, value in (("stages", stages), ("nz", nz), ("base_width", base_width)):
             check_int(f"PGGAN: {name}", value)
-        for name, value in (("equalized_lr", equalized_lr), ("pixel_norm", pixel_norm),
-                            ("minibatch_stddev", minibatch_stddev), ("ema", ema)):
+        for name, value in (
+            ("equalized_lr", equalized_lr),
+            ("pixel_norm", pixel_norm),
+            ("minibatch_stddev", minibatch_stddev),
+            ("ema", ema),
+        ):
             if not isinstance(value, bool):
                 raise TypeError(f"PGGAN: {name} must be True or False, got {value!r}")
         f = 2 ** (stages - 1)
         if height != width or height % f or height // f < 2:
-            raise ValueError(f"PGGAN: square images whose side divides by 2^(stages-1) = {f} into a first "
-                             f"resolution of at least 2 are needed, got {height}x{width} with stages={stages}")
+            raise ValueError(
+                f"PGGAN: square images whose side divides by 2^(stages-1) = {f} into a first "
+                f"resolution of at least 2 are needed, got {height}x{width} with stages={stages}"
+            )
         if base_width >> (stages - 1) < 1:
             raise ValueError(f"PGGAN: base_width {base_width} cannot halve {stages - 1} times")
         self.nz, self.stages, self.base = nz, stages, height // f
         self.resolutions = [self.base << s for s in range(stages)]
-        self.generator = Generator(channels, self.base, stages, nz, base_width, equalized=equalized_lr,
-                                   pixel_norm=pixel_norm)
-        self.discriminator = Discriminator(channels, self.base, stages, base_width, equalized=equalized_lr,
-                                           mbstd=minibatch_stddev)
+        self.generator = Generator(
+            channels, self.base, stages, nz, base_width, equalized=equalized_lr, pixel_norm=pixel_norm
+        )
+        self.discriminator = Discriminator(
+            channels, self.base, stages, base_width, equalized=equalized_lr, mbstd=minibatch_stddev
+        )
         self.generator_ema = copy.deepcopy(self.generator).requires_grad_(False) if ema else None
         # where the growth stands: trained by zoo_pggan.trainer, saved with the weights
         self.register_buffer("stage", torch.tensor(stages - 1))
@@ -230,8 +258,10 @@ class PGGAN(SampleMethod, nn.Module):
         """Centred intensities (B, C, r, r) at the current resolution -> scores (B,)."""
         r = self.resolution
         if x.shape[1:] != (self.data_spec.channels, r, r):
-            raise ValueError(f"discriminate: expected images (B, {self.data_spec.channels}, {r}, {r}) at stage "
-                             f"{int(self.stage)}, got {tuple(x.shape)}")
+            raise ValueError(
+                f"discriminate: expected images (B, {self.data_spec.channels}, {r}, {r}) at stage "
+                f"{int(self.stage)}, got {tuple(x.shape)}"
+            )
         return self.discriminator(x, *self.growth)
 
     def reals(self, x: torch.Tensor) -> torch.Tensor:
@@ -246,8 +276,9 @@ class PGGAN(SampleMethod, nn.Module):
         return x
 
     # -- sampling --------------------------------------------------------------------
-    def draw_noise(self, n: int, generator: torch.Generator | None = None,
-                   temperature: float = 1.0) -> dict[str, torch.Tensor | None]:
+    def draw_noise(
+        self, n: int, generator: torch.Generator | None = None, temperature: float = 1.0
+    ) -> dict[str, torch.Tensor | None]:
         """All randomness of `n` samples, drawn up front on the CPU: z (n, nz) float32 normal scaled by
         `temperature`; for binary data one uniform per sub-pixel (n, C, H, W) float64."""
         if generator is not None and generator.device.type != "cpu":
@@ -264,7 +295,7 @@ class PGGAN(SampleMethod, nn.Module):
         device = next(self.parameters()).device
         out = []
         for s in range(0, z.shape[0], self.sample_batch_size):
-            x = self.generate(z[s:s + self.sample_batch_size].to(device), ema=True)  # (b, C, r, r)
+            x = self.generate(z[s : s + self.sample_batch_size].to(device), ema=True)  # (b, C, r, r)
             x = F.interpolate(x, size=self.data_spec.shape[1:], mode="nearest")  # (b, C, H, W)
             out.append(((x.double().cpu() + 1) / 2).clamp_(0, 1))
         return torch.cat(out)
@@ -287,8 +318,16 @@ class PGGAN(SampleMethod, nn.Module):
             p = torch.sigmoid(torch.logit(p, eps=1e-12) / temperature)
         return (u < p).long()
 
-    def draw(self, n: int, *, generator: torch.Generator | None = None, temperature: float = 1.0,
-             known: torch.Tensor | None = None, mask: torch.Tensor | None = None, **cond: Any) -> torch.Tensor:
+    def draw(
+        self,
+        n: int,
+        *,
+        generator: torch.Generator | None = None,
+        temperature: float = 1.0,
+        known: torch.Tensor | None = None,
+        mask: torch.Tensor | None = None,
+        **cond: Any,
+    ) -> torch.Tensor:
         """`n` images (n, C, H, W) of integer levels (long, CPU): what `model.sample(n, ...)` returns.
 
         All randomness comes from `generator` (a CPU `torch.Generator`). `temperature` scales z, which the
@@ -299,7 +338,8 @@ class PGGAN(SampleMethod, nn.Module):
         if known is not None or mask is not None:
             raise CompletionNotSupported(
                 "pggan is an implicit model (a GAN): it cannot condition on known pixels, so image completion "
-                "(known/mask) is not supported; use an autoregressive model such as pixelrnn-diag")
+                "(known/mask) is not supported; use an autoregressive model such as pixelrnn-diag"
+            )
         if cond:
             raise ValueError(f"PGGAN.sample takes no conditions, got {sorted(cond)}")
         noise = self.draw_noise(n, generator, float(temperature))

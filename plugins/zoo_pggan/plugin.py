@@ -3,6 +3,8 @@
 The model lives in `zoo_pggan.pggan`; its training step and growth schedule in `zoo_pggan.trainer`.
 """
 
+from collections.abc import Callable
+
 import zoo
 
 # Constructor kwargs per dataset (plain data: `zoo.create("pggan", **CONFIGS["binarized-mnist"])`).
@@ -37,8 +39,14 @@ PGGAN_BINARIZED_MNIST = zoo.WeightsSpec(
     metrics=zoo.CardMetrics("pggan.binarized-mnist"),
 )
 
-_NETWORK = {"nz": 128, "base_width": 64, "equalized_lr": True, "pixel_norm": True, "minibatch_stddev": True,
-            "ema": True}
+_NETWORK = {
+    "nz": 128,
+    "base_width": 64,
+    "equalized_lr": True,
+    "pixel_norm": True,
+    "minibatch_stddev": True,
+    "ema": True,
+}
 
 # Karras et al. 2018, appendix A.1: WGAN-GP (lambda 10, drift 0.001), Adam lr 1e-3 betas (0, 0.99),
 # generator EMA 0.999. Their schedule shows 800k images per phase at 1024^2; MNIST's 28x28 needs far
@@ -65,7 +73,7 @@ _RECIPE = {  # zoo.train's recipe schema, plus PGGANTrainer.recipe_defaults
 
 
 @zoo.hookimpl
-def zoo_register_models(register):
+def zoo_register_models(register: Callable[[zoo.ModelSpec], None]) -> None:
     register(
         zoo.ModelSpec(
             name="pggan",

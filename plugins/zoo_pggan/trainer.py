@@ -25,7 +25,8 @@ from __future__ import annotations
 
 import copy
 import math
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import torch
 from torch.nn import functional as F
@@ -56,7 +57,9 @@ def growth_at(images: int, stages: int, stable_images: int, fade_images: int) ->
 def _number(recipe: Mapping[str, Any], key: str, default: float, *, positive: bool = True) -> float:
     value = recipe.get(key, default)
     if not isinstance(value, (int, float)) or isinstance(value, bool) or value < 0 or (positive and value == 0):
-        raise ValueError(f"recipe[{key!r}] must be a {'positive' if positive else 'non-negative'} number, got {value!r}")
+        raise ValueError(
+            f"recipe[{key!r}] must be a {'positive' if positive else 'non-negative'} number, got {value!r}"
+        )
     return float(value)
 
 
@@ -83,8 +86,10 @@ class PGGANTrainer:
                 raise ValueError(f"PGGANTrainer trains a zoo_pggan PGGAN; {type(model).__name__} has no {attr!r}")
         for key, only in _UNSUPPORTED.items():
             if key in recipe and recipe[key] != only:
-                raise ValueError(f"PGGANTrainer supports {key}={only!r} only (the PGGAN recipe; its own EMA is "
-                                 f"'generator_ema'), got {recipe[key]!r}")
+                raise ValueError(
+                    f"PGGANTrainer supports {key}={only!r} only (the PGGAN recipe; its own EMA is "
+                    f"'generator_ema'), got {recipe[key]!r}"
+                )
         r = {**self.recipe_defaults, **recipe}
         if r["loss"] not in LOSSES:
             raise ValueError(f"recipe['loss'] must be one of {LOSSES}, got {r['loss']!r}")
@@ -101,8 +106,11 @@ class PGGANTrainer:
         betas = r.get("betas", (0.0, 0.99))
         if not isinstance(betas, (list, tuple)) or len(betas) != 2 or not all(0 <= b < 1 for b in betas):
             raise ValueError(f"recipe['betas'] must be two numbers in [0, 1), got {betas!r}")
-        self.adam = {"lr": _number(r, "lr", 1e-3), "betas": (float(betas[0]), float(betas[1])),
-                     "eps": _number(r, "eps", 1e-8)}
+        self.adam = {
+            "lr": _number(r, "lr", 1e-3),
+            "betas": (float(betas[0]), float(betas[1])),
+            "eps": _number(r, "eps", 1e-8),
+        }
         n_fixed = r["fixed_noise"]
         if not isinstance(n_fixed, int) or isinstance(n_fixed, bool) or n_fixed < 1:
             raise ValueError(f"recipe['fixed_noise'] must be a positive int, got {n_fixed!r}")
@@ -175,9 +183,16 @@ class PGGANTrainer:
         self.images += B
         self.steps += 1
         stage, alpha = model.growth
-        return {"loss_d": loss_d.item(), "loss_g": loss_g.item(), "d_real": d_real.mean().item(),
-                "d_fake": d_fake.mean().item(), **stats, "stage": float(stage), "alpha": alpha,
-                "resolution": float(model.resolution)}
+        return {
+            "loss_d": loss_d.item(),
+            "loss_g": loss_g.item(),
+            "d_real": d_real.mean().item(),
+            "d_fake": d_fake.mean().item(),
+            **stats,
+            "stage": float(stage),
+            "alpha": alpha,
+            "resolution": float(model.resolution),
+        }
 
     @torch.no_grad()
     def _update_ema(self) -> None:
@@ -189,14 +204,16 @@ class PGGANTrainer:
             return
         # warm-up (as timm's ModelEmaV3): a short run's average is not dominated by the random start
         decay = min(self.ema_decay, (1 + self.steps) / (10 + self.steps))
-        for e, p in zip(ema.parameters(), self.model.generator.parameters()):
+        for e, p in zip(ema.parameters(), self.model.generator.parameters(), strict=True):
             e.lerp_(p, 1 - decay)
 
     def _check(self, name: str, value: torch.Tensor) -> None:
         if not math.isfinite(value.item()):
-            raise ZooError(f"PGGAN training diverged after {self.images} images: {name} is {value.item()} "
-                           f"(stage {int(self.model.stage)}, alpha {float(self.model.alpha):.3f}); this step's "
-                           f"update was not applied. Resume from the last checkpoint with a lower lr (now {self.adam['lr']:g}).")
+            raise ZooError(
+                f"PGGAN training diverged after {self.images} images: {name} is {value.item()} "
+                f"(stage {int(self.model.stage)}, alpha {float(self.model.alpha):.3f}); this step's "
+                f"update was not applied. Resume from the last checkpoint with a lower lr (now {self.adam['lr']:g})."
+            )
 
     # -- the trainer protocol's other hooks ------------------------------------------------
     @torch.no_grad()
@@ -211,9 +228,15 @@ class PGGANTrainer:
     def state_dict(self) -> dict[str, Any]:
         """Optimizers, the noise generator's state, images shown, the current phase and the fixed latents
         (the model's weights and growth buffers are checkpointed by the loop). A copy."""
-        return {"images": self.images, "steps": self.steps, "phase": self.phase, "opt_d": copy.deepcopy(self.opt_d.state_dict()),
-                "opt_g": copy.deepcopy(self.opt_g.state_dict()), "rng": self.rng.get_state(),
-                "fixed": self.fixed.clone()}
+        return {
+            "images": self.images,
+            "steps": self.steps,
+            "phase": self.phase,
+            "opt_d": copy.deepcopy(self.opt_d.state_dict()),
+            "opt_g": copy.deepcopy(self.opt_g.state_dict()),
+            "rng": self.rng.get_state(),
+            "fixed": self.fixed.clone(),
+        }
 
     def load_state_dict(self, d: Mapping[str, Any]) -> None:
         """Restore what `state_dict` returned, for an exact resume (also inside or across a growth stage)."""
@@ -223,8 +246,9 @@ class PGGANTrainer:
             got = sorted(d) if isinstance(d, Mapping) else type(d).__name__
             raise ValueError(f"PGGANTrainer state: expected keys {sorted(_STATE_KEYS)}, got {got}")
         if d["fixed"].shape[1:] != self.fixed.shape[1:]:
-            raise ValueError(f"PGGANTrainer state: fixed latents of shape {tuple(d['fixed'].shape)} do not fit "
-                             f"nz={self.model.nz}")
+            raise ValueError(
+                f"PGGANTrainer state: fixed latents of shape {tuple(d['fixed'].shape)} do not fit nz={self.model.nz}"
+            )
         self.images, self.steps = int(d["images"]), int(d["steps"])
         # the optimizers of the stage they were saved at (the model's growth buffers come with its weights);
         # the next step moves on to a new stage, with fresh optimizers, exactly as the run would have

@@ -17,8 +17,7 @@ from torch import nn
 
 from zoo.nn import MaskedConv2d
 
-__all__ = ["autocast_dtype", "image_patches", "inference_chunks", "to_logits", "check_labels",
-           "PixelConv"]
+__all__ = ["autocast_dtype", "image_patches", "inference_chunks", "to_logits", "check_labels", "PixelConv"]
 
 
 def autocast_dtype(x: torch.Tensor) -> torch.dtype:

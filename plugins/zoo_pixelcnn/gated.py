@@ -23,8 +23,8 @@ Each layer (h hidden feature maps; `y` an optional class label):
     output: ReLU, 1x1 (mask B), ReLU, 1x1 (mask B) -> C*levels, a softmax per sub-pixel.
 
 `fast_sampler` gives `zoo.sampling`'s raster driver incremental steps (`FastSteps`) that
-compute the vertical stack one row at a time, when the row above is complete, and the horizontal stack at the new pixel only, reading
-earlier pixels' activations from caches.
+compute the vertical stack one row at a time, when the row above is complete, and the horizontal
+stack at the new pixel only, reading earlier pixels' activations from caches.
 
 Speed, with the same arithmetic (up to float rounding): feature maps are
 channels-last (see `common.py`); the first layer's two convolutions of the
@@ -64,9 +64,15 @@ def _halves(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """The two halves of `x` `(B, 2h, ...)` along dim 1, as views; for a channels-last bfloat16/float16 `x`,
     as dense copies (one copy of `x`): PyTorch's reduced-precision sigmoid/tanh run several times slower
     on a channels-last half, whose rows of h values are strided, than on a dense tensor."""
-    if x.dtype in (torch.bfloat16, torch.float16) and x.dim() == 4 and x.is_contiguous(memory_format=torch.channels_last):
+    if (
+        x.dtype in (torch.bfloat16, torch.float16)
+        and x.dim() == 4
+        and x.is_contiguous(memory_format=torch.channels_last)
+    ):
         B, F2, H, W = x.shape
-        halves = x.permute(0, 2, 3, 1).unflatten(-1, (2, F2 // 2)).permute(3, 0, 1, 2, 4).contiguous()  # (2, B, H, W, h)
+        halves = (
+            x.permute(0, 2, 3, 1).unflatten(-1, (2, F2 // 2)).permute(3, 0, 1, 2, 4).contiguous()
+        )  # (2, B, H, W, h)
         return halves[0].permute(0, 3, 1, 2), halves[1].permute(0, 3, 1, 2)  # (B, h, H, W) channels-last each
     return x.chunk(2, dim=1)
 
@@ -76,7 +82,7 @@ class _Gate(torch.autograd.Function):
     (autograd would compute each half's, then copy both into a new tensor)."""
 
     @staticmethod
-    def forward(ctx, x: torch.Tensor) -> torch.Tensor:
+    def forward(ctx: Any, x: torch.Tensor) -> torch.Tensor:
         f, g = _halves(x)
         t, s = torch.tanh(f), torch.sigmoid(g)  # (B, h, ...) each
         ctx.save_for_backward(t, s)
@@ -85,7 +91,7 @@ class _Gate(torch.autograd.Function):
         return t * s
 
     @staticmethod
-    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:
+    def backward(ctx: Any, grad: torch.Tensor) -> torch.Tensor:
         t, s = ctx.saved_tensors
         fmt = torch.channels_last if ctx.channels_last else torch.contiguous_format
         out = torch.empty(ctx.x_shape, dtype=grad.dtype, device=grad.device, memory_format=fmt)  # (B, 2h, ...)
@@ -100,13 +106,13 @@ class _AddShiftedDown(torch.autograd.Function):
     would make several): row i of `a` gets `b[i-1]`, row 0 nothing. `(B, F, H, W)`."""
 
     @staticmethod
-    def forward(ctx, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    def forward(ctx: Any, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
         a[:, :, 1:] += b[:, :, :-1]
         ctx.mark_dirty(a)
         return a
 
     @staticmethod
-    def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         grad_b = torch.empty_like(grad)
         grad_b[:, :, :-1] = grad[:, :, 1:]  # b's row i went to row i+1
         grad_b[:, :, -1:] = 0  # b's last row went nowhere
@@ -131,9 +137,19 @@ def init_conv(conv: nn.Conv2d, gain: float) -> None:
 class GatedLayer(nn.Module):
     """One layer of both stacks (Figure 2 of the paper)."""
 
-    def __init__(self, in_channels: int, hidden: int, kernel: int, mask_type: str, colours: int,
-                 skip_channels: int, num_classes: int | None, residual: bool, last: bool = False,
-                 first: bool = False):
+    def __init__(
+        self,
+        in_channels: int,
+        hidden: int,
+        kernel: int,
+        mask_type: str,
+        colours: int,
+        skip_channels: int,
+        num_classes: int | None,
+        residual: bool,
+        last: bool = False,
+        first: bool = False,
+    ):
         super().__init__()
         self.kernel, self.residual, self.first = kernel, residual, first  # the first layer reads the image
         p = kernel // 2
@@ -141,9 +157,10 @@ class GatedLayer(nn.Module):
         self.v_conv = nn.Conv2d(in_channels, 2 * hidden, (p + 1, kernel))
         self.v_to_h = nn.Conv2d(2 * hidden, 2 * hidden, 1)
         # centre in the last column; [tanh | sigmoid] halves each split into colour groups
-        self.h_conv = MaskedConv2d(in_channels, 2 * hidden, (1, p + 1), mask_type, colours,
-                                   centre=(0, p), out_blocks=2)
-        self.h_out = None if last else MaskedConv2d(hidden, hidden, 1, "B", colours)  # the last layer feeds only the skips
+        self.h_conv = MaskedConv2d(in_channels, 2 * hidden, (1, p + 1), mask_type, colours, centre=(0, p), out_blocks=2)
+        self.h_out = (
+            None if last else MaskedConv2d(hidden, hidden, 1, "B", colours)
+        )  # the last layer feeds only the skips
         self.skip = MaskedConv2d(hidden, skip_channels, 1, "B", colours)
         self.v_embed = nn.Embedding(num_classes, 2 * hidden) if num_classes else None
         self.h_embed = nn.Embedding(num_classes, 2 * hidden) if num_classes else None
@@ -154,9 +171,11 @@ class GatedLayer(nn.Module):
             init_conv(conv, gain=2.0)
         for conv in (self.h_out, self.skip):
             if conv is not None:
-                init_conv(conv, gain=2.0 ** 0.5)
+                init_conv(conv, gain=2.0**0.5)
 
-    def forward(self, v: torch.Tensor, h: torch.Tensor, y: torch.Tensor | None):
+    def forward(
+        self, v: torch.Tensor, h: torch.Tensor, y: torch.Tensor | None
+    ) -> tuple[torch.Tensor | None, torch.Tensor | None, torch.Tensor]:
         """`v`, `h` `(B, F, H, W)` -> `(v', h', skip)`; `y` `(B,)` labels or None. The last layer gives h' = None.
 
         (The model itself calls `stacks` and sums the skip connections of all layers in one buffer.)
@@ -164,7 +183,9 @@ class GatedLayer(nn.Module):
         v, h, g = self.stacks(v, h, y)
         return v, h, self.skip(g)
 
-    def stacks(self, v: torch.Tensor, h: torch.Tensor, y: torch.Tensor | None):
+    def stacks(
+        self, v: torch.Tensor, h: torch.Tensor, y: torch.Tensor | None
+    ) -> tuple[torch.Tensor | None, torch.Tensor | None, torch.Tensor]:
         """`v`, `h` `(B, F, H, W)` channels-last -> `(v', h', g)`: both stacks' outputs `(B, h, H, W)`
         (None for the last layer) and the horizontal gate's output `g` `(B, h, H, W)`, which the skip
         convolution reads. The first layer reads the image: `v` and `h` are both the scaled `(B, C, H, W)`.
@@ -174,10 +195,13 @@ class GatedLayer(nn.Module):
             v_pre, h_pre = self._image_convs(v)
         else:
             # Conv_v over rows i-p .. i: the input padded p rows above (and p columns at each side by conv2d)
-            v_pre = F.conv2d(F.pad(v, (0, 0, p, 0)), self.v_conv.weight, self.v_conv.bias, padding=(0, p))  # (B, 2h, H, W)
+            v_pre = F.conv2d(
+                F.pad(v, (0, 0, p, 0)), self.v_conv.weight, self.v_conv.bias, padding=(0, p)
+            )  # (B, 2h, H, W)
             # Conv_h over columns j-p .. j (masked at j); its bias carries v_to_h's too (see below)
-            h_pre = F.conv2d(F.pad(h, (p, 0, 0, 0)), self.h_conv.causal_weight(),
-                             self.h_conv.bias + self.v_to_h.bias)  # (B, 2h, H, W)
+            h_pre = F.conv2d(
+                F.pad(h, (p, 0, 0, 0)), self.h_conv.causal_weight(), self.h_conv.bias + self.v_to_h.bias
+            )  # (B, 2h, H, W)
         if y is not None:
             v_pre = v_pre + self.v_embed(y)[:, :, None, None]
         # v_to_h(shift_down(v_pre)): row i of h_pre gets v_to_h of v_pre's row i-1; row 0 only v_to_h's
@@ -226,8 +250,14 @@ class GatedPixelCNN(zoo.AutoregressiveModel):
     ):
         super().__init__()
         self.data_spec = zoo.DataSpec(channels, height, width, levels)
-        for name, v in (("hidden", hidden), ("layers", layers), ("skip_channels", skip_channels),
-                        ("out_hidden", out_hidden), ("first_kernel", first_kernel), ("kernel", kernel)):
+        for name, v in (
+            ("hidden", hidden),
+            ("layers", layers),
+            ("skip_channels", skip_channels),
+            ("out_hidden", out_hidden),
+            ("first_kernel", first_kernel),
+            ("kernel", kernel),
+        ):
             check_int(name, v)
         for name, k in (("first_kernel", first_kernel), ("kernel", kernel)):
             if k % 2 == 0:
@@ -237,14 +267,23 @@ class GatedPixelCNN(zoo.AutoregressiveModel):
         self.num_classes = num_classes
         C = channels
         self.layers = nn.ModuleList(
-            GatedLayer(C if l == 0 else hidden, hidden, first_kernel if l == 0 else kernel,
-                       "A" if l == 0 else "B", C, skip_channels, num_classes, residual=l > 0, last=l == layers - 1,
-                       first=l == 0)
-            for l in range(layers)
+            GatedLayer(
+                C if index == 0 else hidden,
+                hidden,
+                first_kernel if index == 0 else kernel,
+                "A" if index == 0 else "B",
+                C,
+                skip_channels,
+                num_classes,
+                residual=index > 0,
+                last=index == layers - 1,
+                first=index == 0,
+            )
+            for index in range(layers)
         )
         self.out1 = MaskedConv2d(skip_channels, out_hidden, 1, "B", C)
         self.out2 = MaskedConv2d(out_hidden, C * levels, 1, "B", C)
-        init_conv(self.out1, gain=2.0 ** 0.5)  # He init before a ReLU
+        init_conv(self.out1, gain=2.0**0.5)  # He init before a ReLU
         init_conv(self.out2, gain=1.0)
 
     def logits(self, x: torch.Tensor, y: Any = None) -> torch.Tensor:
@@ -255,12 +294,13 @@ class GatedPixelCNN(zoo.AutoregressiveModel):
         spec = self.data_spec
         x = spec.validate(x)
         y = check_labels(y, x.shape[0], self.num_classes, x.device)
-        widest = max(2 * self.layers[0].skip.in_channels, self.out1.in_channels, self.out1.out_channels,
-                     self.out2.out_channels)
+        widest = max(
+            2 * self.layers[0].skip.in_channels, self.out1.in_channels, self.out1.out_channels, self.out2.out_channels
+        )
         n = inference_chunks(x, widest, self.out2.weight.dtype)
         if n > 1:
             ys = [None] * n if y is None else y.tensor_split(n)
-            return torch.cat([self._logits(xc, yc) for xc, yc in zip(x.tensor_split(n), ys)])
+            return torch.cat([self._logits(xc, yc) for xc, yc in zip(x.tensor_split(n), ys, strict=True)])
         return self._logits(x, y)
 
     def _logits(self, x: torch.Tensor, y: torch.Tensor | None) -> torch.Tensor:
@@ -287,12 +327,12 @@ class GatedPixelCNN(zoo.AutoregressiveModel):
         w = w.view(w.shape[0], -1).t()  # (h, skip)
         g = g.permute(0, 2, 3, 1).reshape(-1, g.shape[1])  # (B*H*W, h), a view: g is channels-last
         if acc is None:
-            bias = torch.stack([l.skip.bias for l in self.layers]).sum(0)  # (skip,)
+            bias = torch.stack([layer.skip.bias for layer in self.layers]).sum(0)  # (skip,)
             return torch.addmm(bias, g, w)
         return acc.addmm_(g.to(acc.dtype), w.to(acc.dtype))  # in place: addmm's backward needs neither acc
         # nor the result (the casts are for autocast, which leaves in-place products alone)
 
-    def fast_sampler(self, x: torch.Tensor, y: Any = None, **cond: Any) -> "FastSteps":
+    def fast_sampler(self, x: torch.Tensor, y: Any = None, **cond: Any) -> FastSteps:
         """Incremental steps from the start image `x` `(n, C, H, W)` and labels `y` (FAST SAMPLER
         CONTRACT, zoo/sampling.py)."""
         if cond:
@@ -342,18 +382,18 @@ class FastSteps:
         """`(n, levels)` of sub-pixel (c, i, j): the horizontal stack at pixel (i, j), then the head."""
         h_in, h_row = self.h_in, self.h_row
         skip = 0
-        for l, layer in enumerate(self.layers):
-            hp = self.h_convs[l](h_in[l], h_row[l] + i, j) + self.v_links[l][j]  # (n, 2h)
-            if self.h_bias[l] is not None:
-                hp = hp + self.h_bias[l]
+        for li, layer in enumerate(self.layers):
+            hp = self.h_convs[li](h_in[li], h_row[li] + i, j) + self.v_links[li][j]  # (n, 2h)
+            if self.h_bias[li] is not None:
+                hp = hp + self.h_bias[li]
             g = gate(hp)  # (n, h)
-            skip = self.skips[l].vector(g) + skip  # (n, skip)
-            if self.h_outs[l] is None:  # the last layer
+            skip = self.skips[li].vector(g) + skip  # (n, skip)
+            if self.h_outs[li] is None:  # the last layer
                 break
-            h_new = self.h_outs[l].vector(g)  # (n, h)
+            h_new = self.h_outs[li].vector(g)  # (n, h)
             if layer.residual:
-                h_new = h_new + h_in[l][:, :, h_row[l] + i, layer.kernel // 2 + j]
-            h_in[l + 1][:, :, h_row[l + 1] + i, self.layers[l + 1].kernel // 2 + j] = h_new
+                h_new = h_new + h_in[li][:, :, h_row[li] + i, layer.kernel // 2 + j]
+            h_in[li + 1][:, :, h_row[li + 1] + i, self.layers[li + 1].kernel // 2 + j] = h_new
         out = self.out2.vector(self.out1.vector(F.relu(skip)).relu_())  # (n, C*levels)
         return out[:, c * self.levels : (c + 1) * self.levels]
 
@@ -363,15 +403,15 @@ class FastSteps:
     def row_done(self, i: int) -> None:
         """Row i is complete: run the vertical stack on it, for the links into row i+1."""
         W = self.img.shape[-1] - 2 * self.p0
-        for l, layer in enumerate(self.layers):
-            window = self.v_in[l][:, :, i : i + layer.kernel // 2 + 1]  # (n, F, k//2+1, W+2p): rows i-p .. i
+        for li, layer in enumerate(self.layers):
+            window = self.v_in[li][:, :, i : i + layer.kernel // 2 + 1]  # (n, F, k//2+1, W+2p): rows i-p .. i
             v_pre = layer.v_conv(window)  # (n, 2h, 1, W)
-            if self.v_bias[l] is not None:
-                v_pre = v_pre + self.v_bias[l]
-            self.v_links[l] = self._row_link(layer, v_pre)
-            if self.v_in[l + 1] is not None:
-                q = self.layers[l + 1].kernel // 2
-                self.v_in[l + 1][:, :, q + i, q : q + W] = gate(v_pre)[:, :, 0]
+            if self.v_bias[li] is not None:
+                v_pre = v_pre + self.v_bias[li]
+            self.v_links[li] = self._row_link(layer, v_pre)
+            if self.v_in[li + 1] is not None:
+                q = self.layers[li + 1].kernel // 2
+                self.v_in[li + 1][:, :, q + i, q : q + W] = gate(v_pre)[:, :, 0]
 
     @staticmethod
     def _row_link(layer: GatedLayer, v_pre_row: torch.Tensor) -> torch.Tensor:

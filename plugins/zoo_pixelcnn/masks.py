@@ -13,8 +13,12 @@ _MOVED = ("colour_groups", "causal_mask", "MaskedConv2d", "MASK_TYPES")
 def __getattr__(name: str) -> Any:
     if name not in _MOVED:
         raise AttributeError(f"module 'zoo_pixelcnn.masks' has no attribute {name!r}")
-    warnings.warn(f"zoo_pixelcnn.masks.{name} moved to zoo.nn.{name}; import it from there "
-                  "(the old path goes away in the next release)", DeprecationWarning, stacklevel=2)
+    warnings.warn(
+        f"zoo_pixelcnn.masks.{name} moved to zoo.nn.{name}; import it from there "
+        "(the old path goes away in the next release)",
+        DeprecationWarning,
+        stacklevel=2,
+    )
     import zoo.nn
 
     return getattr(zoo.nn, name)

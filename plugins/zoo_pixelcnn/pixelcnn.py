@@ -37,7 +37,7 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
-from torch import nn
+from torch import Tensor, nn
 
 import zoo
 from zoo.nn import MaskedConv2d, check_int, scale_input
@@ -59,9 +59,15 @@ class ResidualBlock(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """`(B, 2h, H, W) -> (B, 2h, H, W)`, channels-last in and out."""
         if torch.is_grad_enabled():  # training: the same arithmetic, with a hand-written backward
-            return _ResidualBlockFn.apply(x, self.conv_in.causal_weight(), self.conv_in.bias,
-                                          self.conv.causal_weight(), self.conv.bias,
-                                          self.conv_out.causal_weight(), self.conv_out.bias)
+            return _ResidualBlockFn.apply(
+                x,
+                self.conv_in.causal_weight(),
+                self.conv_in.bias,
+                self.conv.causal_weight(),
+                self.conv.bias,
+                self.conv_out.causal_weight(),
+                self.conv_out.bias,
+            )
         y = self.conv_in(F.relu(x)).relu_()  # (B, h, H, W)
         # the 3x3 mask-B conv as 2x3 (the row below is masked), padded by conv2d itself: a view of
         # (B, h, H+1, W) without its last row, which the ReLU makes dense again
@@ -73,11 +79,24 @@ _conv_backward = torch.ops.aten.convolution_backward  # (grad_out, input, weight
 _relu_backward = torch.ops.aten.threshold_backward  # (grad_out, relu_out, 0): grad_out where relu_out > 0, else 0
 
 
-def _conv_grads(grad, inp, weight, has_bias, padding, needs):
+def _conv_grads(
+    grad: Tensor, inp: Tensor, weight: Tensor, has_bias: bool, padding: tuple[int, int], needs: tuple[bool, bool, bool]
+) -> tuple[Tensor | None, Tensor | None, Tensor | None]:
     """The gradients `(input, weight, bias)` of `F.conv2d(inp, weight, bias, padding=padding)` (stride 1),
     None where `needs` says not wanted (or there is no bias)."""
-    return _conv_backward(grad, inp, weight, [weight.shape[0]] if has_bias else None, [1, 1], list(padding),
-                          [1, 1], False, [0, 0], 1, [needs[0], needs[1], needs[2] and has_bias])
+    return _conv_backward(
+        grad,
+        inp,
+        weight,
+        [weight.shape[0]] if has_bias else None,
+        [1, 1],
+        list(padding),
+        [1, 1],
+        False,
+        [0, 0],
+        1,
+        [needs[0], needs[1], needs[2] and has_bias],
+    )
 
 
 class _ResidualBlockFn(torch.autograd.Function):
@@ -91,7 +110,16 @@ class _ResidualBlockFn(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(ctx, x, w_in, b_in, w_mid, b_mid, w_out, b_out):
+    def forward(
+        ctx: Any,
+        x: Tensor,
+        w_in: Tensor,
+        b_in: Tensor | None,
+        w_mid: Tensor,
+        b_mid: Tensor | None,
+        w_out: Tensor,
+        b_out: Tensor | None,
+    ) -> Tensor:
         dt = autocast_dtype(x)
         x, w_in, w_mid, w_out = x.to(dt), w_in.to(dt), w_mid.to(dt), w_out.to(dt)
         b_in, b_mid, b_out = (None if b is None else b.to(dt) for b in (b_in, b_mid, b_out))
@@ -105,7 +133,7 @@ class _ResidualBlockFn(torch.autograd.Function):
         return out
 
     @staticmethod
-    def backward(ctx, grad):  # grad: (B, 2h, H, W)
+    def backward(ctx: Any, grad: Tensor) -> tuple[Tensor | None, ...]:  # grad: (B, 2h, H, W)
         r0, a, r2, w_in, w_mid, w_out = ctx.saved_tensors
         need = ctx.needs_input_grad  # x, w_in, b_in, w_mid, b_mid, w_out, b_out
         has_in, has_mid, has_out = ctx.biases
@@ -180,7 +208,7 @@ class PixelCNN(zoo.AutoregressiveModel):
         out = F.linear(patches, w.reshape(w.shape[0], -1), conv.bias)  # (B, H, W, 2h)
         return out.permute(0, 3, 1, 2)  # (B, 2h, H, W), channels-last in memory
 
-    def fast_sampler(self, x: torch.Tensor, **cond: Any) -> "FastSteps":
+    def fast_sampler(self, x: torch.Tensor, **cond: Any) -> FastSteps:
         """Incremental steps from the start image `x` `(n, C, H, W)` (FAST SAMPLER CONTRACT, zoo/sampling.py)."""
         if cond:
             raise ValueError(f"PixelCNN is unconditional; it takes no {', '.join(map(repr, cond))}")
@@ -211,7 +239,7 @@ class FastSteps:
     def logits(self, i: int, j: int, c: int) -> torch.Tensor:
         """`(n, levels)` of sub-pixel (c, i, j); the sub-pixels before it are in `self.img`."""
         h = self.first(self.img, i, j)  # (n, 2h)
-        for (conv_in, conv, conv_out), cache in zip(self.blocks, self.caches):
+        for (conv_in, conv, conv_out), cache in zip(self.blocks, self.caches, strict=True):
             cache[:, :, i + 1, j + 1] = conv_in.vector(F.relu(h)).relu_()  # (n, h)
             h = h + conv_out.vector(conv(cache, i, j).relu_())  # (n, 2h)
         out = self.out2.vector(self.out1.vector(F.relu(h)).relu_())  # (n, C*levels)

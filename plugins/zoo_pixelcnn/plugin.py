@@ -4,6 +4,8 @@ The models live in `zoo_pixelcnn.pixelcnn` and `zoo_pixelcnn.gated`; their
 masked convolutions are the zoo's public `zoo.nn.MaskedConv2d`.
 """
 
+from collections.abc import Callable
+
 import zoo
 
 # Released weights: the folder cards/<arch>.<tag>/ ships with the package (the embedded default).
@@ -41,8 +43,14 @@ PIXELCNN = {**DATA["binarized-mnist"], "hidden": 32, "residual_blocks": 12, "out
 # Gated PixelCNN: 13 layers of 3x5 / 1x3 kernels (the first 4x7 / 1x4) reach every earlier pixel
 # of a 28x28 image (3 + 12*2 rows and columns, plus the one-row shift); 3x3 kernels would need 25.
 GATED = {
-    **DATA["binarized-mnist"], "hidden": 32, "layers": 13, "first_kernel": 7, "kernel": 5,
-    "skip_channels": 64, "out_hidden": 64, "num_classes": None,
+    **DATA["binarized-mnist"],
+    "hidden": 32,
+    "layers": 13,
+    "first_kernel": 7,
+    "kernel": 5,
+    "skip_channels": 64,
+    "out_hidden": 64,
+    "num_classes": None,
 }
 
 # Maximum likelihood with Adam; the training helper reads these keys.
@@ -70,14 +78,21 @@ def _recipes(cifar_config: dict) -> dict:
     return {
         "default": _RECIPE,
         "mnist": {**_RECIPE, "dataset": "mnist", "config": DATA["mnist"], "dynamic_binarization": False},
-        "cifar10": {**_RECIPE, "dataset": "cifar10", "epochs": 50, "batch_size": 32, "lr": 3e-4,
-                    "lr_schedule": "cosine", "dynamic_binarization": False,
-                    "config": {**DATA["cifar10"], **cifar_config}},  # needs a GPU
+        "cifar10": {
+            **_RECIPE,
+            "dataset": "cifar10",
+            "epochs": 50,
+            "batch_size": 32,
+            "lr": 3e-4,
+            "lr_schedule": "cosine",
+            "dynamic_binarization": False,
+            "config": {**DATA["cifar10"], **cifar_config},
+        },  # needs a GPU
     }
 
 
 @zoo.hookimpl
-def zoo_register_models(register):
+def zoo_register_models(register: Callable[[zoo.ModelSpec], None]) -> None:
     register(
         zoo.ModelSpec(
             name="pixelcnn",
@@ -105,12 +120,23 @@ def zoo_register_models(register):
             weights=(GATED_BINARIZED_MNIST,),
             config=GATED,
             capabilities={"likelihood", "sampler", "fast_sampler"},
-            test_config={"height": 8, "width": 8, "hidden": 8, "layers": 6, "kernel": 3,
-                         "skip_channels": 16, "out_hidden": 16},
+            test_config={
+                "height": 8,
+                "width": 8,
+                "hidden": 8,
+                "layers": 6,
+                "kernel": 3,
+                "skip_channels": 16,
+                "out_hidden": 16,
+            },
             recipes=_recipes({"hidden": 128, "layers": 15, "kernel": 5, "skip_channels": 256, "out_hidden": 1024}),
             # the paper reports no MNIST result; this is a public PyTorch reimplementation's (dynamic binarization)
-            reference_results={"binarized-mnist": {
-                "nll": 81.50,
-                "source": "a public PyTorch reimplementation (dynamic binarization); the paper reports no MNIST result"}},
+            reference_results={
+                "binarized-mnist": {
+                    "nll": 81.50,
+                    "source": "a public PyTorch reimplementation (dynamic binarization); "
+                    "the paper reports no MNIST result",
+                }
+            },
         )
     )

@@ -80,8 +80,8 @@ class DiagonalBiLSTMLayer(nn.Module):
         self.state_to_state = nn.Conv1d(2 * h, 8 * h, 2, groups=2, bias=False)
         self.up = MaskedConv2d(h, 2 * h, 1, "B", colours)
         with torch.no_grad():  # forget-gate bias 1 (Gers et al. 2000): remember by default
-            self.input_to_state.bias[h:2 * h] = 1.0
-            self.input_to_state.bias[5 * h:6 * h] = 1.0
+            self.input_to_state.bias[h : 2 * h] = 1.0
+            self.input_to_state.bias[5 * h : 6 * h] = 1.0
         self._layout: tuple[SlotLayout, torch.Tensor] | None = None  # index tables, for the last image size
 
     def state_matrix(self) -> torch.Tensor:
@@ -94,7 +94,10 @@ class DiagonalBiLSTMLayer(nn.Module):
         """The scan's layout for this image size, and where each image cell reads the right-to-left
         state of the pixel above it (slot 0, zero, for the first row)."""
         if self._layout is None or (self._layout[0].height, self._layout[0].width, self._layout[1].device) != (
-                height, width, device):
+            height,
+            width,
+            device,
+        ):
             lay = SlotLayout(height, width, device)
             self._layout = lay, torch.cat([lay.slots.new_zeros(width), lay.slots[1, :-width]])
         return self._layout
@@ -111,11 +114,15 @@ class DiagonalBiLSTMLayer(nn.Module):
             w_img = self.image_to_state.weight[:, :, 0, 0].t()  # (C, 4h)
             w_in = torch.stack([torch.cat([w_in[0], torch.zeros_like(w_img)]), torch.cat([w_in[1], w_img])])
         cells = feats.reshape(N, -1).index_select(0, layout.cells.flatten()).view(2, N, B, -1)  # diagonal orders
-        hs = diagonal_scan(cells, w_in.contiguous(), self.input_to_state.bias.view(2, 4 * h), self.state_matrix(),
-                           layout)  # (2, slots, B, h)
+        hs = diagonal_scan(
+            cells, w_in.contiguous(), self.input_to_state.bias.view(2, 4 * h), self.state_matrix(), layout
+        )  # (2, slots, B, h)
         both = hs[0].index_select(0, layout.slots[0]) + hs[1].index_select(0, right_above)  # (N, B, h)
-        return torch.addmm(x.reshape(N * B, F2), both.view(N * B, h),
-                           self.up.masked_weight()[:, :, 0, 0].t()).add_(self.up.bias).view(H, W, B, F2)
+        return (
+            torch.addmm(x.reshape(N * B, F2), both.view(N * B, h), self.up.masked_weight()[:, :, 0, 0].t())
+            .add_(self.up.bias)
+            .view(H, W, B, F2)
+        )
 
 
 class DiagonalBiLSTM(PixelRNN):
@@ -133,15 +140,25 @@ class DiagonalBiLSTM(PixelRNN):
             else after (i-1, W-1) reaches (i, j). False gives the paper's layer exactly.
     """
 
-    def __init__(self, channels: int = 1, height: int = 28, width: int = 28, levels: int = 2,
-                 layers: int = 7, hidden: int = 16, out_features: int = 32, full_context: bool = True):
+    def __init__(
+        self,
+        channels: int = 1,
+        height: int = 28,
+        width: int = 28,
+        levels: int = 2,
+        layers: int = 7,
+        hidden: int = 16,
+        out_features: int = 32,
+        full_context: bool = True,
+    ):
         super().__init__(channels, height, width, levels, hidden, out_features)
         check_int("layers", layers, 1)
         if not isinstance(full_context, bool):
             raise ValueError(f"full_context must be True or False, got {full_context!r}")
         self.full_context = full_context
-        self.layers = nn.ModuleList(DiagonalBiLSTMLayer(hidden, channels, image_to_right_scan=full_context and k == 0)
-                                    for k in range(layers))
+        self.layers = nn.ModuleList(
+            DiagonalBiLSTMLayer(hidden, channels, image_to_right_scan=full_context and k == 0) for k in range(layers)
+        )
 
     @fp32
     def logits(self, x: torch.Tensor) -> torch.Tensor:
@@ -155,7 +172,7 @@ class DiagonalBiLSTM(PixelRNN):
         out = F.linear(F.relu(F.linear(F.relu(f), w1, self.out1.bias)), w2, self.out2.bias)  # (H, W, B, C * n_out)
         return self._to_logits(out).permute(2, 3, 0, 1, 4)  # (B, C, H, W, levels)
 
-    def fast_sampler(self, x: torch.Tensor) -> "DiagonalBiLSTMSteps":
+    def fast_sampler(self, x: torch.Tensor) -> DiagonalBiLSTMSteps:
         """Incremental steps from the start image `x` `(n, C, H, W)` (FAST SAMPLER CONTRACT, zoo/sampling.py)."""
         return DiagonalBiLSTMSteps(self, x)
 
@@ -173,17 +190,26 @@ class DiagonalBiLSTMSteps(PixelRNNSteps):
             b_is = layer.input_to_state.bias
             w_ss = layer.state_to_state.weight  # (8h, h, 2)
             zeros = w_is.new_zeros(n, h, W)
-            self.layers.append({
-                "is_l": w_is[:4 * h], "is_l_b": b_is[:4 * h], "is_r": w_is[4 * h:], "is_r_b": b_is[4 * h:],
-                "above_l": w_ss[:4 * h, :, 0], "left_l": w_ss[:4 * h, :, 1],
-                "above_r": w_ss[4 * h:, :, 0], "right_r": w_ss[4 * h:, :, 1],
-                "up_w": layer.up.masked_weight()[:, :, 0, 0], "up_b": layer.up.bias,
-                "row_in": w_is.new_zeros(n, 2 * h, W),  # this row's layer inputs
-                "img_r": None if layer.image_to_state is None else layer.image_to_state.weight[:, :, 0, 0],
-                "ss_l": w_is.new_zeros(n, 4 * h, W),  # above_l applied to the row above's left-to-right h
-                "h_l": zeros.clone(), "c_l": zeros.clone(),  # this row's left-to-right state
-                "h_r_prev": zeros.clone(),  # right-to-left h of the row above
-            })
+            self.layers.append(
+                {
+                    "is_l": w_is[: 4 * h],
+                    "is_l_b": b_is[: 4 * h],
+                    "is_r": w_is[4 * h :],
+                    "is_r_b": b_is[4 * h :],
+                    "above_l": w_ss[: 4 * h, :, 0],
+                    "left_l": w_ss[: 4 * h, :, 1],
+                    "above_r": w_ss[4 * h :, :, 0],
+                    "right_r": w_ss[4 * h :, :, 1],
+                    "up_w": layer.up.masked_weight()[:, :, 0, 0],
+                    "up_b": layer.up.bias,
+                    "row_in": w_is.new_zeros(n, 2 * h, W),  # this row's layer inputs
+                    "img_r": None if layer.image_to_state is None else layer.image_to_state.weight[:, :, 0, 0],
+                    "ss_l": w_is.new_zeros(n, 4 * h, W),  # above_l applied to the row above's left-to-right h
+                    "h_l": zeros.clone(),
+                    "c_l": zeros.clone(),  # this row's left-to-right state
+                    "h_r_prev": zeros.clone(),  # right-to-left h of the row above
+                }
+            )
 
     def layers_at(self, f: torch.Tensor, i: int, j: int) -> torch.Tensor:
         for s in self.layers:
@@ -202,10 +228,13 @@ class DiagonalBiLSTMSteps(PixelRNNSteps):
         """Row i is complete: run the right-to-left scan over it and roll the left-to-right state."""
         for s in self.layers:
             n, h, W = s["h_l"].shape
-            pre = (torch.einsum("oc,ncw->now", s["is_r"], s["row_in"]) + s["is_r_b"].view(1, -1, 1)
-                   + torch.einsum("oc,ncw->now", s["above_r"], s["h_r_prev"]))  # (n, 4h, W)
+            pre = (
+                torch.einsum("oc,ncw->now", s["is_r"], s["row_in"])
+                + s["is_r_b"].view(1, -1, 1)
+                + torch.einsum("oc,ncw->now", s["above_r"], s["h_r_prev"])
+            )  # (n, 4h, W)
             if s["img_r"] is not None:  # the image row i, complete now
-                pre = pre + torch.einsum("oc,ncw->now", s["img_r"], self.xe[:, :, i + 3, 3:W + 3])
+                pre = pre + torch.einsum("oc,ncw->now", s["img_r"], self.xe[:, :, i + 3, 3 : W + 3])
             h_r = torch.zeros_like(s["h_r_prev"])
             right, c = h_r.new_zeros(n, h), h_r.new_zeros(n, h)  # zero state right of the last column
             for j in range(W - 1, -1, -1):

@@ -29,14 +29,25 @@ Shapes: H x W image, B batch, D = 2 directions, h hidden units per gate, N = H *
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
+from torch import Tensor
+
+# per diagonal: (first cell, cells, first slot, slot above the first cell); see SlotLayout
+Steps = list[tuple[int, int, int, int]]
 
 __all__ = ["diagonal_bilstm", "diagonal_bilstm_reference", "diagonal_scan", "SlotLayout"]
 
 
 def _lstm(a: torch.Tensor, c_side: torch.Tensor, h: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Pre-activations `a` `(..., 4h)` ([o | f | i | g]) and the side cell state -> `(h, c)`."""
-    o, f, i, g = a[..., :h].sigmoid(), a[..., h:2 * h].sigmoid(), a[..., 2 * h:3 * h].sigmoid(), a[..., 3 * h:].tanh()
+    o, f, i, g = (
+        a[..., :h].sigmoid(),
+        a[..., h : 2 * h].sigmoid(),
+        a[..., 2 * h : 3 * h].sigmoid(),
+        a[..., 3 * h :].tanh(),
+    )
     c = f * c_side + i * g
     return o * torch.tanh(c), c
 
@@ -102,7 +113,18 @@ class SlotLayout:
 
 
 @torch.no_grad()
-def _scan_forward(steps, x, w_in, bias, acts, hs, cs, tcs, w_above, w_side):
+def _scan_forward(
+    steps: Steps,
+    x: Tensor,
+    w_in: Tensor,
+    bias: Tensor,
+    acts: Tensor,
+    hs: Tensor,
+    cs: Tensor,
+    tcs: Tensor,
+    w_above: Tensor,
+    w_side: Tensor,
+) -> None:
     """Both directions, diagonal by diagonal. In: `x` `(D, N, B*F)` the cells'
     features, `w_in` `(D, F, 4h)`, `bias` `(D, 4h)`, `w_above`, `w_side` `(D, h, 4h)`. Out:
     `acts` `(D, N, B*4h)` o, f, i, g; `hs`, `cs` `(D, slots, B*h)` h and c; `tcs` tanh(c).
@@ -112,23 +134,36 @@ def _scan_forward(steps, x, w_in, bias, acts, hs, cs, tcs, w_above, w_side):
     keep = acts.shape[1] == x.shape[1]
     for first, n, start, above in steps:
         at = first if keep else 0
-        a = acts[:, at:at + n].view(D, n * B, 4 * h)
+        a = acts[:, at : at + n].view(D, n * B, 4 * h)
         for d in range(D):  # (a batched product would copy its strided operands)
-            torch.addmm(bias[d], x[d, first:first + n].view(n * B, F), w_in[d], out=a[d])
-            a[d].addmm_(hs[d, above:above + n].view(n * B, h), w_above[d])
-            a[d].addmm_(hs[d, above + 1:above + 1 + n].view(n * B, h), w_side[d])
-        a[..., :3 * h].sigmoid_()
-        a[..., 3 * h:].tanh_()
-        c = torch.mul(a[..., h:2 * h], cs[:, above + 1:above + 1 + n].view(D, n * B, h),
-                      out=cs[:, start:start + n].view(D, n * B, h))
-        c.addcmul_(a[..., 2 * h:3 * h], a[..., 3 * h:])  # c = f * c_side + i * g
-        tc = torch.tanh(c, out=tcs[:, at:at + n].view(D, n * B, h))
-        torch.mul(a[..., :h], tc, out=hs[:, start:start + n].view(D, n * B, h))
-    return None
+            torch.addmm(bias[d], x[d, first : first + n].view(n * B, F), w_in[d], out=a[d])
+            a[d].addmm_(hs[d, above : above + n].view(n * B, h), w_above[d])
+            a[d].addmm_(hs[d, above + 1 : above + 1 + n].view(n * B, h), w_side[d])
+        a[..., : 3 * h].sigmoid_()
+        a[..., 3 * h :].tanh_()
+        c = torch.mul(
+            a[..., h : 2 * h],
+            cs[:, above + 1 : above + 1 + n].view(D, n * B, h),
+            out=cs[:, start : start + n].view(D, n * B, h),
+        )
+        c.addcmul_(a[..., 2 * h : 3 * h], a[..., 3 * h :])  # c = f * c_side + i * g
+        tc = torch.tanh(c, out=tcs[:, at : at + n].view(D, n * B, h))
+        torch.mul(a[..., :h], tc, out=hs[:, start : start + n].view(D, n * B, h))
 
 
 @torch.no_grad()
-def _scan_backward(steps, above_rows, d_pre, dh, acts, hs, cs, tcs, w_above, w_side):
+def _scan_backward(
+    steps: Steps,
+    above_rows: Tensor,
+    d_pre: Tensor,
+    dh: Tensor,
+    acts: Tensor,
+    hs: Tensor,
+    cs: Tensor,
+    tcs: Tensor,
+    w_above: Tensor,
+    w_side: Tensor,
+) -> Tensor:
     """Both directions, diagonals in reverse: fills `d_pre` `(D, N, B*4h)` (d loss / d gates)
     from `dh` `(D, slots, B*h)` (d loss / d h, accumulated in place); returns d loss / d w_state
     `(D, 2h, 4h)`."""
@@ -136,34 +171,40 @@ def _scan_backward(steps, above_rows, d_pre, dh, acts, hs, cs, tcs, w_above, w_s
     B = hs.shape[2] // h
     dc = torch.zeros_like(cs)  # from the cell beside (zero for the last cell of a row)
     for first, n, start, above in reversed(steps):
-        a = acts[:, first:first + n].view(D, n * B, 4 * h)
-        o, f, i, g = a[..., :h], a[..., h:2 * h], a[..., 2 * h:3 * h], a[..., 3 * h:]
-        tc = tcs[:, first:first + n].view(D, n * B, h)
-        dh_t = dh[:, start:start + n].view(D, n * B, h)
-        dc_t = dc[:, start:start + n].view(D, n * B, h).addcmul_(dh_t * o, 1 - tc * tc)
-        dp = d_pre[:, first:first + n].view(D, n * B, 4, h)
+        a = acts[:, first : first + n].view(D, n * B, 4 * h)
+        o, f, i, g = a[..., :h], a[..., h : 2 * h], a[..., 2 * h : 3 * h], a[..., 3 * h :]
+        tc = tcs[:, first : first + n].view(D, n * B, h)
+        dh_t = dh[:, start : start + n].view(D, n * B, h)
+        dc_t = dc[:, start : start + n].view(D, n * B, h).addcmul_(dh_t * o, 1 - tc * tc)
+        dp = d_pre[:, first : first + n].view(D, n * B, 4, h)
         torch.mul(dh_t, tc, out=dp[:, :, 0])  # d o
-        c_side = cs[:, above + 1:above + 1 + n].view(D, n * B, h)
+        c_side = cs[:, above + 1 : above + 1 + n].view(D, n * B, h)
         torch.mul(dc_t.unsqueeze(2), torch.stack([c_side, g, i], 2), out=dp[:, :, 1:])  # d f, d i, d g
         dp = dp.view(D, n * B, 4 * h)
         aa = a * a
-        dp[..., :3 * h].mul_(a[..., :3 * h] - aa[..., :3 * h])  # sigmoid' = s (1 - s)
-        dp[..., 3 * h:].mul_(1 - aa[..., 3 * h:])  # tanh' = 1 - t^2
-        torch.mul(dc_t, f, out=dc[:, above + 1:above + 1 + n].view(D, n * B, h))  # to the cell beside
+        dp[..., : 3 * h].mul_(a[..., : 3 * h] - aa[..., : 3 * h])  # sigmoid' = s (1 - s)
+        dp[..., 3 * h :].mul_(1 - aa[..., 3 * h :])  # tanh' = 1 - t^2
+        torch.mul(dc_t, f, out=dc[:, above + 1 : above + 1 + n].view(D, n * B, h))  # to the cell beside
         for d in range(D):
-            dh[d, above:above + n].view(n * B, h).addmm_(dp[d], w_above[d].t())  # to the cells above
-            dh[d, above + 1:above + 1 + n].view(n * B, h).addmm_(dp[d], w_side[d].t())  # to the cells beside
+            dh[d, above : above + n].view(n * B, h).addmm_(dp[d], w_above[d].t())  # to the cells above
+            dh[d, above + 1 : above + 1 + n].view(n * B, h).addmm_(dp[d], w_side[d].t())  # to the cells beside
     d_flat = d_pre.view(D, -1, 4 * h)
-    return torch.cat([torch.bmm(hs.index_select(1, rows).view(D, -1, h).transpose(1, 2), d_flat)  # (D, h, 4h)
-                      for rows in (above_rows, above_rows + 1)], 1)  # the above tap, then the side tap
+    return torch.cat(
+        [
+            torch.bmm(hs.index_select(1, rows).view(D, -1, h).transpose(1, 2), d_flat)  # (D, h, 4h)
+            for rows in (above_rows, above_rows + 1)
+        ],
+        1,
+    )  # the above tap, then the side tap
 
 
 class _DiagonalScan(torch.autograd.Function):
     """See `diagonal_scan`."""
 
     @staticmethod
-    def forward(ctx, x: torch.Tensor, w_in: torch.Tensor, bias: torch.Tensor, w_state: torch.Tensor,
-                layout: SlotLayout) -> torch.Tensor:
+    def forward(
+        ctx: Any, x: torch.Tensor, w_in: torch.Tensor, bias: torch.Tensor, w_state: torch.Tensor, layout: SlotLayout
+    ) -> torch.Tensor:
         D, N, B, F = x.shape
         G = w_in.shape[2]
         h = G // 4
@@ -176,30 +217,39 @@ class _DiagonalScan(torch.autograd.Function):
         hs[:, layout.pads] = 0
         cs[:, layout.pads] = 0
         w = w_state.detach()
-        _scan_forward(layout.steps, x.detach().reshape(D, N, B * F), w_in.detach(), bias.detach(),
-             acts, hs, cs, tcs, w[:, :h], w[:, h:])
+        _scan_forward(
+            layout.steps,
+            x.detach().reshape(D, N, B * F),
+            w_in.detach(),
+            bias.detach(),
+            acts,
+            hs,
+            cs,
+            tcs,
+            w[:, :h],
+            w[:, h:],
+        )
         ctx.layout = layout
         ctx.save_for_backward(x, w_in, w_state, hs, cs, tcs, acts)
         return hs.view(D, layout.n_slots, B, h)
 
     @staticmethod
-    def backward(ctx, grad_hs: torch.Tensor):
+    def backward(ctx: Any, grad_hs: torch.Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor, None]:
         x, w_in, w_state, hs, cs, tcs, acts = ctx.saved_tensors
         layout = ctx.layout
         D, N, B, F = x.shape
         h = w_state.shape[1] // 2
         dh = grad_hs.reshape(hs.shape).clone()  # also gathers the later diagonals' grads
         d_pre = torch.empty_like(acts)
-        d_w = _scan_backward(layout.steps, layout.above, d_pre, dh, acts, hs, cs, tcs,
-                   w_state[:, :h], w_state[:, h:])
+        d_w = _scan_backward(layout.steps, layout.above, d_pre, dh, acts, hs, cs, tcs, w_state[:, :h], w_state[:, h:])
         d_pre = d_pre.view(D, N * B, 4 * h)
         x = x.reshape(D, N * B, F)
-        return ((d_pre @ w_in.transpose(1, 2)).view(D, N, B, F), x.transpose(1, 2) @ d_pre, d_pre.sum(1),
-                d_w, None)
+        return ((d_pre @ w_in.transpose(1, 2)).view(D, N, B, F), x.transpose(1, 2) @ d_pre, d_pre.sum(1), d_w, None)
 
 
-def diagonal_scan(x: torch.Tensor, w_in: torch.Tensor, bias: torch.Tensor, w_state: torch.Tensor,
-                  layout: SlotLayout) -> torch.Tensor:
+def diagonal_scan(
+    x: torch.Tensor, w_in: torch.Tensor, bias: torch.Tensor, w_state: torch.Tensor, layout: SlotLayout
+) -> torch.Tensor:
     """The recurrence, with the input-to-state product, on features in diagonal order.
 
     `x` `(2, N, B, F)`: per direction the features of image cell `layout.cells[d, k]` at `k`;
@@ -214,8 +264,10 @@ def diagonal_bilstm(gates: torch.Tensor, w_state: torch.Tensor, layout: SlotLayo
     """`diagonal_bilstm_reference`, fast: `(H, W, B, 2, 4h)`, `(2, 2h, 4h)` -> `(H, W, B, 2, h)`."""
     H, W, B, D, G = gates.shape
     if D != 2 or G % 4 or w_state.shape != (2, G // 2, G):
-        raise ValueError(f"expected gates (H, W, B, 2, 4h) and w_state (2, 2h, 4h), "
-                         f"got {tuple(gates.shape)} and {tuple(w_state.shape)}")
+        raise ValueError(
+            f"expected gates (H, W, B, 2, 4h) and w_state (2, 2h, 4h), "
+            f"got {tuple(gates.shape)} and {tuple(w_state.shape)}"
+        )
     layout = layout or SlotLayout(H, W, gates.device)
     cells = torch.stack([gates[:, :, :, d].reshape(H * W, B * G).index_select(0, layout.cells[d]) for d in range(2)])
     identity = torch.eye(G, dtype=gates.dtype, device=gates.device).expand(2, G, G)  # the gates as they are

@@ -34,6 +34,7 @@ def fp32(logits: Any) -> Any:
     """Run a `logits` method with autocast off: the recurrent layers are fused by hand (in-place
     matrix products, whole-scan autograd functions) and bf16 rounding would compound over the
     rows or diagonals, so a `precision: "bf16"` recipe trains a PixelRNN in fp32."""
+
     @functools.wraps(logits)
     def run(self: Any, x: torch.Tensor, *args: Any, **kwargs: Any) -> torch.Tensor:
         with torch.autocast(x.device.type, enabled=False):
@@ -47,12 +48,13 @@ def lstm_cell(gates: torch.Tensor, c: torch.Tensor) -> tuple[torch.Tensor, torch
     on the last dim, and the previous cell state `c` `(..., h)`: o, f, i sigmoid, g tanh,
     c' = f.c + i.g, h' = o.tanh(c'). Returns `(h', c')`."""
     h = c.shape[-1]
-    sig = torch.sigmoid(gates[..., :3 * h])
-    c = sig[..., h:2 * h] * c + sig[..., 2 * h:] * torch.tanh(gates[..., 3 * h:])
+    sig = torch.sigmoid(gates[..., : 3 * h])
+    c = sig[..., h : 2 * h] * c + sig[..., 2 * h :] * torch.tanh(gates[..., 3 * h :])
     return sig[..., :h] * torch.tanh(c), c
 
 
 # --------------------------------------------------------------------------- the model around the LSTMs
+
 
 class PixelRNN(AutoregressiveModel):
     """Input conv, residual recurrent layers (built by the subclass in `self.layers`), output head.
@@ -120,7 +122,7 @@ class PixelRNNSteps:
         self.model = model
         self.levels, self.dtype = model.data_spec.levels, model.input_conv.weight.dtype
         self.xe = x.new_zeros((n, C, H + 6, W + 6), dtype=self.dtype)  # encoded, zero-padded by 3
-        self.xe[:, :, 3:H + 3, 3:W + 3] = model.encode(x)
+        self.xe[:, :, 3 : H + 3, 3 : W + 3] = model.encode(x)
         w_in = model.input_conv.masked_weight()[:, :, :4, :]  # rows i-3..i of the 7x7 kernel
         self.in_w, self.in_b = w_in.reshape(w_in.shape[0], -1), model.input_conv.bias
         self.o1_w, self.o1_b = model.out1.masked_weight()[:, :, 0, 0], model.out1.bias
@@ -128,7 +130,7 @@ class PixelRNNSteps:
 
     def input_at(self, i: int, j: int) -> torch.Tensor:
         """The input conv at pixel (i, j): `(n, 2h)`."""
-        patch = self.xe[:, :, i:i + 4, j:j + 7].reshape(self.xe.shape[0], -1)  # (n, C*4*7)
+        patch = self.xe[:, :, i : i + 4, j : j + 7].reshape(self.xe.shape[0], -1)  # (n, C*4*7)
         return F.linear(patch, self.in_w, self.in_b)
 
     def layers_at(self, f: torch.Tensor, i: int, j: int) -> torch.Tensor:  # pragma: no cover - abstract

@@ -1,5 +1,7 @@
 """Registers `pixelrnn-row` and `pixelrnn-diag`. Imports no model code (and no torch)."""
 
+from collections.abc import Callable
+
 import zoo
 
 PAPER = "van den Oord, Kalchbrenner, Kavukcuoglu 2016, Pixel Recurrent Neural Networks, ICML (arXiv:1601.06759)"
@@ -53,8 +55,15 @@ def _recipes(batch_size: int, epochs: int) -> dict:
         # the paper's CIFAR-10 setting (12 layers, h = 128); needs a GPU and the data
         "cifar10": {
             "dataset": "cifar10",
-            "config": {"channels": 3, "height": 32, "width": 32, "levels": 256, "layers": 12,
-                       "hidden": 128, "out_features": 1024},
+            "config": {
+                "channels": 3,
+                "height": 32,
+                "width": 32,
+                "levels": 256,
+                "layers": 12,
+                "hidden": 128,
+                "out_features": 1024,
+            },
             "optimizer": "adam",
             "lr": 1e-3,
             "lr_schedule": "cosine",
@@ -69,7 +78,7 @@ def _recipes(batch_size: int, epochs: int) -> dict:
 
 
 @zoo.hookimpl
-def zoo_register_models(register):
+def zoo_register_models(register: Callable[[zoo.ModelSpec], None]) -> None:
     register(
         zoo.ModelSpec(
             name="pixelrnn-row",

@@ -36,6 +36,8 @@ each gate is a strided column slice).
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 import torch.nn.functional as F
 from torch.autograd.function import once_differentiable
@@ -47,7 +49,9 @@ __all__ = ["row_scan", "row_scan_reference", "RowScan", "lstm_row"]
 
 def _check(pre: torch.Tensor, kernel: torch.Tensor) -> None:
     if pre.ndim != 4 or kernel.ndim != 3 or not pre.shape[0] == kernel.shape[0] == 4 * kernel.shape[1]:
-        raise ValueError(f"expected pre (4h, H, B, W) and kernel (4h, h, k), got {tuple(pre.shape)} and {tuple(kernel.shape)}")
+        raise ValueError(
+            f"expected pre (4h, H, B, W) and kernel (4h, h, k), got {tuple(pre.shape)} and {tuple(kernel.shape)}"
+        )
     if kernel.shape[-1] % 2 == 0:
         raise ValueError(f"the kernel width must be odd, got {kernel.shape[-1]}")
 
@@ -82,8 +86,8 @@ def lstm_row(a: torch.Tensor, c_old: torch.Tensor, c_new: torch.Tensor, tanh_c: 
     `a` `(4h, B, W)`, blocks [o | f | i | g], become the gates; then c_new = f . c_old + i . g
     (c_new may be c_old), tanh_c = tanh(c_new), h = o . tanh_c, all `(h, B, W)`."""
     hid = a.shape[0] // 4
-    a[:3 * hid].sigmoid_()
-    a[3 * hid:].tanh_()
+    a[: 3 * hid].sigmoid_()
+    a[3 * hid :].tanh_()
     o, f, i, g = a.split(hid)  # (h, B, W) each
     torch.mul(f, c_old, out=c_new)
     c_new.addcmul_(i, g)
@@ -114,27 +118,27 @@ def _scan(pre: torch.Tensor, kernel: torch.Tensor, keep: bool):
     h_windows = h_pad.unfold(-1, k, 1).movedim(-1, 0).unbind(2)
     win_4d, win_rows = win.view(k, hid, rows, B, W).unbind(2), win.view(k * hid, rows, -1).unbind(1)
     gate_rows = gates.view(rows, G, -1).unbind(0)
-    h_rows = h_pad[:, 1:, :, p:p + W].unbind(1)
+    h_rows = h_pad[:, 1:, :, p : p + W].unbind(1)
     for i in range(H):
         r = i % rows  # row i's slot in the buffers (always 0 without `keep`)
         win_4d[r].copy_(h_windows[i])
         torch.addmm(pre_rows[i], w_ss, win_rows[r], out=gate_rows[r])  # K_is x_i + K_ss h_{i-1}
         lstm_row(gates[r], c[i % (rows + 1)], c[(i + 1) % (rows + 1)], tanh_c[r], h_rows[i])
-    return h_pad[:, 1:, :, p:p + W], win, gates, c, tanh_c
+    return h_pad[:, 1:, :, p : p + W], win, gates, c, tanh_c
 
 
 class RowScan(torch.autograd.Function):
     """`row_scan` with backpropagation through the rows written out (see the module docstring)."""
 
     @staticmethod
-    def forward(ctx, pre: torch.Tensor, kernel: torch.Tensor) -> torch.Tensor:
+    def forward(ctx: Any, pre: torch.Tensor, kernel: torch.Tensor) -> torch.Tensor:
         h, win, gates, c, tanh_c = _scan(pre, kernel, keep=True)
         ctx.save_for_backward(kernel, win, gates, c, tanh_c)
         return h
 
     @staticmethod
     @once_differentiable
-    def backward(ctx, grad_h: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def backward(ctx: Any, grad_h: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         kernel, win, gates, c, tanh_c = ctx.saved_tensors  # (k h, H, B, W), (H, 4h, B, W), (H+1, h, B, W), (H, h, B, W)
         H, G, B, W = gates.shape
         hid, k = G // 4, kernel.shape[-1]
@@ -148,13 +152,16 @@ class RowScan(torch.autograd.Function):
         z = gates.new_empty(k, hid, B, W)  # z[t] = K_ss[:, :, t]^T d pre of a row
         z_centre = z[p]
         # for column j, tap t read h_{i-1} at column j + t - p: where z[t] is added back into dh
-        shifts = [(dh[..., :W + t - p], z[t, ..., p - t:]) if t < p else (dh[..., t - p:], z[t, ..., :W + p - t])
-                  for t in range(k) if t != p]
+        shifts = [
+            (dh[..., : W + t - p], z[t, ..., p - t :]) if t < p else (dh[..., t - p :], z[t, ..., : W + p - t])
+            for t in range(k)
+            if t != p
+        ]
         # per-row views, made once: (h, B, W) blocks of the gates and of d pre, the o, f, i blocks
         # together (3h, B, W), tanh(c_i), c_{i-1}, dL/dh_i from the output, d pre_i as (4h, N)
         o, f, ig, g = (block.unbind(0) for block in gates.split(hid, 1))  # ig: the input gate
         d_o, d_f, d_i, d_g = (block.unbind(1) for block in d_pre.split(hid))
-        ofi, d_ofi = gates[:, :3 * hid].unbind(0), d_pre[:3 * hid].unbind(1)
+        ofi, d_ofi = gates[:, : 3 * hid].unbind(0), d_pre[: 3 * hid].unbind(1)
         tc, c_old, grad_rows, d_rows = tanh_c.unbind(0), c.unbind(0), grad_h.unbind(1), d_pre.view(G, H, -1).unbind(1)
         for i in reversed(range(H)):
             # h = o . tanh(c)

@@ -51,9 +51,9 @@ def _read_shifted(dst: torch.Tensor, src: torch.Tensor, s: int) -> None:
     of `dst` are left as they are."""
     W = src.shape[-1]
     if s <= 0:
-        dst[..., -s:] = src[..., :W + s]
+        dst[..., -s:] = src[..., : W + s]
     else:
-        dst[..., :W - s] = src[..., s:]
+        dst[..., : W - s] = src[..., s:]
 
 
 class RowLSTMLayer(nn.Module):
@@ -68,7 +68,7 @@ class RowLSTMLayer(nn.Module):
         self.state_to_state = nn.Conv1d(h, 4 * h, kernel, padding=kernel // 2, bias=False)
         self.up = MaskedConv2d(h, 2 * h, 1, "B", colours)
         with torch.no_grad():  # forget-gate bias 1 (Gers et al. 2000): remember by default
-            self.input_to_state.bias[h:2 * h] = 1.0
+            self.input_to_state.bias[h : 2 * h] = 1.0
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """`(B, 2h, H, W) -> (B, 2h, H, W)`. `RowLSTM.logits` calls `forward_chbw`, without the transposes."""
@@ -96,17 +96,20 @@ class RowLSTMLayer(nn.Module):
         """Weights and buffers for `row_step` on rows like `x` `(2h, B, W)`; the state above the image is zero."""
         hid, k, p = self.hidden, self.kernel, self.kernel // 2
         w_ss = self.state_to_state.weight.permute(0, 2, 1)  # (4h, k, h)
-        w_is = self.input_to_state.masked_weight()[:, :, 0, :p + 1].permute(0, 2, 1)  # (4h, p+1, 2h)
+        w_is = self.input_to_state.masked_weight()[:, :, 0, : p + 1].permute(0, 2, 1)  # (4h, p+1, 2h)
         _, B, W = x.shape
         return {
             "w": torch.cat([w_ss.reshape(4 * hid, -1), w_is.reshape(4 * hid, -1)], 1),  # (4h, k h + (p+1) 2h)
             "b": self.input_to_state.bias[:, None],
-            "up_w": self.up.masked_weight()[:, :, 0, 0], "up_b": self.up.bias[:, None],
+            "up_w": self.up.masked_weight()[:, :, 0, 0],
+            "up_b": self.up.bias[:, None],
             # what "w" multiplies, `(k h + (p+1) 2h, B, W)`: k blocks of h, block t holding the row
             # above at column j + t - p, then p + 1 blocks of this row's input, block t at column
             # j + t - p; zero where that column is outside the image (never written)
             "win": x.new_zeros(k * hid + (p + 1) * x.shape[0], B, W),
-            "gates": x.new_empty(4 * hid, B, W), "c": x.new_zeros(hid, B, W), "tanh_c": x.new_empty(hid, B, W),
+            "gates": x.new_empty(4 * hid, B, W),
+            "c": x.new_zeros(hid, B, W),
+            "tanh_c": x.new_empty(hid, B, W),
         }
 
     def row_step(self, x: torch.Tensor, s: dict[str, Any]) -> torch.Tensor:
@@ -115,13 +118,13 @@ class RowLSTMLayer(nn.Module):
         F2, B, W = x.shape
         win = s["win"]
         for t in range(p + 1):
-            _read_shifted(win[k * hid + t * F2:k * hid + (t + 1) * F2], x, t - p)
+            _read_shifted(win[k * hid + t * F2 : k * hid + (t + 1) * F2], x, t - p)
         gates = torch.addmm(s["b"], s["w"], win.view(len(win), -1), out=s["gates"].view(4 * hid, -1))
-        h = win[p * hid:(p + 1) * hid]  # (h, B, W): the centre block for the next row
+        h = win[p * hid : (p + 1) * hid]  # (h, B, W): the centre block for the next row
         lstm_row(gates.view(-1, B, W), s["c"], s["c"], s["tanh_c"], h)
         for t in range(k):
             if t != p:
-                _read_shifted(win[t * hid:(t + 1) * hid], h, t - p)
+                _read_shifted(win[t * hid : (t + 1) * hid], h, t - p)
         return torch.addmm(x.reshape(F2, -1), s["up_w"], h.view(hid, -1)).add_(s["up_b"]).view(F2, B, W)
 
     def forward_reference(self, x: torch.Tensor) -> torch.Tensor:
@@ -143,8 +146,17 @@ class RowLSTM(PixelRNN):
         out_features: width of the first 1x1 output convolution.
     """
 
-    def __init__(self, channels: int = 1, height: int = 28, width: int = 28, levels: int = 2,
-                 layers: int = 7, hidden: int = 16, kernel: int = 3, out_features: int = 32):
+    def __init__(
+        self,
+        channels: int = 1,
+        height: int = 28,
+        width: int = 28,
+        levels: int = 2,
+        layers: int = 7,
+        hidden: int = 16,
+        kernel: int = 3,
+        out_features: int = 32,
+    ):
         super().__init__(channels, height, width, levels, hidden, out_features)
         check_int("layers", layers, 1)
         check_int("kernel", kernel, 3)
@@ -180,7 +192,7 @@ class RowLSTM(PixelRNN):
         out = torch.empty_like(f)
         for i in range(f.shape[1]):
             g = f[:, i]  # (2h, B, W)
-            for layer, s in zip(self.layers, states):
+            for layer, s in zip(self.layers, states, strict=True):
                 g = layer.row_step(g, s)
             out[:, i] = g
         return out
@@ -194,7 +206,7 @@ class RowLSTM(PixelRNN):
         out = self.out2(F.relu(self.out1(F.relu(f))))  # (B, C * n_out, H, W)
         return self._to_logits(out.permute(0, 2, 3, 1)).permute(0, 3, 1, 2, 4)  # (B, C, H, W, levels)
 
-    def fast_sampler(self, x: torch.Tensor) -> "RowLSTMSteps":
+    def fast_sampler(self, x: torch.Tensor) -> RowLSTMSteps:
         """Incremental steps from the start image `x` `(n, C, H, W)` (FAST SAMPLER CONTRACT, zoo/sampling.py)."""
         return RowLSTMSteps(self, x)
 
@@ -210,22 +222,28 @@ class RowLSTMSteps(PixelRNNSteps):
         self.p = p
         self.layers = []
         for layer in model.layers:
-            w_is = layer.input_to_state.masked_weight()[:, :, 0, :p + 1]  # (4h, 2h, p+1): left p and centre
+            w_is = layer.input_to_state.masked_weight()[:, :, 0, : p + 1]  # (4h, 2h, p+1): left p and centre
             zeros = w_is.new_zeros(n, h, W)
-            self.layers.append({
-                "layer": layer, "is_w": w_is.reshape(4 * h, -1), "is_b": layer.input_to_state.bias,
-                "up_w": layer.up.masked_weight()[:, :, 0, 0], "up_b": layer.up.bias,
-                "row_in": w_is.new_zeros(n, 2 * h, W + p),  # this row's layer inputs, p zeros on the left
-                "ss": layer.state_to_state(zeros),  # (n, 4h, W): K_ss (*) h of the row above (zero at the top)
-                "c_prev": zeros.clone(),  # c of the row above
-                "h": zeros.clone(), "c": zeros.clone(),  # this row's state, filled pixel by pixel
-            })
+            self.layers.append(
+                {
+                    "layer": layer,
+                    "is_w": w_is.reshape(4 * h, -1),
+                    "is_b": layer.input_to_state.bias,
+                    "up_w": layer.up.masked_weight()[:, :, 0, 0],
+                    "up_b": layer.up.bias,
+                    "row_in": w_is.new_zeros(n, 2 * h, W + p),  # this row's layer inputs, p zeros on the left
+                    "ss": layer.state_to_state(zeros),  # (n, 4h, W): K_ss (*) h of the row above (zero at the top)
+                    "c_prev": zeros.clone(),  # c of the row above
+                    "h": zeros.clone(),
+                    "c": zeros.clone(),  # this row's state, filled pixel by pixel
+                }
+            )
 
     def layers_at(self, f: torch.Tensor, i: int, j: int) -> torch.Tensor:
         p = self.p
         for s in self.layers:
             s["row_in"][:, :, p + j] = f
-            window = s["row_in"][:, :, j:j + p + 1].reshape(f.shape[0], -1)  # (n, 2h*(p+1))
+            window = s["row_in"][:, :, j : j + p + 1].reshape(f.shape[0], -1)  # (n, 2h*(p+1))
             gates = F.linear(window, s["is_w"], s["is_b"]) + s["ss"][:, :, j]  # (n, 4h)
             h, c = lstm_cell(gates, s["c_prev"][:, :, j])
             s["h"][:, :, j], s["c"][:, :, j] = h, c

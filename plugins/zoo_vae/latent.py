@@ -50,21 +50,25 @@ class CompletionNotSupported(ZooError, NotImplementedError):
 class ConvEncoder(nn.Module):
     """q(z|x): two stride-2 convolutions and a linear map to the mean and log-variance of z.
 
-        x (B, C, H, W) levels -> scaled to [-1, 1]
-        4x4 conv stride 2, C -> h, ReLU              (B, h, H/2, W/2)
-        4x4 conv stride 2, h -> 2h, ReLU             (B, 2h, H/4, W/4)
-        flatten, linear -> 2L                        (B, 2L): mean | log-variance
+    x (B, C, H, W) levels -> scaled to [-1, 1]
+    4x4 conv stride 2, C -> h, ReLU              (B, h, H/2, W/2)
+    4x4 conv stride 2, h -> 2h, ReLU             (B, 2h, H/4, W/4)
+    flatten, linear -> 2L                        (B, 2L): mean | log-variance
     """
 
     def __init__(self, spec: DataSpec, hidden: int, latent: int):
         super().__init__()
         for name, value in (("height", spec.height), ("width", spec.width)):
             if value % 4:
-                raise ValueError(f"ConvEncoder: {name} must be a multiple of 4 (two stride-2 convolutions), got {value}")
+                raise ValueError(
+                    f"ConvEncoder: {name} must be a multiple of 4 (two stride-2 convolutions), got {value}"
+                )
         self.levels = spec.levels
         self.net = nn.Sequential(
-            nn.Conv2d(spec.channels, hidden, 4, stride=2, padding=1), nn.ReLU(),
-            nn.Conv2d(hidden, 2 * hidden, 4, stride=2, padding=1), nn.ReLU(),
+            nn.Conv2d(spec.channels, hidden, 4, stride=2, padding=1),
+            nn.ReLU(),
+            nn.Conv2d(hidden, 2 * hidden, 4, stride=2, padding=1),
+            nn.ReLU(),
             nn.Flatten(),
             nn.Linear(2 * hidden * (spec.height // 4) * (spec.width // 4), 2 * latent),
         )
@@ -119,7 +123,9 @@ class LatentVariableModel(SampleMethod, nn.Module):
         out = []
         for start in range(0, k, chunk):
             kc = min(chunk, k - start)
-            eps = torch.randn((kc, B, self.latent), generator=generator).to(x.device)  # drawn on the CPU: same on any device
+            eps = torch.randn((kc, B, self.latent), generator=generator).to(
+                x.device
+            )  # drawn on the CPU: same on any device
             z = mean + std * eps  # (kc, B, L)
             log_q = gaussian_log_density(z, mean, logvar)  # (kc, B)
             log_prior = gaussian_log_density(z, torch.zeros_like(z), torch.zeros_like(z))
@@ -143,13 +149,21 @@ class LatentVariableModel(SampleMethod, nn.Module):
             return -importance_bound(self.log_weights(x, k)).mean()
         mean, logvar = self.encoder(x)
         z = mean + torch.exp(0.5 * logvar) * torch.randn_like(mean)
-        kl = 0.5 * (mean ** 2 + logvar.exp() - 1.0 - logvar).sum(1)  # KL(q(z|x) || N(0, I)), (B,)
+        kl = 0.5 * (mean**2 + logvar.exp() - 1.0 - logvar).sum(1)  # KL(q(z|x) || N(0, I)), (B,)
         return (kl - self.decoder_log_prob(x, z)).mean()
 
     # -- sampling and the latent space ------------------------------------------------------
     @torch.no_grad()
-    def draw(self, n: int, *, generator: torch.Generator | None = None, temperature: float = 1.0,
-             known: torch.Tensor | None = None, mask: torch.Tensor | None = None, **cond) -> torch.Tensor:
+    def draw(
+        self,
+        n: int,
+        *,
+        generator: torch.Generator | None = None,
+        temperature: float = 1.0,
+        known: torch.Tensor | None = None,
+        mask: torch.Tensor | None = None,
+        **cond,
+    ) -> torch.Tensor:
         """`n` images `(n, C, H, W)` of integer levels: z ~ N(0, T^2 I), then x ~ p(x|z) at temperature T
         (what `model.sample(n, ...)` and `zoo.sample(model, n, ...)` return). All randomness comes from
         `generator` (CPU): z first, then the decoder's uniforms. `known`/`mask` raise
@@ -160,11 +174,13 @@ class LatentVariableModel(SampleMethod, nn.Module):
             raise CompletionNotSupported(
                 f"{type(self).__name__} does not complete images (known/mask): that needs the posterior of z "
                 "given part of an image, which its encoder (trained on whole images) does not give; use an "
-                "autoregressive model such as pixelrnn-diag")
+                "autoregressive model such as pixelrnn-diag"
+            )
         if cond:
             raise ValueError(f"{type(self).__name__}.sample takes no conditions, got {sorted(cond)}")
-        return self.decode(self.prior_sample(n, generator, float(temperature)), generator=generator,
-                           temperature=float(temperature))
+        return self.decode(
+            self.prior_sample(n, generator, float(temperature)), generator=generator, temperature=float(temperature)
+        )
 
     def prior_sample(self, n: int, generator: torch.Generator | None = None, temperature: float = 1.0) -> torch.Tensor:
         """`n` draws `(n, L)` from the prior (on the CPU generator), scaled by `temperature` (0: its mean)."""
@@ -185,14 +201,16 @@ class LatentVariableModel(SampleMethod, nn.Module):
         return self.decode(m0 * (1 - t) + m1 * t, temperature=0.0)
 
     @torch.no_grad()
-    def reconstruct(self, x: torch.Tensor, *, generator: torch.Generator | None = None,
-                    temperature: float = 0.0) -> torch.Tensor:
+    def reconstruct(
+        self, x: torch.Tensor, *, generator: torch.Generator | None = None, temperature: float = 0.0
+    ) -> torch.Tensor:
         """Decode the posterior mean of each image: `(B, C, H, W)` levels (temperature 0: the most
         likely levels; 1: a draw from p(x|z) with `generator`)."""
         mean, _ = self.encode(x)
         return self.decode(mean, generator=generator, temperature=temperature)
 
-    def decode(self, z: torch.Tensor, *, generator: torch.Generator | None = None,
-               temperature: float = 1.0) -> torch.Tensor:  # pragma: no cover - abstract
+    def decode(
+        self, z: torch.Tensor, *, generator: torch.Generator | None = None, temperature: float = 1.0
+    ) -> torch.Tensor:  # pragma: no cover - abstract
         """Images `(n, C, H, W)` drawn from p(x|z) for `z` `(n, L)`."""
         raise NotImplementedError

@@ -46,7 +46,8 @@ class ConditionalPixelCNN(AutoregressiveModel):
         self.cond_linear = nn.Linear(latent, 2 * cond_hidden * (H // 4) * (W // 4))
         self.cond_up = nn.Sequential(
             nn.ReLU(),
-            nn.ConvTranspose2d(2 * cond_hidden, cond_hidden, 4, stride=2, padding=1), nn.ReLU(),
+            nn.ConvTranspose2d(2 * cond_hidden, cond_hidden, 4, stride=2, padding=1),
+            nn.ReLU(),
             nn.ConvTranspose2d(cond_hidden, hidden * (layers + 1), 4, stride=2, padding=1),
         )
         self.first = MaskedConv2d(C, hidden, 7, "A", colours=C)
@@ -79,19 +80,35 @@ class PixelVAE(LatentVariableModel):
 
     bound_pass = 1024  # every (x, z) pair runs the PixelCNN: smaller decoder passes than the VAE's
 
-    def __init__(self, channels: int = 1, height: int = 28, width: int = 28, levels: int = 2, latent: int = 32,
-                 hidden: int = 32, decoder_hidden: int = 32, layers: int = 4, cond_hidden: int = 32):
+    def __init__(
+        self,
+        channels: int = 1,
+        height: int = 28,
+        width: int = 28,
+        levels: int = 2,
+        latent: int = 32,
+        hidden: int = 32,
+        decoder_hidden: int = 32,
+        layers: int = 4,
+        cond_hidden: int = 32,
+    ):
         spec = DataSpec(channels, height, width, levels)
         super().__init__(spec, check_int("latent", latent), ConvEncoder(spec, check_int("hidden", hidden), latent))
-        self.decoder = ConditionalPixelCNN(spec, latent, check_int("decoder_hidden", decoder_hidden),
-                                           check_int("layers", layers, minimum=0), check_int("cond_hidden", cond_hidden))
+        self.decoder = ConditionalPixelCNN(
+            spec,
+            latent,
+            check_int("decoder_hidden", decoder_hidden),
+            check_int("layers", layers, minimum=0),
+            check_int("cond_hidden", cond_hidden),
+        )
 
     def decoder_logits(self, x: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
         return self.decoder.logits(x, z=z)
 
     @torch.no_grad()
-    def decode(self, z: torch.Tensor, *, generator: torch.Generator | None = None,
-               temperature: float = 1.0) -> torch.Tensor:
+    def decode(
+        self, z: torch.Tensor, *, generator: torch.Generator | None = None, temperature: float = 1.0
+    ) -> torch.Tensor:
         """x ~ p(x|z) `(n, C, H, W)` long through the zoo's raster sampler (one decoder pass per
         sub-pixel, uniforms drawn from `generator` up front); temperature 0: greedy."""
         return self.decoder.sample(z.shape[0], generator=generator, temperature=temperature, z=z)

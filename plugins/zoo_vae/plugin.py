@@ -4,6 +4,8 @@ The models live in `zoo_vae.vae` and `zoo_vae.pixelvae` (the shared encoder and 
 `zoo_vae.latent`); they train on their bound with `zoo_vae.trainer.BoundTrainer`.
 """
 
+from collections.abc import Callable
+
 import zoo
 
 # Released weights: cards/vae.binarized-mnist/ ships with the package. `metrics` are read from the card's eval.json
@@ -48,12 +50,13 @@ _RECIPE = {  # zoo.train's schema plus BoundTrainer.recipe_defaults (iw_samples)
 
 
 @zoo.hookimpl
-def zoo_register_models(register):
+def zoo_register_models(register: Callable[[zoo.ModelSpec], None]) -> None:
     register(
         zoo.ModelSpec(
             name="vae",
             family="vae",
-            summary="VAE: conv encoder, Gaussian latent, MLP decoder, independent sub-pixels given z (likelihood bound)",
+            summary="VAE: conv encoder, Gaussian latent, MLP decoder, independent sub-pixels given z "
+            "(likelihood bound)",
             paper="Kingma & Welling 2014, Auto-Encoding Variational Bayes, ICLR (arXiv:1312.6114); "
             "Burda, Grosse & Salakhutdinov 2016, Importance Weighted Autoencoders, ICLR (arXiv:1509.00519)",
             builder="zoo_vae.vae:VAE",
@@ -68,10 +71,13 @@ def zoo_register_models(register):
                 "mnist": {**_RECIPE, "dataset": "mnist", "config": DATA["mnist"]},
             },
             trainer="zoo_vae.trainer:BoundTrainer",
-            reference_results={"binarized-mnist": {
-                "nll": 86.76,  # an upper bound too
-                "source": "Burda et al. 2016, Table 1 (VAE, one stochastic layer, trained on the ELBO; "
-                          "an upper bound with k=5000)"}},
+            reference_results={
+                "binarized-mnist": {
+                    "nll": 86.76,  # an upper bound too
+                    "source": "Burda et al. 2016, Table 1 (VAE, one stochastic layer, trained on the ELBO; "
+                    "an upper bound with k=5000)",
+                }
+            },
         )
     )
     register(
@@ -84,12 +90,23 @@ def zoo_register_models(register):
             builder="zoo_vae.pixelvae:PixelVAE",
             config=PIXELVAE,
             capabilities={"likelihood_bound", "sampler"},
-            test_config={"height": 8, "width": 8, "latent": 4, "hidden": 8, "decoder_hidden": 8, "layers": 2,
-                         "cond_hidden": 8},
+            test_config={
+                "height": 8,
+                "width": 8,
+                "latent": 4,
+                "hidden": 8,
+                "decoder_hidden": 8,
+                "layers": 2,
+                "cond_hidden": 8,
+            },
             recipes={"default": {**_RECIPE, "epochs": 10}},
             trainer="zoo_vae.trainer:BoundTrainer",
             # the anchor a latent variable with an autoregressive decoder should beat (an exact value)
-            reference_results={"binarized-mnist": {
-                "nll": 81.30, "source": "PixelCNN, PixelRNN paper, Table 4 (exact; the anchor to beat)"}},
+            reference_results={
+                "binarized-mnist": {
+                    "nll": 81.30,
+                    "source": "PixelCNN, PixelRNN paper, Table 4 (exact; the anchor to beat)",
+                }
+            },
         )
     )

@@ -9,7 +9,8 @@ bf16, DDP) is the zoo's maximum-likelihood trainer's; only the scalar it minimis
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import torch
 from torch import nn

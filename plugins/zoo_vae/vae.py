@@ -20,9 +20,8 @@ import torch
 from torch import nn
 
 from zoo.nn import check_int
-from zoo.sampling import choose, draw_uniforms
-
 from zoo.protocols import DataSpec
+from zoo.sampling import choose, draw_uniforms
 
 from .latent import ConvEncoder, LatentVariableModel
 
@@ -38,8 +37,10 @@ class MLPDecoder(nn.Module):
         super().__init__()
         self.shape = (channels, height, width, levels)
         self.net = nn.Sequential(
-            nn.Linear(latent, hidden), nn.Tanh(),
-            nn.Linear(hidden, hidden), nn.Tanh(),
+            nn.Linear(latent, hidden),
+            nn.Tanh(),
+            nn.Linear(hidden, hidden),
+            nn.Tanh(),
             nn.Linear(hidden, channels * height * width * (levels - 1)),
         )
 
@@ -53,8 +54,16 @@ class VAE(LatentVariableModel):
     """A `zoo.protocols.BoundedLikelihood` and `Sampler`: `log_prob_bound(x, k)`, `sample(n)`,
     `reconstruct(x)`, `interpolate(x0, x1)`. Constructor arguments are its config."""
 
-    def __init__(self, channels: int = 1, height: int = 28, width: int = 28, levels: int = 2,
-                 latent: int = 32, hidden: int = 32, decoder_hidden: int = 256):
+    def __init__(
+        self,
+        channels: int = 1,
+        height: int = 28,
+        width: int = 28,
+        levels: int = 2,
+        latent: int = 32,
+        hidden: int = 32,
+        decoder_hidden: int = 256,
+    ):
         spec = DataSpec(channels, height, width, levels)
         super().__init__(spec, check_int("latent", latent), ConvEncoder(spec, check_int("hidden", hidden), latent))
         self.decoder_hidden = check_int("decoder_hidden", decoder_hidden)
@@ -65,8 +74,9 @@ class VAE(LatentVariableModel):
         return self.decoder(z)
 
     @torch.no_grad()
-    def decode(self, z: torch.Tensor, *, generator: torch.Generator | None = None,
-               temperature: float = 1.0) -> torch.Tensor:
+    def decode(
+        self, z: torch.Tensor, *, generator: torch.Generator | None = None, temperature: float = 1.0
+    ) -> torch.Tensor:
         """x ~ p(x|z) `(n, C, H, W)` long, each sub-pixel by inverse CDF at a uniform from `generator`
         (`zoo.sampling.choose`, as the autoregressive samplers do); temperature 0: the most likely levels."""
         logits = self.decoder(z)  # (n, C, H, W, levels)

@@ -7,6 +7,7 @@ One module per command group; plugins add their own through the
 from __future__ import annotations
 
 import sys
+from typing import Any
 
 import click
 
@@ -18,7 +19,7 @@ class ZooGroup(click.Group):
     """Turns the zoo's own errors (`ZooError`, `ArgumentError` among them) and a missing file into one
     readable line and exit status 1. Any other exception is a bug and keeps its traceback."""
 
-    def invoke(self, ctx: click.Context):
+    def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
         except (ZooError, FileNotFoundError) as e:

@@ -34,8 +34,12 @@ def list_cmd(as_json: bool) -> None:
 
 @data_group.command("prepare")
 @click.argument("name")
-@click.option("--source", type=click.Path(exists=True, path_type=str), default=None,
-              help="Folder or file holding the raw data (default: where the dataset finds it).")
+@click.option(
+    "--source",
+    type=click.Path(exists=True, path_type=str),
+    default=None,
+    help="Folder or file holding the raw data (default: where the dataset finds it).",
+)
 @click.option("--split", "splits", multiple=True, help="Only this split (repeatable; default: all).")
 @click.option("--force", is_flag=True, help="Prepare again even if the cache has the split.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")

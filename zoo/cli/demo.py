@@ -7,10 +7,20 @@ import click
 
 @click.command("demo")
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
-@click.option("--port", type=click.IntRange(0, 65535), default=7860, show_default=True,
-              help="Port to listen on (0: any free port).")
-@click.option("--release", "releases", multiple=True, metavar="NAME",
-              help="Offer only these releases (repeatable); default: every release (zoo list --pretrained).")
+@click.option(
+    "--port",
+    type=click.IntRange(0, 65535),
+    default=7860,
+    show_default=True,
+    help="Port to listen on (0: any free port).",
+)
+@click.option(
+    "--release",
+    "releases",
+    multiple=True,
+    metavar="NAME",
+    help="Offer only these releases (repeatable); default: every release (zoo list --pretrained).",
+)
 @click.option("--open", "open_browser", is_flag=True, help="Open the page in the default browser.")
 def demo_cmd(host: str, port: int, releases: tuple[str, ...], open_browser: bool) -> None:
     """Serve a page to sample, complete and score drawn digits with the released models.

@@ -24,11 +24,16 @@ def _names_for_all(dataset: str | None) -> tuple[str, list[str]]:
         counts = Counter(w.dataset for spec in get_registry().models.values() for w in spec.weights if w.dataset)
         ranked = counts.most_common()
         if not ranked or (len(ranked) > 1 and ranked[0][1] == ranked[1][1]):
-            raise click.UsageError(f"--all: pass --dataset (weights are released for: {', '.join(sorted(counts)) or 'none'})")
+            raise click.UsageError(
+                f"--all: pass --dataset (weights are released for: {', '.join(sorted(counts)) or 'none'})"
+            )
         dataset = ranked[0][0]
         if len(ranked) > 1:
-            click.echo(f"--all: scoring the {dataset} releases (weights are also released for "
-                       f"{', '.join(sorted(counts.keys() - {dataset}))}: pass --dataset for those)", err=True)
+            click.echo(
+                f"--all: scoring the {dataset} releases (weights are also released for "
+                f"{', '.join(sorted(counts.keys() - {dataset}))}: pass --dataset for those)",
+                err=True,
+            )
     ds = get_dataset(dataset)
     names = []
     for arch, spec in sorted(get_registry().models.items()):
@@ -36,8 +41,11 @@ def _names_for_all(dataset: str | None) -> tuple[str, list[str]]:
         if tags:
             names.append(f"{arch}.{tags[0]}")
         else:
-            click.echo(f"skipping {arch}: no weights released for {ds.name} "
-                       f"(`zoo eval {arch} --dataset {ds.name}` scores a random init)", err=True)
+            click.echo(
+                f"skipping {arch}: no weights released for {ds.name} "
+                f"(`zoo eval {arch} --dataset {ds.name}` scores a random init)",
+                err=True,
+            )
     if not names:
         raise click.UsageError(f"no registered model has weights released for {ds.name}")
     return ds.name, names
@@ -61,32 +69,79 @@ def _command(names: tuple[str, ...], all_models: bool, **options) -> str:
 @click.command("eval")
 @click.argument("names", nargs=-1)
 @click.option("--all", "all_models", is_flag=True, help="Every model with weights released for the dataset.")
-@click.option("--dataset", default=None,
-              help="Default: the dataset the model's weights were trained on, else the one whose images fit the "
-                   "model; with --all, the one dataset with released weights.")
+@click.option(
+    "--dataset",
+    default=None,
+    help="Default: the dataset the model's weights were trained on, else the one whose images fit the "
+    "model; with --all, the one dataset with released weights.",
+)
 @click.option("--split", default="test", show_default=True)
-@click.option("--metrics", default="nll", show_default=True,
-              help="Comma-separated: nll, fid, precision, recall, parzen, speed, any a plugin adds, or 'all'.")
-@click.option("--limit", type=int, default=None,
-              help="Score a seeded random subset of N images of the split (same --seed, same images).")
-@click.option("--samples", "num_samples", type=int, default=1000, show_default=True,
-              help="Samples drawn for fid, precision, recall and parzen.")
-@click.option("--iw-samples", type=click.IntRange(min=1), default=5000, show_default=True,
-              help="Importance samples k of a bounded model's nll (a VAE: an upper bound on the NLL, marked ≤). "
-                   "Costs k decoder passes per image: docs/eval.md.")
+@click.option(
+    "--metrics",
+    default="nll",
+    show_default=True,
+    help="Comma-separated: nll, fid, precision, recall, parzen, speed, any a plugin adds, or 'all'.",
+)
+@click.option(
+    "--limit",
+    type=int,
+    default=None,
+    help="Score a seeded random subset of N images of the split (same --seed, same images).",
+)
+@click.option(
+    "--samples",
+    "num_samples",
+    type=int,
+    default=1000,
+    show_default=True,
+    help="Samples drawn for fid, precision, recall and parzen.",
+)
+@click.option(
+    "--iw-samples",
+    type=click.IntRange(min=1),
+    default=5000,
+    show_default=True,
+    help="Importance samples k of a bounded model's nll (a VAE: an upper bound on the NLL, marked ≤). "
+    "Costs k decoder passes per image: docs/eval.md.",
+)
 @click.option("--batch-size", type=int, default=100, show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--device", default="cpu", show_default=True, help="cpu, cuda, cuda:1, ... (under torchrun, cuda means cuda:LOCAL_RANK).")
+@click.option(
+    "--device",
+    default="cpu",
+    show_default=True,
+    help="cpu, cuda, cuda:1, ... (under torchrun, cuda means cuda:LOCAL_RANK).",
+)
 @click.option("--random-init", is_flag=True, help="Score random weights even where released weights exist.")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON list of results instead of the table.")
 @click.option("--out", type=click.Path(dir_okay=False), default=None, help="Also write the JSON list to FILE.")
-@click.option("--report", "report_dir", type=click.Path(file_okay=False), default=None,
-              help="Write DIR/leaderboard.md, DIR/results.json and a sample grid PNG per model.")
+@click.option(
+    "--report",
+    "report_dir",
+    type=click.Path(file_okay=False),
+    default=None,
+    help="Write DIR/leaderboard.md, DIR/results.json and a sample grid PNG per model.",
+)
 @click.option("--no-progress", is_flag=True, help="No progress bars.")
 @threads_option
-def eval_cmd(names: tuple[str, ...], all_models: bool, dataset: str, split: str, metrics: str, limit: int | None,
-             num_samples: int, iw_samples: int, batch_size: int, seed: int, device: str, random_init: bool, as_json: bool,
-             out: str | None, report_dir: str | None, no_progress: bool) -> None:
+def eval_cmd(
+    names: tuple[str, ...],
+    all_models: bool,
+    dataset: str,
+    split: str,
+    metrics: str,
+    limit: int | None,
+    num_samples: int,
+    iw_samples: int,
+    batch_size: int,
+    seed: int,
+    device: str,
+    random_init: bool,
+    as_json: bool,
+    out: str | None,
+    report_dir: str | None,
+    no_progress: bool,
+) -> None:
     """Score models on a dataset split: NLL (exact, or an upper bound for a VAE), FID, precision/recall, Parzen, speed.
 
     \b
@@ -125,9 +180,21 @@ def eval_cmd(names: tuple[str, ...], all_models: bool, dataset: str, split: str,
             try:
                 with warnings.catch_warnings(record=True) as caught:
                     warnings.simplefilter("always")
-                    r = evaluate(name, dataset, split, metrics, batch_size=batch_size, seed=seed, limit=limit,
-                                 num_samples=num_samples, iw_samples=iw_samples, device=device, random_init=random_init,
-                                 grid=64 if report_dir else 0, progress=main and not no_progress)
+                    r = evaluate(
+                        name,
+                        dataset,
+                        split,
+                        metrics,
+                        batch_size=batch_size,
+                        seed=seed,
+                        limit=limit,
+                        num_samples=num_samples,
+                        iw_samples=iw_samples,
+                        device=device,
+                        random_init=random_init,
+                        grid=64 if report_dir else 0,
+                        progress=main and not no_progress,
+                    )
             except Exception as e:
                 if not all_models:
                     raise
@@ -154,10 +221,25 @@ def eval_cmd(names: tuple[str, ...], all_models: bool, dataset: str, split: str,
         if out:
             write_atomic(out, payload + "\n")
         if report_dir and results:
-            paths = write_report(results, report_dir, command=_command(
-                names, all_models, dataset=asked, split=split, metrics=metrics, limit=limit,
-                samples=num_samples, iw_samples=iw_samples, batch_size=batch_size, seed=seed, device=device,
-                random_init=random_init, report=report_dir))
+            paths = write_report(
+                results,
+                report_dir,
+                command=_command(
+                    names,
+                    all_models,
+                    dataset=asked,
+                    split=split,
+                    metrics=metrics,
+                    limit=limit,
+                    samples=num_samples,
+                    iw_samples=iw_samples,
+                    batch_size=batch_size,
+                    seed=seed,
+                    device=device,
+                    random_init=random_init,
+                    report=report_dir,
+                ),
+            )
             click.echo(f"wrote {', '.join(str(p) for p in paths)}", err=True)
         if failed:
             raise SystemExit(1)

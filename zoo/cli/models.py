@@ -22,8 +22,13 @@ def parse_overrides(pairs: tuple[str, ...]) -> dict[str, Any]:
     return out
 
 
-set_option = click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
-                          help="Override a config entry (repeatable), e.g. --set height=8.")
+set_option = click.option(
+    "--set",
+    "overrides",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="Override a config entry (repeatable), e.g. --set height=8.",
+)
 tiny_option = click.option("--tiny", is_flag=True, help="Use the model's tiny test config.")
 
 
@@ -34,9 +39,15 @@ def _set_threads(ctx: click.Context, param: click.Parameter, value: int | None) 
         torch.set_num_threads(value)
 
 
-threads_option = click.option("--threads", type=click.IntRange(min=1), default=None, expose_value=False,
-                              callback=_set_threads, is_eager=True,
-                              help="CPU threads for torch (default: torch's choice, or OMP_NUM_THREADS).")
+threads_option = click.option(
+    "--threads",
+    type=click.IntRange(min=1),
+    default=None,
+    expose_value=False,
+    callback=_set_threads,
+    is_eager=True,
+    help="CPU threads for torch (default: torch's choice, or OMP_NUM_THREADS).",
+)
 
 
 @click.command("list")
@@ -53,14 +64,24 @@ def list_cmd(pattern: str, pretrained: bool, as_json: bool) -> None:
         from ..util import did_you_mean
 
         known = list_models("*", pretrained=pretrained)
-        raise UnknownNameError(f"no model matches {pattern!r}{did_you_mean(pattern, known)} (fnmatch patterns, "
-                               f"e.g. 'pixel*'; `zoo list` shows all {len(known)}, `zoo plugins` what loaded)")
+        raise UnknownNameError(
+            f"no model matches {pattern!r}{did_you_mean(pattern, known)} (fnmatch patterns, "
+            f"e.g. 'pixel*'; `zoo list` shows all {len(known)}, `zoo plugins` what loaded)"
+        )
     if as_json:
         rows = []
         for n in names:
             spec = get_spec(parse_name(n).arch)
-            rows.append({"name": n, "family": spec.family, "summary": spec.summary,
-                         "capabilities": sorted(spec.capabilities), "tags": spec.tags, "plugin": spec.plugin})
+            rows.append(
+                {
+                    "name": n,
+                    "family": spec.family,
+                    "summary": spec.summary,
+                    "capabilities": sorted(spec.capabilities),
+                    "tags": spec.tags,
+                    "plugin": spec.plugin,
+                }
+            )
         click.echo(json.dumps(rows, indent=2))
         return
     for n in names:
@@ -92,14 +113,23 @@ def info_cmd(name: str, as_json: bool) -> None:
         click.echo("  weights       none released yet")
     for w in spec.weights:
         metrics = ", ".join(f"{k} {v}" for k, v in w.metrics.items())
-        click.echo(f"  weights       {spec.name}.{w.tag}  ({w.hub_id}@{w.revision}, sha256 {w.sha256[:12]}…){'  ' + metrics if metrics else ''}")
+        click.echo(
+            f"  weights       {spec.name}.{w.tag}  ({w.hub_id}@{w.revision}, sha256 {w.sha256[:12]}…)"
+            f"{'  ' + metrics if metrics else ''}"
+        )
 
 
 @click.command("check")
 @click.argument("name")
 @tiny_option
 @set_option
-@click.option("--trials", type=click.IntRange(min=1), default=2, show_default=True, help="Random perturbation trials for causality.")
+@click.option(
+    "--trials",
+    type=click.IntRange(min=1),
+    default=2,
+    show_default=True,
+    help="Random perturbation trials for causality.",
+)
 @click.option("--seed", default=0, show_default=True, help="Seeds the model's random weights and the perturbations.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @threads_option
@@ -116,13 +146,19 @@ def check_cmd(name: str, tiny: bool, overrides: tuple[str, ...], trials: int, se
     spec = get_spec(parse_name(name).arch)
     problems = check_spec(spec)
     if "likelihood" not in spec.capabilities:  # no logits(): no causality to check, and not a failure
-        kind = ("a bounded-likelihood model (a latent variable)" if "likelihood_bound" in spec.capabilities
-                else "an implicit model (a sampler with no logits())")
-        why = (f"zoo check does not apply to {spec.name}: it is {kind}, and the check is of autoregressive "
-               f"models' causality. Its spec (builder, config keys, data_spec): "
-               + ("FAIL: " + "; ".join(problems) if problems else "ok"))
-        click.echo(json.dumps({"model": name, "applies": False, "reason": why, "spec_problems": problems})
-                   if as_json else why)
+        kind = (
+            "a bounded-likelihood model (a latent variable)"
+            if "likelihood_bound" in spec.capabilities
+            else "an implicit model (a sampler with no logits())"
+        )
+        why = (
+            f"zoo check does not apply to {spec.name}: it is {kind}, and the check is of autoregressive "
+            f"models' causality. Its spec (builder, config keys, data_spec): "
+            + ("FAIL: " + "; ".join(problems) if problems else "ok")
+        )
+        click.echo(
+            json.dumps({"model": name, "applies": False, "reason": why, "spec_problems": problems}) if as_json else why
+        )
         if problems:
             raise SystemExit(1)
         return
@@ -134,7 +170,9 @@ def check_cmd(name: str, tiny: bool, overrides: tuple[str, ...], trials: int, se
         if not problems:
             raise
         lines = [f"zoo check {name}", "  spec (builder, config keys, data_spec): FAIL"] + [f"    {p}" for p in problems]
-        raise click.ClickException("\n".join(lines + [f"  the model does not build: {type(e).__name__}: {e}", "  FAILED"])) from e
+        raise click.ClickException(
+            "\n".join(lines + [f"  the model does not build: {type(e).__name__}: {e}", "  FAILED"])
+        ) from e
     report = check(model, name=name, trials=trials, seed=seed)
     report.spec_problems = problems
     click.echo(json.dumps(report.to_dict(), indent=2) if as_json else str(report))
@@ -150,17 +188,23 @@ def _model_for_sampling(name: str, config: dict[str, Any], random_init: bool) ->
     parsed = parse_name(name)
     if parsed.kind != "registry":
         if config or random_init:
-            raise click.UsageError(f"--set, --tiny and --random-init build a registered architecture; {name!r} is "
-                                   "a release folder or Hub repo, sampled as saved")
+            raise click.UsageError(
+                f"--set, --tiny and --random-init build a registered architecture; {name!r} is "
+                "a release folder or Hub repo, sampled as saved"
+            )
         return load(name)
     spec = get_spec(parsed.arch)
     if spec.weights and not random_init and not config:
         return load(name)
     if not random_init:  # say so: these are not the released model's samples
-        why = ("has no released weights yet" if not spec.weights else
-               "'s released weights do not fit a changed config (--set/--tiny)")
-        click.echo(f"note: {spec.name} {why}; sampling from a random initialisation (--random-init hides this note)",
-                   err=True)
+        why = (
+            "has no released weights yet"
+            if not spec.weights
+            else "'s released weights do not fit a changed config (--set/--tiny)"
+        )
+        click.echo(
+            f"note: {spec.name} {why}; sampling from a random initialisation (--random-init hides this note)", err=True
+        )
     return create(name, **config)
 
 
@@ -174,20 +218,38 @@ def _finite(ctx: click.Context, param: click.Parameter, value: float) -> float:
 @click.command("sample")
 @click.argument("name")
 @click.option("-n", "n", type=click.IntRange(min=1), default=16, show_default=True, help="Number of images.")
-@click.option("--out", type=click.Path(dir_okay=False), default="samples.png", show_default=True, help="PNG grid to write.")
+@click.option(
+    "--out", type=click.Path(dir_okay=False), default="samples.png", show_default=True, help="PNG grid to write."
+)
 @click.option("--seed", default=0, show_default=True)
 @click.option("--temperature", type=click.FloatRange(min=0), default=1.0, show_default=True, callback=_finite)
 @click.option("--method", type=click.Choice(["auto", "naive", "fast"]), default="auto", show_default=True)
-@click.option("--complete", "complete", type=click.Path(exists=True, dir_okay=False),
-              help="An image to complete: its top half is kept, the rest sampled.")
+@click.option(
+    "--complete",
+    "complete",
+    type=click.Path(exists=True, dir_okay=False),
+    help="An image to complete: its top half is kept, the rest sampled.",
+)
 @click.option("--keep-rows", type=int, default=None, help="With --complete: rows kept from the top (default: half).")
 @click.option("--random-init", is_flag=True, help="Use random weights even if released weights exist.")
 @click.option("--scale", type=click.IntRange(min=1), default=4, show_default=True, help="Pixel scale of the PNG.")
 @tiny_option
 @set_option
 @threads_option
-def sample_cmd(name: str, n: int, out: str, seed: int, temperature: float, method: str, complete: str | None,
-               keep_rows: int | None, random_init: bool, scale: int, tiny: bool, overrides: tuple[str, ...]) -> None:
+def sample_cmd(
+    name: str,
+    n: int,
+    out: str,
+    seed: int,
+    temperature: float,
+    method: str,
+    complete: str | None,
+    keep_rows: int | None,
+    random_init: bool,
+    scale: int,
+    tiny: bool,
+    overrides: tuple[str, ...],
+) -> None:
     """Sample N images (or complete an image) and write a PNG grid."""
     import time
 

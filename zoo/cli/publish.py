@@ -17,16 +17,33 @@ import click
 @click.option("--revision", default=None, metavar="BRANCH", help="Branch to commit to (created from main if needed).")
 @click.option("--tag", default=None, help="Tag the new commit, e.g. v1.0.")
 @click.option("--private", is_flag=True, help="Create the repo as private.")
-@click.option("--limit", type=click.IntRange(min=1), default=None, metavar="N",
-              help="Verify on a seeded subset of N images: exactly against the card's canonical-subset claims "
-                   "when N is their size (1000), else within 3 standard errors of the subset.")
-@click.option("--rtol", type=click.FloatRange(min=0), default=None,
-              help="Relative tolerance of an exact verification (default 1e-3; also the least tolerance of a "
-                   "statistical one).")
+@click.option(
+    "--limit",
+    type=click.IntRange(min=1),
+    default=None,
+    metavar="N",
+    help="Verify on a seeded subset of N images: exactly against the card's canonical-subset claims "
+    "when N is their size (1000), else within 3 standard errors of the subset.",
+)
+@click.option(
+    "--rtol",
+    type=click.FloatRange(min=0),
+    default=None,
+    help="Relative tolerance of an exact verification (default 1e-3; also the least tolerance of a statistical one).",
+)
 @click.option("--no-verify", is_flag=True, help="Publish without re-running the harness on the card's claims.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
-def publish_cmd(source: str, repo_id: str, revision: str | None, tag: str | None, private: bool,
-                limit: int | None, rtol: float | None, no_verify: bool, as_json: bool) -> None:
+def publish_cmd(
+    source: str,
+    repo_id: str,
+    revision: str | None,
+    tag: str | None,
+    private: bool,
+    limit: int | None,
+    rtol: float | None,
+    no_verify: bool,
+    as_json: bool,
+) -> None:
     """Publish a release folder (NAME's bundled one, or DIR) to the Hub in one commit.
 
     Before uploading, the harness re-runs the card's claims and publishing stops when they
@@ -35,15 +52,43 @@ def publish_cmd(source: str, repo_id: str, revision: str | None, tag: str | None
     from ..release import publish
 
     echo = (lambda s: None) if as_json else click.echo
-    result = publish(source, repo_id, revision=revision, tag=tag, private=private, verify=not no_verify,
-                     limit=limit, rtol=rtol, echo=echo)
+    result = publish(
+        source,
+        repo_id,
+        revision=revision,
+        tag=tag,
+        private=private,
+        verify=not no_verify,
+        limit=limit,
+        rtol=rtol,
+        echo=echo,
+    )
     if as_json:
-        click.echo(json.dumps({
-            "repo_url": result.repo_url, "commit": result.commit, "commit_url": result.commit_url,
-            "revision": result.revision, "tag": result.tag, "files": result.files,
-            "checks": [{"key": c.key, "claimed": c.claimed, "measured": c.measured, "tolerance": c.tolerance, "ok": c.ok,
-                        "kind": c.kind, "note": c.note} for c in result.checks],
-        }, indent=2))
+        click.echo(
+            json.dumps(
+                {
+                    "repo_url": result.repo_url,
+                    "commit": result.commit,
+                    "commit_url": result.commit_url,
+                    "revision": result.revision,
+                    "tag": result.tag,
+                    "files": result.files,
+                    "checks": [
+                        {
+                            "key": c.key,
+                            "claimed": c.claimed,
+                            "measured": c.measured,
+                            "tolerance": c.tolerance,
+                            "ok": c.ok,
+                            "kind": c.kind,
+                            "note": c.note,
+                        }
+                        for c in result.checks
+                    ],
+                },
+                indent=2,
+            )
+        )
         return
     click.echo(f"published {len(result.files)} files to {result.repo_url}")
     click.echo(f"  commit  {result.commit}  ({result.commit_url})")
@@ -55,12 +100,23 @@ def publish_cmd(source: str, repo_id: str, revision: str | None, tag: str | None
 
 @click.command("card")
 @click.argument("directory", type=click.Path(exists=True, file_okay=False))
-@click.option("--metrics", default=None, help="Score the weights with these metrics first (replaces eval.json), "
-                                               "e.g. fid,precision,recall,parzen.")
-@click.option("--limit", type=click.IntRange(min=1), default=None,
-              help="With --metrics: score a seeded random subset of N test images.")
-@click.option("--iw-samples", type=click.IntRange(min=1), default=None,
-              help="With --metrics nll on a bounded model (a VAE): importance samples k of the bound (default 5000).")
+@click.option(
+    "--metrics",
+    default=None,
+    help="Score the weights with these metrics first (replaces eval.json), e.g. fid,precision,recall,parzen.",
+)
+@click.option(
+    "--limit",
+    type=click.IntRange(min=1),
+    default=None,
+    help="With --metrics: score a seeded random subset of N test images.",
+)
+@click.option(
+    "--iw-samples",
+    type=click.IntRange(min=1),
+    default=None,
+    help="With --metrics nll on a bounded model (a VAE): importance samples k of the bound (default 5000).",
+)
 @click.option("--no-progress", is_flag=True, help="No progress bars.")
 def card_cmd(directory: str, metrics: str | None, limit: int | None, iw_samples: int | None, no_progress: bool) -> None:
     """Rewrite the card (README.md) of a release DIRECTORY from its config, training summary and results.
@@ -102,7 +158,9 @@ def cache_group() -> None:
 
 
 @cache_group.command("verify")
-@click.option("--delete", is_flag=True, help="Delete cached files that fail the check (bundled files are never deleted).")
+@click.option(
+    "--delete", is_flag=True, help="Delete cached files that fail the check (bundled files are never deleted)."
+)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def cache_verify_cmd(delete: bool, as_json: bool) -> None:
     """Re-hash the zoo's weights in the bundled folders and the Hugging Face cache."""

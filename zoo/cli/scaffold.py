@@ -38,11 +38,17 @@ FILES = {
 def names(name: str) -> dict[str, str]:
     """The names a plugin for model `name` uses: model, distribution, package, class."""
     if not NAME_RE.fullmatch(name):
-        raise click.BadParameter(f"expected a model name of lower-case letters, digits and single dashes, "
-                                 f"starting with a letter (e.g. 'made' or 'local-window'), got {name!r}",
-                                 param_hint="NAME")
-    return {"name": name, "dist": f"zoo-{name}", "package": "zoo_" + name.replace("-", "_"),
-            "Class": "".join(part.capitalize() for part in name.split("-"))}
+        raise click.BadParameter(
+            f"expected a model name of lower-case letters, digits and single dashes, "
+            f"starting with a letter (e.g. 'made' or 'local-window'), got {name!r}",
+            param_hint="NAME",
+        )
+    return {
+        "name": name,
+        "dist": f"zoo-{name}",
+        "package": "zoo_" + name.replace("-", "_"),
+        "Class": "".join(part.capitalize() for part in name.split("-")),
+    }
 
 
 def write_plugin(name: str, parent: Path) -> Path:
@@ -60,8 +66,9 @@ def write_plugin(name: str, parent: Path) -> Path:
         path.write_text(text)
     cards = root / n["package"] / "cards"
     cards.mkdir()
-    (cards / "README.md").write_text(f"Release folders `{name}.<tag>/` bundled with the plugin "
-                                     f"(WeightsSpec(cards=\"{n['package']}:cards\")).\n")
+    (cards / "README.md").write_text(
+        f'Release folders `{name}.<tag>/` bundled with the plugin (WeightsSpec(cards="{n["package"]}:cards")).\n'
+    )
     return root
 
 
@@ -72,8 +79,14 @@ def plugin_group() -> None:
 
 @plugin_group.command("new")
 @click.argument("name")
-@click.option("--dir", "parent", type=click.Path(file_okay=False), default=".", show_default=True,
-              help="Where to create the plugin's folder zoo-NAME/.")
+@click.option(
+    "--dir",
+    "parent",
+    type=click.Path(file_okay=False),
+    default=".",
+    show_default=True,
+    help="Where to create the plugin's folder zoo-NAME/.",
+)
 def new_cmd(name: str, parent: str) -> None:
     """Write a plugin skeleton for model NAME: pyproject with the entry point, hook module, a small model
     with a fast sampler, a test file using zoo.testing, and a README."""

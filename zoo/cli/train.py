@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import json
+from typing import TYPE_CHECKING
 
 import click
 
 from .models import parse_overrides, threads_option, tiny_option
 
+if TYPE_CHECKING:
+    from ..registry import ModelSpec
 
-def _check_model_options(spec, keys: list[str], extra: dict) -> None:
+
+def _check_model_options(spec: ModelSpec, keys: list[str], extra: dict) -> None:
     """A bare `--set KEY` that is neither a recipe key nor a model option: say what both are."""
     from ..errors import ArgumentError
     from ..specs import builder_options
@@ -20,9 +24,11 @@ def _check_model_options(spec, keys: list[str], extra: dict) -> None:
     unknown = [k for k in keys if options is not None and k not in options]
     if unknown:
         recipe = recipe_keys(extra)
-        raise ArgumentError(f"--set {unknown[0]}: neither a recipe key nor an option of {spec.name}"
-                            f"{did_you_mean(unknown[0], recipe + options)}\n  recipe keys: {', '.join(recipe)}"
-                            f"\n  model options: {', '.join(options)}")
+        raise ArgumentError(
+            f"--set {unknown[0]}: neither a recipe key nor an option of {spec.name}"
+            f"{did_you_mean(unknown[0], recipe + options)}\n  recipe keys: {', '.join(recipe)}"
+            f"\n  model options: {', '.join(options)}"
+        )
 
 
 @click.command("train")
@@ -35,17 +41,36 @@ def _check_model_options(spec, keys: list[str], extra: dict) -> None:
 @click.option("--device", default="auto", show_default=True, help="cpu, cuda or cuda:N; auto = cuda when available.")
 @click.option("--limit", type=click.IntRange(min=1), help="Use only the first N images of the train and valid splits.")
 @click.option("--seed", type=int, help="Override the recipe's seed.")
-@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
-              help="A recipe key (lr=3e-4) or a model option (hidden=32); recipe.KEY= / model.KEY= force one.")
+@click.option(
+    "--set",
+    "overrides",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="A recipe key (lr=3e-4) or a model option (hidden=32); recipe.KEY= / model.KEY= force one.",
+)
 @tiny_option
 @threads_option
 @click.option("--no-eval", is_flag=True, help="Skip the harness on the test split at the end.")
 @click.option("--samples", default=16, show_default=True, help="Images in the release's samples.png (0: none).")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
-def train_cmd(name: str, dataset: str | None, recipe: str, epochs: int | None, out: str | None, resume: bool,
-              device: str, limit: int | None, seed: int | None, overrides: tuple[str, ...], tiny: bool, no_eval: bool,
-              samples: int, quiet: bool, as_json: bool) -> None:
+def train_cmd(
+    name: str,
+    dataset: str | None,
+    recipe: str,
+    epochs: int | None,
+    out: str | None,
+    resume: bool,
+    device: str,
+    limit: int | None,
+    seed: int | None,
+    overrides: tuple[str, ...],
+    tiny: bool,
+    no_eval: bool,
+    samples: int,
+    quiet: bool,
+    as_json: bool,
+) -> None:
     """Train NAME: recipe, EMA, validation every epoch, checkpoints, a release folder.
 
     --set KEY=VALUE sets a recipe key (lr, batch_size, ema_decay, ...) or, when
@@ -68,9 +93,21 @@ def train_cmd(name: str, dataset: str | None, recipe: str, epochs: int | None, o
     _check_model_options(spec, [k for k in cfg_over if k in pairs], extra)
     try:
         result = train(
-            name, dataset=dataset, recipe=recipe, epochs=epochs, out=out, resume=resume, device=device,
-            limit=limit, overrides=rec_over, config=cfg_over, tiny=tiny, seed=seed, progress=not quiet,
-            evaluate=not no_eval, samples=samples,
+            name,
+            dataset=dataset,
+            recipe=recipe,
+            epochs=epochs,
+            out=out,
+            resume=resume,
+            device=device,
+            limit=limit,
+            overrides=rec_over,
+            config=cfg_over,
+            tiny=tiny,
+            seed=seed,
+            progress=not quiet,
+            evaluate=not no_eval,
+            samples=samples,
         )
     except KeyboardInterrupt:
         click.echo("interrupted; continue with the same command and --resume", err=True)
@@ -78,19 +115,29 @@ def train_cmd(name: str, dataset: str | None, recipe: str, epochs: int | None, o
     if result.release_dir is None:  # ranks other than 0 print nothing
         return
     summary = {
-        "out": str(result.out), "release": str(result.release_dir), "epochs": result.epochs, "steps": result.steps,
-        "best_epoch": result.best_epoch, "best_valid_nll": result.best_valid_nll,
-        "best_valid_bpd": (result.model.data_spec.bits_per_dim(result.best_valid_nll)
-                           if result.best_valid_nll is not None else None),
-        "wall_time_s": round(result.wall_time_s, 1), "eval": result.eval,
+        "out": str(result.out),
+        "release": str(result.release_dir),
+        "epochs": result.epochs,
+        "steps": result.steps,
+        "best_epoch": result.best_epoch,
+        "best_valid_nll": result.best_valid_nll,
+        "best_valid_bpd": (
+            result.model.data_spec.bits_per_dim(result.best_valid_nll) if result.best_valid_nll is not None else None
+        ),
+        "wall_time_s": round(result.wall_time_s, 1),
+        "eval": result.eval,
     }
     if as_json:
         click.echo(json.dumps(summary, indent=2, default=str))
         return
     if result.best_valid_nll is not None:
-        click.echo(f"best valid NLL {result.best_valid_nll:.3f} nats/image ({summary['best_valid_bpd']:.4f} bits/dim) "
-                   f"at epoch {result.best_epoch}")
-    click.echo(f"{result.epochs} epochs, {result.steps} steps, {summary['wall_time_s']} s; release in {result.release_dir}")
+        click.echo(
+            f"best valid NLL {result.best_valid_nll:.3f} nats/image ({summary['best_valid_bpd']:.4f} bits/dim) "
+            f"at epoch {result.best_epoch}"
+        )
+    click.echo(
+        f"{result.epochs} epochs, {result.steps} steps, {summary['wall_time_s']} s; release in {result.release_dir}"
+    )
 
 
 COMMANDS = [train_cmd]

@@ -22,22 +22,45 @@ register their datasets, and `zoo list` must stay fast).
 from __future__ import annotations
 
 import fnmatch
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 from ..errors import ArgumentError, UnknownNameError, ZooError
 from ..protocols import DataSpec
 from ..util import did_you_mean
-from .cache import DataError, array_checksum, atomic_write, cache_dir, file_digest, progress_bar, read_arrays, save_arrays
+from .cache import (
+    DataError,
+    array_checksum,
+    atomic_write,
+    cache_dir,
+    file_digest,
+    progress_bar,
+    read_arrays,
+    save_arrays,
+)
 
 if TYPE_CHECKING:  # pragma: no cover
     import numpy as np
     import torch
 
 __all__ = [
-    "Dataset", "CachedDataset", "DataError", "list_datasets", "get_dataset", "default_dataset", "load_split", "cache_dir",
-    "array_checksum", "atomic_write", "file_digest", "save_arrays", "read_arrays", "progress_bar",
+    "Dataset",
+    "CachedDataset",
+    "DataError",
+    "list_datasets",
+    "get_dataset",
+    "default_dataset",
+    "load_split",
+    "cache_dir",
+    "array_checksum",
+    "atomic_write",
+    "file_digest",
+    "save_arrays",
+    "read_arrays",
+    "progress_bar",
 ]
+
 
 class Dataset:
     """What the harness and the trainer need from a dataset.
@@ -63,7 +86,7 @@ class Dataset:
                 raise TypeError(f"{type(self).__name__}: unknown attribute {key!r}")
             setattr(self, key, value)
 
-    def load(self, split: str) -> "tuple[torch.Tensor, torch.Tensor | None]":
+    def load(self, split: str) -> tuple[torch.Tensor, torch.Tensor | None]:
         """`(x, y)`: images as uint8 levels `(N, C, H, W)`, labels int64 `(N,)` or None."""
         raise NotImplementedError
 
@@ -75,12 +98,18 @@ class Dataset:
         """Whether `load(split)` works without a prepare step (shipped or already cached)."""
         raise NotImplementedError
 
-    def prepare(self, splits: Sequence[str] | None = None, *, source: str | Path | None = None,
-                progress: bool = True, force: bool = False) -> dict[str, str]:
+    def prepare(
+        self,
+        splits: Sequence[str] | None = None,
+        *,
+        source: str | Path | None = None,
+        progress: bool = True,
+        force: bool = False,
+    ) -> dict[str, str]:
         """Make `splits` (default: all) loadable; return `{split: checksum}`."""
         return {s: self.checksum(s) for s in self._splits(splits)}
 
-    def redraw(self, split: str, *, seed: int, epoch: int) -> "tuple[torch.Tensor, torch.Tensor | None]":
+    def redraw(self, split: str, *, seed: int, epoch: int) -> tuple[torch.Tensor, torch.Tensor | None]:
         """A fresh random draw of a stochastic split, like `load` (e.g. dynamic binarization).
 
         The same `(seed, epoch)` gives the same images on every machine, so a
@@ -160,7 +189,7 @@ class CachedDataset(Dataset):
         shipped = self._shipped_path(self.check_split(split))
         return (shipped is not None and shipped.is_file()) or self.cache_path(split).is_file()
 
-    def load(self, split: str) -> "tuple[torch.Tensor, torch.Tensor | None]":
+    def load(self, split: str) -> tuple[torch.Tensor, torch.Tensor | None]:
         import torch
 
         x, y = self.load_numpy(split)
@@ -172,13 +201,19 @@ class CachedDataset(Dataset):
             return pinned
         return self._read(split)[2]
 
-    def load_numpy(self, split: str) -> "tuple[np.ndarray, np.ndarray | None]":
+    def load_numpy(self, split: str) -> tuple[np.ndarray, np.ndarray | None]:
         """`load` without torch: uint8 `(N, C, H, W)`, int64 `(N,)` or None."""
         x, y, _ = self._read(split)
         return x, y
 
-    def prepare(self, splits: Sequence[str] | None = None, *, source: str | Path | None = None,
-                progress: bool = True, force: bool = False) -> dict[str, str]:
+    def prepare(
+        self,
+        splits: Sequence[str] | None = None,
+        *,
+        source: str | Path | None = None,
+        progress: bool = True,
+        force: bool = False,
+    ) -> dict[str, str]:
         """Read the source and write the missing splits (all with `force`) to the cache.
 
         Splits shipped with the package are not written. Returns `{split: checksum}`
@@ -191,12 +226,14 @@ class CachedDataset(Dataset):
             arrays = self.build(todo, source=source, progress=progress)
             for s in todo:
                 x, y = arrays[s]
-                save_arrays(self.cache_path(s), x, y, levels=self.data_spec.levels,
-                            expected_sha256=self.checksums.get(s))
+                save_arrays(
+                    self.cache_path(s), x, y, levels=self.data_spec.levels, expected_sha256=self.checksums.get(s)
+                )
         return {s: self.checksum(s) for s in wanted}
 
-    def build(self, splits: Sequence[str] | None = None, *, source: str | Path | None = None,
-              progress: bool = False) -> dict[str, Any]:
+    def build(
+        self, splits: Sequence[str] | None = None, *, source: str | Path | None = None, progress: bool = False
+    ) -> dict[str, Any]:
         """Read the source into numpy arrays `{split: (x, y)}` without touching the cache."""
         wanted = self._splits(splits)
         src = Path(source).expanduser() if source is not None else self.default_source()
@@ -212,31 +249,44 @@ class CachedDataset(Dataset):
     def _check_arrays(self, split: str, x: Any, y: Any, *, count: bool = True) -> None:
         spec = self.data_spec
         if x.ndim != 4 or tuple(x.shape[1:]) != spec.shape:
-            raise DataError(f"{self.name}/{split}: expected images (N, {spec.channels}, {spec.height}, "
-                            f"{spec.width}), the source gave shape {tuple(x.shape)}")
+            raise DataError(
+                f"{self.name}/{split}: expected images (N, {spec.channels}, {spec.height}, "
+                f"{spec.width}), the source gave shape {tuple(x.shape)}"
+            )
         want = self.sizes.get(split) if count else None
         if want is not None and x.shape[0] != want:
             raise DataError(f"{self.name}/{split}: expected {want} images, the source gave {x.shape[0]}")
         if x.size and (int(x.min()) < 0 or int(x.max()) >= spec.levels):
-            raise DataError(f"{self.name}/{split}: expected levels in [0, {spec.levels}), got values in "
-                            f"[{int(x.min())}, {int(x.max())}]")
+            raise DataError(
+                f"{self.name}/{split}: expected levels in [0, {spec.levels}), got values in "
+                f"[{int(x.min())}, {int(x.max())}]"
+            )
         if y is not None and (y.shape != (x.shape[0],)):
             raise DataError(f"{self.name}/{split}: expected {x.shape[0]} labels, got shape {tuple(y.shape)}")
         if y is not None and self.num_classes is not None and y.size and (y.min() < 0 or y.max() >= self.num_classes):
-            raise DataError(f"{self.name}/{split}: labels must lie in [0, {self.num_classes}), "
-                            f"got [{y.min()}, {y.max()}]")
+            raise DataError(
+                f"{self.name}/{split}: labels must lie in [0, {self.num_classes}), got [{y.min()}, {y.max()}]"
+            )
 
     def _read(self, split: str) -> Any:
         shipped = self._shipped_path(self.check_split(split))
         if shipped is not None and shipped.is_file():
-            return self._checked(split, shipped, read_arrays(shipped, expected_sha256=self.checksums.get(split),
-                                                             hint="the installed package is damaged; reinstall the zoo"))
+            return self._checked(
+                split,
+                shipped,
+                read_arrays(
+                    shipped,
+                    expected_sha256=self.checksums.get(split),
+                    hint="the installed package is damaged; reinstall the zoo",
+                ),
+            )
         path = self.cache_path(split)
         if not path.exists():  # (a folder in its place is reported by read_arrays)
             if self.default_source() is None:
                 raise DataError(
                     f"dataset {self.name!r} split {split!r} is not prepared (looked in {path}); "
-                    f"run `zoo data prepare {self.name} --source DIR`" + (f". {self.prepare_hint}" if self.prepare_hint else "")
+                    f"run `zoo data prepare {self.name} --source DIR`"
+                    + (f". {self.prepare_hint}" if self.prepare_hint else "")
                 )
             self.prepare([split])
         hint = f"run `zoo data prepare {self.name}` to prepare it again"
@@ -270,7 +320,7 @@ def list_datasets(pattern: str = "*") -> list[str]:
     return sorted(n for n in _registered() if fnmatch.fnmatchcase(n, pattern))
 
 
-def get_dataset(name: "str | Dataset") -> Dataset:
+def get_dataset(name: str | Dataset) -> Dataset:
     """The registered dataset `name` (a `Dataset` passes through); unknown names list close matches."""
     if not isinstance(name, str):
         if hasattr(name, "load") and hasattr(name, "data_spec"):
@@ -301,10 +351,12 @@ def default_dataset(data_spec: DataSpec, preferred: Sequence[str] = (), split: s
         matching = ready if len(ready) == 1 else matching
     if len(matching) == 1:
         return matching[0]
-    raise ZooError(f"which dataset? pass --dataset (dataset= in Python); registered datasets with images "
-                   f"{data_spec}: {', '.join(matching) or 'none'}")
+    raise ZooError(
+        f"which dataset? pass --dataset (dataset= in Python); registered datasets with images "
+        f"{data_spec}: {', '.join(matching) or 'none'}"
+    )
 
 
-def load_split(name: "str | Dataset", split: str) -> "tuple[torch.Tensor, torch.Tensor | None]":
+def load_split(name: str | Dataset, split: str) -> tuple[torch.Tensor, torch.Tensor | None]:
     """`get_dataset(name).load(split)`: uint8 levels `(N, C, H, W)` and int64 labels or None."""
     return get_dataset(name).load(split)

@@ -29,8 +29,15 @@ if TYPE_CHECKING:  # pragma: no cover
     import numpy as np
 
 __all__ = [
-    "DataError", "cache_dir", "array_checksum", "atomic_write", "save_arrays", "read_arrays",
-    "file_digest", "progress_bar", "FORMAT_VERSION",
+    "DataError",
+    "cache_dir",
+    "array_checksum",
+    "atomic_write",
+    "save_arrays",
+    "read_arrays",
+    "file_digest",
+    "progress_bar",
+    "FORMAT_VERSION",
 ]
 
 FORMAT_VERSION = 1
@@ -65,7 +72,7 @@ def array_checksum(x: Any, y: Any = None) -> str:
 
     import numpy as np
 
-    def as_numpy(a: Any) -> "np.ndarray":
+    def as_numpy(a: Any) -> np.ndarray:
         return a.detach().cpu().numpy() if hasattr(a, "detach") else np.asarray(a)
 
     xa = as_numpy(x)
@@ -82,8 +89,14 @@ def array_checksum(x: Any, y: Any = None) -> str:
     return h.hexdigest()
 
 
-def save_arrays(path: str | os.PathLike, x: "np.ndarray", y: "np.ndarray | None" = None, *,
-                levels: int = 256, expected_sha256: str | None = None) -> str:
+def save_arrays(
+    path: str | os.PathLike,
+    x: np.ndarray,
+    y: np.ndarray | None = None,
+    *,
+    levels: int = 256,
+    expected_sha256: str | None = None,
+) -> str:
     """Write a prepared split atomically and return its checksum.
 
     `x` is uint8-compatible `(N, C, H, W)` levels, `y` labels `(N,)` or None.
@@ -122,8 +135,9 @@ def save_arrays(path: str | os.PathLike, x: "np.ndarray", y: "np.ndarray | None"
     return digest
 
 
-def read_arrays(path: str | os.PathLike, *, expected_sha256: str | None = None,
-                remove_bad: bool = False, hint: str = "") -> tuple["np.ndarray", "np.ndarray | None", str]:
+def read_arrays(
+    path: str | os.PathLike, *, expected_sha256: str | None = None, remove_bad: bool = False, hint: str = ""
+) -> tuple[np.ndarray, np.ndarray | None, str]:
     """Read a prepared split: `(x uint8 (N, C, H, W), y int64 (N,) or None, sha256)`.
 
     The checksum is recomputed and compared with the one stored in the file
@@ -144,8 +158,9 @@ def read_arrays(path: str | os.PathLike, *, expected_sha256: str | None = None,
         return DataError(f"{path}: {reason}{gone}{'; ' + hint if hint else ''}")
 
     if path.is_dir():  # never removed: a folder may hold anything
-        raise DataError(f"{path} is a directory, where a data file (.npz) belongs; move it away"
-                        f"{'; then ' + hint if hint else ''}")
+        raise DataError(
+            f"{path} is a directory, where a data file (.npz) belongs; move it away{'; then ' + hint if hint else ''}"
+        )
     try:
         loaded = np.load(path, allow_pickle=False)
         if not isinstance(loaded, np.lib.npyio.NpzFile):  # a bare .npy array under the .npz name
@@ -197,9 +212,8 @@ class _NoBar:
     def close(self) -> None:
         pass
 
-    def __enter__(self) -> "_NoBar":
+    def __enter__(self) -> _NoBar:
         return self
 
     def __exit__(self, *exc: Any) -> None:
         pass
-

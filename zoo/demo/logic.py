@@ -20,8 +20,9 @@ from __future__ import annotations
 import math
 import threading
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Callable, Sequence
+from typing import TYPE_CHECKING, Any
 
 from ..errors import ArgumentError, UnknownNameError, ZooError
 from ..registry import info, list_models
@@ -30,8 +31,16 @@ from ..util import did_you_mean, is_int
 if TYPE_CHECKING:
     import torch
 
-__all__ = ["Demo", "Score", "MAX_SAMPLES", "MAX_COMPLETIONS", "BOUND_SAMPLES", "grey_size", "grey_to_levels",
-           "likelihood_of"]
+__all__ = [
+    "Demo",
+    "Score",
+    "MAX_SAMPLES",
+    "MAX_COMPLETIONS",
+    "BOUND_SAMPLES",
+    "grey_size",
+    "grey_to_levels",
+    "likelihood_of",
+]
 
 MAX_SAMPLES = 64  # a sample grid (README, Benchmarks: the fast samplers draw 16 digits in 1-2 s on 2 idle cores)
 MAX_COMPLETIONS = 16
@@ -58,8 +67,14 @@ class Score:
         return self.note
 
     def to_dict(self) -> dict[str, Any]:
-        return {"release": self.release, "kind": self.kind, "nll": self.nll, "bits_per_dim": self.bits_per_dim,
-                "note": self.note, "text": self.text}
+        return {
+            "release": self.release,
+            "kind": self.kind,
+            "nll": self.nll,
+            "bits_per_dim": self.bits_per_dim,
+            "note": self.note,
+            "text": self.text,
+        }
 
 
 def grey_size(grey: Any) -> tuple[int, int]:
@@ -72,7 +87,7 @@ def grey_size(grey: Any) -> tuple[int, int]:
     return len(grey), widths.pop()
 
 
-def grey_to_levels(grey: Any, spec: Any) -> "torch.Tensor":
+def grey_to_levels(grey: Any, spec: Any) -> torch.Tensor:
     """8-bit grey values, a list of `spec.height` rows of `spec.width` ints in [0, 255], to levels `(C, H, W)`;
     a colour model gets the grey image in every channel. Anything else raises `ArgumentError`."""
     want = f"{spec.height} rows of {spec.width} grey values in [0, 255]"
@@ -90,7 +105,7 @@ def grey_to_levels(grey: Any, spec: Any) -> "torch.Tensor":
     return levels.unsqueeze(0).expand(spec.channels, -1, -1).contiguous()
 
 
-def likelihood_of(model: Any, x: "torch.Tensor", release: str) -> Score:
+def likelihood_of(model: Any, x: torch.Tensor, release: str) -> Score:
     """Score images `x` `(1, C, H, W)` by what the model offers: exact, a bound, or nothing (implicit)."""
     import torch
 
@@ -101,12 +116,17 @@ def likelihood_of(model: Any, x: "torch.Tensor", release: str) -> Score:
             return Score(release, "exact", nll, nll / (dims * math.log(2)))
         if callable(getattr(model, "log_prob_bound", None)):
             nll = -float(model.log_prob_bound(x, BOUND_SAMPLES)[0])
-            return Score(release, "bound", nll, nll / (dims * math.log(2)),
-                         note=f"upper bound on the NLL: importance-weighted, k={BOUND_SAMPLES}")
+            return Score(
+                release,
+                "bound",
+                nll,
+                nll / (dims * math.log(2)),
+                note=f"upper bound on the NLL: importance-weighted, k={BOUND_SAMPLES}",
+            )
     return Score(release, "implicit", note="implicit model: no likelihood")
 
 
-def _seeded(seed: Any) -> "torch.Generator":
+def _seeded(seed: Any) -> torch.Generator:
     import torch
 
     if not is_int(seed) or not 0 <= seed < 2**63:
@@ -148,8 +168,17 @@ class Demo:
             except UnknownNameError:  # a Hub or folder name: known once loaded
                 spec = None
             d = spec.data_spec if spec is not None else self.model(name).data_spec
-            out.append({"name": name, "family": spec.family if spec else "", "summary": spec.summary if spec else "",
-                        "channels": d.channels, "height": d.height, "width": d.width, "levels": d.levels})
+            out.append(
+                {
+                    "name": name,
+                    "family": spec.family if spec else "",
+                    "summary": spec.summary if spec else "",
+                    "channels": d.channels,
+                    "height": d.height,
+                    "width": d.width,
+                    "levels": d.levels,
+                }
+            )
         return out
 
     def default_release(self) -> str | None:
@@ -181,7 +210,7 @@ class Demo:
                 except ZooError:
                     pass
 
-    def sample_grid(self, release: str, n: int, seed: int, temperature: float) -> "tuple[torch.Tensor, float]":
+    def sample_grid(self, release: str, n: int, seed: int, temperature: float) -> tuple[torch.Tensor, float]:
         """`n` samples `(n, C, H, W)` and the seconds they took; the same images as
         `zoo sample RELEASE -n N --seed SEED --temperature T`."""
         from ..sampling import check_sample_args, sample
@@ -195,8 +224,9 @@ class Demo:
             x = sample(model, n, generator=g, temperature=temperature)
             return x, time.perf_counter() - t0
 
-    def complete(self, release: str, grey: Any, keep_rows: int, n: int, seed: int,
-                 temperature: float) -> "tuple[torch.Tensor, torch.Tensor, float]":
+    def complete(
+        self, release: str, grey: Any, keep_rows: int, n: int, seed: int, temperature: float
+    ) -> tuple[torch.Tensor, torch.Tensor, float]:
         """Keep the top `keep_rows` rows of a drawing and let the model draw the rest, `n` times.
         Returns the kept image (levels, `(C, H, W)`), the completions `(n, C, H, W)` and the seconds."""
         import torch

@@ -41,7 +41,7 @@ def png_data_url(x: Any, levels: int, nrow: int, *, grey_from_row: int | None = 
     pad = 2  # make_grid's border
     grid = make_grid(x, levels, nrow=nrow, pad=pad)
     if grey_from_row is not None:
-        grid[pad + grey_from_row:pad + x.shape[2], pad:pad + x.shape[3]] = 128
+        grid[pad + grey_from_row : pad + x.shape[2], pad : pad + x.shape[3]] = 128
     buf = io.BytesIO()
     Image.fromarray(grid[..., 0] if grid.shape[-1] == 1 else grid).save(buf, format="PNG")
     return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
@@ -64,11 +64,21 @@ def _actions(demo: Demo) -> dict[str, Any]:
 
     def complete(body: dict[str, Any]) -> dict[str, Any]:
         release, n = _field(body, "release"), _field(body, "n")
-        known, x, seconds = demo.complete(release, _field(body, "image"), _field(body, "keep_rows"), n,
-                                          _field(body, "seed"), _field(body, "temperature"))
+        known, x, seconds = demo.complete(
+            release,
+            _field(body, "image"),
+            _field(body, "keep_rows"),
+            n,
+            _field(body, "seed"),
+            _field(body, "temperature"),
+        )
         levels = demo.model(release).data_spec.levels
-        return {"given": png_data_url(known.unsqueeze(0), levels, nrow=1, grey_from_row=body["keep_rows"]),
-                "image": png_data_url(x, levels, nrow=n), "seconds": seconds, "n": n}
+        return {
+            "given": png_data_url(known.unsqueeze(0), levels, nrow=1, grey_from_row=body["keep_rows"]),
+            "image": png_data_url(x, levels, nrow=n),
+            "seconds": seconds,
+            "n": n,
+        }
 
     def score(body: dict[str, Any]) -> dict[str, Any]:
         return {"scores": [s.to_dict() for s in demo.score(_field(body, "image"))]}
@@ -100,8 +110,17 @@ def make_server(demo: Demo, host: str = "127.0.0.1", port: int = 7860) -> Thread
             if self.path == "/":
                 self._send(HTTPStatus.OK, page, "text/html; charset=utf-8")
             elif self.path == "/api/releases":
-                self._answer(lambda: {"releases": demo.describe(), "default": demo.default_release(), "limits": {
-                    "samples": MAX_SAMPLES, "completions": MAX_COMPLETIONS, "bound_samples": BOUND_SAMPLES}})
+                self._answer(
+                    lambda: {
+                        "releases": demo.describe(),
+                        "default": demo.default_release(),
+                        "limits": {
+                            "samples": MAX_SAMPLES,
+                            "completions": MAX_COMPLETIONS,
+                            "bound_samples": BOUND_SAMPLES,
+                        },
+                    }
+                )
             else:
                 self._json(HTTPStatus.NOT_FOUND, {"error": f"no page {self.path!r}"})
 
@@ -112,8 +131,9 @@ def make_server(demo: Demo, host: str = "127.0.0.1", port: int = 7860) -> Thread
                 return
             size = int(self.headers.get("Content-Length") or 0)
             if size > MAX_BODY:
-                self._json(HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
-                           {"error": f"a request of {size} bytes; at most {MAX_BODY}"})
+                self._json(
+                    HTTPStatus.REQUEST_ENTITY_TOO_LARGE, {"error": f"a request of {size} bytes; at most {MAX_BODY}"}
+                )
                 return
             try:
                 body = json.loads(self.rfile.read(size) or b"null")

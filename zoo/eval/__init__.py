@@ -11,9 +11,14 @@ from __future__ import annotations
 from ..util import lazy_getattr
 
 _EXPORTS = {
-    "evaluate": "harness", "EvalContext": "harness", "NotApplicable": "harness", "list_metrics": "harness",
-    "EvalResult": "result", "format_table": "result",
-    "Metric": "metric", "MetricValue": "metric",
+    "evaluate": "harness",
+    "EvalContext": "harness",
+    "NotApplicable": "harness",
+    "list_metrics": "harness",
+    "EvalResult": "result",
+    "format_table": "result",
+    "Metric": "metric",
+    "MetricValue": "metric",
     "write_report": "report",
 }
 

@@ -52,14 +52,27 @@ DEFAULT_CONFIG: dict[str, Any] = {
 class ReferenceClassifier(nn.Module):
     """A timm ResNet on integer levels: `forward(x) -> logits`, `features(x) -> (B, channels[-1])`."""
 
-    def __init__(self, in_chans: int = 1, levels: int = 2, num_classes: int = 10,
-                 layers: list[int] = (1, 1, 1, 1), channels: list[int] = (16, 32, 64, 128), stem_width: int = 16):
+    def __init__(
+        self,
+        in_chans: int = 1,
+        levels: int = 2,
+        num_classes: int = 10,
+        layers: list[int] = (1, 1, 1, 1),
+        channels: list[int] = (16, 32, 64, 128),
+        stem_width: int = 16,
+    ):
         super().__init__()
         from timm.models.resnet import BasicBlock, ResNet
 
         self.levels = levels
-        self.net = ResNet(block=BasicBlock, layers=tuple(layers), channels=tuple(channels), stem_width=stem_width,
-                          in_chans=in_chans, num_classes=num_classes)
+        self.net = ResNet(
+            block=BasicBlock,
+            layers=tuple(layers),
+            channels=tuple(channels),
+            stem_width=stem_width,
+            in_chans=in_chans,
+            num_classes=num_classes,
+        )
 
     def _prep(self, x: torch.Tensor) -> torch.Tensor:
         return scale_input(x, self.levels, torch.float32)  # levels -> [-1, 1]
@@ -76,18 +89,24 @@ def weights_dir(dataset: str) -> Path:
     return WEIGHTS_ROOT / f"classifier-{dataset}"
 
 
-def load_classifier(folder: str | Path, *, device: str | torch.device = "cpu") -> tuple[ReferenceClassifier, dict[str, Any]]:
+def load_classifier(
+    folder: str | Path, *, device: str | torch.device = "cpu"
+) -> tuple[ReferenceClassifier, dict[str, Any]]:
     """Build the classifier of `folder/config.json`, check the weights' sha256, load them strictly."""
     from safetensors.torch import load_file
 
     folder = Path(folder)
     cfg_path, w_path = folder / "config.json", folder / "model.safetensors"
     if not cfg_path.is_file() or not w_path.is_file():
-        raise WeightsError(f"{folder} does not hold a reference classifier (expected config.json and model.safetensors)")
+        raise WeightsError(
+            f"{folder} does not hold a reference classifier (expected config.json and model.safetensors)"
+        )
     cfg = json.loads(cfg_path.read_text())
     sha = sha256_file(w_path)
     if sha != cfg.get("sha256"):
-        raise WeightsError(f"{w_path}: sha256 is {sha}, config.json expects {cfg.get('sha256')}; the file is corrupt or was replaced")
+        raise WeightsError(
+            f"{w_path}: sha256 is {sha}, config.json expects {cfg.get('sha256')}; the file is corrupt or was replaced"
+        )
     model = ReferenceClassifier(**cfg["config"])
     model.load_state_dict(load_file(w_path), strict=True)
     return model.to(device).eval(), cfg
@@ -103,8 +122,7 @@ class _Features(nn.Module):
         return self.model.features(x)
 
 
-def load_reference(dataset: str, *, data_spec: DataSpec | None = None,
-                   device: str | torch.device = "cpu") -> _Features:
+def load_reference(dataset: str, *, data_spec: DataSpec | None = None, device: str | torch.device = "cpu") -> _Features:
     """The feature extractor of `dataset`'s reference classifier (images of levels -> `(B, D)`).
 
     Raises `NotApplicable` (so that fid, precision and recall report n/a) when
@@ -114,17 +132,26 @@ def load_reference(dataset: str, *, data_spec: DataSpec | None = None,
 
     folder = weights_dir(dataset)
     if not folder.is_dir():
-        known = sorted(p.name.removeprefix("classifier-") for p in WEIGHTS_ROOT.glob("classifier-*")) if WEIGHTS_ROOT.is_dir() else []
-        raise NotApplicable(f"no reference classifier for dataset {dataset!r} (the zoo has: {', '.join(known) or 'none'}); "
-                            f"train one with `python -m zoo.eval.classifier train --dataset {dataset}`")
+        known = (
+            sorted(p.name.removeprefix("classifier-") for p in WEIGHTS_ROOT.glob("classifier-*"))
+            if WEIGHTS_ROOT.is_dir()
+            else []
+        )
+        raise NotApplicable(
+            f"no reference classifier for dataset {dataset!r} (the zoo has: {', '.join(known) or 'none'}); "
+            f"train one with `python -m zoo.eval.classifier train --dataset {dataset}`"
+        )
     model, cfg = load_classifier(folder, device=device)
     if data_spec is not None and DataSpec.from_dict(cfg["data_spec"]) != data_spec:
-        raise ZooError(f"the reference classifier in {folder} takes images of {DataSpec.from_dict(cfg['data_spec'])}, "
-                       f"the dataset has {data_spec}")
+        raise ZooError(
+            f"the reference classifier in {folder} takes images of {DataSpec.from_dict(cfg['data_spec'])}, "
+            f"the dataset has {data_spec}"
+        )
     return _Features(model)
 
 
 # -- training and checking ---------------------------------------------------------
+
 
 def _shift(x: torch.Tensor, g: torch.Generator, max_shift: int = 2) -> torch.Tensor:
     """Translate each image by up to `max_shift` pixels (zero padding): the only augmentation."""
@@ -144,12 +171,21 @@ def accuracy(model: ReferenceClassifier, x: torch.Tensor, y: torch.Tensor, batch
     model.eval()
     correct = 0
     for i in range(0, x.shape[0], batch_size):
-        correct += int((model(x[i:i + batch_size].long()).argmax(1) == y[i:i + batch_size]).sum())
+        correct += int((model(x[i : i + batch_size].long()).argmax(1) == y[i : i + batch_size]).sum())
     return correct / x.shape[0]
 
 
-def train(dataset: str = "binarized-mnist", *, epochs: int = 8, batch_size: int = 128, lr: float = 3e-3,
-          seed: int = 0, out: str | Path | None = None, threads: int = 1, progress: bool = True) -> dict[str, Any]:
+def train(
+    dataset: str = "binarized-mnist",
+    *,
+    epochs: int = 8,
+    batch_size: int = 128,
+    lr: float = 3e-3,
+    seed: int = 0,
+    out: str | Path | None = None,
+    threads: int = 1,
+    progress: bool = True,
+) -> dict[str, Any]:
     """Train the reference classifier on the train split, write config.json + model.safetensors to `out`."""
     from safetensors.torch import save_file
     from tqdm.auto import tqdm
@@ -175,9 +211,11 @@ def train(dataset: str = "binarized-mnist", *, epochs: int = 8, batch_size: int 
     for epoch in range(epochs):
         model.train()
         perm = torch.randperm(x.shape[0], generator=g)
-        bar = tqdm(range(0, x.shape[0], batch_size), desc=f"epoch {epoch + 1}/{epochs}", disable=not progress, leave=False)
+        bar = tqdm(
+            range(0, x.shape[0], batch_size), desc=f"epoch {epoch + 1}/{epochs}", disable=not progress, leave=False
+        )
         for i in bar:
-            idx = perm[i:i + batch_size]
+            idx = perm[i : i + batch_size]
             xb = _shift(x[idx].float(), g)  # still levels, as floats
             loss = nn.functional.cross_entropy(model(xb), y[idx])
             opt.zero_grad(set_to_none=True)
@@ -185,7 +223,11 @@ def train(dataset: str = "binarized-mnist", *, epochs: int = 8, batch_size: int 
             opt.step()
             sched.step()
             bar.set_postfix(loss=f"{loss.item():.3f}")
-        entry = {"epoch": epoch + 1, "loss": round(loss.item(), 4), "minutes": round((time.perf_counter() - t0) / 60, 2)}
+        entry = {
+            "epoch": epoch + 1,
+            "loss": round(loss.item(), 4),
+            "minutes": round((time.perf_counter() - t0) / 60, 2),
+        }
         if xv is not None:
             entry["valid_accuracy"] = accuracy(model, xv, yv)
         log.append(entry)
@@ -207,10 +249,19 @@ def train(dataset: str = "binarized-mnist", *, epochs: int = 8, batch_size: int 
         "parameters": sum(p.numel() for p in model.parameters()),
         "test_accuracy": test_acc,
         "test_n": int(xt.shape[0]),
-        "train": {"epochs": epochs, "batch_size": batch_size, "lr": lr, "optimizer": "AdamW, one-cycle",
-                  "weight_decay": 5e-4, "augmentation": "random shifts of up to 2 pixels", "seed": seed,
-                  "threads": threads, "minutes": round((time.perf_counter() - t0) / 60, 2),
-                  "torch": torch.__version__, "log": log},
+        "train": {
+            "epochs": epochs,
+            "batch_size": batch_size,
+            "lr": lr,
+            "optimizer": "AdamW, one-cycle",
+            "weight_decay": 5e-4,
+            "augmentation": "random shifts of up to 2 pixels",
+            "seed": seed,
+            "threads": threads,
+            "minutes": round((time.perf_counter() - t0) / 60, 2),
+            "torch": torch.__version__,
+            "log": log,
+        },
         "sha256": sha256_file(w_path),
         "reproduce": f"python -m zoo.eval.classifier train --dataset {dataset} --epochs {epochs} --seed {seed}",
         "check": f"python -m zoo.eval.classifier accuracy --dataset {dataset}",
@@ -225,39 +276,41 @@ def card(meta: dict[str, Any]) -> str:
     acc = meta["test_accuracy"]
     t = meta["train"]
     c = meta["config"]
-    log = "\n".join(f"| {e['epoch']} | {e['loss']} | {100 * e.get('valid_accuracy', float('nan')):.2f}% | {e['minutes']} |"
-                     for e in t["log"])
+    log = "\n".join(
+        f"| {e['epoch']} | {e['loss']} | {100 * e.get('valid_accuracy', float('nan')):.2f}% | {e['minutes']} |"
+        for e in t["log"]
+    )
     return f"""---
 license: apache-2.0
 library_name: timm
 tags: [zoo, image-classification, reference-classifier, fid]
-datasets: [{meta['dataset']}]
+datasets: [{meta["dataset"]}]
 model-index:
-- name: classifier-{meta['dataset']}
+- name: classifier-{meta["dataset"]}
   results:
   - task: {{type: image-classification}}
-    dataset: {{name: {meta['dataset']}, type: {meta['dataset']}, split: test}}
+    dataset: {{name: {meta["dataset"]}, type: {meta["dataset"]}, split: test}}
     metrics:
     - {{type: accuracy, value: {acc:.4f}}}
 ---
 
-# Reference classifier for `{meta['dataset']}`
+# Reference classifier for `{meta["dataset"]}`
 
 The feature space of the zoo's `fid`, `precision` and `recall` metrics on
-`{meta['dataset']}` (see docs/eval.md). Features are the {meta['feature_dim']}
+`{meta["dataset"]}` (see docs/eval.md). Features are the {meta["feature_dim"]}
 globally pooled activations before the classifier head.
 
-**Test accuracy: {100 * acc:.2f}%** ({round(acc * meta['test_n'])} of the {meta['test_n']} test images).
+**Test accuracy: {100 * acc:.2f}%** ({round(acc * meta["test_n"])} of the {meta["test_n"]} test images).
 
 | | |
 | --- | --- |
-| architecture | `timm.models.resnet.ResNet`, BasicBlock, layers {c['layers']}, widths {c['channels']}, stem {c['stem_width']}, `in_chans={c['in_chans']}` |
-| parameters | {meta['parameters']:,} |
-| input | integer levels scaled to [-1, 1]: `x / (levels - 1) * 2 - 1`, levels = {c['levels']} |
-| data | the `train` split of `{meta['dataset']}` with its labels (sha256 `{meta['dataset_checksums']['train'][:16]}…`) |
-| training | {t['epochs']} epochs, batch {t['batch_size']}, {t['optimizer']} (max lr {t['lr']}, weight decay {t['weight_decay']}), {t['augmentation']}, seed {t['seed']} |
-| hardware | CPU, {t['threads']} thread, {t['minutes']} minutes, torch {t['torch']} |
-| weights | `model.safetensors`, sha256 `{meta['sha256']}` |
+| architecture | `timm.models.resnet.ResNet`, BasicBlock, layers {c["layers"]}, widths {c["channels"]}, stem {c["stem_width"]}, `in_chans={c["in_chans"]}` |
+| parameters | {meta["parameters"]:,} |
+| input | integer levels scaled to [-1, 1]: `x / (levels - 1) * 2 - 1`, levels = {c["levels"]} |
+| data | the `train` split of `{meta["dataset"]}` with its labels (sha256 `{meta["dataset_checksums"]["train"][:16]}…`) |
+| training | {t["epochs"]} epochs, batch {t["batch_size"]}, {t["optimizer"]} (max lr {t["lr"]}, weight decay {t["weight_decay"]}), {t["augmentation"]}, seed {t["seed"]} |
+| hardware | CPU, {t["threads"]} thread, {t["minutes"]} minutes, torch {t["torch"]} |
+| weights | `model.safetensors`, sha256 `{meta["sha256"]}` |
 
 | epoch | last batch loss | valid accuracy | minutes |
 | --- | --- | --- | --- |
@@ -266,9 +319,9 @@ globally pooled activations before the classifier head.
 ## Reproduce
 
 ```
-zoo data prepare {meta['dataset']}
-{meta['reproduce']} --out DIR
-{meta['check']}
+zoo data prepare {meta["dataset"]}
+{meta["reproduce"]} --out DIR
+{meta["check"]}
 ```
 
 The second command retrains it with the same recipe (the exact weights depend on
@@ -277,7 +330,7 @@ from the shipped weights.
 
 ## Limitations
 
-Trained on the `train` split of `{meta['dataset']}` only: its features measure
+Trained on the `train` split of `{meta["dataset"]}` only: its features measure
 distance between images like those, and FIDs in this space are comparable only
 within the zoo, not with Inception-based FIDs.
 """
@@ -300,8 +353,15 @@ def _main(argv: list[str] | None = None) -> int:
     a.add_argument("--dir", default=None, help="classifier folder (default: the bundled one)")
     args = ap.parse_args(argv)
     if args.cmd == "train":
-        meta = train(args.dataset, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, seed=args.seed,
-                     out=args.out, threads=args.threads)
+        meta = train(
+            args.dataset,
+            epochs=args.epochs,
+            batch_size=args.batch_size,
+            lr=args.lr,
+            seed=args.seed,
+            out=args.out,
+            threads=args.threads,
+        )
         print(f"test accuracy {meta['test_accuracy']:.4f}; wrote {args.out or weights_dir(args.dataset)}")
         return 0
     from ..data import get_dataset
@@ -310,8 +370,10 @@ def _main(argv: list[str] | None = None) -> int:
     model, cfg = load_classifier(args.dir or weights_dir(args.dataset))
     x, y = get_dataset(args.dataset).load(args.split)
     acc = accuracy(model, x, y)
-    print(f"{args.dataset} {args.split} accuracy {acc:.4f} ({round(acc * x.shape[0])}/{x.shape[0]}); "
-          f"card says test {cfg['test_accuracy']:.4f}")
+    print(
+        f"{args.dataset} {args.split} accuracy {acc:.4f} ({round(acc * x.shape[0])}/{x.shape[0]}); "
+        f"card says test {cfg['test_accuracy']:.4f}"
+    )
     return 0
 
 

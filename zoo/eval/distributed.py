@@ -36,10 +36,19 @@ def _is_main() -> bool:
 def __getattr__(name: str) -> Any:
     from .. import distributed
 
-    moved = {"map_batches": distributed.map_batches, "broadcast": distributed.broadcast,
-             "rank_world": distributed.rank_world, "init_from_env": _init_from_env, "is_main": _is_main}
+    moved = {
+        "map_batches": distributed.map_batches,
+        "broadcast": distributed.broadcast,
+        "rank_world": distributed.rank_world,
+        "init_from_env": _init_from_env,
+        "is_main": _is_main,
+    }
     if name not in moved:
         raise AttributeError(f"module 'zoo.eval.distributed' has no attribute {name!r}")
-    warnings.warn(f"zoo.eval.distributed.{name} moved to zoo.distributed (init_from_env now returns a "
-                  "zoo.distributed.Dist); the old name goes in the next release", DeprecationWarning, stacklevel=2)
+    warnings.warn(
+        f"zoo.eval.distributed.{name} moved to zoo.distributed (init_from_env now returns a "
+        "zoo.distributed.Dist); the old name goes in the next release",
+        DeprecationWarning,
+        stacklevel=2,
+    )
     return moved[name]

@@ -19,7 +19,7 @@ from __future__ import annotations
 import torch
 
 from ..errors import ArgumentError
-from .harness import NotApplicable
+from .harness import EvalContext, NotApplicable
 from .metric import MetricValue
 
 
@@ -41,14 +41,14 @@ def frechet_distance(a: torch.Tensor, b: torch.Tensor) -> float:
     return float(((mu_a - mu_b) ** 2).sum() + torch.trace(s_a) + torch.trace(s_b) - 2 * tr_sqrt)
 
 
-def floor_features(ctx):
+def floor_features(ctx: EvalContext) -> tuple[str, torch.Tensor]:
     """Features of `num_samples` train images (seeded subset), or raises NotApplicable."""
     ref_split = "train" if ctx.split != "train" else "valid"
     train = ctx.subset(ref_split, ctx.num_samples, "floor")
     return ref_split, ctx.features(f"{ref_split}-floor", train)
 
 
-def fid(ctx) -> MetricValue:
+def fid(ctx: EvalContext) -> MetricValue:
     real = ctx.features(ctx.split, ctx.split_images())
     fake = ctx.features("samples", ctx.samples())
     value = frechet_distance(fake, real)

@@ -18,22 +18,31 @@ import datetime as _dt
 import platform
 import time
 import warnings
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable
+from typing import Any
 
 import torch
 
+from ..distributed import broadcast, map_batches, rank_world
 from ..errors import ArgumentError, UnknownNameError, ZooError
 from ..sampling import device_of, eval_mode
-from ..distributed import broadcast, map_batches, rank_world
 from ..util import is_int, is_positive_int
 from ..weights import state_sha256
 from .distributed import derive_seed
 from .metric import MetricValue
 from .result import EvalResult
 
-__all__ = ["evaluate", "EvalContext", "NotApplicable", "resolve_metrics", "resolve_model", "get_dataset",
-           "list_metrics", "DEFAULT_METRICS"]
+__all__ = [
+    "evaluate",
+    "EvalContext",
+    "NotApplicable",
+    "resolve_metrics",
+    "resolve_model",
+    "get_dataset",
+    "list_metrics",
+    "DEFAULT_METRICS",
+]
 
 DEFAULT_METRICS = ("nll",)
 
@@ -43,6 +52,7 @@ class NotApplicable(ZooError):
 
 
 # -- lookups -----------------------------------------------------------------
+
 
 def get_dataset(name: str) -> Any:
     """The registered dataset `name` (through `zoo.data`), or `UnknownNameError`."""
@@ -81,8 +91,10 @@ def resolve_metrics(metrics: str | Iterable[Any] | None) -> list[Any]:
     for m in metrics:
         if isinstance(m, str):
             if m not in table:
-                raise UnknownNameError(f"unknown metric {m!r}; known: {', '.join(sorted(table)) or 'none'} "
-                                       "(plugins add metrics through zoo_register_metrics)")
+                raise UnknownNameError(
+                    f"unknown metric {m!r}; known: {', '.join(sorted(table)) or 'none'} "
+                    "(plugins add metrics through zoo_register_metrics)"
+                )
             m = table[m]
         if not (isinstance(getattr(m, "name", None), str) and callable(getattr(m, "compute", None))):
             raise ValueError(f"a metric needs a str `name` and a `compute(ctx)` method, got {m!r}")
@@ -92,8 +104,9 @@ def resolve_metrics(metrics: str | Iterable[Any] | None) -> list[Any]:
     return out
 
 
-def resolve_model(model_or_name: Any, *, device: str | torch.device | None = None,
-                  random_init: bool = False, seed: int = 0) -> tuple[Any, dict[str, Any]]:
+def resolve_model(
+    model_or_name: Any, *, device: str | torch.device | None = None, random_init: bool = False, seed: int = 0
+) -> tuple[Any, dict[str, Any]]:
     """The model to score and its provenance (name, weights sha256 and where they came from).
 
     A name with released weights is loaded with `zoo.load`. A registered name
@@ -132,16 +145,24 @@ def resolve_model(model_or_name: Any, *, device: str | torch.device | None = Non
         sha = getattr(w, "sha256", w)
         tag = getattr(w, "tag", None)
         plain = tag is None or "." in name or ":" in name  # local-dir:PATH and hf-hub:ID are names already
-        return model, {"model": name if plain else f"{name}.{tag}", "weights": str(sha),
-                       "weights_source": "zoo.load" if isinstance(model_or_name, str) else "model.zoo_weights",
-                       "note": ""}
+        return model, {
+            "model": name if plain else f"{name}.{tag}",
+            "weights": str(sha),
+            "weights_source": "zoo.load" if isinstance(model_or_name, str) else "model.zoo_weights",
+            "note": "",
+        }
     if hasattr(model, "state_dict"):
-        return model, {"model": name, "weights": state_sha256(model), "weights_source": "in-memory state_dict",
-                       "note": ""}
+        return model, {
+            "model": name,
+            "weights": state_sha256(model),
+            "weights_source": "in-memory state_dict",
+            "note": "",
+        }
     return model, {"model": name, "weights": "unknown", "weights_source": "not a torch module", "note": ""}
 
 
 # -- the context shared by the metrics ---------------------------------------------
+
 
 @dataclass
 class EvalContext:
@@ -168,8 +189,15 @@ class EvalContext:
         """A CPU generator for the random stream named by `keys` under this seed."""
         return torch.Generator().manual_seed(derive_seed(self.seed, *keys))
 
-    def map_batches(self, fn: Callable[[int, int, int], torch.Tensor], n: int, *, desc: str = "",
-                    batch_size: int | None = None, unit: str = "img") -> torch.Tensor:
+    def map_batches(
+        self,
+        fn: Callable[[int, int, int], torch.Tensor],
+        n: int,
+        *,
+        desc: str = "",
+        batch_size: int | None = None,
+        unit: str = "img",
+    ) -> torch.Tensor:
         """Run `fn(b, start, stop)` over batches, sharded over ranks, gathered in order (see `distributed`)."""
         return map_batches(fn, n, batch_size or self.batch_size, desc=desc, progress=self.progress, unit=unit)
 
@@ -180,10 +208,14 @@ class EvalContext:
         if key not in self.cache:
             available = getattr(self.dataset, "available", None)
             if split not in self.dataset.splits:
-                raise ZooError(f"dataset {self.dataset.name!r} has no split {split!r}; splits: {', '.join(self.dataset.splits)}")
+                raise ZooError(
+                    f"dataset {self.dataset.name!r} has no split {split!r}; splits: {', '.join(self.dataset.splits)}"
+                )
             if callable(available) and not available(split):
-                raise NotApplicable(f"the {split!r} split of {self.dataset.name} is not prepared; "
-                                    f"run `zoo data prepare {self.dataset.name}`")
+                raise NotApplicable(
+                    f"the {split!r} split of {self.dataset.name} is not prepared; "
+                    f"run `zoo data prepare {self.dataset.name}`"
+                )
             images, labels = self.dataset.load(split)
             images = torch.as_tensor(images)
             self.data_spec.validate(images, name=f"{self.dataset.name}[{split}] images")
@@ -249,8 +281,9 @@ class EvalContext:
             if extractor is None:
                 from .classifier import load_reference
 
-                extractor = self.feature_extractor = load_reference(self.dataset.name, data_spec=self.data_spec,
-                                                                     device=self.device)
+                extractor = self.feature_extractor = load_reference(
+                    self.dataset.name, data_spec=self.data_spec, device=self.device
+                )
 
             def feats(b: int, start: int, stop: int) -> torch.Tensor:
                 return extractor(images[start:stop].to(self.device).long()).double()
@@ -261,6 +294,7 @@ class EvalContext:
 
 
 # -- evaluate ---------------------------------------------------------------------
+
 
 def _versions() -> dict[str, str]:
     from .. import __version__
@@ -340,13 +374,26 @@ def evaluate(
     if split not in ds.splits:
         raise ArgumentError(f"dataset {ds.name!r} has no split {split!r}; its splits: {', '.join(ds.splits)}")
     if spec != ds.data_spec:
-        raise ZooError(f"{prov['model']} models images of {spec}, but dataset {ds.name!r} has images of {ds.data_spec}; "
-                       "pick a dataset that matches the model (or weights trained on it)")
+        raise ZooError(
+            f"{prov['model']} models images of {spec}, but dataset {ds.name!r} has images of {ds.data_spec}; "
+            "pick a dataset that matches the model (or weights trained on it)"
+        )
     if prov["note"]:
         warnings.warn(prov["note"], stacklevel=2)
     dev = device_of(model)
-    ctx = EvalContext(model=model, dataset=ds, split=split, seed=seed, batch_size=batch_size, limit=limit,
-                      num_samples=num_samples, iw_samples=iw_samples, device=dev, progress=progress, feature_extractor=feature_extractor)
+    ctx = EvalContext(
+        model=model,
+        dataset=ds,
+        split=split,
+        seed=seed,
+        batch_size=batch_size,
+        limit=limit,
+        num_samples=num_samples,
+        iw_samples=iw_samples,
+        device=dev,
+        progress=progress,
+        feature_extractor=feature_extractor,
+    )
     n = ctx.split_images().shape[0]
     results: dict[str, MetricValue] = {}
     with eval_mode(model), torch.no_grad():
@@ -378,8 +425,9 @@ def evaluate(
         "finished_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
     }
     provenance = broadcast(provenance) if world > 1 else provenance
-    return EvalResult(model=prov["model"], metrics=results, provenance=provenance, samples=grid_samples,
-                      completions=completions)
+    return EvalResult(
+        model=prov["model"], metrics=results, provenance=provenance, samples=grid_samples, completions=completions
+    )
 
 
 def _density(model: Any) -> str:
@@ -425,8 +473,7 @@ def _complete_lower_halves(ctx: EvalContext, k: int) -> tuple[torch.Tensor, torc
     H = x.shape[-2]
     mask = torch.zeros(x.shape[-2:], dtype=torch.bool)
     mask[: H // 2] = True
-    out = sample(model, k, known=x.to(ctx.device), mask=mask.to(ctx.device),
-                 generator=ctx.generator("completions"))
+    out = sample(model, k, known=x.to(ctx.device), mask=mask.to(ctx.device), generator=ctx.generator("completions"))
     return x.cpu(), out.cpu()
 
 

@@ -14,21 +14,31 @@ in one process and under torchrun; its standard error over images includes the s
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import torch
 
 from ..distributed import map_batches
 from ..protocols import is_bounded
 from .distributed import derive_seed
+from .harness import EvalContext
 from .metric import MetricValue
 
 # importance samples of `zoo eval --iw-samples` by default: Burda et al. 2016 report their bounds at k=5000
 DEFAULT_IW_SAMPLES = 5000
 
 
-def log_prob_per_image(model, images: torch.Tensor, *, batch_size: int, device: torch.device,
-                       labels: torch.Tensor | None = None, progress: bool = False,
-                       iw_samples: int = DEFAULT_IW_SAMPLES, seed: int = 0) -> torch.Tensor:
+def log_prob_per_image(
+    model: Any,
+    images: torch.Tensor,
+    *,
+    batch_size: int,
+    device: torch.device,
+    labels: torch.Tensor | None = None,
+    progress: bool = False,
+    iw_samples: int = DEFAULT_IW_SAMPLES,
+    seed: int = 0,
+) -> torch.Tensor:
     """`log p(x)` in nats of each of `images` (given `labels` for a class-conditional model): `(N,)` float64;
     for a bounded model, its lower bound with `iw_samples` importance samples (seeded by `seed`).
 
@@ -50,19 +60,28 @@ def log_prob_per_image(model, images: torch.Tensor, *, batch_size: int, device: 
             out = model.log_prob(x, y=labels[start:stop].to(device))
         if out.shape != (stop - start,):
             kind = "log_prob_bound" if bounded else "log_prob"
-            raise ValueError(f"{kind} returned shape {tuple(out.shape)}; expected ({stop - start},), one value per image")
+            raise ValueError(
+                f"{kind} returned shape {tuple(out.shape)}; expected ({stop - start},), one value per image"
+            )
         return out.double()
 
-    return map_batches(lp, images.shape[0], batch_size, desc=f"nll (bound, k={iw_samples})" if bounded else "nll",
-                       progress=progress)
+    return map_batches(
+        lp, images.shape[0], batch_size, desc=f"nll (bound, k={iw_samples})" if bounded else "nll", progress=progress
+    )
 
 
-def per_image_log_prob(ctx) -> torch.Tensor:
+def per_image_log_prob(ctx: EvalContext) -> torch.Tensor:
     """`log p(x)` (or its bound) in nats of every image of the split: `(N,)` float64, cached in the context."""
     if "log_prob" not in ctx.cache:
-        ctx.cache["log_prob"] = log_prob_per_image(ctx.model, ctx.split_images(), batch_size=ctx.batch_size,
-                                                   device=ctx.device, progress=ctx.progress,
-                                                   iw_samples=ctx.iw_samples, seed=ctx.seed)
+        ctx.cache["log_prob"] = log_prob_per_image(
+            ctx.model,
+            ctx.split_images(),
+            batch_size=ctx.batch_size,
+            device=ctx.device,
+            progress=ctx.progress,
+            iw_samples=ctx.iw_samples,
+            seed=ctx.seed,
+        )
     return ctx.cache["log_prob"]
 
 
@@ -76,7 +95,7 @@ def summarize(log_prob: torch.Tensor, dims: int) -> dict[str, float]:
     return {"nats": mean, "stderr": stderr, "bits_per_dim": mean * scale, "stderr_bits_per_dim": stderr * scale, "n": n}
 
 
-def nll(ctx) -> MetricValue:
+def nll(ctx: EvalContext) -> MetricValue:
     lp = per_image_log_prob(ctx)
     if not torch.isfinite(lp).all():
         bad = int((~torch.isfinite(lp)).sum())

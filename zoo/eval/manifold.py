@@ -14,6 +14,7 @@ from __future__ import annotations
 import torch
 
 from ..errors import ArgumentError
+from .harness import EvalContext
 from .metric import MetricValue
 
 K = 3
@@ -25,7 +26,7 @@ def knn_radii(x: torch.Tensor, k: int = K, chunk: int = 1024) -> torch.Tensor:
         raise ArgumentError(f"k-NN radii need more than k={k} points, got {x.shape[0]}")
     out = []
     for i in range(0, x.shape[0], chunk):
-        d = torch.cdist(x[i:i + chunk], x)  # (c, N); the point itself is at distance 0
+        d = torch.cdist(x[i : i + chunk], x)  # (c, N); the point itself is at distance 0
         out.append(d.topk(k + 1, dim=1, largest=False).values[:, k])
     return torch.cat(out)
 
@@ -34,7 +35,7 @@ def coverage(points: torch.Tensor, centres: torch.Tensor, radii: torch.Tensor, c
     """Fraction of `points` inside at least one ball (`centres`, `radii`)."""
     inside = []
     for i in range(0, points.shape[0], chunk):
-        d = torch.cdist(points[i:i + chunk], centres)  # (c, M)
+        d = torch.cdist(points[i : i + chunk], centres)  # (c, M)
         inside.append((d <= radii.unsqueeze(0)).any(1))
     return float(torch.cat(inside).double().mean())
 
@@ -44,7 +45,7 @@ def precision_recall_features(real: torch.Tensor, fake: torch.Tensor, k: int = K
     return coverage(fake, real, knn_radii(real, k)), coverage(real, fake, knn_radii(fake, k))
 
 
-def precision_recall(ctx) -> dict[str, MetricValue]:
+def precision_recall(ctx: EvalContext) -> dict[str, MetricValue]:
     if "precision_recall" not in ctx.cache:
         real_images = ctx.subset(ctx.split, ctx.num_samples, "manifold")
         real = ctx.features(f"{ctx.split}-manifold", real_images)

@@ -43,12 +43,12 @@ class MetricValue:
     note: str = ""  # the reason for n/a, or a caveat
 
     @classmethod
-    def na(cls, name: str, reason: str, unit: str = "") -> "MetricValue":
+    def na(cls, name: str, reason: str, unit: str = "") -> MetricValue:
         return cls(name, None, unit, note=reason)
 
     @property
     def bound(self) -> str | None:
-        """"upper" when `value` is an upper bound (a bounded model's nll), else None (exact)."""
+        """ "upper" when `value` is an upper bound (a bounded model's nll), else None (exact)."""
         return self.details.get("bound")
 
     def short(self) -> str:
@@ -61,12 +61,25 @@ class MetricValue:
         return f"{text} {self.unit}".rstrip()
 
     def to_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "value": self.value, "unit": self.unit, "stderr": self.stderr,
-                "details": self.details, "note": self.note}
+        return {
+            "name": self.name,
+            "value": self.value,
+            "unit": self.unit,
+            "stderr": self.stderr,
+            "details": self.details,
+            "note": self.note,
+        }
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "MetricValue":
-        return cls(d["name"], d.get("value"), d.get("unit", ""), d.get("stderr"), dict(d.get("details") or {}), d.get("note", ""))
+    def from_dict(cls, d: dict[str, Any]) -> MetricValue:
+        return cls(
+            d["name"],
+            d.get("value"),
+            d.get("unit", ""),
+            d.get("stderr"),
+            dict(d.get("details") or {}),
+            d.get("note", ""),
+        )
 
 
 def _fmt(v: float) -> str:

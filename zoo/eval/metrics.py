@@ -25,8 +25,10 @@ def _is_sampler(model: Any) -> bool:
 class NLL(Metric):
     name = "nll"
     unit = "nats"
-    summary = ("negative log-likelihood: mean nats/image over the split, bits/dim, standard error; exact, or for "
-               "a bounded model (a VAE) an upper bound with k = --iw-samples importance samples, marked ≤")
+    summary = (
+        "negative log-likelihood: mean nats/image over the split, bits/dim, standard error; exact, or for "
+        "a bounded model (a VAE) an upper bound with k = --iw-samples importance samples, marked ≤"
+    )
 
     def supports(self, model: Any) -> str | None:
         return None if _is_likelihood(model) else "implicit model: no log_prob"

@@ -24,6 +24,7 @@ import math
 
 import torch
 
+from .harness import EvalContext
 from .metric import MetricValue
 
 SIGMAS = tuple(float(s) for s in torch.logspace(-1, 0, 10, dtype=torch.float64))
@@ -39,12 +40,15 @@ def log_density(x: torch.Tensor, s: torch.Tensor, sigmas: tuple[float, ...]) -> 
     n, dim = s.shape
     out = []
     for sigma in sigmas:
-        out.append(torch.logsumexp(-d2 / (2 * sigma * sigma), dim=1) - math.log(n)
-                   - 0.5 * dim * math.log(2 * math.pi * sigma * sigma))
+        out.append(
+            torch.logsumexp(-d2 / (2 * sigma * sigma), dim=1)
+            - math.log(n)
+            - 0.5 * dim * math.log(2 * math.pi * sigma * sigma)
+        )
     return torch.stack(out, 1)
 
 
-def parzen(ctx) -> MetricValue:
+def parzen(ctx: EvalContext) -> MetricValue:
     levels = ctx.data_spec.levels
     s = _flat(ctx.samples(), levels)
     valid_split = "valid" if ctx.split != "valid" else "train"
@@ -62,6 +66,17 @@ def parzen(ctx) -> MetricValue:
     ll = ctx.map_batches(lambda b, i, j: log_density(x[i:j], s, (sigma,))[:, 0], x.shape[0], desc="parzen")
     stderr = float(ll.std(unbiased=True) / math.sqrt(ll.numel())) if ll.numel() > 1 else float("nan")
     note = "sigma at the edge of the grid" if best in (0, len(SIGMAS) - 1) else ""
-    return MetricValue("parzen", float(ll.mean()), "nats", stderr,
-                       {"sigma": sigma, "sigma_split": valid_split, "n_sigma": valid.shape[0],
-                        "num_samples": s.shape[0], "valid_ll_by_sigma": [float(t) for t in mean_by_sigma]}, note)
+    return MetricValue(
+        "parzen",
+        float(ll.mean()),
+        "nats",
+        stderr,
+        {
+            "sigma": sigma,
+            "sigma_split": valid_split,
+            "n_sigma": valid.shape[0],
+            "num_samples": s.shape[0],
+            "valid_ll_by_sigma": [float(t) for t in mean_by_sigma],
+        },
+        note,
+    )

@@ -5,8 +5,9 @@ from __future__ import annotations
 import datetime as _dt
 import json
 import re
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 from ..images import save_image
 from ..util import write_atomic
@@ -17,18 +18,33 @@ __all__ = ["write_report", "write_overview", "leaderboard_markdown"]
 
 
 NOTES = (
-    (("nll",), "nll: negative log-likelihood, mean over the split ± standard error; bits/dim = nats / (C·H·W·ln 2). "
-               "Exact for the exact-likelihood models; for the bounded ones (a VAE) an upper bound, marked ≤, from the "
-               "importance-weighted bound with k samples (k in results.json), ranked only within its group."),
-    (("fid", "precision", "recall"), "fid, precision, recall: in the features of the zoo's reference classifier for "
-                                     "the dataset (not Inception); the fid floor is the FID of as many real train "
-                                     "images as samples."),
-    (("parzen",), "parzen: Gaussian Parzen-window log-density (Goodfellow et al. 2014 protocol), a weak estimator; "
-                  "not comparable with nll."),
-    (("speed",), "speed: timings of one run on the device above; train images/s: loss, backward and an Adam step "
-                 "at the model's recipe batch size."),
-    (("train-time",), "train-time: the release's training wall time to 85 nats on the validation split, from its "
-                      "train_log.jsonl, on the hardware its card names (not this run's)."),
+    (
+        ("nll",),
+        "nll: negative log-likelihood, mean over the split ± standard error; bits/dim = nats / (C·H·W·ln 2). "
+        "Exact for the exact-likelihood models; for the bounded ones (a VAE) an upper bound, marked ≤, from the "
+        "importance-weighted bound with k samples (k in results.json), ranked only within its group.",
+    ),
+    (
+        ("fid", "precision", "recall"),
+        "fid, precision, recall: in the features of the zoo's reference classifier for "
+        "the dataset (not Inception); the fid floor is the FID of as many real train "
+        "images as samples.",
+    ),
+    (
+        ("parzen",),
+        "parzen: Gaussian Parzen-window log-density (Goodfellow et al. 2014 protocol), a weak estimator; "
+        "not comparable with nll.",
+    ),
+    (
+        ("speed",),
+        "speed: timings of one run on the device above; train images/s: loss, backward and an Adam step "
+        "at the model's recipe batch size.",
+    ),
+    (
+        ("train-time",),
+        "train-time: the release's training wall time to 85 nats on the validation split, from its "
+        "train_log.jsonl, on the hardware its card names (not this run's).",
+    ),
 )
 
 
@@ -55,7 +71,7 @@ DENSITY_GROUPS = (
 
 
 def density_of(r: EvalResult) -> str:
-    """"exact", "bound" or "implicit": from the harness's provenance, else (older results) from the nll."""
+    """ "exact", "bound" or "implicit": from the harness's provenance, else (older results) from the nll."""
     if r.provenance.get("density"):
         return str(r.provenance["density"])
     v = r.metrics.get("nll")
@@ -79,8 +95,12 @@ def _speed_cells(v: MetricValue | None) -> list[str]:
     fast = _rate(d.get("samples_per_s_fast"))
     if d.get("samples_per_s_model") is not None:
         fast = _rate(d["samples_per_s_model"]) + " †"
-    return [fast, _rate(d.get("samples_per_s_naive")), _rate(d.get("eval_images_per_s")),
-            _rate(d.get("train_images_per_s"))]
+    return [
+        fast,
+        _rate(d.get("samples_per_s_naive")),
+        _rate(d.get("eval_images_per_s")),
+        _rate(d.get("train_images_per_s")),
+    ]
 
 
 def _reference_cell(r: EvalResult, metric: str) -> str:
@@ -90,8 +110,9 @@ def _reference_cell(r: EvalResult, metric: str) -> str:
     return "-" if ref.get(metric) is None else f"{mark}{ref[metric]:.2f}"
 
 
-def leaderboard_markdown(results: Iterable[EvalResult], *, title: str | None = "# Leaderboard",
-                         command: str | None = None) -> str:
+def leaderboard_markdown(
+    results: Iterable[EvalResult], *, title: str | None = "# Leaderboard", command: str | None = None
+) -> str:
     """One row per model: each metric with its unit, the published number beside nll (and parzen),
     and the speed metric as three columns. Everything comes from the results (and their provenance).
     Results of more than one family (exact, bound, implicit: `density_of`) go in one table per family,
@@ -100,8 +121,9 @@ def leaderboard_markdown(results: Iterable[EvalResult], *, title: str | None = "
     names: list[str] = []
     for r in results:
         names += [m for m in r.metrics if m not in names]
-    has_ref = {m: any((r.provenance.get("reference") or {}).get(m) is not None for r in results)
-               for m in ("nll", "parzen")}
+    has_ref = {
+        m: any((r.provenance.get("reference") or {}).get(m) is not None for r in results) for m in ("nll", "parzen")
+    }
     header, cells = ["model", "weights"], []  # cells: one function per column, result -> text
     for m in names:
         unit = next(r.metrics[m].unit for r in results if m in r.metrics)
@@ -120,8 +142,11 @@ def leaderboard_markdown(results: Iterable[EvalResult], *, title: str | None = "
     groups = [(label, [r for r in results if density_of(r) == key]) for key, label in DENSITY_GROUPS]
     groups = [(label, rows) for label, rows in groups if rows]
     known = {key for key, _ in DENSITY_GROUPS}
-    groups += [("Other", [r for r in results if density_of(r) not in known])] if any(
-        density_of(r) not in known for r in results) else []
+    groups += (
+        [("Other", [r for r in results if density_of(r) not in known])]
+        if any(density_of(r) not in known for r in results)
+        else []
+    )
     lines = []
     for label, group in groups:
         if len(groups) > 1:
@@ -135,21 +160,30 @@ def leaderboard_markdown(results: Iterable[EvalResult], *, title: str | None = "
     lines.pop()
     first = results[0].provenance if results else {}
     day = str(first.get("finished_at", ""))[:10] or _dt.date.today().isoformat()
-    about = (f"Dataset `{first.get('dataset')}`, split `{first.get('split')}` (n = {first.get('n')}, "
-             f"checksum `{str(first.get('dataset_checksum', ''))[:12]}`), seed {first.get('seed')}, "
-             f"{first.get('num_samples') or 0} samples per model for the sample metrics, "
-             f"zoo {first.get('versions', {}).get('zoo')}, torch {first.get('versions', {}).get('torch')}, "
-             f"device {first.get('device')}, {day}.")
+    about = (
+        f"Dataset `{first.get('dataset')}`, split `{first.get('split')}` (n = {first.get('n')}, "
+        f"checksum `{str(first.get('dataset_checksum', ''))[:12]}`), seed {first.get('seed')}, "
+        f"{first.get('num_samples') or 0} samples per model for the sample metrics, "
+        f"zoo {first.get('versions', {}).get('zoo')}, torch {first.get('versions', {}).get('torch')}, "
+        f"device {first.get('device')}, {day}."
+    )
     notes = [text for keys, text in NOTES if set(names) & set(keys)]
-    sources = sorted({f"{m} published, `{r.model}`: {ref['source']}"
-                      + ("" if ref.get("comparable", True) else ", not comparable") for r in results
-                      for ref in [r.provenance.get("reference") or {}] for m in ("nll", "parzen")
-                      if ref.get(m) is not None and ref.get("source")})
+    sources = sorted(
+        {
+            f"{m} published, `{r.model}`: {ref['source']}" + ("" if ref.get("comparable", True) else ", not comparable")
+            for r in results
+            for ref in [r.provenance.get("reference") or {}]
+            for m in ("nll", "parzen")
+            if ref.get(m) is not None and ref.get("source")
+        }
+    )
     if sources:
         notes.append("published numbers: " + "; ".join(sources) + ".")
     if "speed" in names:
-        notes.append("samples/s (naive): one full forward pass per sub-pixel, timed on the first "
-                     "sub-pixels and extrapolated; † the model's own one-pass sampler (a GAN).")
+        notes.append(
+            "samples/s (naive): one full forward pass per sub-pixel, timed on the first "
+            "sub-pixels and extrapolated; † the model's own one-pass sampler (a GAN)."
+        )
     out = [title, ""] if title else []
     if command:
         notes.append(f"regenerate: `{command}`")

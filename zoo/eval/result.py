@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any, Iterable
+from typing import Any
 
 from ..errors import ArgumentError
 from .metric import MetricValue
@@ -45,25 +46,32 @@ class EvalResult:
         return {k: v.value for k, v in self.metrics.items()}
 
     def to_dict(self) -> dict[str, Any]:
-        d = {"schema": SCHEMA, "model": self.model,
-             "metrics": {k: v.to_dict() for k, v in self.metrics.items()},
-             "provenance": self.provenance}
+        d = {
+            "schema": SCHEMA,
+            "model": self.model,
+            "metrics": {k: v.to_dict() for k, v in self.metrics.items()},
+            "provenance": self.provenance,
+        }
         if self.canonical_subset is not None:
             d["canonical_subset"] = self.canonical_subset
         return d
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "EvalResult":
+    def from_dict(cls, d: dict[str, Any]) -> EvalResult:
         if d.get("schema") != SCHEMA:
             raise ArgumentError(f"expected an evaluation result with schema {SCHEMA!r}, got {d.get('schema')!r}")
-        return cls(d["model"], {k: MetricValue.from_dict(v) for k, v in d["metrics"].items()}, dict(d["provenance"]),
-                   canonical_subset=d.get("canonical_subset"))
+        return cls(
+            d["model"],
+            {k: MetricValue.from_dict(v) for k, v in d["metrics"].items()},
+            dict(d["provenance"]),
+            canonical_subset=d.get("canonical_subset"),
+        )
 
     def to_json(self, indent: int | None = 2) -> str:
         return json.dumps(self.to_dict(), indent=indent, allow_nan=True)
 
     @classmethod
-    def from_json(cls, text: str) -> "EvalResult":
+    def from_json(cls, text: str) -> EvalResult:
         try:
             d = json.loads(text)
         except json.JSONDecodeError as e:
@@ -86,8 +94,10 @@ class EvalResult:
 
     def __str__(self) -> str:
         p = self.provenance
-        head = (f"{self.model} on {p.get('dataset', '?')}[{p.get('split', '?')}] "
-                f"(n={p.get('n', '?')}, seed={p.get('seed', '?')}, weights {str(p.get('weights', '?'))[:16]})")
+        head = (
+            f"{self.model} on {p.get('dataset', '?')}[{p.get('split', '?')}] "
+            f"(n={p.get('n', '?')}, seed={p.get('seed', '?')}, weights {str(p.get('weights', '?'))[:16]})"
+        )
         return "\n".join([head, *("  " + line for line in self.summary_lines())])
 
 
@@ -116,7 +126,11 @@ def describe_details(v: MetricValue) -> str:
         parts.append(f"floor {d['floor']:.3f}" if d["floor"] is not None else f"floor n/a: {d.get('floor_note', '')}")
     if "sigma" in d:
         parts.append(f"sigma {d['sigma']:.3g}")
-    for key, label in (("samples_per_s_naive", "naive"), ("samples_per_s_fast", "fast"), ("eval_images_per_s", "eval img/s")):
+    for key, label in (
+        ("samples_per_s_naive", "naive"),
+        ("samples_per_s_fast", "fast"),
+        ("eval_images_per_s", "eval img/s"),
+    ):
         if d.get(key) is not None:
             parts.append(f"{label} {d[key]:.3g}")
     if v.note:
@@ -148,9 +162,11 @@ def format_table(results: Iterable[EvalResult]) -> str:
             else:
                 row.append(v.short().removesuffix(v.unit).strip())
         rows.append(row)
-    widths = [max(len(str(x)) for x in col) for col in zip(header, *rows)]
+    widths = [max(len(str(x)) for x in col) for col in zip(header, *rows, strict=True)]
     fmt = "  ".join(f"{{:<{w}}}" for w in widths)
     out = [fmt.format(*header), fmt.format(*("-" * w for w in widths))]
     out += [fmt.format(*row) for row in rows]
-    notes = [f"{r.model}: {k}: n/a ({v.note})" for r in results for k, v in r.metrics.items() if v.value is None and v.note]
+    notes = [
+        f"{r.model}: {k}: n/a ({v.note})" for r in results for k, v in r.metrics.items() if v.value is None and v.note
+    ]
     return "\n".join(out + notes)

@@ -16,15 +16,18 @@ the split, after one untimed step, at the batch size of the model's default reci
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
+from typing import Any
 
 import torch
 
+from .harness import EvalContext
 from .metric import MetricValue
 
 NAIVE_SUBPIXELS = 56  # two rows of a 28x28 image
 
 
-def _naive_seconds(model, n: int, g: torch.Generator) -> tuple[float, int]:
+def _naive_seconds(model: Any, n: int, g: torch.Generator) -> tuple[float, int]:
     """Seconds the naive sampler takes for `n` whole images, from a run over its first sub-pixels."""
     from ..sampling import after_first_subpixels, device_of, sample
 
@@ -38,7 +41,7 @@ def _naive_seconds(model, n: int, g: torch.Generator) -> tuple[float, int]:
     return _time(lambda: sample(model, n, method="naive", generator=g, known=known, mask=mask)) * total / k, k
 
 
-def _time(fn) -> float:
+def _time(fn: Callable[[], object]) -> float:
     sync = torch.cuda.synchronize if torch.cuda.is_available() else (lambda: None)
     sync()
     t0 = time.perf_counter()
@@ -47,7 +50,7 @@ def _time(fn) -> float:
     return time.perf_counter() - t0
 
 
-def _recipe_batch(model) -> int:
+def _recipe_batch(model: Any) -> int:
     from ..errors import UnknownNameError
     from ..registry import get_spec
 
@@ -57,7 +60,7 @@ def _recipe_batch(model) -> int:
         return 64
 
 
-def _train_images_per_s(model, ctx, batch: int) -> float:
+def _train_images_per_s(model: Any, ctx: EvalContext, batch: int) -> float:
     """Images/s of training steps (loss, backward, Adam) on a copy of `model`, on batches of the split."""
     import copy
 
@@ -73,17 +76,21 @@ def _train_images_per_s(model, ctx, batch: int) -> float:
 
     with torch.enable_grad():
         step(x[:batch])  # warm-up
-        dt = _time(lambda: [step(x[i:i + batch]) for i in (0, batch)])
+        dt = _time(lambda: [step(x[i : i + batch]) for i in (0, batch)])
     return 2 * batch / dt
 
 
-def speed(ctx) -> MetricValue:
+def speed(ctx: EvalContext) -> MetricValue:
     from ..sampling import has_fast_sampler, sample
 
     model = ctx.model
     n = min(16, ctx.num_samples)
-    details: dict[str, float | int | None] = {"sample_batch": n, "samples_per_s_naive": None,
-                                              "samples_per_s_fast": None, "eval_images_per_s": None}
+    details: dict[str, float | int | None] = {
+        "sample_batch": n,
+        "samples_per_s_naive": None,
+        "samples_per_s_fast": None,
+        "eval_images_per_s": None,
+    }
     best = None
     if callable(getattr(model, "sample", None)):
         g = ctx.generator("speed")
@@ -98,7 +105,7 @@ def speed(ctx) -> MetricValue:
             best = details["samples_per_s_model"] = n / _time(lambda: sample(model, n, generator=g))
     if callable(getattr(model, "log_prob", None)):
         x = ctx.split_images()[: 2 * ctx.batch_size]
-        batches = [x[i:i + ctx.batch_size].to(ctx.device).long() for i in range(0, x.shape[0], ctx.batch_size)]
+        batches = [x[i : i + ctx.batch_size].to(ctx.device).long() for i in range(0, x.shape[0], ctx.batch_size)]
         model.log_prob(batches[0])  # warm-up
         dt = _time(lambda: [model.log_prob(b) for b in batches])
         details["eval_images_per_s"] = x.shape[0] / dt

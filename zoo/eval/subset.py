@@ -35,5 +35,10 @@ def subset_indices(total: int, limit: int | None, seed: int, split: str) -> torc
 def subset_identity(indices: torch.Tensor, *, seed: int, total: int) -> dict[str, object]:
     """What names a subset in a result's provenance: seed, size, the split's size, sha256 of the indices."""
     digest = hashlib.sha256(indices.to(torch.int64).numpy().astype("<i8").tobytes()).hexdigest()
-    return {"seed": seed, "limit": int(indices.numel()), "of": total, "indices_sha256": digest,
-            "rule": "sorted(randperm(of, derive_seed(seed, 'limit', split))[:limit])"}
+    return {
+        "seed": seed,
+        "limit": int(indices.numel()),
+        "of": total,
+        "indices_sha256": digest,
+        "rule": "sorted(randperm(of, derive_seed(seed, 'limit', split))[:limit])",
+    }

@@ -11,8 +11,9 @@ is exact for the same folder; the hardware is the one the release's card names.
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 from .metric import MetricValue
 
@@ -34,8 +35,9 @@ def log_of(model: Any) -> Path | None:
 def validation_records(log: Path) -> list[dict[str, Any]]:
     """The timed validation records of a training log, in order."""
     records = [json.loads(line) for line in log.read_text().splitlines() if line.strip()]
-    return [r for r in records if r.get("kind") == "valid" and r.get("nll") is not None
-            and r.get("elapsed_s") is not None]
+    return [
+        r for r in records if r.get("kind") == "valid" and r.get("nll") is not None and r.get("elapsed_s") is not None
+    ]
 
 
 def time_to_reach(validation: Sequence[Mapping[str, Any]], nats: float) -> float | None:
@@ -51,13 +53,23 @@ def train_time(ctx: Any) -> MetricValue:
     if not records:
         return MetricValue.na("train-time", "the training log has no timed validation", "h")
     best = min(records, key=lambda r: r["nll"])
-    details = {"target_nats": TARGET, "best_valid_nll": best["nll"], "hours_to_best": best["elapsed_s"] / 3600,
-               "epochs": records[-1]["epoch"]}
+    details = {
+        "target_nats": TARGET,
+        "best_valid_nll": best["nll"],
+        "hours_to_best": best["elapsed_s"] / 3600,
+        "epochs": records[-1]["epoch"],
+    }
     for nats in MILESTONES:
         t = time_to_reach(records, nats)
         details[f"hours_to_{nats:.0f}"] = None if t is None else t / 3600
     hours = details[f"hours_to_{TARGET:.0f}"]
     if hours is None:
-        return MetricValue("train-time", None, "h", None, details,
-                           f"{TARGET:.0f} not reached: best {best['nll']:.2f} after {best['elapsed_s'] / 3600:.1f} h")
+        return MetricValue(
+            "train-time",
+            None,
+            "h",
+            None,
+            details,
+            f"{TARGET:.0f} not reached: best {best['nll']:.2f} after {best['elapsed_s'] / 3600:.1f} h",
+        )
     return MetricValue("train-time", hours, "h", None, details)

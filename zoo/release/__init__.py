@@ -15,12 +15,20 @@ from __future__ import annotations
 from ..util import lazy_getattr
 
 _EXPORTS = {
-    "EvalSummary": "summary", "summarize": "summary",
-    "render_card": "card", "front_matter": "card", "default_limitations": "card",
-    "read_claims": "claims", "ClaimCheck": "claims", "compare_claims": "claims", "verify_claims": "claims",
+    "EvalSummary": "summary",
+    "summarize": "summary",
+    "render_card": "card",
+    "front_matter": "card",
+    "default_limitations": "card",
+    "read_claims": "claims",
+    "ClaimCheck": "claims",
+    "compare_claims": "claims",
+    "verify_claims": "claims",
     "CardMetrics": "claims",
-    "save_pretrained": "folder", "render_release_card": "folder",
-    "publish": "publishing", "PublishResult": "publishing",
+    "save_pretrained": "folder",
+    "render_release_card": "folder",
+    "publish": "publishing",
+    "PublishResult": "publishing",
 }
 
 __all__ = sorted(_EXPORTS)

@@ -20,7 +20,8 @@ was measured on other weights or other metrics.
 
 from __future__ import annotations
 
-from typing import Any, Callable, Mapping
+from collections.abc import Callable, Mapping
+from typing import Any
 
 from .summary import EvalSummary, summarize, verifiable
 
@@ -33,8 +34,12 @@ def evaluation_settings(summary: EvalSummary) -> dict[str, Any]:
     """The keywords of `zoo.evaluate` that reproduce a summarised result (seed, samples, batch size, and the
     importance samples of a bound)."""
     prov = summary.provenance
-    out: dict[str, Any] = {"dataset": summary.dataset, "split": summary.split, "metrics": summary.metric_names,
-                           "seed": 0 if summary.seed is None else summary.seed}
+    out: dict[str, Any] = {
+        "dataset": summary.dataset,
+        "split": summary.split,
+        "metrics": summary.metric_names,
+        "seed": 0 if summary.seed is None else summary.seed,
+    }
     for key in ("num_samples", "batch_size", "iw_samples"):
         if isinstance(prov.get(key), int) and not isinstance(prov.get(key), bool):
             out[key] = prov[key]
@@ -45,9 +50,16 @@ def _verifiable_metrics(summary: EvalSummary) -> list[str]:
     return [m for m in summary.metric_names if verifiable(m)]
 
 
-def canonical_subset(model: Any, results: Any, *, dataset: Any = None, limit: int | None = None,
-                     evaluate: Callable[..., Any] | None = None, device: Any = None,
-                     progress: bool = False) -> dict[str, Any] | None:
+def canonical_subset(
+    model: Any,
+    results: Any,
+    *,
+    dataset: Any = None,
+    limit: int | None = None,
+    evaluate: Callable[..., Any] | None = None,
+    device: Any = None,
+    progress: bool = False,
+) -> dict[str, Any] | None:
     """The canonical-subset evaluation (an EvalResult dict) for `results`, the full evaluation of `model`,
     on `limit` images (default `CANONICAL_LIMIT`).
 

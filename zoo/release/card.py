@@ -14,12 +14,13 @@ A card is the `README.md` of a release folder (= a Hub model repo):
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 from ..errors import UnknownNameError
-from ..registry import get_spec
 from ..eval.trainlog import MILESTONES, time_to_reach
+from ..registry import get_spec
 from .summary import EvalSummary, fmt, summarize, verifiable
 
 __all__ = ["default_limitations", "front_matter", "render_card"]
@@ -66,8 +67,9 @@ def default_limitations(capabilities: Any) -> list[str]:
     return out
 
 
-def front_matter(config: Mapping[str, Any], summary: EvalSummary | None, *, name: str, license: str | None = None,
-                 family: str = "") -> str:
+def front_matter(
+    config: Mapping[str, Any], summary: EvalSummary | None, *, name: str, license: str | None = None, family: str = ""
+) -> str:
     """The YAML front matter (without the `---` fences)."""
     from huggingface_hub import EvalResult, ModelCardData
 
@@ -80,25 +82,41 @@ def front_matter(config: Mapping[str, Any], summary: EvalSummary | None, *, name
             if key in summary.stderr:
                 args["stderr"] = summary.stderr[key]
             args.update(summary.bounds.get(key.split(".")[0], {}))  # a bound: {"bound": "upper", "k": k}
-            results.append(EvalResult(
-                task_type="unconditional-image-generation", task_name="Density estimation and sampling",
-                dataset_type=dataset or "unknown", dataset_name=dataset or "unknown", dataset_split=summary.split,
-                metric_type=key, metric_name=key, metric_value=value,
-                metric_args={k: v for k, v in args.items() if v is not None},
-            ))
+            results.append(
+                EvalResult(
+                    task_type="unconditional-image-generation",
+                    task_name="Density estimation and sampling",
+                    dataset_type=dataset or "unknown",
+                    dataset_name=dataset or "unknown",
+                    dataset_split=summary.split,
+                    metric_type=key,
+                    metric_name=key,
+                    metric_value=value,
+                    metric_args={k: v for k, v in args.items() if v is not None},
+                )
+            )
     arch = config.get("architecture", "")
     tags = ["zoo", "image-generation", "likelihood", "safetensors", "pytorch"] + [t for t in (family, arch) if t]
     zoo_meta = {
-        "architecture": arch, "tag": config.get("tag"), "zoo_version": config.get("zoo_version"),
-        "dataset": dataset or None, "split": summary.split if summary else None,
-        "n": summary.n if summary else None, "seed": summary.seed if summary else None,
+        "architecture": arch,
+        "tag": config.get("tag"),
+        "zoo_version": config.get("zoo_version"),
+        "dataset": dataset or None,
+        "split": summary.split if summary else None,
+        "n": summary.n if summary else None,
+        "seed": summary.seed if summary else None,
         "limit": summary.limit if summary else None,
         "iw_samples": summary.provenance.get("iw_samples") if summary else None,
         "canonical_subset": _canonical_meta(summary.subset) if summary and summary.subset else None,
     }
     data = ModelCardData(
-        license=license or "apache-2.0", library_name="zoo", tags=tags, datasets=datasets or None,
-        pipeline_tag="unconditional-image-generation", model_name=name, eval_results=results or None,
+        license=license or "apache-2.0",
+        library_name="zoo",
+        tags=tags,
+        datasets=datasets or None,
+        pipeline_tag="unconditional-image-generation",
+        model_name=name,
+        eval_results=results or None,
         zoo={k: v for k, v in zoo_meta.items() if v is not None},
     )
     return data.to_yaml()
@@ -106,22 +124,34 @@ def front_matter(config: Mapping[str, Any], summary: EvalSummary | None, *, name
 
 def _canonical_meta(sub: EvalSummary) -> dict[str, Any]:
     """The canonical-subset claims as the front matter keeps them (read back by `read_claims`)."""
-    meta = {"limit": sub.limit, "seed": sub.seed, "n": sub.n, "indices_sha256": sub.provenance.get("subset.indices_sha256"),
-            "num_samples": sub.provenance.get("num_samples"), "batch_size": sub.provenance.get("batch_size"),
-            "iw_samples": sub.provenance.get("iw_samples"),
-            "metrics": {k: v for k, v in sub.metrics.items() if verifiable(k)},
-            "stderr": {k: v for k, v in sub.stderr.items() if verifiable(k)}}
+    meta = {
+        "limit": sub.limit,
+        "seed": sub.seed,
+        "n": sub.n,
+        "indices_sha256": sub.provenance.get("subset.indices_sha256"),
+        "num_samples": sub.provenance.get("num_samples"),
+        "batch_size": sub.provenance.get("batch_size"),
+        "iw_samples": sub.provenance.get("iw_samples"),
+        "metrics": {k: v for k, v in sub.metrics.items() if verifiable(k)},
+        "stderr": {k: v for k, v in sub.stderr.items() if verifiable(k)},
+    }
     return {k: v for k, v in meta.items() if v not in (None, {})}
 
 
 def _canonical_section(sub: EvalSummary) -> list[str]:
     """The Results section's paragraph on the canonical-subset claims."""
-    out = [f"On the canonical subset ({sub.n} images of the split, the seeded subset `--limit {sub.limit} --seed "
-           f"{sub.seed}` draws; indices sha256 `{sub.provenance.get('subset.indices_sha256')}`), the same evaluation "
-           f"gives the numbers below. They are deterministic, so `zoo publish --limit {sub.limit}` checks them as "
-           "tightly as the full split:", "",
-           "| metric | canonical subset | standard error |", "| --- | --- | --- |"]
-    out += [f"| {k} | {sub.mark(k)}{fmt(v)} | {fmt(sub.stderr.get(k))} |" for k, v in sub.metrics.items() if verifiable(k)]
+    out = [
+        f"On the canonical subset ({sub.n} images of the split, the seeded subset `--limit {sub.limit} --seed "
+        f"{sub.seed}` draws; indices sha256 `{sub.provenance.get('subset.indices_sha256')}`), the same evaluation "
+        f"gives the numbers below. They are deterministic, so `zoo publish --limit {sub.limit}` checks them as "
+        "tightly as the full split:",
+        "",
+        "| metric | canonical subset | standard error |",
+        "| --- | --- | --- |",
+    ]
+    out += [
+        f"| {k} | {sub.mark(k)}{fmt(v)} | {fmt(sub.stderr.get(k))} |" for k, v in sub.metrics.items() if verifiable(k)
+    ]
     return out + [""]
 
 
@@ -181,7 +211,12 @@ def render_card(
     ds = config.get("data_spec", {})
     weights = config.get("weights", {})
 
-    out = ["---", front_matter(config, summary, name=title, license=license, family=spec.family if spec else "").rstrip(), "---", ""]
+    out = [
+        "---",
+        front_matter(config, summary, name=title, license=license, family=spec.family if spec else "").rstrip(),
+        "---",
+        "",
+    ]
     out += [f"# {title}", ""]
     if spec is not None:
         out += [f"{spec.summary}.", ""]
@@ -190,23 +225,30 @@ def render_card(
         f"Weights for the architecture `{arch}` of the zoo (likelihood-based image generative models), "
         f"for images of {ds.get('channels')}x{ds.get('height')}x{ds.get('width')} with {ds.get('levels')} levels"
         + (f", trained on `{trained_on}`" if trained_on else "")
-        + (f", evaluated on `{summary.dataset}` ({summary.split} split)" if summary and summary.dataset else "") + ".",
+        + (f", evaluated on `{summary.dataset}` ({summary.split} split)" if summary and summary.dataset else "")
+        + ".",
         "",
     ]
     if spec is not None:
         out += ["## Paper", "", spec.paper, ""]
     out += [
-        "## Usage", "",
+        "## Usage",
+        "",
         "```python",
         "import torch, zoo",
         f'model = zoo.load("{load_name}")          # eval mode, CPU float32, sha256-verified',
         "x = model.sample(16, generator=torch.Generator().manual_seed(0))   # integer levels",
-        *(["print(model.log_prob_bound(x, 100))     # a lower bound on the log-likelihood (k=100), nats per image"]
-          if spec is not None and "likelihood_bound" in spec.capabilities else
-          ["print(model.log_prob(x))                  # exact log-likelihood, nats per image"]),
-        "```", "",
-        "## Model", "",
-        "| | |", "| --- | --- |",
+        *(
+            ["print(model.log_prob_bound(x, 100))     # a lower bound on the log-likelihood (k=100), nats per image"]
+            if spec is not None and "likelihood_bound" in spec.capabilities
+            else ["print(model.log_prob(x))                  # exact log-likelihood, nats per image"]
+        ),
+        "```",
+        "",
+        "## Model",
+        "",
+        "| | |",
+        "| --- | --- |",
         f"| architecture | `{arch}`" + (f" (plugin `{config['plugin']}`)" if config.get("plugin") else "") + " |",
         f"| constructor arguments | `{json.dumps(config.get('config', {}), sort_keys=True)}` |",
         f"| data | {ds.get('channels')}x{ds.get('height')}x{ds.get('width')}, {ds.get('levels')} levels |",
@@ -222,20 +264,30 @@ def render_card(
         out += ["No recipe was recorded with these weights.", ""]
     if hardware:
         out += [f"Hardware and time: {hardware}", ""]
-    bounded = bool(summary is not None and summary.bounds) or (spec is not None and "likelihood_bound" in spec.capabilities)
+    bounded = bool(summary is not None and summary.bounds) or (
+        spec is not None and "likelihood_bound" in spec.capabilities
+    )
     out += training_progress(validation or [], curve, bound=bounded)
     out += quality_progress(quality or [], figures)
     if samples:
-        out += ["## Samples", "", f"![samples from the model]({samples})", "",
-                "Drawn with `model.sample(n, generator=torch.Generator().manual_seed(0))`.", ""]
+        out += [
+            "## Samples",
+            "",
+            f"![samples from the model]({samples})",
+            "",
+            "Drawn with `model.sample(n, generator=torch.Generator().manual_seed(0))`.",
+            "",
+        ]
     out += ["## Results", ""]
     if summary is None:
         out += ["No evaluation results were recorded.", ""]
     else:
         out += [
             f"Measured by the zoo's harness on `{summary.dataset}` split `{summary.split}`"
-            + (f", n = {summary.n}" if summary.n else "") + (f", seed {summary.seed}" if summary.seed is not None else "")
-            + (f", limited to {summary.limit} images (a seeded random subset)" if summary.limit else "") + ".",
+            + (f", n = {summary.n}" if summary.n else "")
+            + (f", seed {summary.seed}" if summary.seed is not None else "")
+            + (f", limited to {summary.limit} images (a seeded random subset)" if summary.limit else "")
+            + ".",
             "",
             "| metric | value | standard error | reproduce |",
             "| --- | --- | --- | --- |",
@@ -246,8 +298,10 @@ def render_card(
             bound = summary.bounds.get(key.split(".")[0])
             if bound:
                 mark += f" ({bound['bound']} bound, k={bound['k']})"
-            out.append(f"| {key}{unit}{mark} | {summary.mark(key)}{fmt(value)} | {fmt(summary.stderr.get(key))} | "
-                       f"{_reproduce(load_name, summary, key.split('.')[0])} |")
+            out.append(
+                f"| {key}{unit}{mark} | {summary.mark(key)}{fmt(value)} | {fmt(summary.stderr.get(key))} | "
+                f"{_reproduce(load_name, summary, key.split('.')[0])} |"
+            )
         for metric, note in summary.notes.items():
             out.append(f"| {metric} | {note} | - | - |")
         asked = sorted(set(summary.metric_names) | {k.split(".")[0] for k in summary.notes})  # n/a ones too
@@ -272,9 +326,17 @@ def render_card(
     if spec is not None:
         caps = spec.capabilities
     else:  # an architecture this install does not know: judge by what was measured
-        caps = ({"likelihood_bound"} if summary.bounds else {"likelihood"}) if summary is not None and "nll" in summary.metric_names else set()
+        caps = (
+            ({"likelihood_bound"} if summary.bounds else {"likelihood"})
+            if summary is not None and "nll" in summary.metric_names
+            else set()
+        )
     out += [f"- {line}" for line in (list(limitations or []) + default_limitations(caps))]
-    out += ["", "This card was generated by `zoo.save_pretrained` from the harness's results; do not edit the numbers by hand.", ""]
+    out += [
+        "",
+        "This card was generated by `zoo.save_pretrained` from the harness's results; do not edit the numbers by hand.",
+        "",
+    ]
     return "\n".join(out)
 
 
@@ -285,8 +347,9 @@ def _clock(seconds: float) -> str:
     return f"{int(seconds // 3600)}:{int(seconds % 3600 // 60):02d} h"
 
 
-def training_progress(validation: Sequence[Mapping[str, Any]], curve: str | None = None, *,
-                      bound: bool = False) -> list[str]:
+def training_progress(
+    validation: Sequence[Mapping[str, Any]], curve: str | None = None, *, bound: bool = False
+) -> list[str]:
     """The card's "Training progress" section: the validation NLL after every epoch against the
     training wall time (time spent validating included, writing releases between stages not), and
     when the run first reached each milestone and its best. Empty without timed NLL records. `bound`: a
@@ -295,12 +358,20 @@ def training_progress(validation: Sequence[Mapping[str, Any]], curve: str | None
     if not rows:
         return []
     best = min(rows, key=lambda r: r["nll"])
-    out = ["## Training progress", "",
-           "Validation NLL (nats per image, EMA weights when the recipe keeps them) after each epoch, against the "
-           "run's training wall time on the hardware above"
-           + (" (for this model the negative ELBO, an upper bound on the NLL)" if bound else "") + ":", "",
-           "| epoch | valid NLL | wall time |", "| --- | --- | --- |"]
-    out += [f"| {r['epoch']} | {r['nll']:.2f}{' (best)' if r is best else ''} | {_clock(r['elapsed_s'])} |" for r in rows]
+    out = [
+        "## Training progress",
+        "",
+        "Validation NLL (nats per image, EMA weights when the recipe keeps them) after each epoch, against the "
+        "run's training wall time on the hardware above"
+        + (" (for this model the negative ELBO, an upper bound on the NLL)" if bound else "")
+        + ":",
+        "",
+        "| epoch | valid NLL | wall time |",
+        "| --- | --- | --- |",
+    ]
+    out += [
+        f"| {r['epoch']} | {r['nll']:.2f}{' (best)' if r is best else ''} | {_clock(r['elapsed_s'])} |" for r in rows
+    ]
     reached = []
     for nats in MILESTONES:
         t = time_to_reach(rows, nats)
@@ -320,20 +391,28 @@ def quality_progress(records: Sequence[Mapping[str, Any]], figures: Sequence[tup
         return []
     out = ["## Sample quality during training", ""]
     if records:
-        out += ["FID (with the real-data floor), precision and recall of 1000 samples against the canonical subset "
-                "of the test split (1000 images, seed 0), after each epoch, against the run's training wall time "
-                "(`python benchmarks/gan_fid_curve.py RUN_DIR`, run beside the training):", "",
-                "| epoch | fid | floor | precision | recall | wall time |", "| --- | --- | --- | --- | --- | --- |"]
-        out += [f"| {r['epoch']} | {r['fid']:.2f} | {r.get('fid_floor') or float('nan'):.2f} | {r['precision']:.3f} | "
-                f"{r['recall']:.3f} | {_clock(r['elapsed_s'])} |" for r in records]
+        out += [
+            "FID (with the real-data floor), precision and recall of 1000 samples against the canonical subset "
+            "of the test split (1000 images, seed 0), after each epoch, against the run's training wall time "
+            "(`python benchmarks/gan_fid_curve.py RUN_DIR`, run beside the training):",
+            "",
+            "| epoch | fid | floor | precision | recall | wall time |",
+            "| --- | --- | --- | --- | --- | --- |",
+        ]
+        out += [
+            f"| {r['epoch']} | {r['fid']:.2f} | {r.get('fid_floor') or float('nan'):.2f} | {r['precision']:.3f} | "
+            f"{r['recall']:.3f} | {_clock(r['elapsed_s'])} |"
+            for r in records
+        ]
         out += [""]
     for file, caption in figures:
         out += [f"![{caption}]({file})", "", caption, ""]
     return out
 
 
-def _comparison(spec: Any, summary: EvalSummary, recipe: Mapping[str, Any] | None,
-                training: Mapping[str, Any] | None) -> list[str]:
+def _comparison(
+    spec: Any, summary: EvalSummary, recipe: Mapping[str, Any] | None, training: Mapping[str, Any] | None
+) -> list[str]:
     """The card's "Against the published numbers" section (empty when the registry gives none)."""
     ref = dict(spec.reference_results.get(summary.dataset, {}))
     source = ref.pop("source", "")
@@ -344,22 +423,40 @@ def _comparison(spec: Any, summary: EvalSummary, recipe: Mapping[str, Any] | Non
         if value is None:
             continue
         better = value >= published if metric in HIGHER_IS_BETTER else value <= published
-        verdict = ("not comparable" if not comparable else
-                   f"{'reached' if better else 'not reached'} ({value - published:+.2f})")
-        rows.append(f"| {metric} | {summary.mark(metric)}{published:.2f} | {summary.mark(metric)}{value:.2f} | {verdict} |")
+        verdict = (
+            "not comparable"
+            if not comparable
+            else f"{'reached' if better else 'not reached'} ({value - published:+.2f})"
+        )
+        rows.append(
+            f"| {metric} | {summary.mark(metric)}{published:.2f} | {summary.mark(metric)}{value:.2f} | {verdict} |"
+        )
     if not rows:
         return []
-    out = ["## Against the published numbers", "", f"Published: {source}." if source else "", "",
-           "| metric | published | this release | |", "| --- | --- | --- | --- |", *rows, ""]
+    out = [
+        "## Against the published numbers",
+        "",
+        f"Published: {source}." if source else "",
+        "",
+        "| metric | published | this release | |",
+        "| --- | --- | --- | --- |",
+        *rows,
+        "",
+    ]
     name = (recipe or {}).get("name")
     full = spec.recipes.get(name, {}).get("epochs") if name else None
     done = (training or {}).get("epochs") or (recipe or {}).get("epochs")
     if full and done and done < full:
-        line = (f"These weights come from {done} of the {full} epochs of the `{name}` recipe "
-                f"(`zoo train {spec.name} --recipe {name}` runs them all)")
+        line = (
+            f"These weights come from {done} of the {full} epochs of the `{name}` recipe "
+            f"(`zoo train {spec.name} --recipe {name}` runs them all)"
+        )
         wall = (training or {}).get("wall_time_s")
         if wall:
-            line += f"; at this run's speed the full recipe takes about {wall / done * full / 3600:.1f} h on the same hardware"
+            line += (
+                "; at this run's speed the full recipe takes about "
+                f"{wall / done * full / 3600:.1f} h on the same hardware"
+            )
         if comparable:
             line += ". Whether the full recipe reaches the published number has not been measured"
         out += [line + ".", ""]

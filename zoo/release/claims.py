@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterator, Mapping
+from typing import Any
 
 from ..errors import ZooError
 from ..weights import CARD_NAME, CONFIG_NAME, cards_dirs, release_dir
@@ -36,7 +37,13 @@ def read_claims(card: str) -> EvalSummary:
     except yaml.YAMLError as e:
         raise ZooError(f"the model card's front matter is not valid YAML: {e}") from None
     z = meta.get("zoo") or {}
-    s = EvalSummary(dataset=z.get("dataset") or "", split=z.get("split") or "test", n=z.get("n"), seed=z.get("seed"), limit=z.get("limit"))
+    s = EvalSummary(
+        dataset=z.get("dataset") or "",
+        split=z.get("split") or "test",
+        n=z.get("n"),
+        seed=z.get("seed"),
+        limit=z.get("limit"),
+    )
     for entry in meta.get("model-index") or []:
         for res in entry.get("results") or []:
             dataset = res.get("dataset") or {}
@@ -58,11 +65,18 @@ def read_claims(card: str) -> EvalSummary:
     sub = z.get("canonical_subset")
     if isinstance(sub, dict):
         s.subset = EvalSummary(
-            dataset=s.dataset, split=s.split, n=sub.get("n"), seed=sub.get("seed"), limit=sub.get("limit"),
+            dataset=s.dataset,
+            split=s.split,
+            n=sub.get("n"),
+            seed=sub.get("seed"),
+            limit=sub.get("limit"),
             metrics={str(k): float(v) for k, v in (sub.get("metrics") or {}).items() if number(v) is not None},
             stderr={str(k): float(v) for k, v in (sub.get("stderr") or {}).items() if number(v) is not None},
-            provenance={k: sub[k] for k in ("num_samples", "batch_size", "iw_samples", "indices_sha256")
-                        if sub.get(k) is not None},
+            provenance={
+                k: sub[k]
+                for k in ("num_samples", "batch_size", "iw_samples", "indices_sha256")
+                if sub.get(k) is not None
+            },
             bounds=dict(s.bounds),
         )
     return s
@@ -89,12 +103,16 @@ class ClaimCheck:
         if self.measured is None:
             return f"{self.key}: claimed {fmt(self.claimed)}, but the harness did not report it  FAIL"
         diff = abs(self.measured - self.claimed)
-        return (f"{self.key}: claimed {fmt(self.claimed)}, measured {fmt(self.measured)} "
-                f"(|diff| {diff:.3g}, tolerance {self.tolerance:.3g})  {'ok' if self.ok else 'FAIL'}"
-                + (f"  ({self.note})" if self.note else ""))
+        return (
+            f"{self.key}: claimed {fmt(self.claimed)}, measured {fmt(self.measured)} "
+            f"(|diff| {diff:.3g}, tolerance {self.tolerance:.3g})  {'ok' if self.ok else 'FAIL'}"
+            + (f"  ({self.note})" if self.note else "")
+        )
 
 
-def compare_claims(claims: EvalSummary, measured: EvalSummary, *, subset: bool = False, rtol: float | None = None) -> list[ClaimCheck]:
+def compare_claims(
+    claims: EvalSummary, measured: EvalSummary, *, subset: bool = False, rtol: float | None = None
+) -> list[ClaimCheck]:
     """Check each verifiable claim against a measurement of the same images, within `rtol`
     (default 1e-3) relative: the harness is deterministic, so this is tight.
 
@@ -117,9 +135,18 @@ def compare_claims(claims: EvalSummary, measured: EvalSummary, *, subset: bool =
         if subset:
             se = measured.stderr.get(key)
             if not se or not math.isfinite(se):
-                checks.append(ClaimCheck(key, claimed, got, 0.0, False, note="no standard error, so a subset cannot "
-                                         "check it: verify on the whole split, or record canonical-subset claims "
-                                         "with `zoo card DIR`"))
+                checks.append(
+                    ClaimCheck(
+                        key,
+                        claimed,
+                        got,
+                        0.0,
+                        False,
+                        note="no standard error, so a subset cannot "
+                        "check it: verify on the whole split, or record canonical-subset claims "
+                        "with `zoo card DIR`",
+                    )
+                )
                 continue
             n, total = measured.n or 0, claims.n or 0
             fpc = math.sqrt(max(0.0, 1 - n / total)) if total else 1.0
@@ -139,8 +166,9 @@ def _read_json(path: Path) -> dict[str, Any] | None:
         raise ZooError(f"{path} is not valid JSON: {e}") from None
 
 
-def verify_claims(folder: Path, *, limit: int | None = None, rtol: float | None = None,
-                  evaluate: Callable[..., Any] | None = None) -> list[ClaimCheck]:
+def verify_claims(
+    folder: Path, *, limit: int | None = None, rtol: float | None = None, evaluate: Callable[..., Any] | None = None
+) -> list[ClaimCheck]:
     """Check the claims of `folder`'s card; returns the `ClaimCheck`s (the harness's first).
 
     1. Before anything runs, the claims are checked against each other (`zoo.release.consistency`):
@@ -160,7 +188,10 @@ def verify_claims(folder: Path, *, limit: int | None = None, rtol: float | None 
     folder = Path(folder)
     card = folder / CARD_NAME
     if not card.is_file():
-        raise ZooError(f"{folder} has no {CARD_NAME}: write the folder with zoo.save_pretrained(model, DIR, results=zoo.evaluate(...))")
+        raise ZooError(
+            f"{folder} has no {CARD_NAME}: write the folder with "
+            "zoo.save_pretrained(model, DIR, results=zoo.evaluate(...))"
+        )
     claims = read_claims(card.read_text())
     results = _read_json(folder / "eval.json")
     config = _read_json(folder / CONFIG_NAME) or {}
@@ -172,27 +203,57 @@ def verify_claims(folder: Path, *, limit: int | None = None, rtol: float | None 
     if evaluate is None:
         from ..eval import evaluate
     full = summarize(results) if results else claims
-    settings = {**evaluation_settings(full if full.metrics else claims), "metrics": claims.metric_names,
-                "dataset": claims.dataset, "split": claims.split, "seed": 0 if claims.seed is None else claims.seed}
+    settings = {
+        **evaluation_settings(full if full.metrics else claims),
+        "metrics": claims.metric_names,
+        "dataset": claims.dataset,
+        "split": claims.split,
+        "seed": 0 if claims.seed is None else claims.seed,
+    }
     canonical = claims.subset
     notes: list[ClaimCheck] = []
     if limit is not None and canonical is not None and limit == canonical.limit:
-        settings.update(seed=0 if canonical.seed is None else canonical.seed, metrics=canonical.metric_names,
-                        **{k: canonical.provenance[k] for k in ("num_samples", "batch_size", "iw_samples")
-                           if k in canonical.provenance})
+        settings.update(
+            seed=0 if canonical.seed is None else canonical.seed,
+            metrics=canonical.metric_names,
+            **{
+                k: canonical.provenance[k]
+                for k in ("num_samples", "batch_size", "iw_samples")
+                if k in canonical.provenance
+            },
+        )
         measured = summarize(evaluate(load(f"local-dir:{folder}"), limit=limit, **settings))
         checks = [_prefixed(c) for c in compare_claims(canonical, measured, rtol=rtol)]
         want, got = canonical.provenance.get("indices_sha256"), measured.provenance.get("subset.indices_sha256")
         if want != got:
-            checks.append(ClaimCheck("canonical subset", math.nan, math.nan, 0.0, False, kind="consistency",
-                                     note=f"the card's subset has indices sha256 {want}, the harness drew {got}"))
+            checks.append(
+                ClaimCheck(
+                    "canonical subset",
+                    math.nan,
+                    math.nan,
+                    0.0,
+                    False,
+                    kind="consistency",
+                    note=f"the card's subset has indices sha256 {want}, the harness drew {got}",
+                )
+            )
         return checks + consistency
     if limit is not None and canonical is not None:
-        notes.append(ClaimCheck("canonical subset", math.nan, math.nan, 0.0, True, kind="note",
-                                note=f"this card records exact claims on its canonical subset: `--limit "
-                                     f"{canonical.limit}` checks them at the full check's tolerance"))
-    measured = summarize(evaluate(load(f"local-dir:{folder}"),
-                                  limit=claims.limit if limit is None else limit, **settings))
+        notes.append(
+            ClaimCheck(
+                "canonical subset",
+                math.nan,
+                math.nan,
+                0.0,
+                True,
+                kind="note",
+                note=f"this card records exact claims on its canonical subset: `--limit "
+                f"{canonical.limit}` checks them at the full check's tolerance",
+            )
+        )
+    measured = summarize(
+        evaluate(load(f"local-dir:{folder}"), limit=claims.limit if limit is None else limit, **settings)
+    )
     subset = limit is not None and (claims.n is None or limit < claims.n)
     return compare_claims(claims, measured, subset=subset, rtol=rtol) + consistency + notes
 
@@ -220,13 +281,17 @@ class CardMetrics(Mapping[str, float]):
             arch, _, tag = self.name.partition(".")
             folder = release_dir(arch, tag)
             if folder is None or not (folder / "eval.json").is_file():
-                raise ZooError(f"the claims of {self.name} live in its bundled release folder's eval.json, which is "
-                               f"not there (cards folders: {', '.join(map(str, cards_dirs(arch, tag))) or 'none'})")
+                raise ZooError(
+                    f"the claims of {self.name} live in its bundled release folder's eval.json, which is "
+                    f"not there (cards folders: {', '.join(map(str, cards_dirs(arch, tag))) or 'none'})"
+                )
             results = json.loads((folder / "eval.json").read_text())
             weights = json.loads((folder / CONFIG_NAME).read_text())["weights"]["sha256"]
             if (results.get("provenance") or {}).get("weights") != weights:
-                raise ZooError(f"{folder}/eval.json was not measured on the folder's model.safetensors ({weights}); "
-                               f"re-render it with `zoo card {folder}`")
+                raise ZooError(
+                    f"{folder}/eval.json was not measured on the folder's model.safetensors ({weights}); "
+                    f"re-render it with `zoo card {folder}`"
+                )
             self._values = {k: v for k, v in summarize(results).metrics.items() if verifiable(k)}
         return self._values
 

@@ -14,7 +14,8 @@ A card edited by hand (the NLL made 5 nats better, bits/dim left) fails here, on
 from __future__ import annotations
 
 import math
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from .claims import ClaimCheck
 from .summary import EvalSummary, fmt, summarize, verifiable
@@ -27,8 +28,9 @@ BPD_RTOL = 1e-6
 TIED = ("nll",)  # metrics whose value is a mean over the split's images (a subset's mean estimates it)
 
 
-def _check(key: str, ok: bool, note: str, claimed: float = math.nan, expected: float = math.nan,
-           tolerance: float = 0.0) -> ClaimCheck:
+def _check(
+    key: str, ok: bool, note: str, claimed: float = math.nan, expected: float = math.nan, tolerance: float = 0.0
+) -> ClaimCheck:
     return ClaimCheck(key, claimed, expected, tolerance, ok, kind="consistency", note=note)
 
 
@@ -41,8 +43,16 @@ def _bits_per_dim(s: EvalSummary, dims: int, where: str) -> list[ClaimCheck]:
         expected = s.metrics[base] / (dims * math.log(2))
         tol = BPD_RTOL * abs(expected) + 1e-12
         ok = abs(bpd - expected) <= tol
-        out.append(_check(f"{where}{key}", ok, f"claimed {fmt(bpd)}, {base} {fmt(s.metrics[base])} / ({dims} ln 2) = "
-                                                f"{fmt(expected)}", bpd, expected, tol))
+        out.append(
+            _check(
+                f"{where}{key}",
+                ok,
+                f"claimed {fmt(bpd)}, {base} {fmt(s.metrics[base])} / ({dims} ln 2) = {fmt(expected)}",
+                bpd,
+                expected,
+                tol,
+            )
+        )
     return out
 
 
@@ -50,13 +60,22 @@ def _same(a: EvalSummary, b: EvalSummary, a_name: str, b_name: str, where: str) 
     out = []
     for attr in ("dataset", "split", "n", "seed", "limit"):
         if getattr(a, attr) != getattr(b, attr):
-            out.append(_check(f"{where}{attr}", False, f"{a_name} says {getattr(a, attr)!r}, {b_name} {getattr(b, attr)!r}"))
+            out.append(
+                _check(f"{where}{attr}", False, f"{a_name} says {getattr(a, attr)!r}, {b_name} {getattr(b, attr)!r}")
+            )
     for key in sorted({k for k in (*a.metrics, *b.metrics) if verifiable(k)}):
         x, y = a.metrics.get(key), b.metrics.get(key)
         ok = x is not None and y is not None and abs(x - y) <= EXACT_RTOL * max(abs(x), abs(y))
         if not ok:
-            out.append(_check(f"{where}{key}", False, f"{a_name} says {fmt(x)}, {b_name} {fmt(y)}",
-                              math.nan if x is None else x, math.nan if y is None else y))
+            out.append(
+                _check(
+                    f"{where}{key}",
+                    False,
+                    f"{a_name} says {fmt(x)}, {b_name} {fmt(y)}",
+                    math.nan if x is None else x,
+                    math.nan if y is None else y,
+                )
+            )
     return out
 
 
@@ -71,9 +90,17 @@ def _tie(full: EvalSummary, sub: EvalSummary) -> list[ClaimCheck]:
             continue
         tol = SIGMAS * se * math.sqrt(1 - sub.n / full.n)
         diff = abs(value - sub.metrics[key])
-        out.append(_check(f"{key} (split vs canonical subset)", diff <= tol,
-                          f"split {fmt(value)}, canonical subset {fmt(sub.metrics[key])} (|diff| {diff:.3g}, "
-                          f"{SIGMAS:g} standard errors of the subset {tol:.3g})", value, sub.metrics[key], tol))
+        out.append(
+            _check(
+                f"{key} (split vs canonical subset)",
+                diff <= tol,
+                f"split {fmt(value)}, canonical subset {fmt(sub.metrics[key])} (|diff| {diff:.3g}, "
+                f"{SIGMAS:g} standard errors of the subset {tol:.3g})",
+                value,
+                sub.metrics[key],
+                tol,
+            )
+        )
     return out
 
 
@@ -94,29 +121,57 @@ def _pin(card: EvalSummary, config: Mapping[str, Any]) -> list[ClaimCheck]:
         try:
             pinned = {k: float(v) for k, v in ws.metrics.items()}
         except ZooError as e:
-            return [ClaimCheck(name, math.nan, math.nan, 0.0, True, kind="note",
-                               note=f"the registry pins these weights as {name}, but its claims cannot be read here: {e}")]
+            return [
+                ClaimCheck(
+                    name,
+                    math.nan,
+                    math.nan,
+                    0.0,
+                    True,
+                    kind="note",
+                    note=f"the registry pins these weights as {name}, but its claims cannot be read here: {e}",
+                )
+            ]
         out = []
         if ws.dataset and card.dataset and ws.dataset != card.dataset:
-            out.append(_check("registry: dataset", False, f"README.md says {card.dataset!r}, the registry's pin {name} {ws.dataset!r}"))
+            out.append(
+                _check(
+                    "registry: dataset",
+                    False,
+                    f"README.md says {card.dataset!r}, the registry's pin {name} {ws.dataset!r}",
+                )
+            )
         for key, value in pinned.items():
             claimed = card.metrics.get(key)
             ok = claimed is not None and abs(claimed - value) <= EXACT_RTOL * max(abs(claimed), abs(value))
             if not ok:
-                out.append(_check(f"registry: {key}", False, f"README.md says {fmt(claimed)}, the registry's pin {name} "
-                                  f"{fmt(value)}", math.nan if claimed is None else claimed, value))
+                out.append(
+                    _check(
+                        f"registry: {key}",
+                        False,
+                        f"README.md says {fmt(claimed)}, the registry's pin {name} {fmt(value)}",
+                        math.nan if claimed is None else claimed,
+                        value,
+                    )
+                )
         return out or [_check(f"registry: {name}", True, "the pinned claims are the card's")]
     return []
 
 
-def check_consistency(card: EvalSummary, config: Mapping[str, Any], results: Mapping[str, Any] | None) -> list[ClaimCheck]:
+def check_consistency(
+    card: EvalSummary, config: Mapping[str, Any], results: Mapping[str, Any] | None
+) -> list[ClaimCheck]:
     """Every internal-consistency check of a release folder's claims (README.md, config.json, eval.json)."""
     spec = config.get("data_spec") or {}
     dims = int(spec.get("channels", 0)) * int(spec.get("height", 0)) * int(spec.get("width", 0))
     ev = summarize(results) if results else None
     out: list[ClaimCheck] = []
-    for where, s in (("", card), ("canonical subset: ", card.subset), ("eval.json: ", ev),
-                     ("eval.json canonical subset: ", ev.subset if ev else None)):
+    for where, s in (
+        ("", card),
+        ("canonical subset: ", card.subset),
+        ("eval.json: ", ev),
+        ("eval.json canonical subset: ", ev.subset if ev else None),
+    ):
         if s is not None and dims:
             out += _bits_per_dim(s, dims, where)
     if ev is not None:

@@ -9,13 +9,14 @@ training.json (recipe, hardware, wall time); nobody types its numbers.
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from ..errors import ZooError
+from ..eval.trainlog import LOG_NAME, validation_records
 from ..util import is_int, sha256_file, write_atomic
 from ..weights import CARD_NAME, CONFIG_NAME, SAMPLES_NAME, WEIGHTS_NAME, read_config, save_weights, state_sha256
-from ..eval.trainlog import LOG_NAME, validation_records
 from .card import render_card
 
 __all__ = ["save_pretrained", "render_release_card"]
@@ -24,8 +25,13 @@ EVAL_NAME = "eval.json"
 TRAINING_NAME = "training.json"
 CURVE_NAME = "training_curve.png"
 QUALITY_NAME = "fid_curve.jsonl"  # a sampler's fid/precision/recall per epoch (benchmarks/gan_fid_curve.py)
-FIGURES = (("growth.png", "How the images grow: the same latents after successive epochs of the run, one row each "
-                          "(lower resolutions nearest-upsampled to full size; growth.txt names each row's stage)"),)
+FIGURES = (
+    (
+        "growth.png",
+        "How the images grow: the same latents after successive epochs of the run, one row each "
+        "(lower resolutions nearest-upsampled to full size; growth.txt names each row's stage)",
+    ),
+)
 
 
 def _write_samples(model: Any, samples: Any, path: Path) -> None:
@@ -39,7 +45,9 @@ def _write_samples(model: Any, samples: Any, path: Path) -> None:
     if is_int(samples):
         samples = model.sample(samples, generator=torch.Generator().manual_seed(0))
     if not isinstance(samples, torch.Tensor):
-        raise ValueError(f"samples must be a tensor of levels (n, C, H, W), an image path or an int, got {type(samples).__name__}")
+        raise ValueError(
+            f"samples must be a tensor of levels (n, C, H, W), an image path or an int, got {type(samples).__name__}"
+        )
     spec = model.data_spec
     save_grid(spec.validate(samples, name="samples"), path, spec.levels, scale=2)
 
@@ -75,9 +83,16 @@ def save_pretrained(
         _write_samples(model, samples, folder / SAMPLES_NAME)
     if results is not None:
         card = render_card(
-            cfg, results, repo_id=repo_id, recipe=recipe,
+            cfg,
+            results,
+            repo_id=repo_id,
+            recipe=recipe,
             samples=SAMPLES_NAME if (folder / SAMPLES_NAME).is_file() else None,
-            license=license, hardware=hardware, limitations=limitations, training=training, folder=folder,
+            license=license,
+            hardware=hardware,
+            limitations=limitations,
+            training=training,
+            folder=folder,
         )
         write_atomic(folder / CARD_NAME, card)
     return folder
@@ -86,8 +101,15 @@ def save_pretrained(
 # --------------------------------------------------------------------------------------------
 # zoo card DIR
 # --------------------------------------------------------------------------------------------
-def render_release_card(directory: str | Path, *, metrics: str | None = None, limit: int | None = None,
-                        progress: bool = False, canonical: bool = True, iw_samples: int | None = None) -> Path:
+def render_release_card(
+    directory: str | Path,
+    *,
+    metrics: str | None = None,
+    limit: int | None = None,
+    progress: bool = False,
+    canonical: bool = True,
+    iw_samples: int | None = None,
+) -> Path:
     """Rewrite a release folder's card (README.md) from its files: config.json, training.json
     (recipe, hardware, wall time) and eval.json (the harness's results).
 
@@ -107,8 +129,15 @@ def render_release_card(directory: str | Path, *, metrics: str | None = None, li
         from ..factory import load
 
         dataset = cfg.get("dataset") or cfg.get("tag")
-        result = evaluate(load(f"local-dir:{folder}"), dataset=dataset, split="test", metrics=metrics, limit=limit,
-                          iw_samples=iw_samples, progress=progress)
+        result = evaluate(
+            load(f"local-dir:{folder}"),
+            dataset=dataset,
+            split="test",
+            metrics=metrics,
+            limit=limit,
+            iw_samples=iw_samples,
+            progress=progress,
+        )
         write_atomic(eval_path, json.dumps(result.to_dict(), indent=2, default=str) + "\n")
     if not eval_path.is_file():
         raise ZooError(f"{folder} has no {EVAL_NAME}: pass metrics to score the weights first")
@@ -123,15 +152,26 @@ def render_release_card(directory: str | Path, *, metrics: str | None = None, li
         recipe = {"name": training.get("recipe_name"), **training.get("recipe", {})}
         hardware = training_hardware(training)
         if training.get("limit"):
-            limitations = [f"trained on the first {training['limit']} images of the "
-                           f"{training.get('recipe', {}).get('train_split', 'train')} split only (--limit)"]
+            limitations = [
+                f"trained on the first {training['limit']} images of the "
+                f"{training.get('recipe', {}).get('train_split', 'train')} split only (--limit)"
+            ]
     log_path = folder / LOG_NAME
     validation = validation_records(log_path) if log_path.is_file() else None
-    card = render_card(cfg, results, recipe=recipe, hardware=hardware, training=training, limitations=limitations,
-                       samples=SAMPLES_NAME if (folder / SAMPLES_NAME).is_file() else None, validation=validation,
-                       curve=CURVE_NAME if (folder / CURVE_NAME).is_file() else None, folder=folder,
-                       quality=_read_jsonl(folder / QUALITY_NAME),
-                       figures=[(f, c) for f, c in FIGURES if (folder / f).is_file()])
+    card = render_card(
+        cfg,
+        results,
+        recipe=recipe,
+        hardware=hardware,
+        training=training,
+        limitations=limitations,
+        samples=SAMPLES_NAME if (folder / SAMPLES_NAME).is_file() else None,
+        validation=validation,
+        curve=CURVE_NAME if (folder / CURVE_NAME).is_file() else None,
+        folder=folder,
+        quality=_read_jsonl(folder / QUALITY_NAME),
+        figures=[(f, c) for f, c in FIGURES if (folder / f).is_file()],
+    )
     write_atomic(folder / CARD_NAME, card)
     return folder / CARD_NAME
 
@@ -151,18 +191,26 @@ def _results_of_these_weights(folder: Path, cfg: dict[str, Any], results: dict[s
     if prov.get("weights") in (None, file_sha):
         return results
     if prov.get("weights_source") != "in-memory state_dict":
-        raise ZooError(f"{folder}/{EVAL_NAME} was measured on weights {prov.get('weights')}, "
-                       f"not on this folder's model.safetensors ({file_sha})")
+        raise ZooError(
+            f"{folder}/{EVAL_NAME} was measured on weights {prov.get('weights')}, "
+            f"not on this folder's model.safetensors ({file_sha})"
+        )
     from ..factory import load
 
     if state_sha256(load(f"local-dir:{folder}")) != prov["weights"]:
-        raise ZooError(f"{folder}/{EVAL_NAME} was measured on other tensors than this folder's model.safetensors; "
-                       "re-score them (zoo card DIR --metrics ...)")
+        raise ZooError(
+            f"{folder}/{EVAL_NAME} was measured on other tensors than this folder's model.safetensors; "
+            "re-score them (zoo card DIR --metrics ...)"
+        )
     note = "scored in memory before being written; model.safetensors holds the same tensors"
 
     def renamed(p: dict[str, Any]) -> dict[str, Any]:
-        return {**p, "weights": file_sha, "weights_source": "model.safetensors",
-                "note": "; ".join(x for x in (p.get("note"), note) if x)}
+        return {
+            **p,
+            "weights": file_sha,
+            "weights_source": "model.safetensors",
+            "note": "; ".join(x for x in (p.get("note"), note) if x),
+        }
 
     out = {**results, "provenance": renamed(prov)}
     sub = results.get("canonical_subset")
@@ -171,8 +219,9 @@ def _results_of_these_weights(folder: Path, cfg: dict[str, Any], results: dict[s
     return out
 
 
-def _with_canonical_subset(folder: Path, cfg: dict[str, Any], results: dict[str, Any], *,
-                           progress: bool = False) -> dict[str, Any]:
+def _with_canonical_subset(
+    folder: Path, cfg: dict[str, Any], results: dict[str, Any], *, progress: bool = False
+) -> dict[str, Any]:
     """`results` with claims on the canonical subset (`zoo.release.canonical`): kept when they are of the
     same weights, dataset, seed and metrics, else computed by loading the folder (on the CPU). Left out
     when the dataset is not registered here (nothing could verify them) or the split is that small."""
@@ -193,7 +242,11 @@ def _with_canonical_subset(folder: Path, cfg: dict[str, Any], results: dict[str,
     if sub is None:
         return results
     model = results.get("model", sub["model"])  # the release's name, not the folder's path on this machine
-    sub = {**sub, "model": model, "provenance": {**sub["provenance"], "model": (results.get("provenance") or {}).get("model", model)}}
+    sub = {
+        **sub,
+        "model": model,
+        "provenance": {**sub["provenance"], "model": (results.get("provenance") or {}).get("model", model)},
+    }
     return {**results, "canonical_subset": sub}
 
 
@@ -203,8 +256,10 @@ def _with_canonical_subset(folder: Path, cfg: dict[str, Any], results: dict[str,
 def training_hardware(training: Mapping[str, Any]) -> str:
     """The card's "Hardware and time" line: wall time, epochs and the commands that ran."""
     epochs = training.get("epochs")
-    text = (f"{training.get('wall_time_s', 0) / 60:.1f} min, {epochs} epoch{'' if epochs == 1 else 's'}"
-            f" ({training_commands(training)})")
+    text = (
+        f"{training.get('wall_time_s', 0) / 60:.1f} min, {epochs} epoch{'' if epochs == 1 else 's'}"
+        f" ({training_commands(training)})"
+    )
     if _stage_hardware(training) is None:  # one machine for the whole run; else each command names its own
         text = f"{_hardware_text(training.get('hardware'))}, {text}"
     return text
@@ -237,7 +292,9 @@ def training_commands(training: Mapping[str, Any]) -> str:
         if i and stages[i - 1]["epochs"] != stage["from_epoch"]:  # the previous stage was stopped early
             done = stage["from_epoch"]
             parts[-1] += f" stopped after {stage.get('from_step')} steps ({done} epoch{'' if done == 1 else 's'} done)"
-        parts.append("`" + " ".join(base + ["--epochs", str(stage["epochs"])] + limit + (["--resume"] if i else [])) + "`")
+        parts.append(
+            "`" + " ".join(base + ["--epochs", str(stage["epochs"])] + limit + (["--resume"] if i else [])) + "`"
+        )
         if hardware is not None:
             parts[-1] += f" on {hardware[i]}"
     if len(parts) == 1:

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 from .. import __version__, hub
 from ..errors import ArgumentError, ZooError
@@ -33,7 +34,7 @@ def _publish_folder(source: str | Path) -> Path:
         return path
     text = str(source)
     if text.startswith("local-dir:"):
-        return _publish_folder(text[len("local-dir:"):])
+        return _publish_folder(text[len("local-dir:") :])
     try:
         parsed = parse_name(text)
     except ValueError:
@@ -52,7 +53,11 @@ def _iter_files(folder: Path) -> Iterator[tuple[str, Path]]:
     """The folder's files as (path in the repo, local path): no hidden files, no leftovers of atomic writes."""
     for path in sorted(folder.rglob("*")):
         rel = path.relative_to(folder).as_posix()
-        if path.is_file() and not any(part.startswith(".") for part in path.relative_to(folder).parts) and not rel.endswith(".tmp"):
+        if (
+            path.is_file()
+            and not any(part.startswith(".") for part in path.relative_to(folder).parts)
+            and not rel.endswith(".tmp")
+        ):
             yield rel, path
 
 
@@ -91,8 +96,11 @@ def publish(
             echo(f"  {c}")
         bad = [c for c in checks if not c.ok]
         if bad:
-            what = ("contradict each other (nothing was run)" if all(c.kind != "measured" for c in checks)
-                    else "do not reproduce within tolerance")
+            what = (
+                "contradict each other (nothing was run)"
+                if all(c.kind != "measured" for c in checks)
+                else "do not reproduce within tolerance"
+            )
             raise ZooError(
                 f"refusing to publish: the card's numbers {what}:\n"
                 + "\n".join(f"  {c}" for c in bad)
@@ -102,6 +110,12 @@ def publish(
             echo("  the card makes no metric claims")
     branch = revision or "main"
     files = list(_iter_files(folder))
-    done = hub.upload(files, repo_id, branch=branch, tag=tag, private=private,
-                      commit_message=commit_message or f"Upload {folder.name} with zoo {__version__}")
+    done = hub.upload(
+        files,
+        repo_id,
+        branch=branch,
+        tag=tag,
+        private=private,
+        commit_message=commit_message or f"Upload {folder.name} with zoo {__version__}",
+    )
     return PublishResult(done.repo_url, done.commit, done.commit_url, tag, branch, [rel for rel, _ in files], checks)

@@ -7,8 +7,9 @@ as `name.detail` (e.g. `nll.bits_per_dim`). Importable without torch or huggingf
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any
 
 __all__ = ["EvalSummary", "summarize", "verifiable", "fmt", "number"]
 
@@ -19,7 +20,17 @@ UNVERIFIED_WORDS = ("per_s", "per_sec", "wall", "seconds", "time_s", "_time")
 # For results given as plain dicts of numbers (not the harness's MetricValue layout), which keys are
 # standard errors; the harness itself names the standard error of detail `x` `stderr_x`.
 STDERR_WORDS = ("stderr", "std_err", "standard_error", "sem")
-META_KEYS = ("n", "count", "num", "samples", "n_samples", "num_samples", "n_real", "features", "sample_batch")  # not claims
+META_KEYS = (
+    "n",
+    "count",
+    "num",
+    "samples",
+    "n_samples",
+    "num_samples",
+    "n_real",
+    "features",
+    "sample_batch",
+)  # not claims
 
 
 @dataclass
@@ -39,10 +50,10 @@ class EvalSummary:
     bounds: dict[str, dict[str, Any]] = field(default_factory=dict)
     provenance: dict[str, Any] = field(default_factory=dict)
     # the same claims on the release's canonical subset (zoo.release.canonical), when it records them
-    subset: "EvalSummary | None" = None
+    subset: EvalSummary | None = None
 
     def mark(self, key: str) -> str:
-        """"≤ " when the flattened `key` (e.g. `nll.bits_per_dim`) is an upper bound, else ""."""
+        """ "≤ " when the flattened `key` (e.g. `nll.bits_per_dim`) is an upper bound, else ""."""
         return "≤ " if self.bounds.get(key.split(".")[0], {}).get("bound") == "upper" else ""
 
     @property
@@ -127,8 +138,11 @@ def summarize(result: Any) -> EvalSummary:
     for k, v in list(flat.items()):
         if isinstance(v, Mapping) and k not in ("metrics", "provenance", "data_spec", "canonical_subset"):
             flat.update({f"{k}.{kk}": vv for kk, vv in v.items() if not isinstance(vv, (list, dict))})
-    s.provenance = {k: v for k, v in flat.items()
-                    if k not in ("metrics", "provenance", "schema") and not isinstance(v, (list, dict)) and v is not None}
+    s.provenance = {
+        k: v
+        for k, v in flat.items()
+        if k not in ("metrics", "provenance", "schema") and not isinstance(v, (list, dict)) and v is not None
+    }
     metrics = d.get("metrics") or {}
     if not isinstance(metrics, Mapping):
         raise TypeError(f"EvalResult.metrics must be a mapping of metric name to values, got {type(metrics).__name__}")
@@ -183,8 +197,8 @@ def _add_metric_value(s: EvalSummary, name: str, mv: Mapping[str, Any]) -> None:
     numeric = [k for k, v in leaves.items() if v is not None]
     for k in numeric:
         if k.startswith("stderr_"):  # the harness's name for the standard error of detail k[7:]
-            if k[len("stderr_"):] in numeric:
-                s.stderr[f"{name}.{k[len('stderr_'):]}"] = leaves[k]
+            if k[len("stderr_") :] in numeric:
+                s.stderr[f"{name}.{k[len('stderr_') :]}"] = leaves[k]
         elif k not in META_KEYS and not (k == "k" and name in s.bounds):  # a bound's k: in `bounds`
             s.metrics[f"{name}.{k}"] = leaves[k]
             if "bits_per_dim" in k:

@@ -28,7 +28,8 @@ testing `zoo publish` and `zoo.load("hf-hub:...")` (`python -m zoo.testing.hubse
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 __all__ = ["contract_tests"]
 
@@ -43,8 +44,10 @@ def _selected(patterns: tuple[str, ...], skip: tuple[str, ...]) -> list[tuple[st
         raise ValueError(f"skip names unknown check(s) {unknown}; checks: {', '.join(c.name for c in CHECKS)}")
     names = sorted({n for p in (patterns or ("*",)) for n in list_models(p)})
     if not names:
-        raise ZooError(f"no registered model matches {', '.join(map(repr, patterns))}: is the plugin installed "
-                       "(`pip install -e .` in its folder)? `zoo plugins` shows what loaded")
+        raise ZooError(
+            f"no registered model matches {', '.join(map(repr, patterns))}: is the plugin installed "
+            "(`pip install -e .` in its folder)? `zoo plugins` shows what loaded"
+        )
     return [(n, c) for n in names for c in CHECKS if c.name not in skip and c.applies(get_spec(n))]
 
 
@@ -54,8 +57,10 @@ def contract_tests(*patterns: str, skip: tuple[str, ...] = ()) -> Callable[..., 
     checks out by name (e.g. `skip=("overfits-digits",)`); slow checks carry the mark `slow`."""
     import pytest
 
-    params = [pytest.param(name, c, id=f"{name}-{c.name}", marks=[pytest.mark.slow] if c.slow else [])
-              for name, c in _selected(patterns, skip)]
+    params = [
+        pytest.param(name, c, id=f"{name}-{c.name}", marks=[pytest.mark.slow] if c.slow else [])
+        for name, c in _selected(patterns, skip)
+    ]
 
     @pytest.mark.parametrize(("model_name", "contract_check"), params)
     def test_zoo_contract(model_name: str, contract_check: Any) -> None:

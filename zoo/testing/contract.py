@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import inspect
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 import torch
 
@@ -58,7 +59,8 @@ def check_spec_agrees(name: str) -> None:
     for f in ("summary", "paper", "family", "plugin"):
         assert getattr(spec, f), f"{name}: the spec's {f} is empty"
     assert spec.capabilities & {"sampler", "likelihood", "likelihood_bound"}, (
-        f"{name}: claims none of 'sampler', 'likelihood', 'likelihood_bound'")
+        f"{name}: claims none of 'sampler', 'likelihood', 'likelihood_bound'"
+    )
     assert not {"likelihood", "likelihood_bound"} <= spec.capabilities, f"{name}: exact or bounded, not both"
     problems = check_spec(spec)
     assert not problems, f"{name}: " + "; ".join(problems)
@@ -68,10 +70,14 @@ def check_strict_config(name: str) -> None:
     """The constructor's keywords are the config, their defaults the registered values, and an
     option the constructor does not take is refused, never ignored."""
     spec = get_spec(name)
-    params = {k: p for k, p in inspect.signature(import_builder(spec.builder)).parameters.items()
-              if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
+    params = {
+        k: p
+        for k, p in inspect.signature(import_builder(spec.builder)).parameters.items()
+        if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
+    }
     assert sorted(params) == sorted(spec.config), (
-        f"{name}: the config {sorted(spec.config)} must name exactly the constructor's keywords {sorted(params)}")
+        f"{name}: the config {sorted(spec.config)} must name exactly the constructor's keywords {sorted(params)}"
+    )
     defaults = {k: p.default for k, p in params.items()}
     assert defaults == dict(spec.config), f"{name}: constructor defaults {defaults} differ from the registered config"
     model = create(name)
@@ -91,7 +97,8 @@ def check_capabilities(name: str) -> None:
     assert isinstance(model, Model), f"{name}: not a zoo.Model (needs data_spec)"
     assert isinstance(model, Likelihood) == ("likelihood" in caps), f"{name}: 'likelihood' claim vs log_prob"
     assert isinstance(model, BoundedLikelihood) == ("likelihood_bound" in caps), (
-        f"{name}: 'likelihood_bound' claim vs log_prob_bound")
+        f"{name}: 'likelihood_bound' claim vs log_prob_bound"
+    )
     assert isinstance(model, Sampler) == ("sampler" in caps), f"{name}: 'sampler' claim vs sample"
     assert has_fast_sampler(model) == ("fast_sampler" in caps), f"{name}: 'fast_sampler' claim vs fast_sampler"
 
@@ -105,10 +112,15 @@ def check_log_prob(name: str) -> None:
     assert torch.isfinite(lp).all() and (lp <= 0).all(), f"{name}: log_prob not finite and <= 0: {lp}"
     model.loss(x).backward()
     grads = [p.grad for p in model.parameters() if p.requires_grad]
-    assert grads and all(g is not None and torch.isfinite(g).all() for g in grads), f"{name}: missing or non-finite gradients"
+    assert grads and all(g is not None and torch.isfinite(g).all() for g in grads), (
+        f"{name}: missing or non-finite gradients"
+    )
     assert any(g.abs().sum() > 0 for g in grads), f"{name}: every gradient is zero"
-    for bad, what in ((x.float(), "a float image"), (x + model.data_spec.levels, "levels out of range"),
-                      (x[:, :, 1:], "a wrong shape")):
+    for bad, what in (
+        (x.float(), "a float image"),
+        (x + model.data_spec.levels, "levels out of range"),
+        (x[:, :, 1:], "a wrong shape"),
+    ):
         try:
             model.log_prob(bad)
         except ValueError:
@@ -128,7 +140,9 @@ def check_bound(name: str) -> None:
     assert torch.equal(lb, model.log_prob_bound(x, 2, generator=g())), f"{name}: the same generator, another bound"
     model.loss(x).backward()
     grads = [p.grad for p in model.parameters() if p.requires_grad]
-    assert grads and all(g is not None and torch.isfinite(g).all() for g in grads), f"{name}: missing or non-finite gradients"
+    assert grads and all(g is not None and torch.isfinite(g).all() for g in grads), (
+        f"{name}: missing or non-finite gradients"
+    )
     for bad, what in ((x.float(), "a float image"), (x + model.data_spec.levels, "levels out of range")):
         try:
             model.log_prob_bound(bad, 1)
@@ -201,8 +215,9 @@ def check_save_load(name: str) -> None:
     if isinstance(model, BoundedLikelihood):
         x, g = batch(model), lambda: torch.Generator().manual_seed(4)  # noqa: E731
         with torch.no_grad():
-            assert torch.allclose(model.log_prob_bound(x, 2, generator=g()), loaded.log_prob_bound(x, 2, generator=g())), (
-                f"{name}: log_prob_bound differs after loading")
+            assert torch.allclose(
+                model.log_prob_bound(x, 2, generator=g()), loaded.log_prob_bound(x, 2, generator=g())
+            ), f"{name}: log_prob_bound differs after loading"
     if isinstance(model, Sampler):
         g = lambda: torch.Generator().manual_seed(4)  # noqa: E731
         assert torch.equal(model.sample(2, generator=g()), loaded.sample(2, generator=g())), f"{name}: samples differ"

@@ -45,6 +45,7 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
 import yaml
@@ -85,7 +86,9 @@ class Repo:
 
 
 class HubError(Exception):
-    def __init__(self, status: int, message: str, code: str | None = None, extra: dict | None = None, headers: dict | None = None):
+    def __init__(
+        self, status: int, message: str, code: str | None = None, extra: dict | None = None, headers: dict | None = None
+    ):
         super().__init__(message)
         self.status, self.message, self.code = status, message, code
         self.extra = extra or {}
@@ -109,7 +112,7 @@ class HubServer:
         self._stopped = threading.Event()  # releases hanging requests
 
     # -- lifecycle ----------------------------------------------------------
-    def start(self) -> "HubServer":
+    def start(self) -> HubServer:
         server = self
 
         class Handler(_Handler):
@@ -135,7 +138,7 @@ class HubServer:
                 pass
         self._connections.clear()
 
-    def __enter__(self) -> "HubServer":
+    def __enter__(self) -> HubServer:
         return self.start()
 
     def __exit__(self, *exc) -> None:
@@ -166,7 +169,9 @@ class HubServer:
 
     def create_repo(self, repo_id: str, private: bool = False) -> Repo:
         repo = Repo(repo_id, private)
-        oid = self._new_commit(repo, {".gitattributes": b"*.safetensors filter=lfs diff=lfs merge=lfs -text\n"}, "initial commit", None)
+        oid = self._new_commit(
+            repo, {".gitattributes": b"*.safetensors filter=lfs diff=lfs merge=lfs -text\n"}, "initial commit", None
+        )
         repo.branches["main"] = oid
         self.repos[repo_id] = repo
         return repo
@@ -192,7 +197,9 @@ class _Handler(BaseHTTPRequestHandler):
         n = int(self.headers.get("Content-Length") or 0)
         return self.rfile.read(n) if n else b""
 
-    def _send(self, status: int, body: bytes = b"", headers: dict | None = None, content_type: str = "application/json") -> None:
+    def _send(
+        self, status: int, body: bytes = b"", headers: dict | None = None, content_type: str = "application/json"
+    ) -> None:
         self.send_response(status)
         self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(body)))
@@ -202,7 +209,7 @@ class _Handler(BaseHTTPRequestHandler):
         if self.command != "HEAD":
             self.wfile.write(body)
 
-    def _json(self, status: int, obj, headers: dict | None = None) -> None:
+    def _json(self, status: int, obj: Any, headers: dict | None = None) -> None:
         self._send(status, json.dumps(obj).encode(), headers)
 
     def _authorized(self) -> bool:
@@ -323,20 +330,36 @@ class _Handler(BaseHTTPRequestHandler):
     def _info(self, repo_id: str, revision: str) -> None:
         repo = self._repo(repo_id)
         commit = self._commit(repo, revision)
-        self._json(200, {
-            "id": repo_id, "_id": repo_id, "modelId": repo_id, "author": repo_id.split("/")[0],
-            "sha": commit.oid, "private": repo.private, "disabled": False, "gated": False,
-            "tags": sorted(repo.tags), "library_name": "zoo",
-            "siblings": [{"rfilename": p} for p in sorted(commit.files)],
-        })
+        self._json(
+            200,
+            {
+                "id": repo_id,
+                "_id": repo_id,
+                "modelId": repo_id,
+                "author": repo_id.split("/")[0],
+                "sha": commit.oid,
+                "private": repo.private,
+                "disabled": False,
+                "gated": False,
+                "tags": sorted(repo.tags),
+                "library_name": "zoo",
+                "siblings": [{"rfilename": p} for p in sorted(commit.files)],
+            },
+        )
 
     def _refs(self, repo_id: str) -> None:
         repo = self._repo(repo_id)
-        self._json(200, {
-            "branches": [{"name": n, "ref": f"refs/heads/{n}", "targetCommit": c} for n, c in sorted(repo.branches.items())],
-            "tags": [{"name": n, "ref": f"refs/tags/{n}", "targetCommit": c} for n, c in sorted(repo.tags.items())],
-            "converts": [], "pullRequests": [],
-        })
+        self._json(
+            200,
+            {
+                "branches": [
+                    {"name": n, "ref": f"refs/heads/{n}", "targetCommit": c} for n, c in sorted(repo.branches.items())
+                ],
+                "tags": [{"name": n, "ref": f"refs/tags/{n}", "targetCommit": c} for n, c in sorted(repo.tags.items())],
+                "converts": [],
+                "pullRequests": [],
+            },
+        )
 
     def _tree(self, repo_id: str, revision: str, prefix: str) -> None:
         commit = self._commit(self._repo(repo_id), revision)
@@ -356,10 +379,14 @@ class _Handler(BaseHTTPRequestHandler):
         out = []
         for f in payload.get("files", []):
             existing = files.get(f["path"])
-            out.append({
-                "path": f["path"], "uploadMode": "regular", "shouldIgnore": False,
-                "oid": git_blob_sha1(existing) if existing is not None else None,
-            })
+            out.append(
+                {
+                    "path": f["path"],
+                    "uploadMode": "regular",
+                    "shouldIgnore": False,
+                    "oid": git_blob_sha1(existing) if existing is not None else None,
+                }
+            )
         self._json(200, {"files": out, "commitOid": oid})
 
     def _commit_files(self, repo_id: str, revision: str) -> None:
@@ -393,7 +420,15 @@ class _Handler(BaseHTTPRequestHandler):
                 raise HubError(400, f"unknown commit operation {key!r}")
         oid = self.hub._new_commit(repo, files, header.get("summary", ""), head)
         repo.branches[revision] = oid
-        self._json(200, {"commitUrl": f"{self.hub.url}/{repo_id}/commit/{oid}", "commitOid": oid, "pullRequestUrl": None, "success": True})
+        self._json(
+            200,
+            {
+                "commitUrl": f"{self.hub.url}/{repo_id}/commit/{oid}",
+                "commitOid": oid,
+                "pullRequestUrl": None,
+                "success": True,
+            },
+        )
 
     def _create_tag(self, repo_id: str, revision: str) -> None:
         repo = self._repo(repo_id, write=True)
@@ -429,7 +464,7 @@ class _Handler(BaseHTTPRequestHandler):
             return self._drop(data, headers)
         rng = self.headers.get("Range")
         if rng and rng.startswith("bytes=") and self.command == "GET":
-            start = int(rng[len("bytes="):].split("-")[0] or 0)
+            start = int(rng[len("bytes=") :].split("-")[0] or 0)
             headers["Content-Range"] = f"bytes {start}-{len(data) - 1}/{len(data)}"
             return self._send(206, data[start:], headers, "application/octet-stream")
         self._send(200, data, headers, "application/octet-stream")
@@ -450,7 +485,9 @@ if __name__ == "__main__":  # a throwaway in-memory Hub for trying `zoo publish`
     import argparse
     import os
 
-    parser = argparse.ArgumentParser(description="Serve an in-memory Hub-compatible API on 127.0.0.1 (for tests and demos).")
+    parser = argparse.ArgumentParser(
+        description="Serve an in-memory Hub-compatible API on 127.0.0.1 (for tests and demos)."
+    )
     parser.add_argument("--token", default=os.environ.get("HF_TOKEN", "hf_test_token"), help="the token that may write")
     parser.add_argument("--port", type=int, default=0, help="the port on 127.0.0.1 (default: any free one)")
     args = parser.parse_args()

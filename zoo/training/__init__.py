@@ -39,22 +39,40 @@ from .state import TrainEvent, TrainResult
 from .trainer import MaximumLikelihoodTrainer, wrap_ddp
 
 __all__ = [
-    "RECIPE_SCHEMA", "RecipeError", "resolve_recipe", "recipe_keys", "split_overrides",
-    "MaximumLikelihoodTrainer", "build_optimizer", "build_scheduler", "wrap_ddp",
-    "TrainEvent", "TrainResult", "train",
-    "save_checkpoint", "load_checkpoint", "plot_training_curves", "save_release_weights",
+    "RECIPE_SCHEMA",
+    "RecipeError",
+    "resolve_recipe",
+    "recipe_keys",
+    "split_overrides",
+    "MaximumLikelihoodTrainer",
+    "build_optimizer",
+    "build_scheduler",
+    "wrap_ddp",
+    "TrainEvent",
+    "TrainResult",
+    "train",
+    "save_checkpoint",
+    "load_checkpoint",
+    "plot_training_curves",
+    "save_release_weights",
 ]
 
 # old top-level name -> the module that holds it now (for one release)
 _MOVED = {
     "shard_indices": "zoo.distributed",
-    "CHECKPOINT": "zoo.training.state", "BEST": "zoo.training.state", "LOG": "zoo.training.state",
+    "CHECKPOINT": "zoo.training.state",
+    "BEST": "zoo.training.state",
+    "LOG": "zoo.training.state",
     "RELEASE": "zoo.training.state",
-    "LOOP_KEYS": "zoo.training.recipe", "OPTIMIZERS": "zoo.training.recipe", "SCHEDULES": "zoo.training.recipe",
+    "LOOP_KEYS": "zoo.training.recipe",
+    "OPTIMIZERS": "zoo.training.recipe",
+    "SCHEDULES": "zoo.training.recipe",
     "PRECISIONS": "zoo.training.recipe",
-    "flatten_state": "zoo.training.checkpoint", "unflatten_state": "zoo.training.checkpoint",
+    "flatten_state": "zoo.training.checkpoint",
+    "unflatten_state": "zoo.training.checkpoint",
     "lr_factor": "zoo.training.optim",
-    "validation_nll": "zoo.training.data", "is_conditional": "zoo.training.data",
+    "validation_nll": "zoo.training.data",
+    "is_conditional": "zoo.training.data",
 }
 
 __getattr__ = lazy_getattr(__name__, {}, moved={name: f"{module}:{name}" for name, module in _MOVED.items()})

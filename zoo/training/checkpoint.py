@@ -11,8 +11,9 @@ restore a process's random streams for an exact resume.
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import torch
 from torch import nn
@@ -21,8 +22,17 @@ from ..distributed import Dist, all_gather_object
 from ..errors import ZooError
 from ..util import atomic_write
 
-__all__ = ["flatten_state", "unflatten_state", "save_checkpoint", "load_checkpoint", "prefixed", "state_dict_cpu",
-           "rng_state", "set_rng_state", "gather_rng"]
+__all__ = [
+    "flatten_state",
+    "unflatten_state",
+    "save_checkpoint",
+    "load_checkpoint",
+    "prefixed",
+    "state_dict_cpu",
+    "rng_state",
+    "set_rng_state",
+    "gather_rng",
+]
 
 _MARKERS = ("__tensor__", "__tuple__", "__items__")
 
@@ -77,8 +87,11 @@ def save_checkpoint(path: str | Path, tensors: Mapping[str, torch.Tensor], meta:
 
     path = Path(path)
     with atomic_write(path) as tmp:
-        save_file({k: v.detach().to("cpu").contiguous() for k, v in tensors.items()}, tmp,
-                  metadata={"zoo_checkpoint": json.dumps(meta, sort_keys=True)})
+        save_file(
+            {k: v.detach().to("cpu").contiguous() for k, v in tensors.items()},
+            tmp,
+            metadata={"zoo_checkpoint": json.dumps(meta, sort_keys=True)},
+        )
     return path
 
 

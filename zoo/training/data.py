@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any
 
 import torch
 from torch import nn
@@ -32,8 +33,9 @@ class TrainData:
     steps_per_epoch: int
 
 
-def load_data(dataset: Any, spec: Any, model: nn.Module, rec: Mapping[str, Any], limit: int | None, d: Dist,
-              dev: torch.device) -> TrainData:
+def load_data(
+    dataset: Any, spec: Any, model: nn.Module, rec: Mapping[str, Any], limit: int | None, d: Dist, dev: torch.device
+) -> TrainData:
     """The dataset (given, or the default for `spec`), checked against the model, with its splits loaded."""
     from ..data import get_dataset
 
@@ -44,8 +46,9 @@ def load_data(dataset: Any, spec: Any, model: nn.Module, rec: Mapping[str, Any],
     train_x, train_y = _load_split(ds, rec["train_split"], limit, data_spec)
     conditional = is_conditional(model)
     if conditional and train_y is None:
-        raise ZooError(f"{spec.name} is class-conditional (num_classes={model.num_classes}) but dataset "
-                       f"{ds.name!r} has no labels")
+        raise ZooError(
+            f"{spec.name} is class-conditional (num_classes={model.num_classes}) but dataset {ds.name!r} has no labels"
+        )
     if not conditional:
         train_y = None  # labels go to class-conditional models only
     valid_x = valid_y = None
@@ -67,11 +70,15 @@ def _default_dataset(spec: Any, recipe: Mapping[str, Any], data_spec: DataSpec) 
     return default_dataset(data_spec, [recipe["dataset"], *(w.dataset for w in spec.weights)])
 
 
-def _load_split(ds: Any, split: str, limit: int | None, data_spec: DataSpec) -> tuple[torch.Tensor, torch.Tensor | None]:
+def _load_split(
+    ds: Any, split: str, limit: int | None, data_spec: DataSpec
+) -> tuple[torch.Tensor, torch.Tensor | None]:
     splits = tuple(getattr(ds, "splits", ()) or ())
     if splits and split not in splits:
-        raise ZooError(f"dataset {ds.name!r} has no split {split!r} (splits: {', '.join(splits)}); "
-                       "set train_split / valid_split in the recipe")
+        raise ZooError(
+            f"dataset {ds.name!r} has no split {split!r} (splits: {', '.join(splits)}); "
+            "set train_split / valid_split in the recipe"
+        )
     x, y = ds.load(split)
     x, y = torch.as_tensor(x), (torch.as_tensor(y) if y is not None else None)
     if limit is not None:
@@ -100,8 +107,9 @@ def is_conditional(model: Any) -> bool:
     return is_positive_int(n)
 
 
-def validation_nll(model: nn.Module, images: torch.Tensor, *, batch_size: int, device: torch.device,
-                   labels: torch.Tensor | None = None) -> float:
+def validation_nll(
+    model: nn.Module, images: torch.Tensor, *, batch_size: int, device: torch.device, labels: torch.Tensor | None = None
+) -> float:
     """Exact mean NLL in nats per image over `images` (given `labels` for a class-conditional
     model), sharded over the processes: the harness's NLL loop (`zoo.eval.likelihood`). For a
     bounded model (a VAE), the negative ELBO (the bound with k=1, seed 0): an upper bound."""

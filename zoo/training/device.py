@@ -21,7 +21,9 @@ def resolve_device(device: str | torch.device | None, local_rank: int) -> torch.
     if dev.type == "mps":
         raise ArgumentError(f"--device must be cpu or cuda[:N] for training, got {kind!r}")
     if dev.type == "cuda" and dev.index is None:
-        dev = torch.device("cuda", local_rank if int(os.environ.get("WORLD_SIZE", "1")) > 1 else torch.cuda.current_device())
+        dev = torch.device(
+            "cuda", local_rank if int(os.environ.get("WORLD_SIZE", "1")) > 1 else torch.cuda.current_device()
+        )
     return dev
 
 

@@ -5,8 +5,9 @@ from __future__ import annotations
 import json
 import sys
 import time
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from ..util import atomic_write
 
@@ -52,9 +53,16 @@ class MetricsWindow:
     def flush(self, epoch: int, step: int) -> None:
         if self.write:
             dt = time.perf_counter() - self.t0
-            write_jsonl(self.path, {"kind": "train", "epoch": epoch, "step": step,
-                                    **{key: sum(v) / len(v) for key, v in self.values.items()},
-                                    "images_per_s": self.images / dt if dt > 0 else None})
+            write_jsonl(
+                self.path,
+                {
+                    "kind": "train",
+                    "epoch": epoch,
+                    "step": step,
+                    **{key: sum(v) / len(v) for key, v in self.values.items()},
+                    "images_per_s": self.images / dt if dt > 0 else None,
+                },
+            )
         self._reset()
 
 

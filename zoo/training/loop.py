@@ -15,8 +15,9 @@ import os
 import signal
 import threading
 import time
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any
 
 import torch
 
@@ -90,8 +91,20 @@ def train(
     d = init_from_env(dev.type)
     clean = False
     try:
-        run = _set_up(name, spec, trainer_cls, rec, recipe_name, d, dev, dataset=dataset, config=config, tiny=tiny,
-                      limit=limit, out=out)
+        run = _set_up(
+            name,
+            spec,
+            trainer_cls,
+            rec,
+            recipe_name,
+            d,
+            dev,
+            dataset=dataset,
+            config=config,
+            tiny=tiny,
+            limit=limit,
+            out=out,
+        )
         _start_or_resume(run, resume)
         _run_epochs(run, progress=progress, callbacks=callbacks)
         result = _finish(run, evaluate=evaluate, samples=samples, t_start=t_start)
@@ -101,8 +114,14 @@ def train(
         finish(d, clean=clean)
 
 
-def _resolve(name: str, recipe: str | Mapping[str, Any], overrides: Mapping[str, Any] | None, *,
-             epochs: int | None, seed: int | None) -> tuple[Any, type, dict[str, Any], str]:
+def _resolve(
+    name: str,
+    recipe: str | Mapping[str, Any],
+    overrides: Mapping[str, Any] | None,
+    *,
+    epochs: int | None,
+    seed: int | None,
+) -> tuple[Any, type, dict[str, Any], str]:
     """The spec, its trainer class, the full recipe (with `epochs` and `seed` applied) and the recipe's name."""
     parsed = parse_name(name)
     if parsed.kind != "registry":
@@ -132,22 +151,38 @@ def _tiny_network(spec: Any, dataset: Any) -> dict[str, Any]:
     return net
 
 
-def _set_up(name: str, spec: Any, trainer_cls: type, rec: dict[str, Any], recipe_name: str, d: Dist,
-            dev: torch.device, *, dataset: Any, config: Mapping[str, Any] | None, tiny: bool, limit: int | None,
-            out: str | Path | None) -> Run:
+def _set_up(
+    name: str,
+    spec: Any,
+    trainer_cls: type,
+    rec: dict[str, Any],
+    recipe_name: str,
+    d: Dist,
+    dev: torch.device,
+    *,
+    dataset: Any,
+    config: Mapping[str, Any] | None,
+    tiny: bool,
+    limit: int | None,
+    out: str | Path | None,
+) -> Run:
     """The model (same seed on every process, so every rank starts from the same weights), the data,
     the trainer and the EMA, and the run folder."""
     if d.on and trainer_cls is not MaximumLikelihoodTrainer and not getattr(trainer_cls, "supports_distributed", False):
         raise ZooError(f"{spec.trainer} does not declare supports_distributed = True; run it in one process")
     if rec["batch_size"] % d.world:
-        raise RecipeError(f"batch_size {rec['batch_size']} is the global batch; it must divide by the "
-                          f"{d.world} processes")
+        raise RecipeError(
+            f"batch_size {rec['batch_size']} is the global batch; it must divide by the {d.world} processes"
+        )
     cfg = {**rec["config"], **(_tiny_network(spec, dataset) if tiny else {}), **dict(config or {})}
     torch.manual_seed(rec["seed"])
     model = create(name, **cfg).to(dev)
     data = load_data(dataset, spec, model, rec, limit, d, dev)
-    trainer = trainer_cls(model, {**rec, "steps_per_epoch": data.steps_per_epoch,
-                                  "total_steps": data.steps_per_epoch * rec["epochs"]}, dev)
+    trainer = trainer_cls(
+        model,
+        {**rec, "steps_per_epoch": data.steps_per_epoch, "total_steps": data.steps_per_epoch * rec["epochs"]},
+        dev,
+    )
     ema = None
     if rec["ema_decay"] > 0:
         from timm.utils import ModelEmaV3
@@ -155,24 +190,40 @@ def _set_up(name: str, spec: Any, trainer_cls: type, rec: dict[str, Any], recipe
         ema = ModelEmaV3(model, decay=rec["ema_decay"], use_warmup=rec["ema_warmup"], warmup_power=3 / 4)
     torch.manual_seed(rec["seed"] + d.rank)  # the training draws (dropout, noise) of this process
     out_dir = Path(out) if out is not None else Path("runs") / f"{spec.name}-{data.ds.name}"
-    return Run(name=name, spec=spec, rec=rec, recipe_name=recipe_name, cfg=cfg, limit=limit, dev=dev, d=d,
-               model=model, ema=ema, trainer=trainer, data=data, out_dir=out_dir,
-               identity=run_identity(spec, model, data.ds, limit, d, rec))
+    return Run(
+        name=name,
+        spec=spec,
+        rec=rec,
+        recipe_name=recipe_name,
+        cfg=cfg,
+        limit=limit,
+        dev=dev,
+        d=d,
+        model=model,
+        ema=ema,
+        trainer=trainer,
+        data=data,
+        out_dir=out_dir,
+        identity=run_identity(spec, model, data.ds, limit, d, rec),
+    )
 
 
 def _start_or_resume(run: Run, resume: bool) -> None:
     """Continue the run's checkpoint (`resume`) or start afresh; record a new stage when `epochs` changed."""
     if run.ckpt_path.is_file() and not resume:
-        raise ZooError(f"{run.out_dir} already holds a training checkpoint; pass --resume to continue it "
-                       "or choose another --out")
+        raise ZooError(
+            f"{run.out_dir} already holds a training checkpoint; pass --resume to continue it or choose another --out"
+        )
     if resume:
         if not run.ckpt_path.is_file():
             raise ZooError(f"--resume: no checkpoint at {run.ckpt_path}")
         run.state = restore_run(run)
         if run.state.epoch > run.rec["epochs"]:
-            raise ZooError(f"cannot resume from {run.ckpt_path}: it has done {run.state.epoch} epochs already, so "
-                           f"epochs={run.rec['epochs']} would train nothing; give more than {run.state.epoch} "
-                           "epochs to train on, or use the run's release as it is")
+            raise ZooError(
+                f"cannot resume from {run.ckpt_path}: it has done {run.state.epoch} epochs already, so "
+                f"epochs={run.rec['epochs']} would train nothing; give more than {run.state.epoch} "
+                "epochs to train on, or use the run's release as it is"
+            )
     st = run.state
     # a new stage when the epochs change, or when a resume runs on other hardware (threads, devices)
     here = hardware(run.dev, run.d.world)
@@ -197,7 +248,11 @@ def _run_epochs(run: Run, *, progress: bool, callbacks: Sequence[Callback]) -> N
             _train_epoch(run, epoch, window, signals, progress=progress, callbacks=callbacks)
             record = _end_epoch(run, epoch, progress=progress)
             for cb in callbacks:
-                cb(TrainEvent("epoch", epoch, run.state.step, 0, {k: v for k, v in record.items() if isinstance(v, float)}))
+                cb(
+                    TrainEvent(
+                        "epoch", epoch, run.state.step, 0, {k: v for k, v in record.items() if isinstance(v, float)}
+                    )
+                )
             if signals.received is not None:
                 raise KeyboardInterrupt
     except KeyboardInterrupt:
@@ -208,20 +263,26 @@ def _run_epochs(run: Run, *, progress: bool, callbacks: Sequence[Callback]) -> N
     run.state.elapsed += time.perf_counter() - run.t_run
 
 
-def _train_epoch(run: Run, epoch: int, window: MetricsWindow, signals: "Signals", *, progress: bool,
-                 callbacks: Sequence[Callback]) -> None:
+def _train_epoch(
+    run: Run, epoch: int, window: MetricsWindow, signals: Signals, *, progress: bool, callbacks: Sequence[Callback]
+) -> None:
     """The optimizer steps of `epoch` (from `step_in_epoch` when resuming inside it), with EMA and logging."""
     rec, st, data, d = run.rec, run.state, run.data, run.d
     if rec["dynamic_binarization"]:
         data.train_x = redraw(data.ds, rec, epoch, run.limit, data.data_spec).to(data.train_x.device)
-    order = shard_indices(len(data.train_x), seed=rec["seed"], epoch=epoch, rank=d.rank,
-                          world=d.world).to(data.train_x.device)
+    order = shard_indices(len(data.train_x), seed=rec["seed"], epoch=epoch, rank=d.rank, world=d.world).to(
+        data.train_x.device
+    )
     b = data.per_rank_batch
-    bar = progress_bar(total=data.steps_per_epoch, initial=st.step_in_epoch, desc=f"epoch {epoch + 1}/{rec['epochs']}",
-                       disable=not (progress and d.main))
+    bar = progress_bar(
+        total=data.steps_per_epoch,
+        initial=st.step_in_epoch,
+        desc=f"epoch {epoch + 1}/{rec['epochs']}",
+        disable=not (progress and d.main),
+    )
     try:
         for k in range(st.step_in_epoch, data.steps_per_epoch):
-            idx = order[k * b:(k + 1) * b]
+            idx = order[k * b : (k + 1) * b]
             x = data.train_x[idx].to(run.dev, non_blocking=True).long()
             y = data.train_y[idx].to(run.dev, non_blocking=True) if data.train_y is not None else None
             run.in_step = True
@@ -232,8 +293,11 @@ def _train_epoch(run: Run, epoch: int, window: MetricsWindow, signals: "Signals"
             run.in_step = False
             window.add(metrics, len(x) * d.world)
             bar.update(1)
-            bar.set_postfix({key: f"{v:.4g}" for key, v in metrics.items() if key in ("loss", "bpd")} or
-                            {key: f"{v:.4g}" for key, v in list(metrics.items())[:3]}, refresh=False)
+            bar.set_postfix(
+                {key: f"{v:.4g}" for key, v in metrics.items() if key in ("loss", "bpd")}
+                or {key: f"{v:.4g}" for key, v in list(metrics.items())[:3]},
+                refresh=False,
+            )
             if st.step % rec["log_every"] == 0 or st.step_in_epoch == data.steps_per_epoch:
                 window.flush(epoch + 1, st.step)  # the mean of each metric since the last record
             for cb in callbacks:
@@ -250,21 +314,28 @@ def _end_epoch(run: Run, epoch: int, *, progress: bool) -> dict[str, Any]:
     st, data = run.state, run.data
     record: dict[str, Any] = {"kind": "valid", "epoch": epoch + 1, "step": st.step, "ema": run.ema is not None}
     if data.valid_x is not None:
-        nll = validation_nll(run.eval_model, data.valid_x, batch_size=run.rec["eval_batch_size"], device=run.dev,
-                             labels=data.valid_y)
+        nll = validation_nll(
+            run.eval_model, data.valid_x, batch_size=run.rec["eval_batch_size"], device=run.dev, labels=data.valid_y
+        )
         improved = st.best_nll is None or nll < st.best_nll
         record.update({"nll": nll, "bpd": data.data_spec.bits_per_dim(nll), "best": improved})
         if improved:
             st.best_nll, st.best_epoch = nll, epoch + 1
             if run.d.main:
-                save_checkpoint(run.out_dir / BEST, state_dict_cpu(run.eval_model),
-                                {"epoch": epoch + 1, "step": st.step, "valid_nll": nll, "ema": run.ema is not None})
+                save_checkpoint(
+                    run.out_dir / BEST,
+                    state_dict_cpu(run.eval_model),
+                    {"epoch": epoch + 1, "step": st.step, "valid_nll": nll, "ema": run.ema is not None},
+                )
     if run.d.main:
         record["elapsed_s"] = run.elapsed()
         write_jsonl(run.log_path, record)
         if progress:
-            msg = (f"epoch {epoch + 1}: valid NLL {record['nll']:.3f} nats ({record['bpd']:.4f} bits/dim)"
-                   if "nll" in record else f"epoch {epoch + 1} done")
+            msg = (
+                f"epoch {epoch + 1}: valid NLL {record['nll']:.3f} nats ({record['bpd']:.4f} bits/dim)"
+                if "nll" in record
+                else f"epoch {epoch + 1} done"
+            )
             say(msg + (" *best*" if record.get("best") else ""))
         images = epoch_samples(run.trainer)
         if images is not None:
@@ -285,8 +356,10 @@ def _on_interrupt(run: Run) -> None:
     save_run(run)
     if run.d.main:
         st = run.state
-        say(f"interrupted at epoch {st.epoch + (st.step_in_epoch > 0)}, step {st.step}; "
-            f"checkpoint written to {run.ckpt_path}; continue with --resume")
+        say(
+            f"interrupted at epoch {st.epoch + (st.step_in_epoch > 0)}, step {st.step}; "
+            f"checkpoint written to {run.ckpt_path}; continue with --resume"
+        )
 
 
 def _finish(run: Run, *, evaluate: bool, samples: int, t_start: float) -> TrainResult:
@@ -300,8 +373,15 @@ def _finish(run: Run, *, evaluate: bool, samples: int, t_start: float) -> TrainR
     barrier(run.d)
     st = run.state
     return TrainResult(
-        out=run.out_dir, model=best, last=run.model, ema=run.ema.module if run.ema is not None else None,
-        epochs=st.epoch, steps=st.step, best_epoch=st.best_epoch, best_valid_nll=st.best_nll, release_dir=release_dir,
+        out=run.out_dir,
+        model=best,
+        last=run.model,
+        ema=run.ema.module if run.ema is not None else None,
+        epochs=st.epoch,
+        steps=st.step,
+        best_epoch=st.best_epoch,
+        best_valid_nll=st.best_nll,
+        release_dir=release_dir,
         eval=(result.to_dict() if hasattr(result, "to_dict") else result) if result is not None else None,
         wall_time_s=time.perf_counter() - t_start,
     )
@@ -314,7 +394,7 @@ class Signals:
         self.received: int | None = None
         self._previous: dict[int, Any] = {}
 
-    def install(self) -> "Signals":
+    def install(self) -> Signals:
         if threading.current_thread() is not threading.main_thread():
             return self
 

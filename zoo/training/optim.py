@@ -1,9 +1,12 @@
-"""Optimisation: the recipe's optimizer and its per-step learning-rate schedule (warmup, then constant, cosine or exponential)."""
+"""Optimisation: the recipe's optimizer and its per-step learning-rate schedule.
+
+The schedule: warmup, then constant, cosine or exponential."""
 
 from __future__ import annotations
 
 import math
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import torch
 

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 from ..images import save_image
 
@@ -23,8 +24,9 @@ def _nice_ticks(lo: float, hi: float, n: int = 5) -> list[float]:
     return [first + i * step for i in range(int((hi - first) / step + 1e-9) + 1)]
 
 
-def plot_training_curves(records: Sequence[Mapping[str, Any]], path: str | Path, *, title: str = "",
-                         size: tuple[int, int] = (720, 440)) -> Path:
+def plot_training_curves(
+    records: Sequence[Mapping[str, Any]], path: str | Path, *, title: str = "", size: tuple[int, int] = (720, 440)
+) -> Path:
     """A PNG of the training curve: train and valid bits/dim against steps (other metrics when there are none).
 
     `records` are the lines of train_log.jsonl.
@@ -39,8 +41,14 @@ def plot_training_curves(records: Sequence[Mapping[str, Any]], path: str | Path,
         series["valid bits/dim"] = [(r["step"], r["bpd"]) for r in valid if r.get("bpd") is not None]
         ylabel = "bits/dim"
     else:
-        keys = sorted({k for r in train for k, v in r.items()
-                       if isinstance(v, (int, float)) and k not in ("step", "epoch", "lr", "images_per_s", "grad_norm")})
+        keys = sorted(
+            {
+                k
+                for r in train
+                for k, v in r.items()
+                if isinstance(v, (int, float)) and k not in ("step", "epoch", "lr", "images_per_s", "grad_norm")
+            }
+        )
         for k in keys[:6]:
             series[f"train {k}"] = [(r["step"], r[k]) for r in train if isinstance(r.get(k), (int, float))]
         ylabel = "loss"
@@ -89,7 +97,7 @@ def plot_training_curves(records: Sequence[Mapping[str, Any]], path: str | Path,
         xy = [(px(x), py(y)) for x, y in sorted(pts)]
         if len(xy) > 1:
             draw.line(xy, fill=colour, width=2)
-        for (a, b) in xy if label.startswith("valid") or len(xy) == 1 else []:
+        for a, b in xy if label.startswith("valid") or len(xy) == 1 else []:
             draw.ellipse([a - 3, b - 3, a + 3, b + 3], fill=colour)
         ly = top + 8 + 14 * i
         draw.line([(W - right - 150, ly + 6), (W - right - 130, ly + 6)], fill=colour, width=3)

@@ -8,13 +8,23 @@ wrong types and out-of-range values raise `RecipeError`.
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from ..errors import UnknownNameError, ZooError
 from ..util import did_you_mean
 
-__all__ = ["RECIPE_SCHEMA", "LOOP_KEYS", "OPTIMIZERS", "SCHEDULES", "PRECISIONS", "RecipeError", "recipe_keys",
-           "resolve_recipe", "split_overrides"]
+__all__ = [
+    "RECIPE_SCHEMA",
+    "LOOP_KEYS",
+    "OPTIMIZERS",
+    "SCHEDULES",
+    "PRECISIONS",
+    "RecipeError",
+    "recipe_keys",
+    "resolve_recipe",
+    "split_overrides",
+]
 
 # key: (default, meaning). A recipe is a dict of some of these keys; the rest take their defaults.
 RECIPE_SCHEMA: dict[str, tuple[Any, str]] = {
@@ -32,12 +42,18 @@ RECIPE_SCHEMA: dict[str, tuple[Any, str]] = {
     "min_lr": (0.0, "cosine: the learning rate at the last step"),
     "lr_gamma": (0.95, "exponential: lr multiplier per epoch"),
     "grad_clip": (0.0, "clip the global gradient norm to this value; 0 = off"),
-    "precision": ("fp32", "fp32 | bf16: bf16 autocast for the training forward pass (validation and release stay fp32)"),
+    "precision": (
+        "fp32",
+        "fp32 | bf16: bf16 autocast for the training forward pass (validation and release stay fp32)",
+    ),
     "ema_decay": (0.999, "timm ModelEmaV3 decay of the weight average; 0 = no EMA"),
     "ema_warmup": (True, "ramp the EMA decay up as 1 - (1 + step)^-3/4 (capped at ema_decay)"),
     "seed": (0, "seeds the model init, the data order and every random draw"),
     "train_split": ("train", "the dataset split to train on"),
-    "dynamic_binarization": (False, "a fresh draw of the train split every epoch (Dataset.redraw), e.g. binarized MNIST"),
+    "dynamic_binarization": (
+        False,
+        "a fresh draw of the train split every epoch (Dataset.redraw), e.g. binarized MNIST",
+    ),
     "valid_split": ("valid", "the split for validation NLL and best-epoch selection; '' = none"),
     "log_every": (50, "write a train record to train_log.jsonl every this many steps"),
     "dataset": ("", "the dataset when none is given; '' = the one matching the model's data spec"),
@@ -81,7 +97,7 @@ def _check_type(key: str, value: Any, default: Any, where: str) -> Any:
     if isinstance(default, (list, tuple)):
         if not isinstance(value, (list, tuple)) or len(value) != len(default):
             raise bad(f"a list of {len(default)} numbers")
-        return [_check_type(key, v, d, where) for v, d in zip(value, default)]
+        return [_check_type(key, v, d, where) for v, d in zip(value, default, strict=True)]
     if isinstance(default, dict):
         if not isinstance(value, Mapping):
             raise bad("a mapping")
@@ -161,8 +177,9 @@ def resolve_recipe(
     return out
 
 
-def split_overrides(name: str, pairs: Mapping[str, Any], *, recipe_extra: Mapping[str, Any] | None = None
-                    ) -> tuple[dict[str, Any], dict[str, Any]]:
+def split_overrides(
+    name: str, pairs: Mapping[str, Any], *, recipe_extra: Mapping[str, Any] | None = None
+) -> tuple[dict[str, Any], dict[str, Any]]:
     """Split `--set` pairs into (recipe overrides, model config overrides).
 
     `recipe.KEY=V` and `model.KEY=V` are explicit; a bare `KEY` is a recipe key
@@ -173,9 +190,9 @@ def split_overrides(name: str, pairs: Mapping[str, Any], *, recipe_extra: Mappin
     cfg: dict[str, Any] = {}
     for key, value in pairs.items():
         if key.startswith("recipe."):
-            rec[key[len("recipe."):]] = value
+            rec[key[len("recipe.") :]] = value
         elif key.startswith("model."):
-            cfg[key[len("model."):]] = value
+            cfg[key[len("model.") :]] = value
         elif key in keys:
             rec[key] = value
         else:

@@ -62,8 +62,9 @@ def evaluate_on_test(model: nn.Module, run: Run) -> Any:
     likelihood = callable(getattr(model, "log_prob", None)) or callable(getattr(model, "log_prob_bound", None))
     metrics = "nll" if likelihood else "fid,precision,recall,parzen"
     dataset = ds.name if registered else ds
-    result = evaluate(model, dataset=dataset, split="test", metrics=metrics, limit=run.limit, device=run.dev,
-                      progress=run.d.main)
+    result = evaluate(
+        model, dataset=dataset, split="test", metrics=metrics, limit=run.limit, device=run.dev, progress=run.d.main
+    )
     # the claims on the canonical subset, for a quick exact `zoo publish --limit` check (not for quick --limit runs
     # that score fewer images: `zoo card DIR` adds them); a dataset that is not registered could not verify them
     if registered and (run.limit is None or run.limit >= CANONICAL_LIMIT):
@@ -101,9 +102,16 @@ def write_release(folder: Path, model: nn.Module, run: Run, result: Any, samples
     if run.limit is not None:
         limitations.append(f"trained on the first {run.limit} images of the {rec['train_split']} split only (--limit)")
     save_release_weights(
-        model, folder, results=result, samples=x, recipe={"name": run.recipe_name, **rec}, tag=ds.name,
-        dataset=ds.name, hardware=f"{summary['hardware']}, {st.elapsed / 60:.1f} min, {st.epoch} epochs",
-        limitations=limitations or None, training=summary,
+        model,
+        folder,
+        results=result,
+        samples=x,
+        recipe={"name": run.recipe_name, **rec},
+        tag=ds.name,
+        dataset=ds.name,
+        hardware=f"{summary['hardware']}, {st.elapsed / 60:.1f} min, {st.epoch} epochs",
+        limitations=limitations or None,
+        training=summary,
     )
     if x is not None and not (folder / "samples.png").is_file():
         from ..images import save_grid
@@ -122,11 +130,22 @@ def _training_summary(model: nn.Module, run: Run) -> dict[str, Any]:
     """training.json: what was trained, how, for how long, on what."""
     st = run.state
     return {
-        "model": run.spec.name, "config": dict(model.zoo_config), "dataset": run.data.ds.name,
-        "recipe_name": run.recipe_name, "recipe": dict(run.rec), "epochs": st.epoch, "steps": st.step,
-        "stages": st.stages, "best_epoch": st.best_epoch, "best_valid_nll": st.best_nll,
+        "model": run.spec.name,
+        "config": dict(model.zoo_config),
+        "dataset": run.data.ds.name,
+        "recipe_name": run.recipe_name,
+        "recipe": dict(run.rec),
+        "epochs": st.epoch,
+        "steps": st.step,
+        "stages": st.stages,
+        "best_epoch": st.best_epoch,
+        "best_valid_nll": st.best_nll,
         "best_valid_bpd": model.data_spec.bits_per_dim(st.best_nll) if st.best_nll is not None else None,
-        "weights": "EMA of the weights" if run.ema is not None else "raw weights", "limit": run.limit,
-        "wall_time_s": round(st.elapsed, 1), "hardware": hardware(run.dev, run.d.world), "world_size": run.d.world,
-        "torch": torch.__version__, "zoo": __version__,
+        "weights": "EMA of the weights" if run.ema is not None else "raw weights",
+        "limit": run.limit,
+        "wall_time_s": round(st.elapsed, 1),
+        "hardware": hardware(run.dev, run.d.world),
+        "world_size": run.d.world,
+        "torch": torch.__version__,
+        "zoo": __version__,
     }

@@ -10,14 +10,21 @@ same data; resuming on one says so on stderr instead of skipping the check silen
 from __future__ import annotations
 
 import json
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from .. import __version__
 from ..distributed import Dist, barrier
 from ..errors import ZooError
 from ..util import is_int
 from .checkpoint import (
-    flatten_state, gather_rng, load_checkpoint, prefixed, save_checkpoint, set_rng_state, state_dict_cpu,
+    flatten_state,
+    gather_rng,
+    load_checkpoint,
+    prefixed,
+    save_checkpoint,
+    set_rng_state,
+    state_dict_cpu,
     unflatten_state,
 )
 from .log import note, say
@@ -31,8 +38,12 @@ DEFAULT_TRAINER = "zoo.training:MaximumLikelihoodTrainer"  # the identity's name
 def run_identity(spec: Any, model: Any, ds: Any, limit: int | None, d: Dist, rec: Mapping[str, Any]) -> dict[str, Any]:
     """What must not change when a run is resumed; `dataset_checksum` is None for a dataset without checksums."""
     identity = {
-        "model": spec.name, "config": dict(model.zoo_config), "dataset": ds.name, "limit": limit,
-        "world_size": d.world, "trainer": spec.trainer or DEFAULT_TRAINER,
+        "model": spec.name,
+        "config": dict(model.zoo_config),
+        "dataset": ds.name,
+        "limit": limit,
+        "world_size": d.world,
+        "trainer": spec.trainer or DEFAULT_TRAINER,
         "recipe": {k: v for k, v in rec.items() if k != "epochs"},
     }
     try:
@@ -54,10 +65,19 @@ def save_run(run: Run) -> None:
             tensors.update({f"rng/{r}/{k}": v for k, v in states.items()})
         skeleton = flatten_state(run.trainer.state_dict(), "trainer", tensors)
         meta = {
-            "format": 1, "zoo_version": __version__, "identity": run.identity, "epochs": run.rec["epochs"],
-            "epoch": st.epoch, "step_in_epoch": st.step_in_epoch, "step": st.step,
-            "best_nll": st.best_nll, "best_epoch": st.best_epoch, "elapsed": run.elapsed(),
-            "trainer_state": skeleton, "recipe_name": run.recipe_name, "stages": st.stages,
+            "format": 1,
+            "zoo_version": __version__,
+            "identity": run.identity,
+            "epochs": run.rec["epochs"],
+            "epoch": st.epoch,
+            "step_in_epoch": st.step_in_epoch,
+            "step": st.step,
+            "best_nll": st.best_nll,
+            "best_epoch": st.best_epoch,
+            "elapsed": run.elapsed(),
+            "trainer_state": skeleton,
+            "recipe_name": run.recipe_name,
+            "stages": st.stages,
         }
         save_checkpoint(run.ckpt_path, tensors, meta)
     barrier(run.d)
@@ -82,8 +102,13 @@ def restore_run(run: Run) -> Progress:
 
 
 # the progress counters a checkpoint must hold: name -> (smallest value, None allowed)
-_COUNTERS = {"epochs": (1, False), "epoch": (0, False), "step_in_epoch": (0, False), "step": (0, False),
-             "best_epoch": (1, True)}
+_COUNTERS = {
+    "epochs": (1, False),
+    "epoch": (0, False),
+    "step_in_epoch": (0, False),
+    "step": (0, False),
+    "best_epoch": (1, True),
+}
 
 
 def _checked_meta(meta: Any, steps_per_epoch: int) -> dict[str, Any]:
@@ -131,9 +156,15 @@ def _restore(run: Run) -> Progress:
     if not rng:
         raise ZooError(f"it has no RNG state for rank {run.d.rank}")
     set_rng_state(rng, run.dev)
-    return Progress(epoch=meta["epoch"], step_in_epoch=meta["step_in_epoch"], step=meta["step"],
-                    best_nll=meta.get("best_nll"), best_epoch=meta.get("best_epoch"), elapsed=meta.get("elapsed", 0.0),
-                    stages=meta.get("stages") or [{"epochs": meta["epochs"], "from_epoch": 0, "from_step": 0}])
+    return Progress(
+        epoch=meta["epoch"],
+        step_in_epoch=meta["step_in_epoch"],
+        step=meta["step"],
+        best_nll=meta.get("best_nll"),
+        best_epoch=meta.get("best_epoch"),
+        elapsed=meta.get("elapsed", 0.0),
+        stages=meta.get("stages") or [{"epochs": meta["epochs"], "from_epoch": 0, "from_step": 0}],
+    )
 
 
 def _load_strict(module: Any, state: Mapping[str, Any], what: str) -> None:
@@ -143,8 +174,11 @@ def _load_strict(module: Any, state: Mapping[str, Any], what: str) -> None:
     unexpected = sorted(set(state) - set(expected))
     reshaped = sorted(k for k in set(expected) & set(state) if tuple(expected[k].shape) != tuple(state[k].shape))
     if missing or unexpected or reshaped:
-        parts = [f"{label} {', '.join(keys[:5])}{' ...' if len(keys) > 5 else ''}"
-                 for label, keys in (("missing", missing), ("unexpected", unexpected), ("reshaped", reshaped)) if keys]
+        parts = [
+            f"{label} {', '.join(keys[:5])}{' ...' if len(keys) > 5 else ''}"
+            for label, keys in (("missing", missing), ("unexpected", unexpected), ("reshaped", reshaped))
+            if keys
+        ]
         raise ZooError(f"its {what} do not fit the model ({'; '.join(parts)})")
     module.load_state_dict(state, strict=True)
 
@@ -153,8 +187,10 @@ def _check_identity(run: Run, saved: Mapping[str, Any]) -> None:
     now = run.identity
     unchecked = saved.get("dataset_checksum") is None or now.get("dataset_checksum") is None
     if unchecked and run.d.main:
-        note(f"dataset {now.get('dataset')!r} has no checksum (at least one side of this --resume lacks one), "
-             f"so resuming {run.ckpt_path} cannot check that it continues on the same data")
+        note(
+            f"dataset {now.get('dataset')!r} has no checksum (at least one side of this --resume lacks one), "
+            f"so resuming {run.ckpt_path} cannot check that it continues on the same data"
+        )
     diffs = []
     for key in sorted(set(saved) | set(now)):
         if key == "dataset_checksum" and unchecked:
@@ -162,5 +198,8 @@ def _check_identity(run: Run, saved: Mapping[str, Any]) -> None:
         if json.loads(json.dumps(saved.get(key))) != json.loads(json.dumps(now.get(key))):
             diffs.append(f"{key}: checkpoint {json.dumps(saved.get(key))}, now {json.dumps(now.get(key))}")
     if diffs:
-        raise ZooError(f"cannot resume {run.ckpt_path}: the run differs from the checkpoint's:\n  " + "\n  ".join(diffs)
-                       + "\n(only epochs may change; start a new --out to train differently)")
+        raise ZooError(
+            f"cannot resume {run.ckpt_path}: the run differs from the checkpoint's:\n  "
+            + "\n  ".join(diffs)
+            + "\n(only epochs may change; start a new --out to train differently)"
+        )

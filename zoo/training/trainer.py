@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import math
 import warnings
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import torch
 from torch import nn
@@ -38,7 +39,6 @@ def wrap_ddp(module: nn.Module, device: torch.device) -> nn.Module:
     return DistributedDataParallel(module, device_ids=ids)
 
 
-
 class _MeanNLL(nn.Module):
     """Runs `model.loss` through `forward`, so DistributedDataParallel sees it."""
 
@@ -54,8 +54,8 @@ class MaximumLikelihoodTrainer:
     """Maximum likelihood: one optimizer step on `model.loss(x)`, the mean NLL in nats per image.
 
     With `precision: "bf16"` the forward pass runs under bf16 autocast (the
-    weights, gradients and optimizer stay fp32). Logs `loss` (nats/image), `bpd` (bits/dim) and `lr`; with `grad_clip` also
-    `grad_norm` (before clipping). Under torchrun the loss runs through
+    weights, gradients and optimizer stay fp32). Logs `loss` (nats/image), `bpd` (bits/dim) and `lr`;
+    with `grad_clip` also `grad_norm` (before clipping). Under torchrun the loss runs through
     DistributedDataParallel, which averages gradients over the processes; the
     logged loss is this process's.
     """
@@ -109,12 +109,17 @@ def trainer_class(spec: Any) -> type:
     cls = import_builder(spec.trainer)
     missing = [m for m in REQUIRED if not callable(getattr(cls, m, None))]
     if missing:
-        raise ZooError(f"{spec.name}: trainer {spec.trainer} lacks {', '.join(missing)} "
-                       "(see zoo.protocols.Trainer, the trainer interface)")
+        raise ZooError(
+            f"{spec.name}: trainer {spec.trainer} lacks {', '.join(missing)} "
+            "(see zoo.protocols.Trainer, the trainer interface)"
+        )
     if callable(getattr(cls, "fixed_noise_samples", None)) and not callable(getattr(cls, "epoch_samples", None)):
-        warnings.warn(f"{spec.trainer}: the trainer hook fixed_noise_samples() is now called epoch_samples() "
-                      "(zoo.protocols.Trainer); the old name is read for one more release", DeprecationWarning,
-                      stacklevel=3)
+        warnings.warn(
+            f"{spec.trainer}: the trainer hook fixed_noise_samples() is now called epoch_samples() "
+            "(zoo.protocols.Trainer); the old name is read for one more release",
+            DeprecationWarning,
+            stacklevel=3,
+        )
     return cls
 
 
