@@ -458,6 +458,7 @@ def _kill_mid_write(tear: str, code: str, **env: str) -> str:
         stderr=subprocess.PIPE,
         text=True,
     )
+    assert proc.stdout is not None and proc.stderr is not None
     try:
         line = proc.stdout.readline()
         assert line.startswith("TORN"), (line, proc.stderr.read() if proc.poll() is not None else "")

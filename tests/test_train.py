@@ -856,7 +856,7 @@ def test_trainers_implement_the_protocol(toy):
 class OldHookTrainer(FakeGANTrainer):
     """A third-party trainer written against the hook's old name."""
 
-    epoch_samples = None  # hide the new name this test class inherits
+    epoch_samples = None  # type: ignore[assignment]  # hide the new name this test class inherits
 
     def fixed_noise_samples(self):
         return self.model.sample(2, generator=torch.Generator().manual_seed(0))

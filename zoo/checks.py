@@ -191,7 +191,7 @@ def check(
         model = create(model)
     if not callable(getattr(model, "logits", None)):
         raise ZooError(f"zoo check applies to autoregressive models (with logits()); {type(model).__name__} has none")
-    name = name or getattr(model, "zoo_name", type(model).__name__)
+    name = name or str(getattr(model, "zoo_name", type(model).__name__))
     spec: DataSpec = model.data_spec
     notes: list[str] = []
     if dtype != next((p.dtype for p in model.parameters()), dtype):
@@ -223,7 +223,9 @@ def check(
     order = torch.arange(C * H * W).view(H, W, C).permute(2, 0, 1)
     try:
         # 1. causality
-        max_leak, tol, violations, leaking = 0.0, 0.0, [], set()
+        max_leak, tol = 0.0, 0.0
+        violations: list[dict[str, Any]] = []
+        leaking: set[int] = set()  # flat sub-pixel indices
         for _ in range(trials):
             x0 = torch.randint(0, L, (1, C, H, W), generator=g)
             base = run(x0)[0]  # (C, H, W, L)

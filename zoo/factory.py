@@ -45,7 +45,7 @@ def import_builder(path: str) -> Callable[..., Any]:
     except ImportError as e:
         raise ZooError(f"cannot import model module {module_name!r}: {e}") from e
     try:
-        obj = module
+        obj: Any = module
         for part in attr.split("."):
             obj = getattr(obj, part)
     except AttributeError:
@@ -70,12 +70,12 @@ def max_params_limit(max_params: int | None = None) -> int:
             max_params = int(float(raw)) if float(raw).is_integer() else None
         except (ValueError, OverflowError):
             max_params = None
-        if not is_positive_int(max_params):
-            raise ArgumentError(f"ZOO_MAX_PARAMS must be a positive whole number of parameters, got {raw!r}")
+        if is_positive_int(max_params):
+            return max_params
+        raise ArgumentError(f"ZOO_MAX_PARAMS must be a positive whole number of parameters, got {raw!r}")
+    if is_positive_int(max_params):
         return max_params
-    if not is_positive_int(max_params):
-        raise ArgumentError(f"max_params must be a positive int, got {max_params!r}")
-    return max_params
+    raise ArgumentError(f"max_params must be a positive int, got {max_params!r}")
 
 
 def parameter_count(builder: Callable[..., Any], config: Mapping[str, Any]) -> int | None:

@@ -201,7 +201,8 @@ def download_timeout() -> float:
         timeout = -1.0
     if not 0 < timeout < float("inf"):
         raise ArgumentError(f"HF_HUB_DOWNLOAD_TIMEOUT must be a positive number of seconds, got {raw!r}")
-    constants.HF_HUB_DOWNLOAD_TIMEOUT = timeout  # read by each body request of hf_hub_download
+    # read by each body request of hf_hub_download (declared int there; it takes seconds as a float)
+    constants.HF_HUB_DOWNLOAD_TIMEOUT = timeout  # type: ignore[assignment]
     return timeout
 
 

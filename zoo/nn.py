@@ -44,6 +44,8 @@ to float rounding, in the memory format of the input (channels-last in, channels
 
 from __future__ import annotations
 
+from typing import cast
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -69,11 +71,10 @@ def check_int(name: str, value: object, minimum: int = 1) -> int:
 
 
 def _pair(k: int | tuple[int, int], name: str) -> tuple[int, int]:
-    if is_int(k):
-        k = (k, k)
-    if not (isinstance(k, tuple) and len(k) == 2 and all(isinstance(v, int) and v >= 1 for v in k)):
+    pair = (k, k) if is_int(k) else k
+    if not (isinstance(pair, tuple) and len(pair) == 2 and all(isinstance(v, int) and v >= 1 for v in pair)):
         raise ValueError(f"{name} must be a positive int or a pair of them, got {k!r}")
-    return k
+    return pair
 
 
 def colour_groups(features: int, colours: int, blocks: int = 1) -> torch.Tensor:
@@ -136,6 +137,8 @@ class MaskedConv2d(nn.Conv2d):
     computed; the rows below are masked out anyway.
     """
 
+    mask: torch.Tensor  # a buffer, `(out_ch, in_ch, kh, kw)`
+
     def __init__(
         self,
         in_channels: int,
@@ -153,7 +156,7 @@ class MaskedConv2d(nn.Conv2d):
         super().__init__(in_channels, out_channels, (kh, kw), padding=0, bias=bias)
         self.mask_type = mask_type
         self.colours = colours
-        self.centre = (kh // 2, kw // 2) if centre is None else tuple(centre)
+        self.centre: tuple[int, int] = (kh // 2, kw // 2) if centre is None else cast(tuple[int, int], tuple(centre))
         mask = causal_mask(
             in_channels,
             out_channels,

@@ -121,7 +121,7 @@ class ModelSpec:
             "reference_results": {k: dict(v) for k, v in self.reference_results.items()},
             "builder": self.builder,
             "config": dict(self.config),
-            "data_spec": self.data_spec.to_dict(),
+            "data_spec": self.data_spec.to_dict() if self.data_spec is not None else None,  # set in __post_init__
             "capabilities": sorted(self.capabilities),
             "tags": self.tags,
             "default_tag": self.default_tag,

@@ -236,7 +236,7 @@ def _raster(
                     if all_known:
                         continue
                     level = choose(logits, u[:, c, i, j], temperature)  # (n,)
-                    if mask is not None:
+                    if mask is not None and known is not None:  # (both or neither: checked above)
                         level = torch.where(mask[:, c, i, j], known[:, c, i, j], level)
                     x[:, c, i, j] = level
                     steps.put(i, j, c, level)
@@ -250,7 +250,7 @@ def _start_image(
 ) -> torch.Tensor:
     """`(n, C, H, W)` long on `device`: the known sub-pixels, 0 elsewhere."""
     x = torch.zeros(u.shape, dtype=torch.long, device=device)
-    return x if mask is None else torch.where(mask, known, x)
+    return x if mask is None or known is None else torch.where(mask, known, x)
 
 
 class _NaiveSteps:

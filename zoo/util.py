@@ -14,7 +14,10 @@ import sys
 import warnings
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeGuard
+
+if TYPE_CHECKING:
+    from typing_extensions import TypeIs  # typing.TypeIs from Python 3.13
 
 __all__ = [
     "file_digest",
@@ -139,12 +142,12 @@ def did_you_mean(word: str, candidates: Iterable[str]) -> str:
     return f"; did you mean {', '.join(close)}?" if close else ""
 
 
-def is_int(value: Any) -> bool:
+def is_int(value: Any) -> TypeIs[int]:
     """True for an int that is not a bool (`True` is an int to Python, never a count to the zoo)."""
     return isinstance(value, int) and not isinstance(value, bool)
 
 
-def is_positive_int(value: Any) -> bool:
+def is_positive_int(value: Any) -> TypeGuard[int]:
     return is_int(value) and value > 0
 
 

@@ -199,7 +199,7 @@ def _plugin_package(plugin: str) -> str:
     from importlib import metadata
 
     for ep in metadata.entry_points(group="zoo"):
-        if ep.name == plugin and getattr(ep, "dist", None) is not None:
+        if ep.name == plugin and ep.dist is not None:
             return ep.dist.name
     return ""
 
@@ -215,6 +215,7 @@ def model_config(model: Any, *, sha256: str = "", tag: str | None = None, datase
         )
     spec = get_spec(name)
     data_spec = getattr(model, "data_spec", None) or spec.data_spec
+    assert data_spec is not None  # a ModelSpec's is set when it is made
     n_params = sum(p.numel() for p in model.parameters()) if hasattr(model, "parameters") else None
     try:
         json.dumps(dict(config))

@@ -21,7 +21,9 @@ def _check_model_options(spec: ModelSpec, keys: list[str], extra: dict) -> None:
     from ..util import did_you_mean
 
     options = builder_options(spec)
-    unknown = [k for k in keys if options is not None and k not in options]
+    if options is None:  # the builder takes any keyword
+        return
+    unknown = [k for k in keys if k not in options]
     if unknown:
         recipe = recipe_keys(extra)
         raise ArgumentError(

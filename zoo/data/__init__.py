@@ -221,7 +221,7 @@ class CachedDataset(Dataset):
         """
         wanted = self._splits(splits)
         todo = [s for s in wanted if force or not self.available(s)]
-        todo = [s for s in todo if self._shipped_path(s) is None or not self._shipped_path(s).is_file()]
+        todo = [s for s in todo if (shipped := self._shipped_path(s)) is None or not shipped.is_file()]
         if todo:
             arrays = self.build(todo, source=source, progress=progress)
             for s in todo:
@@ -236,9 +236,12 @@ class CachedDataset(Dataset):
     ) -> dict[str, Any]:
         """Read the source into numpy arrays `{split: (x, y)}` without touching the cache."""
         wanted = self._splits(splits)
-        src = Path(source).expanduser() if source is not None else self.default_source()
-        if source is not None and not src.exists():
-            raise DataError(f"{self.name}: source {src} does not exist")
+        if source is None:
+            src = self.default_source()
+        else:
+            src = Path(source).expanduser()
+            if not src.exists():
+                raise DataError(f"{self.name}: source {src} does not exist")
         out = self.read_source(src, wanted, progress)
         for s in wanted:
             x, y = out[s]

@@ -168,6 +168,7 @@ class Demo:
             except UnknownNameError:  # a Hub or folder name: known once loaded
                 spec = None
             d = spec.data_spec if spec is not None else self.model(name).data_spec
+            assert d is not None  # a ModelSpec's is set when it is made
             out.append(
                 {
                     "name": name,

@@ -23,8 +23,9 @@ import json
 import math
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import torch
 from torch import nn
@@ -57,8 +58,8 @@ class ReferenceClassifier(nn.Module):
         in_chans: int = 1,
         levels: int = 2,
         num_classes: int = 10,
-        layers: list[int] = (1, 1, 1, 1),
-        channels: list[int] = (16, 32, 64, 128),
+        layers: Sequence[int] = (1, 1, 1, 1),
+        channels: Sequence[int] = (16, 32, 64, 128),
         stem_width: int = 16,
     ):
         super().__init__()
@@ -66,7 +67,7 @@ class ReferenceClassifier(nn.Module):
 
         self.levels = levels
         self.net = ResNet(
-            block=BasicBlock,
+            block=cast(Any, BasicBlock),  # timm annotates `block` as an instance; it takes the class
             layers=tuple(layers),
             channels=tuple(channels),
             stem_width=stem_width,
@@ -167,6 +168,14 @@ def _shift(x: torch.Tensor, g: torch.Generator, max_shift: int = 2) -> torch.Ten
 
 
 @torch.no_grad()
+def labelled(ds: Any, split: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """`ds.load(split)`, which must have labels: images `(N, C, H, W)` and labels `(N,)`."""
+    x, y = ds.load(split)
+    if y is None:
+        raise ZooError(f"the {split} split of {ds.name!r} has no labels; the reference classifier needs them")
+    return x, y
+
+
 def accuracy(model: ReferenceClassifier, x: torch.Tensor, y: torch.Tensor, batch_size: int = 500) -> float:
     model.eval()
     correct = 0
@@ -197,8 +206,8 @@ def train(
     ds = get_dataset(dataset)
     if not ds.num_classes:
         raise ZooError(f"dataset {dataset!r} has no labels; a reference classifier needs them")
-    x, y = ds.load("train")
-    xv, yv = ds.load("valid") if "valid" in ds.splits else (None, None)
+    x, y = labelled(ds, "train")
+    xv, yv = labelled(ds, "valid") if "valid" in ds.splits else (None, None)
     spec = ds.data_spec
     config = {**DEFAULT_CONFIG, "in_chans": spec.channels, "levels": spec.levels, "num_classes": ds.num_classes}
     model = ReferenceClassifier(**config)
@@ -228,11 +237,11 @@ def train(
             "loss": round(loss.item(), 4),
             "minutes": round((time.perf_counter() - t0) / 60, 2),
         }
-        if xv is not None:
+        if xv is not None and yv is not None:
             entry["valid_accuracy"] = accuracy(model, xv, yv)
         log.append(entry)
         print(json.dumps(entry), file=sys.stderr)
-    xt, yt = ds.load("test")
+    xt, yt = labelled(ds, "test")
     test_acc = accuracy(model, xt, yt)
     out = Path(out) if out is not None else weights_dir(dataset)
     out.mkdir(parents=True, exist_ok=True)
@@ -368,7 +377,7 @@ def _main(argv: list[str] | None = None) -> int:
 
     torch.set_num_threads(1)
     model, cfg = load_classifier(args.dir or weights_dir(args.dataset))
-    x, y = get_dataset(args.dataset).load(args.split)
+    x, y = labelled(get_dataset(args.dataset), args.split)
     acc = accuracy(model, x, y)
     print(
         f"{args.dataset} {args.split} accuracy {acc:.4f} ({round(acc * x.shape[0])}/{x.shape[0]}); "

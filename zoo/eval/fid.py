@@ -16,6 +16,8 @@ that many samples (FID is biased upwards for small N).
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 
 from ..errors import ArgumentError
@@ -52,7 +54,7 @@ def fid(ctx: EvalContext) -> MetricValue:
     real = ctx.features(ctx.split, ctx.split_images())
     fake = ctx.features("samples", ctx.samples())
     value = frechet_distance(fake, real)
-    details = {"num_samples": fake.shape[0], "n_real": real.shape[0], "features": real.shape[1]}
+    details: dict[str, Any] = {"num_samples": fake.shape[0], "n_real": real.shape[0], "features": real.shape[1]}
     try:
         ref_split, floor = floor_features(ctx)
         details["floor"] = frechet_distance(floor, real)

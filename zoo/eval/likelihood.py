@@ -101,7 +101,11 @@ def nll(ctx: EvalContext) -> MetricValue:
         bad = int((~torch.isfinite(lp)).sum())
         raise ValueError(f"the model gave a non-finite log-likelihood for {bad} of {lp.numel()} images")
     s = summarize(lp, ctx.data_spec.dims)
-    details = {"bits_per_dim": s["bits_per_dim"], "stderr_bits_per_dim": s["stderr_bits_per_dim"], "n": s["n"]}
+    details: dict[str, Any] = {
+        "bits_per_dim": s["bits_per_dim"],
+        "stderr_bits_per_dim": s["stderr_bits_per_dim"],
+        "n": s["n"],
+    }
     if is_bounded(ctx.model):
         details.update({"bound": "upper", "k": ctx.iw_samples})
     return MetricValue("nll", s["nats"], "nats", s["stderr"], details)

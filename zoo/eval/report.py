@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as _dt
 import json
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -124,7 +124,8 @@ def leaderboard_markdown(
     has_ref = {
         m: any((r.provenance.get("reference") or {}).get(m) is not None for r in results) for m in ("nll", "parzen")
     }
-    header, cells = ["model", "weights"], []  # cells: one function per column, result -> text
+    header = ["model", "weights"]
+    cells: list[Callable[..., str]] = []  # one function per column, result -> text
     for m in names:
         unit = next(r.metrics[m].unit for r in results if m in r.metrics)
         if m == "speed":

@@ -154,13 +154,13 @@ def format_table(results: Iterable[EvalResult]) -> str:
         w = str(r.provenance.get("weights", ""))
         row = [r.model, w if w == "random init" else w[:12]]
         for k in names:
-            v = r.metrics.get(k)
-            if v is None:
+            mv = r.metrics.get(k)
+            if mv is None:
                 row.append("-")
-            elif v.value is None:
+            elif mv.value is None:
                 row.append("n/a")
             else:
-                row.append(v.short().removesuffix(v.unit).strip())
+                row.append(mv.short().removesuffix(mv.unit).strip())
         rows.append(row)
     widths = [max(len(str(x)) for x in col) for col in zip(header, *rows, strict=True)]
     fmt = "  ".join(f"{{:<{w}}}" for w in widths)

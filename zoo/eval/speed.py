@@ -74,9 +74,13 @@ def _train_images_per_s(model: Any, ctx: EvalContext, batch: int) -> float:
         twin.loss(b).backward()
         opt.step()
 
+    def two_steps() -> None:
+        for i in (0, batch):
+            step(x[i : i + batch])
+
     with torch.enable_grad():
         step(x[:batch])  # warm-up
-        dt = _time(lambda: [step(x[i : i + batch]) for i in (0, batch)])
+        dt = _time(two_steps)
     return 2 * batch / dt
 
 
@@ -110,8 +114,8 @@ def speed(ctx: EvalContext) -> MetricValue:
         dt = _time(lambda: [model.log_prob(b) for b in batches])
         details["eval_images_per_s"] = x.shape[0] / dt
     if callable(getattr(model, "loss", None)):
-        details["train_batch"] = _recipe_batch(model)
-        details["train_images_per_s"] = _train_images_per_s(model, ctx, details["train_batch"])
+        batch = details["train_batch"] = _recipe_batch(model)
+        details["train_images_per_s"] = _train_images_per_s(model, ctx, batch)
     if best is None:
         return MetricValue("speed", details["eval_images_per_s"], "images/s", None, details, "eval only: not a sampler")
     return MetricValue("speed", best, "samples/s", None, details)

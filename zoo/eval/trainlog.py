@@ -49,7 +49,8 @@ def time_to_reach(validation: Sequence[Mapping[str, Any]], nats: float) -> float
 
 
 def train_time(ctx: Any) -> MetricValue:
-    records = validation_records(log_of(ctx.model))
+    log = log_of(ctx.model)
+    records = validation_records(log) if log is not None else []
     if not records:
         return MetricValue.na("train-time", "the training log has no timed validation", "h")
     best = min(records, key=lambda r: r["nll"])

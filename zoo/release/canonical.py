@@ -70,7 +70,9 @@ def canonical_subset(
     if not metrics:
         return None
     if evaluate is None:
-        from ..eval import evaluate
+        from ..eval import evaluate as harness
+
+        evaluate = harness
     kw = {**evaluation_settings(full), "metrics": metrics}
     if dataset is not None:
         kw["dataset"] = dataset

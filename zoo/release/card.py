@@ -14,7 +14,7 @@ A card is the `README.md` of a release folder (= a Hub model repo):
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping, Sequence, Set
 from pathlib import Path
 from typing import Any
 
@@ -78,7 +78,7 @@ def front_matter(
     results = []
     if summary is not None:
         for key, value in summary.metrics.items():
-            args = {"n": summary.n, "seed": summary.seed}
+            args: dict[str, Any] = {"n": summary.n, "seed": summary.seed}
             if key in summary.stderr:
                 args["stderr"] = summary.stderr[key]
             args.update(summary.bounds.get(key.split(".")[0], {}))  # a bound: {"bound": "upper", "k": k}
@@ -305,7 +305,7 @@ def render_card(
         for metric, note in summary.notes.items():
             out.append(f"| {metric} | {note} | - | - |")
         asked = sorted(set(summary.metric_names) | {k.split(".")[0] for k in summary.notes})  # n/a ones too
-        call = {"dataset": summary.dataset, "split": summary.split, "metrics": asked}
+        call: dict[str, Any] = {"dataset": summary.dataset, "split": summary.split, "metrics": asked}
         if summary.seed is not None:
             call["seed"] = summary.seed
         if summary.limit is not None:
@@ -323,6 +323,7 @@ def render_card(
     if spec is not None and summary is not None:
         out += _comparison(spec, summary, recipe, training)
     out += ["## Limitations", ""]
+    caps: Set[str]
     if spec is not None:
         caps = spec.capabilities
     else:  # an architecture this install does not know: judge by what was measured

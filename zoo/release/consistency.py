@@ -180,7 +180,7 @@ def check_consistency(
         if (card.subset is None) != (ev.subset is None):
             has = "README.md" if card.subset is not None else "eval.json"
             out.append(_check("canonical subset", False, f"only {has} records canonical-subset claims"))
-        elif card.subset is not None:
+        elif card.subset is not None and ev.subset is not None:
             out += _same(card.subset, ev.subset, "README.md", "eval.json", "canonical subset, README.md vs eval.json: ")
     if card.subset is not None:
         out += _tie(card, card.subset)

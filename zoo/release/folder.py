@@ -287,7 +287,7 @@ def training_commands(training: Mapping[str, Any]) -> str:
     limit = ["--limit", str(training["limit"])] if training.get("limit") else []
     stages = training.get("stages") or [{"epochs": training.get("epochs"), "from_epoch": 0}]
     hardware = _stage_hardware(training)
-    parts = []
+    parts: list[str] = []
     for i, stage in enumerate(stages):
         if i and stages[i - 1]["epochs"] != stage["from_epoch"]:  # the previous stage was stopped early
             done = stage["from_epoch"]

@@ -73,7 +73,7 @@ def _as_dict(result: Any) -> dict[str, Any]:
             d = fn()
             if isinstance(d, Mapping):
                 return dict(d)
-    if dataclasses.is_dataclass(result):
+    if dataclasses.is_dataclass(result) and not isinstance(result, type):
         return dataclasses.asdict(result)
     raise TypeError(f"expected an EvalResult or a dict of results, got {type(result).__name__}")
 
@@ -132,8 +132,8 @@ def summarize(result: Any) -> EvalSummary:
         dataset = dataset.get("name", "")
     s = EvalSummary(dataset=str(dataset), split=str(get("split") or "test"))
     for key in ("n", "seed", "limit"):
-        v = get(key)
-        setattr(s, key, int(v) if number(v) is not None else None)
+        v = number(get(key))
+        setattr(s, key, int(v) if v is not None else None)
     flat = {**prov, **d}
     for k, v in list(flat.items()):
         if isinstance(v, Mapping) and k not in ("metrics", "provenance", "data_spec", "canonical_subset"):
@@ -162,8 +162,8 @@ def summarize(result: Any) -> EvalSummary:
         if str(value.get("status", "")).lower() in ("n/a", "na", "unsupported", "skipped"):
             s.notes[name] = f"n/a, {value.get('reason', '')}".rstrip(", ")
             continue
-        leaves = {k: number(v) for k, v in value.items()}
-        numeric = [k for k, v in leaves.items() if v is not None]
+        leaves = {k: n for k, v in value.items() if (n := number(v)) is not None}
+        numeric = list(leaves)
         for k in numeric:
             if _is_stderr(k):
                 s.stderr[_stderr_target(name, k, numeric)] = leaves[k]
@@ -193,8 +193,8 @@ def _add_metric_value(s: EvalSummary, name: str, mv: Mapping[str, Any]) -> None:
     details = mv.get("details") or {}
     if details.get("bound") is not None:
         s.bounds[name] = {"bound": str(details["bound"]), "k": details.get("k")}
-    leaves = {k: number(v) for k, v in details.items()}
-    numeric = [k for k, v in leaves.items() if v is not None]
+    leaves = {k: n for k, v in details.items() if (n := number(v)) is not None}
+    numeric = list(leaves)
     for k in numeric:
         if k.startswith("stderr_"):  # the harness's name for the standard error of detail k[7:]
             if k[len("stderr_") :] in numeric:

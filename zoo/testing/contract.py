@@ -188,7 +188,8 @@ def check_fast_equals_naive(name: str) -> None:
     """The fast sampler draws exactly the naive sampler's images, with and without completion."""
     model = tiny(name)
     known, mask = _half_known(model)
-    for kw in ({}, {"known": known, "mask": mask}):
+    cases: tuple[dict[str, Any], ...] = ({}, {"known": known, "mask": mask})
+    for kw in cases:
         fast = sample(model, 2, method="fast", generator=torch.Generator().manual_seed(2), **kw)
         naive = sample(model, 2, method="naive", generator=torch.Generator().manual_seed(2), **kw)
         what = "completing images" if kw else "sampling"

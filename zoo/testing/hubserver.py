@@ -148,6 +148,7 @@ class HubServer:
     def url(self) -> str:
         assert self._httpd is not None, "server not started"
         host, port = self._httpd.server_address[:2]
+        assert isinstance(host, str)  # an AF_INET server's address
         return f"http://{host}:{port}"
 
     # -- test helpers -------------------------------------------------------
@@ -155,11 +156,18 @@ class HubServer:
         """Replace a stored file in place, without a new commit (a corrupt or malicious mirror)."""
         with self.lock:
             repo = self.repos[repo_id]
-            self.repos[repo_id].commits[repo.resolve(revision)].files[path] = content
+            repo.commits[self._oid(repo, revision)].files[path] = content
 
     def file(self, repo_id: str, path: str, revision: str = "main") -> bytes:
         repo = self.repos[repo_id]
-        return repo.commits[repo.resolve(revision)].files[path]
+        return repo.commits[self._oid(repo, revision)].files[path]
+
+    @staticmethod
+    def _oid(repo: Repo, revision: str) -> str:
+        oid = repo.resolve(revision)
+        if oid is None:
+            raise KeyError(f"no revision {revision!r}")
+        return oid
 
     # -- repository model ---------------------------------------------------
     def _new_commit(self, repo: Repo, files: dict[str, bytes], message: str, parent: str | None) -> str:

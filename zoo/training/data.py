@@ -8,7 +8,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
-from torch import nn
 
 from ..distributed import Dist
 from ..errors import ZooError
@@ -34,7 +33,7 @@ class TrainData:
 
 
 def load_data(
-    dataset: Any, spec: Any, model: nn.Module, rec: Mapping[str, Any], limit: int | None, d: Dist, dev: torch.device
+    dataset: Any, spec: Any, model: Any, rec: Mapping[str, Any], limit: int | None, d: Dist, dev: torch.device
 ) -> TrainData:
     """The dataset (given, or the default for `spec`), checked against the model, with its splits loaded."""
     from ..data import get_dataset
@@ -108,7 +107,7 @@ def is_conditional(model: Any) -> bool:
 
 
 def validation_nll(
-    model: nn.Module, images: torch.Tensor, *, batch_size: int, device: torch.device, labels: torch.Tensor | None = None
+    model: Any, images: torch.Tensor, *, batch_size: int, device: torch.device, labels: torch.Tensor | None = None
 ) -> float:
     """Exact mean NLL in nats per image over `images` (given `labels` for a class-conditional
     model), sharded over the processes: the harness's NLL loop (`zoo.eval.likelihood`). For a

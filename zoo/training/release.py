@@ -39,7 +39,7 @@ def released_weights(run: Run) -> nn.Module:
     return best.eval()
 
 
-def evaluate_on_test(model: nn.Module, run: Run) -> Any:
+def evaluate_on_test(model: Any, run: Run) -> Any:
     """The shared harness on the test split (a seeded subset of `limit` images with --limit): NLL for a
     likelihood model, the sample metrics (FID, precision, recall, Parzen) for a sampler without one (a GAN),
     with the same evaluation on the canonical subset of the test split (`zoo.release.canonical`).
@@ -72,7 +72,7 @@ def evaluate_on_test(model: nn.Module, run: Run) -> Any:
     return result
 
 
-def save_release_weights(model: nn.Module, folder: str | Path, **card: Any) -> Path:
+def save_release_weights(model: Any, folder: str | Path, **card: Any) -> Path:
     """config.json + model.safetensors (+ README.md card and samples.png) through `zoo.save_pretrained`.
 
     `card` goes to `zoo.release.save_pretrained` (results, samples, recipe, tag, dataset,
@@ -83,7 +83,7 @@ def save_release_weights(model: nn.Module, folder: str | Path, **card: Any) -> P
     return Path(save_pretrained(model, folder, **card))
 
 
-def write_release(folder: Path, model: nn.Module, run: Run, result: Any, samples: int) -> None:
+def write_release(folder: Path, model: Any, run: Run, result: Any, samples: int) -> None:
     """Write the release folder from scratch (rank 0 only); `result` is the harness's, or None."""
     if folder.exists():
         shutil.rmtree(folder)
@@ -126,7 +126,7 @@ def write_release(folder: Path, model: nn.Module, run: Run, result: Any, samples
         render_release_card(folder, canonical=False)  # computed with the result, by every process
 
 
-def _training_summary(model: nn.Module, run: Run) -> dict[str, Any]:
+def _training_summary(model: Any, run: Run) -> dict[str, Any]:
     """training.json: what was trained, how, for how long, on what."""
     st = run.state
     return {

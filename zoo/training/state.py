@@ -38,7 +38,7 @@ class TrainResult:
     """What `train` returns (on every process)."""
 
     out: Path
-    model: nn.Module  # the released weights: best on validation (EMA when enabled), eval mode
+    model: Any  # the released weights: best on validation (EMA when enabled), eval mode
     last: nn.Module  # the raw weights after the last step
     ema: nn.Module | None  # the EMA weights after the last step, or None
     epochs: int
@@ -77,7 +77,7 @@ class Run:
     limit: int | None
     dev: torch.device
     d: Dist
-    model: nn.Module
+    model: Any
     ema: Any  # timm's ModelEmaV3, or None
     trainer: Any  # a zoo.protocols.Trainer
     data: TrainData

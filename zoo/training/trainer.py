@@ -42,9 +42,9 @@ def wrap_ddp(module: nn.Module, device: torch.device) -> nn.Module:
 class _MeanNLL(nn.Module):
     """Runs `model.loss` through `forward`, so DistributedDataParallel sees it."""
 
-    def __init__(self, model: nn.Module):
+    def __init__(self, model: Any):
         super().__init__()
-        self.model = model
+        self.model: Any = model  # a zoo model: Any with loss()
 
     def forward(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
         return self.model.loss(x) if y is None else self.model.loss(x, y=y)
@@ -63,14 +63,15 @@ class MaximumLikelihoodTrainer:
     supports_distributed = True
     recipe_defaults: Mapping[str, Any] = {}
 
-    def __init__(self, model: nn.Module, recipe: Mapping[str, Any], device: torch.device):
+    def __init__(self, model: Any, recipe: Mapping[str, Any], device: torch.device):
         if not callable(getattr(model, "loss", None)) or not hasattr(model, "data_spec"):
             raise ZooError(
                 f"{type(model).__name__} has no loss(x); the default trainer needs a likelihood model "
                 "(a family without one registers its own ModelSpec.trainer)"
             )
-        self.model, self.recipe, self.device = model, dict(recipe), device
-        self.dims = model.data_spec.dims
+        self.model: Any = model  # checked above: it has loss() and data_spec
+        self.recipe, self.device = dict(recipe), device
+        self.dims: int = model.data_spec.dims
         self.forward = wrap_ddp(_MeanNLL(model), device)
         self.optimizer = build_optimizer(model.parameters(), recipe)
         self.scheduler = build_scheduler(self.optimizer, self.recipe)
@@ -106,7 +107,7 @@ def trainer_class(spec: Any) -> type:
     `MaximumLikelihoodTrainer` when it names none."""
     if not spec.trainer:
         return MaximumLikelihoodTrainer
-    cls = import_builder(spec.trainer)
+    cls: Any = import_builder(spec.trainer)
     missing = [m for m in REQUIRED if not callable(getattr(cls, m, None))]
     if missing:
         raise ZooError(
