@@ -76,7 +76,7 @@ def test_released_weights_match_commit_9491e71(fixture, name):
 
 def plain_masked_conv(conv: MaskedConv2d, x: torch.Tensor) -> torch.Tensor:
     """The definition: the full kernel times its mask, the input zero-padded around the centre."""
-    return F.conv2d(F.pad(x, conv.pads), conv.weight * conv.mask, conv.bias)
+    return F.conv2d(F.pad(x, conv.pads), conv.weight * conv.get_buffer("mask"), conv.bias)
 
 
 CONVS = [  # (in, out, kernel, mask, colours, keyword arguments)
@@ -163,7 +163,7 @@ def plain_gated_logits(m, x: torch.Tensor, y: torch.Tensor | None = None) -> tor
         return torch.tanh(f) * torch.sigmoid(g)
 
     v = h = _scaled(x, spec.levels, m.out2.weight.dtype)
-    skip = 0
+    skip: torch.Tensor | int = 0
     for layer in m.layers:
         p = layer.kernel // 2
         v_pre = F.conv2d(F.pad(v, (p, p, p, 0)), layer.v_conv.weight, layer.v_conv.bias)  # rows i-p .. i
@@ -179,6 +179,7 @@ def plain_gated_logits(m, x: torch.Tensor, y: torch.Tensor | None = None) -> tor
             break
         h = plain_masked_conv(layer.h_out, g) + (h if layer.residual else 0)
         v = gate(v_pre)
+    assert isinstance(skip, torch.Tensor)  # the model has at least one layer
     out = plain_masked_conv(m.out2, F.relu(plain_masked_conv(m.out1, F.relu(skip))))
     return _logits_layout(out, spec.channels, spec.levels)
 

@@ -215,7 +215,11 @@ def _zoo_imports(path) -> set[str]:
     for node in ast.walk(ast.parse(path.read_text())):
         if isinstance(node, ast.ImportFrom) and node.level:
             found.add(node.module or "")
-        elif isinstance(node, ast.ImportFrom) and node.module.split(".")[0] in ("zoo", "zoo_pixelcnn", "zoo_pixelrnn"):
+        elif (
+            isinstance(node, ast.ImportFrom)
+            and node.module is not None  # always so for an absolute import
+            and node.module.split(".")[0] in ("zoo", "zoo_pixelcnn", "zoo_pixelrnn")
+        ):
             found.add(node.module)
         elif isinstance(node, ast.Import):
             found |= {a.name for a in node.names if a.name.split(".")[0] == "zoo"}

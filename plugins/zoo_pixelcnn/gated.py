@@ -38,7 +38,8 @@ in cache-sized chunks. Most of the training time is the vertical stack's
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Sequence
+from typing import Any, cast
 
 import torch
 import torch.nn.functional as F
@@ -74,7 +75,8 @@ def _halves(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
             x.permute(0, 2, 3, 1).unflatten(-1, (2, F2 // 2)).permute(3, 0, 1, 2, 4).contiguous()
         )  # (2, B, H, W, h)
         return halves[0].permute(0, 3, 1, 2), halves[1].permute(0, 3, 1, 2)  # (B, h, H, W) channels-last each
-    return x.chunk(2, dim=1)
+    f, g = x.chunk(2, dim=1)
+    return f, g
 
 
 class _Gate(torch.autograd.Function):
@@ -125,13 +127,25 @@ def add_shifted_down(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     return _AddShiftedDown.apply(a, b)
 
 
+def _bias(conv: nn.Conv2d) -> torch.Tensor:
+    """`conv.bias`: every convolution of this model is built with one (nn.Conv2d's default)."""
+    assert conv.bias is not None
+    return conv.bias
+
+
+def _embed(table: nn.Embedding | None, y: torch.Tensor) -> torch.Tensor:
+    """`table(y)` `(n, 2h)`: labels `y` reach only a class-conditional layer, which has the table."""
+    assert table is not None
+    return table(y)
+
+
 def init_conv(conv: nn.Conv2d, gain: float) -> None:
     """Weights N(0, gain^2 / fan_in), fan_in counting only the unmasked inputs; zero bias."""
     if conv.weight.is_meta:  # zoo.factory counting parameters: no values to initialise
         return
-    fan_in = float(conv.mask[0].sum()) if isinstance(conv, MaskedConv2d) else conv.weight[0].numel()
+    fan_in = float(conv.get_buffer("mask")[0].sum()) if isinstance(conv, MaskedConv2d) else conv.weight[0].numel()
     nn.init.normal_(conv.weight, 0.0, gain / max(fan_in, 1.0) ** 0.5)
-    nn.init.zeros_(conv.bias)
+    nn.init.zeros_(_bias(conv))
 
 
 class GatedLayer(nn.Module):
@@ -169,9 +183,9 @@ class GatedLayer(nn.Module):
         # pixels would barely move the output. N(0, 4/fan_in) keeps the variance through the gates.
         for conv in (self.v_conv, self.v_to_h, self.h_conv):
             init_conv(conv, gain=2.0)
-        for conv in (self.h_out, self.skip):
-            if conv is not None:
-                init_conv(conv, gain=2.0**0.5)
+        for out_conv in (self.h_out, self.skip):
+            if out_conv is not None:
+                init_conv(out_conv, gain=2.0**0.5)
 
     def forward(
         self, v: torch.Tensor, h: torch.Tensor, y: torch.Tensor | None
@@ -180,8 +194,8 @@ class GatedLayer(nn.Module):
 
         (The model itself calls `stacks` and sums the skip connections of all layers in one buffer.)
         """
-        v, h, g = self.stacks(v, h, y)
-        return v, h, self.skip(g)
+        v_new, h_new, g = self.stacks(v, h, y)
+        return v_new, h_new, self.skip(g)
 
     def stacks(
         self, v: torch.Tensor, h: torch.Tensor, y: torch.Tensor | None
@@ -200,15 +214,15 @@ class GatedLayer(nn.Module):
             )  # (B, 2h, H, W)
             # Conv_h over columns j-p .. j (masked at j); its bias carries v_to_h's too (see below)
             h_pre = F.conv2d(
-                F.pad(h, (p, 0, 0, 0)), self.h_conv.causal_weight(), self.h_conv.bias + self.v_to_h.bias
+                F.pad(h, (p, 0, 0, 0)), self.h_conv.causal_weight(), _bias(self.h_conv) + _bias(self.v_to_h)
             )  # (B, 2h, H, W)
         if y is not None:
-            v_pre = v_pre + self.v_embed(y)[:, :, None, None]
+            v_pre = v_pre + _embed(self.v_embed, y)[:, :, None, None]
         # v_to_h(shift_down(v_pre)): row i of h_pre gets v_to_h of v_pre's row i-1; row 0 only v_to_h's
         # bias (shift_down's zero row), which h_pre already has.
         h_pre = add_shifted_down(h_pre, F.conv2d(v_pre, self.v_to_h.weight))  # (B, 2h, H, W)
         if y is not None:
-            h_pre = h_pre + self.h_embed(y)[:, :, None, None]
+            h_pre = h_pre + _embed(self.h_embed, y)[:, :, None, None]
         g = gate(h_pre)  # (B, h, H, W)
         if self.h_out is None:
             return None, None, g
@@ -227,7 +241,7 @@ class GatedLayer(nn.Module):
         wv = self.v_conv.weight  # (2h, C, p+1, k)
         wh = F.pad(self.h_conv.causal_weight(), (0, p, p, 0))  # (2h, C, 1, p+1) -> (2h, C, p+1, k)
         v_pre = F.linear(patches, wv.reshape(wv.shape[0], -1), self.v_conv.bias)  # (B, H, W, 2h)
-        h_pre = F.linear(patches, wh.reshape(wh.shape[0], -1), self.h_conv.bias + self.v_to_h.bias)
+        h_pre = F.linear(patches, wh.reshape(wh.shape[0], -1), _bias(self.h_conv) + _bias(self.v_to_h))
         return v_pre.permute(0, 3, 1, 2), h_pre.permute(0, 3, 1, 2)
 
 
@@ -286,6 +300,11 @@ class GatedPixelCNN(zoo.AutoregressiveModel):
         init_conv(self.out1, gain=2.0**0.5)  # He init before a ReLU
         init_conv(self.out2, gain=1.0)
 
+    @property
+    def _gated_layers(self) -> Sequence[GatedLayer]:
+        """`self.layers` as what it holds (to a type checker, an `nn.ModuleList` holds plain Modules)."""
+        return cast("Sequence[GatedLayer]", self.layers)
+
     def logits(self, x: torch.Tensor, y: Any = None) -> torch.Tensor:
         """`(B, C, H, W)` integer levels (and labels `y` if conditional) -> `(B, C, H, W, levels)` logits.
 
@@ -295,7 +314,10 @@ class GatedPixelCNN(zoo.AutoregressiveModel):
         x = spec.validate(x)
         y = check_labels(y, x.shape[0], self.num_classes, x.device)
         widest = max(
-            2 * self.layers[0].skip.in_channels, self.out1.in_channels, self.out1.out_channels, self.out2.out_channels
+            2 * self._gated_layers[0].skip.in_channels,
+            self.out1.in_channels,
+            self.out1.out_channels,
+            self.out2.out_channels,
         )
         n = inference_chunks(x, widest, self.out2.weight.dtype)
         if n > 1:
@@ -306,12 +328,16 @@ class GatedPixelCNN(zoo.AutoregressiveModel):
     def _logits(self, x: torch.Tensor, y: torch.Tensor | None) -> torch.Tensor:
         """`logits` of validated `x` `(B, C, H, W)` and labels `y` `(B,)` or None."""
         spec = self.data_spec
+        v: torch.Tensor | None
+        h: torch.Tensor | None
         v = h = scale_input(x, spec.levels, self.out2.weight.dtype)  # (B, C, H, W)
         B, _, H, W = x.shape
         skip = None  # (B*H*W, skip): the running sum of the skip connections, pixels as rows
-        for layer in self.layers:
+        for layer in self._gated_layers:
+            assert v is not None and h is not None  # only the last layer gives None, and nothing reads it
             v, h, g = layer.stacks(v, h, y)  # (B, h, H, W) each, channels-last
             skip = self._add_skip(skip, layer, g)
+        assert skip is not None  # a model has at least one layer
         skip = skip.view(B, H, W, -1).permute(0, 3, 1, 2)  # (B, skip, H, W) channels-last
         out = self.out2(F.relu(self.out1(F.relu(skip))))  # (B, C*levels, H, W)
         return to_logits(out, spec.channels, spec.levels)
@@ -327,7 +353,7 @@ class GatedPixelCNN(zoo.AutoregressiveModel):
         w = w.view(w.shape[0], -1).t()  # (h, skip)
         g = g.permute(0, 2, 3, 1).reshape(-1, g.shape[1])  # (B*H*W, h), a view: g is channels-last
         if acc is None:
-            bias = torch.stack([layer.skip.bias for layer in self.layers]).sum(0)  # (skip,)
+            bias = torch.stack([_bias(layer.skip) for layer in self._gated_layers]).sum(0)  # (skip,)
             return torch.addmm(bias, g, w)
         return acc.addmm_(g.to(acc.dtype), w.to(acc.dtype))  # in place: addmm's backward needs neither acc
         # nor the result (the casts are for autocast, which leaves in-place products alone)
@@ -355,12 +381,14 @@ class FastSteps:
 
     def __init__(self, model: GatedPixelCNN, x: torch.Tensor, y: torch.Tensor | None):
         n, C, H, W = x.shape
-        self.layers, self.levels = model.layers, model.data_spec.levels
+        self.layers, self.levels = model._gated_layers, model.data_spec.levels
         dev, dt = x.device, model.out2.weight.dtype
         self.dtype = dt
         self.p0 = p0 = self.layers[0].kernel // 2
         self.img = F.pad(scale_input(x, self.levels, dt), self.layers[0].v_pads)  # (n, C, H+p0, W+2p0)
-        self.v_in, self.h_in, self.h_row = [self.img], [self.img], [p0]
+        self.v_in: list[torch.Tensor | None] = [self.img]  # None after the last layer
+        self.h_in: list[torch.Tensor | None] = [self.img]
+        self.h_row = [p0]
         for layer in self.layers[1:]:
             p, hid = layer.kernel // 2, layer.skip.in_channels
             self.v_in.append(torch.zeros(n, hid, H + p, W + 2 * p, device=dev, dtype=dt))
@@ -372,8 +400,8 @@ class FastSteps:
         self.h_outs = [PixelConv(layer.h_out) if layer.h_out is not None else None for layer in self.layers]
         self.skips = [PixelConv(layer.skip) for layer in self.layers]
         self.out1, self.out2 = PixelConv(model.out1), PixelConv(model.out2)
-        self.h_bias = [layer.h_embed(y) if y is not None else None for layer in self.layers]  # (n, 2h)
-        self.v_bias = [layer.v_embed(y)[:, :, None, None] if y is not None else None for layer in self.layers]
+        self.h_bias = [_embed(layer.h_embed, y) if y is not None else None for layer in self.layers]  # (n, 2h)
+        self.v_bias = [_embed(layer.v_embed, y)[:, :, None, None] if y is not None else None for layer in self.layers]
         # v_to_h of the row above for the current row, per layer: (W, n, 2h); row 0 has nothing above.
         zero_row = torch.zeros(n, self.layers[0].v_to_h.in_channels, 1, W, device=dev, dtype=dt)
         self.v_links = [self._row_link(layer, zero_row) for layer in self.layers]
@@ -381,19 +409,24 @@ class FastSteps:
     def logits(self, i: int, j: int, c: int) -> torch.Tensor:
         """`(n, levels)` of sub-pixel (c, i, j): the horizontal stack at pixel (i, j), then the head."""
         h_in, h_row = self.h_in, self.h_row
-        skip = 0
+        skip: torch.Tensor | int = 0
         for li, layer in enumerate(self.layers):
-            hp = self.h_convs[li](h_in[li], h_row[li] + i, j) + self.v_links[li][j]  # (n, 2h)
-            if self.h_bias[li] is not None:
-                hp = hp + self.h_bias[li]
+            cache, h_bias, h_out = h_in[li], self.h_bias[li], self.h_outs[li]
+            assert cache is not None  # only the entry after the last layer is None
+            hp = self.h_convs[li](cache, h_row[li] + i, j) + self.v_links[li][j]  # (n, 2h)
+            if h_bias is not None:
+                hp = hp + h_bias
             g = gate(hp)  # (n, h)
             skip = self.skips[li].vector(g) + skip  # (n, skip)
-            if self.h_outs[li] is None:  # the last layer
+            if h_out is None:  # the last layer
                 break
-            h_new = self.h_outs[li].vector(g)  # (n, h)
+            h_new = h_out.vector(g)  # (n, h)
             if layer.residual:
-                h_new = h_new + h_in[li][:, :, h_row[li] + i, layer.kernel // 2 + j]
-            h_in[li + 1][:, :, h_row[li + 1] + i, self.layers[li + 1].kernel // 2 + j] = h_new
+                h_new = h_new + cache[:, :, h_row[li] + i, layer.kernel // 2 + j]
+            next_cache = h_in[li + 1]
+            assert next_cache is not None  # this layer is not the last
+            next_cache[:, :, h_row[li + 1] + i, self.layers[li + 1].kernel // 2 + j] = h_new
+        assert isinstance(skip, torch.Tensor)  # a model has at least one layer
         out = self.out2.vector(self.out1.vector(F.relu(skip)).relu_())  # (n, C*levels)
         return out[:, c * self.levels : (c + 1) * self.levels]
 
@@ -404,14 +437,16 @@ class FastSteps:
         """Row i is complete: run the vertical stack on it, for the links into row i+1."""
         W = self.img.shape[-1] - 2 * self.p0
         for li, layer in enumerate(self.layers):
-            window = self.v_in[li][:, :, i : i + layer.kernel // 2 + 1]  # (n, F, k//2+1, W+2p): rows i-p .. i
+            cache, v_bias, next_cache = self.v_in[li], self.v_bias[li], self.v_in[li + 1]
+            assert cache is not None  # only the entry after the last layer is None
+            window = cache[:, :, i : i + layer.kernel // 2 + 1]  # (n, F, k//2+1, W+2p): rows i-p .. i
             v_pre = layer.v_conv(window)  # (n, 2h, 1, W)
-            if self.v_bias[li] is not None:
-                v_pre = v_pre + self.v_bias[li]
+            if v_bias is not None:
+                v_pre = v_pre + v_bias
             self.v_links[li] = self._row_link(layer, v_pre)
-            if self.v_in[li + 1] is not None:
+            if next_cache is not None:
                 q = self.layers[li + 1].kernel // 2
-                self.v_in[li + 1][:, :, q + i, q : q + W] = gate(v_pre)[:, :, 0]
+                next_cache[:, :, q + i, q : q + W] = gate(v_pre)[:, :, 0]
 
     @staticmethod
     def _row_link(layer: GatedLayer, v_pre_row: torch.Tensor) -> torch.Tensor:

@@ -33,7 +33,8 @@ large batches in cache-sized chunks (`common.inference_chunks`).
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Sequence
+from typing import Any, cast
 
 import torch
 import torch.nn.functional as F
@@ -139,8 +140,10 @@ class _ResidualBlockFn(torch.autograd.Function):
         has_in, has_mid, has_out = ctx.biases
         grad = grad.to(r0.dtype)
         g, gw_out, gb_out = _conv_grads(grad, r2, w_out, has_out, (0, 0), (True, need[5], need[6]))
+        assert g is not None  # the input gradient was asked for (True in `needs`)
         _relu_backward.grad_input(g, r2, 0, grad_input=g)  # (B, h, H, W), in place
         g, gw_mid, gb_mid = _conv_grads(g, a, w_mid, has_mid, (0, 1), (True, need[3], need[4]))
+        assert g is not None  # the input gradient was asked for (True in `needs`)
         g = _relu_backward(g[:, :, 1:], a[:, :, 1:], 0)  # (B, h, H, W): the padded row dropped
         g, gw_in, gb_in = _conv_grads(g, r0, w_in, has_in, (0, 0), (need[0], need[1], need[2]))
         if g is not None:
@@ -231,9 +234,10 @@ class FastSteps:
         self.first = PixelConv(model.conv_in)
         self.pad = model.conv_in.pads[0]  # p = first_kernel // 2 on every side
         self.img = F.pad(scale_input(x, self.levels, dt), model.conv_in.pads)  # (n, C, H+2p, W+2p)
-        self.blocks = [(PixelConv(b.conv_in), PixelConv(b.conv), PixelConv(b.conv_out)) for b in model.blocks]
+        blocks = cast("Sequence[ResidualBlock]", model.blocks)  # to a type checker, a ModuleList holds Modules
+        self.blocks = [(PixelConv(b.conv_in), PixelConv(b.conv), PixelConv(b.conv_out)) for b in blocks]
         # each block's 3x3 input, (n, h, H+2, W+2): image pixel (i, j) at [i+1, j+1]
-        self.caches = [torch.zeros(n, b.conv.in_channels, H + 2, W + 2, device=dev, dtype=dt) for b in model.blocks]
+        self.caches = [torch.zeros(n, b.conv.in_channels, H + 2, W + 2, device=dev, dtype=dt) for b in blocks]
         self.out1, self.out2 = PixelConv(model.out1), PixelConv(model.out2)
 
     def logits(self, i: int, j: int, c: int) -> torch.Tensor:
