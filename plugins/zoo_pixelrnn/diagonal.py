@@ -51,6 +51,9 @@ images (tests/test_pixelrnn.py).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import Any, cast
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -58,7 +61,7 @@ from torch import nn
 from zoo.nn import MaskedConv2d, check_int
 
 from .diagonal_scan import SlotLayout, diagonal_scan
-from .layers import PixelRNN, PixelRNNSteps, fp32, lstm_cell
+from .layers import PixelRNN, PixelRNNSteps, bias_of, fp32, lstm_cell
 
 __all__ = ["DiagonalBiLSTM", "DiagonalBiLSTMLayer", "DiagonalBiLSTMSteps"]
 
@@ -80,8 +83,8 @@ class DiagonalBiLSTMLayer(nn.Module):
         self.state_to_state = nn.Conv1d(2 * h, 8 * h, 2, groups=2, bias=False)
         self.up = MaskedConv2d(h, 2 * h, 1, "B", colours)
         with torch.no_grad():  # forget-gate bias 1 (Gers et al. 2000): remember by default
-            self.input_to_state.bias[h : 2 * h] = 1.0
-            self.input_to_state.bias[5 * h : 6 * h] = 1.0
+            bias_of(self.input_to_state)[h : 2 * h] = 1.0
+            bias_of(self.input_to_state)[5 * h : 6 * h] = 1.0
         self._layout: tuple[SlotLayout, torch.Tensor] | None = None  # index tables, for the last image size
 
     def state_matrix(self) -> torch.Tensor:
@@ -110,17 +113,18 @@ class DiagonalBiLSTMLayer(nn.Module):
         w_in = self.input_to_state.masked_weight()[:, :, 0, 0].view(2, 4 * h, F2).transpose(1, 2)  # (2, 2h, 4h)
         feats = x
         if self.image_to_state is not None:  # the image feeds the right-to-left gates only
+            assert image is not None, "this layer's right-to-left scan reads the image: pass it"
             feats = torch.cat([x, image], -1)  # (H, W, B, 2h + C)
             w_img = self.image_to_state.weight[:, :, 0, 0].t()  # (C, 4h)
             w_in = torch.stack([torch.cat([w_in[0], torch.zeros_like(w_img)]), torch.cat([w_in[1], w_img])])
         cells = feats.reshape(N, -1).index_select(0, layout.cells.flatten()).view(2, N, B, -1)  # diagonal orders
         hs = diagonal_scan(
-            cells, w_in.contiguous(), self.input_to_state.bias.view(2, 4 * h), self.state_matrix(), layout
+            cells, w_in.contiguous(), bias_of(self.input_to_state).view(2, 4 * h), self.state_matrix(), layout
         )  # (2, slots, B, h)
         both = hs[0].index_select(0, layout.slots[0]) + hs[1].index_select(0, right_above)  # (N, B, h)
         return (
             torch.addmm(x.reshape(N * B, F2), both.view(N * B, h), self.up.masked_weight()[:, :, 0, 0].t())
-            .add_(self.up.bias)
+            .add_(bias_of(self.up))
             .view(H, W, B, F2)
         )
 
@@ -160,14 +164,19 @@ class DiagonalBiLSTM(PixelRNN):
             DiagonalBiLSTMLayer(hidden, channels, image_to_right_scan=full_context and k == 0) for k in range(layers)
         )
 
+    @property
+    def _diagonal_layers(self) -> Sequence[DiagonalBiLSTMLayer]:
+        """`self.layers` as what it holds (to a type checker, an `nn.ModuleList` holds plain `nn.Module`s)."""
+        return cast("Sequence[DiagonalBiLSTMLayer]", self.layers)
+
     @fp32
     def logits(self, x: torch.Tensor) -> torch.Tensor:
         x = self.data_spec.validate(x)
         image = self.encode(x)  # (B, C, H, W) in [-1, 1]
         f = self.input_conv(image).permute(2, 3, 0, 1).contiguous()  # (H, W, B, 2h): channels last
-        image = image.permute(2, 3, 0, 1).contiguous() if self.full_context else None  # (H, W, B, C)
+        image_hwbc = image.permute(2, 3, 0, 1).contiguous() if self.full_context else None  # (H, W, B, C)
         for layer in self.layers:
-            f = layer(f, image)  # (H, W, B, 2h), residual inside
+            f = layer(f, image_hwbc)  # (H, W, B, 2h), residual inside
         w1, w2 = self.out1.masked_weight()[:, :, 0, 0], self.out2.masked_weight()[:, :, 0, 0]
         out = F.linear(F.relu(F.linear(F.relu(f), w1, self.out1.bias)), w2, self.out2.bias)  # (H, W, B, C * n_out)
         return self._to_logits(out).permute(2, 3, 0, 1, 4)  # (B, C, H, W, levels)
@@ -184,10 +193,10 @@ class DiagonalBiLSTMSteps(PixelRNNSteps):
     def __init__(self, model: DiagonalBiLSTM, x: torch.Tensor):
         super().__init__(model, x)
         n, h, W = x.shape[0], model.hidden, model.data_spec.width
-        self.layers = []
-        for layer in model.layers:
+        self.layers: list[dict[str, Any]] = []  # per layer: its weights and carried state
+        for layer in model._diagonal_layers:
             w_is = layer.input_to_state.masked_weight()[:, :, 0, 0]  # (8h, 2h)
-            b_is = layer.input_to_state.bias
+            b_is = bias_of(layer.input_to_state)
             w_ss = layer.state_to_state.weight  # (8h, h, 2)
             zeros = w_is.new_zeros(n, h, W)
             self.layers.append(
@@ -201,7 +210,7 @@ class DiagonalBiLSTMSteps(PixelRNNSteps):
                     "above_r": w_ss[4 * h :, :, 0],
                     "right_r": w_ss[4 * h :, :, 1],
                     "up_w": layer.up.masked_weight()[:, :, 0, 0],
-                    "up_b": layer.up.bias,
+                    "up_b": bias_of(layer.up),
                     "row_in": w_is.new_zeros(n, 2 * h, W),  # this row's layer inputs
                     "img_r": None if layer.image_to_state is None else layer.image_to_state.weight[:, :, 0, 0],
                     "ss_l": w_is.new_zeros(n, 4 * h, W),  # above_l applied to the row above's left-to-right h

@@ -101,9 +101,9 @@ class SlotLayout:
                 slot_of[i, t - i] = start + i - lo
             offset, prev_start, prev_lo = offset + hi - lo, start, lo
         self.n_slots = offset + H + W + 1
-        i, j = torch.tensor(cell_of).unbind(1)
+        rows, cols = torch.tensor(cell_of).unbind(1)
         # the image cell (flat index) at each position of the diagonal order, per direction
-        self.cells = torch.stack([i * W + j, i * W + (W - 1 - j)]).to(device)  # (2, N)
+        self.cells = torch.stack([rows * W + cols, rows * W + (W - 1 - cols)]).to(device)  # (2, N)
         # the slot of each image cell (flat index), per direction
         self.slots = torch.stack([slot_of.flatten(), slot_of.flip(1).flatten()]).to(device)  # (2, N)
         used = torch.zeros(self.n_slots, dtype=torch.bool)

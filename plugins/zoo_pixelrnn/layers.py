@@ -22,12 +22,13 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
+from torch import nn
 
 from zoo.autoregressive import AutoregressiveModel
 from zoo.nn import MaskedConv2d, check_int, scale_input
 from zoo.protocols import DataSpec
 
-__all__ = ["PixelRNN", "PixelRNNSteps", "lstm_cell", "fp32"]
+__all__ = ["PixelRNN", "PixelRNNSteps", "lstm_cell", "fp32", "bias_of"]
 
 
 def fp32(logits: Any) -> Any:
@@ -53,6 +54,13 @@ def lstm_cell(gates: torch.Tensor, c: torch.Tensor) -> tuple[torch.Tensor, torch
     return sig[..., :h] * torch.tanh(c), c
 
 
+def bias_of(conv: nn.Conv1d | nn.Conv2d) -> torch.Tensor:
+    """The bias of a convolution built with one (every biased convolution of these models); torch
+    types `conv.bias` as `Tensor | None`, since a convolution may be built without."""
+    assert conv.bias is not None, f"{conv} was built without a bias"
+    return conv.bias
+
+
 # --------------------------------------------------------------------------- the model around the LSTMs
 
 
@@ -63,6 +71,8 @@ class PixelRNN(AutoregressiveModel):
     logit per sub-pixel and a sigmoid, as in the paper; `logits` returns it as the
     equivalent 2-way softmax `[0, s]`.
     """
+
+    layers: nn.ModuleList  # the residual recurrent layers, built by the subclass
 
     def __init__(self, channels: int, height: int, width: int, levels: int, hidden: int, out_features: int):
         super().__init__()
@@ -100,9 +110,6 @@ class PixelRNN(AutoregressiveModel):
         out = self.out2(F.relu(self.out1(F.relu(f))))  # (B, C * n_out, H, W)
         logits = self._to_logits(out.permute(0, 2, 3, 1))  # (B, H, W, C, levels)
         return logits.permute(0, 3, 1, 2, 4)  # (B, C, H, W, levels)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.logits(x)
 
 
 class PixelRNNSteps:

@@ -138,7 +138,7 @@ class RowScan(torch.autograd.Function):
 
     @staticmethod
     @once_differentiable
-    def backward(ctx: Any, grad_h: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def backward(ctx: Any, grad_h: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
         kernel, win, gates, c, tanh_c = ctx.saved_tensors  # (k h, H, B, W), (H, 4h, B, W), (H+1, h, B, W), (H, h, B, W)
         H, G, B, W = gates.shape
         hid, k = G // 4, kernel.shape[-1]

@@ -32,7 +32,8 @@ It draws exactly the naive sampler's images (tests/test_pixelrnn.py).
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Sequence
+from typing import Any, cast
 
 import torch
 import torch.nn.functional as F
@@ -40,7 +41,7 @@ from torch import nn
 
 from zoo.nn import MaskedConv2d, check_int
 
-from .layers import PixelRNN, PixelRNNSteps, fp32, lstm_cell
+from .layers import PixelRNN, PixelRNNSteps, bias_of, fp32, lstm_cell
 from .row_scan import lstm_row, row_scan, row_scan_reference
 
 __all__ = ["RowLSTM", "RowLSTMLayer", "RowLSTMSteps"]
@@ -68,7 +69,7 @@ class RowLSTMLayer(nn.Module):
         self.state_to_state = nn.Conv1d(h, 4 * h, kernel, padding=kernel // 2, bias=False)
         self.up = MaskedConv2d(h, 2 * h, 1, "B", colours)
         with torch.no_grad():  # forget-gate bias 1 (Gers et al. 2000): remember by default
-            self.input_to_state.bias[h : 2 * h] = 1.0
+            bias_of(self.input_to_state)[h : 2 * h] = 1.0
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """`(B, 2h, H, W) -> (B, 2h, H, W)`. `RowLSTM.logits` calls `forward_chbw`, without the transposes."""
@@ -84,12 +85,13 @@ class RowLSTMLayer(nn.Module):
         F2, H, B, W = x.shape
         p = self.kernel // 2
         w_is = self.input_to_state.masked_weight()[:, :, 0]  # (4h, 2h, k): tap t reads column j + t - p
-        pre = torch.addmm(self.input_to_state.bias[:, None], w_is[:, :, p], x.view(F2, -1))  # (4h, H B W): the centre
+        b_is = bias_of(self.input_to_state)[:, None]  # (4h, 1)
+        pre = torch.addmm(b_is, w_is[:, :, p], x.view(F2, -1))  # (4h, H B W): the centre
         for t in range(p):  # and the taps to its left (those to its right are masked off)
             pre.addmm_(w_is[:, :, t], F.pad(x, (p - t, t - p)).view(F2, -1))  # x at j + t - p, zero outside
         h = row_scan(pre.view(-1, H, B, W), self.state_to_state.weight)  # (h, H, B, W)
         out = torch.addmm(x.view(F2, -1), self.up.masked_weight()[:, :, 0, 0], h.reshape(self.hidden, -1))  # x + K_up h
-        return out.add_(self.up.bias[:, None]).view_as(x)
+        return out.add_(bias_of(self.up)[:, None]).view_as(x)
 
     # -- scoring without gradients, one row at a time (RowLSTM._layers_by_rows)
     def row_begin(self, x: torch.Tensor) -> dict[str, Any]:
@@ -100,9 +102,9 @@ class RowLSTMLayer(nn.Module):
         _, B, W = x.shape
         return {
             "w": torch.cat([w_ss.reshape(4 * hid, -1), w_is.reshape(4 * hid, -1)], 1),  # (4h, k h + (p+1) 2h)
-            "b": self.input_to_state.bias[:, None],
+            "b": bias_of(self.input_to_state)[:, None],
             "up_w": self.up.masked_weight()[:, :, 0, 0],
-            "up_b": self.up.bias[:, None],
+            "up_b": bias_of(self.up)[:, None],
             # what "w" multiplies, `(k h + (p+1) 2h, B, W)`: k blocks of h, block t holding the row
             # above at column j + t - p, then p + 1 blocks of this row's input, block t at column
             # j + t - p; zero where that column is outside the image (never written)
@@ -165,6 +167,11 @@ class RowLSTM(PixelRNN):
         self.kernel = kernel
         self.layers = nn.ModuleList(RowLSTMLayer(hidden, kernel, channels) for _ in range(layers))
 
+    @property
+    def _row_layers(self) -> Sequence[RowLSTMLayer]:
+        """`self.layers` as what it holds (to a type checker, an `nn.ModuleList` holds plain `nn.Module`s)."""
+        return cast("Sequence[RowLSTMLayer]", self.layers)
+
     @fp32
     def logits(self, x: torch.Tensor) -> torch.Tensor:
         """As `PixelRNN.logits`, with the features laid out `(2h, H, B, W)` from the input convolution
@@ -173,13 +180,13 @@ class RowLSTM(PixelRNN):
         x = self.data_spec.validate(x)
         f = self.input_conv(self.encode(x)).permute(1, 2, 0, 3).contiguous()  # (2h, H, B, W)
         if torch.is_grad_enabled():
-            for layer in self.layers:
+            for layer in self._row_layers:
                 f = layer.forward_chbw(f)  # (2h, H, B, W), residual inside
         else:
             f = self._layers_by_rows(f)
         w1, w2 = self.out1.masked_weight()[:, :, 0, 0], self.out2.masked_weight()[:, :, 0, 0]
-        out = F.relu(torch.addmm(self.out1.bias[:, None], w1, F.relu(f).view(f.shape[0], -1)))
-        out = torch.addmm(self.out2.bias[:, None], w2, out).view(-1, *f.shape[1:])  # (C n_out, H, B, W)
+        out = F.relu(torch.addmm(bias_of(self.out1)[:, None], w1, F.relu(f).view(f.shape[0], -1)))
+        out = torch.addmm(bias_of(self.out2)[:, None], w2, out).view(-1, *f.shape[1:])  # (C n_out, H, B, W)
         return self._to_logits(out.permute(2, 1, 3, 0)).permute(0, 3, 1, 2, 4)  # (B, C, H, W, levels)
 
     @torch.no_grad()
@@ -188,11 +195,11 @@ class RowLSTM(PixelRNN):
         `(2h, H, B, W) -> (2h, H, B, W)`. The same arithmetic as layer by layer, but each layer
         only carries its state from the row above, so every intermediate is one row in size and
         stays in the CPU's caches; layer by layer, each is a whole batch of images in size."""
-        states = [layer.row_begin(f[:, 0]) for layer in self.layers]
+        states = [layer.row_begin(f[:, 0]) for layer in self._row_layers]
         out = torch.empty_like(f)
         for i in range(f.shape[1]):
             g = f[:, i]  # (2h, B, W)
-            for layer, s in zip(self.layers, states, strict=True):
+            for layer, s in zip(self._row_layers, states, strict=True):
                 g = layer.row_step(g, s)
             out[:, i] = g
         return out
@@ -201,7 +208,7 @@ class RowLSTM(PixelRNN):
         """`logits` computed plainly: convolutions, and each layer's `forward_reference` (for the tests)."""
         x = self.data_spec.validate(x)
         f = self.input_conv(self.encode(x))  # (B, 2h, H, W)
-        for layer in self.layers:
+        for layer in self._row_layers:
             f = layer.forward_reference(f)
         out = self.out2(F.relu(self.out1(F.relu(f))))  # (B, C * n_out, H, W)
         return self._to_logits(out.permute(0, 2, 3, 1)).permute(0, 3, 1, 2, 4)  # (B, C, H, W, levels)
@@ -220,17 +227,17 @@ class RowLSTMSteps(PixelRNNSteps):
         super().__init__(model, x)
         n, h, W, p = x.shape[0], model.hidden, model.data_spec.width, model.kernel // 2
         self.p = p
-        self.layers = []
-        for layer in model.layers:
+        self.layers: list[dict[str, Any]] = []  # per layer: its weights and carried state
+        for layer in model._row_layers:
             w_is = layer.input_to_state.masked_weight()[:, :, 0, : p + 1]  # (4h, 2h, p+1): left p and centre
             zeros = w_is.new_zeros(n, h, W)
             self.layers.append(
                 {
                     "layer": layer,
                     "is_w": w_is.reshape(4 * h, -1),
-                    "is_b": layer.input_to_state.bias,
+                    "is_b": bias_of(layer.input_to_state),
                     "up_w": layer.up.masked_weight()[:, :, 0, 0],
-                    "up_b": layer.up.bias,
+                    "up_b": bias_of(layer.up),
                     "row_in": w_is.new_zeros(n, 2 * h, W + p),  # this row's layer inputs, p zeros on the left
                     "ss": layer.state_to_state(zeros),  # (n, 4h, W): K_ss (*) h of the row above (zero at the top)
                     "c_prev": zeros.clone(),  # c of the row above

@@ -17,6 +17,7 @@ sub-pixel (for an autoregressive decoder, given z and every earlier sub-pixel of
 from __future__ import annotations
 
 import math
+from typing import cast
 
 import torch
 import torch.nn.functional as F
@@ -74,7 +75,8 @@ class ConvEncoder(nn.Module):
         )
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        mean, logvar = self.net(scale_input(x, self.levels, self.net[0].weight.dtype)).chunk(2, dim=1)  # (B, L) each
+        dtype = cast(nn.Conv2d, self.net[0]).weight.dtype  # the first layer's, a convolution
+        mean, logvar = self.net(scale_input(x, self.levels, dtype)).chunk(2, dim=1)  # (B, L) each
         return mean, logvar
 
 

@@ -60,7 +60,9 @@ class ConditionalPixelCNN(AutoregressiveModel):
         maps = self.cond_up(self.cond_linear(z).view(-1, *self.base))  # (B, h*(layers+1), H, W)
         return maps.view(z.shape[0], -1, self.hidden, H, W)
 
-    def logits(self, x: torch.Tensor, z: torch.Tensor | None = None) -> torch.Tensor:
+    def logits(  # type: ignore[override]  # its one condition is z; the base's **cond is any model's own
+        self, x: torch.Tensor, z: torch.Tensor | None = None
+    ) -> torch.Tensor:
         """`x` (B, C, H, W) levels and `z` (B, L) -> `(B, C, H, W, levels)`; sub-pixel k sees z and the
         sub-pixels before it."""
         if z is None:

@@ -10,12 +10,14 @@ bf16, DDP) is the zoo's maximum-likelihood trainer's; only the scalar it minimis
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, cast
 
 import torch
 from torch import nn
 
 from zoo.training import MaximumLikelihoodTrainer, wrap_ddp
+
+from .latent import LatentVariableModel
 
 __all__ = ["BoundTrainer"]
 
@@ -23,7 +25,7 @@ __all__ = ["BoundTrainer"]
 class _NegativeBound(nn.Module):
     """`model.loss(x, k)` through `forward`, so DistributedDataParallel sees it."""
 
-    def __init__(self, model: nn.Module, k: int):
+    def __init__(self, model: LatentVariableModel, k: int):
         super().__init__()
         self.model, self.k = model, k
 
@@ -43,4 +45,5 @@ class BoundTrainer(MaximumLikelihoodTrainer):
         if not isinstance(k, int) or isinstance(k, bool) or k < 1:
             raise ValueError(f"recipe['iw_samples'] must be a positive int (1: the ELBO), got {k!r}")
         super().__init__(model, recipe, device)
-        self.forward = wrap_ddp(_NegativeBound(model, k), device)
+        # the trainer of the latent-variable models only (their ModelSpec.trainer, plugin.py)
+        self.forward = wrap_ddp(_NegativeBound(cast(LatentVariableModel, model), k), device)
