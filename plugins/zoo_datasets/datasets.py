@@ -9,7 +9,7 @@ fresh install. numpy and torch are imported only when data is read.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 from zoo.data import CachedDataset, DataError, progress_bar
 from zoo.protocols import DataSpec
@@ -160,7 +160,7 @@ class CIFAR10(CachedDataset):
             else:
                 raise DataError(f"{self.name}: expected {self.archive} or {formats.CIFAR_FOLDER}/ in {source}")
         total = sum(self.sizes.get(s, 0) for s in splits) or None  # None: unknown, which tqdm takes
-        with progress_bar(cast(int, total), f"{self.name}: reading", progress) as bar:
+        with progress_bar(total, f"{self.name}: reading", progress) as bar:
             return formats.read_cifar_tar(source, splits, bar=bar)
 
     def _read_folder(self, folder: Path, splits: list[str], progress: bool) -> dict[str, Any]:
@@ -200,7 +200,7 @@ class BinarizedMNISTAmat(CachedDataset):
             raise DataError(f"{self.name}: --source must be a folder. {self.prepare_hint}")
         out = {}
         total = sum(self.sizes.get(s, 0) for s in splits) or None  # None: unknown, which tqdm takes
-        with progress_bar(cast(int, total), f"{self.name}: reading", progress) as bar:
+        with progress_bar(total, f"{self.name}: reading", progress) as bar:
             for split in splits:
                 path = source / f"binarized_mnist_{split}.amat"
                 if not path.is_file():

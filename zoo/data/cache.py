@@ -196,7 +196,7 @@ def read_arrays(
     return x, y, digest
 
 
-def progress_bar(total: int, desc: str, enabled: bool, unit: str = "img") -> Any:
+def progress_bar(total: int | None, desc: str, enabled: bool, unit: str = "img") -> Any:
     """A tqdm bar (to stderr), or a no-op stand-in when `enabled` is false."""
     if enabled:
         from tqdm.auto import tqdm
