@@ -93,10 +93,10 @@ class TreeFinder(importlib.abc.MetaPathFinder):
 
 def tree_packages(tree: Path) -> dict[str, Path]:
     """Each package of `tree` -> its folder, as the tree's pyproject.toml maps them for setuptools."""
-    try:
+    if sys.version_info >= (3, 11):
         import tomllib
-    except ModuleNotFoundError:  # Python 3.10
-        import tomli as tomllib
+    else:  # Python 3.10 (mypy's python_version: the branch it checks); tomli may or may not be installed
+        import tomli as tomllib  # type: ignore[import-not-found, unused-ignore]  # the backport, not a dependency
     setup = tomllib.loads((tree / "pyproject.toml").read_text())["tool"]["setuptools"]
     package_dir = setup.get("package-dir", {})
     folders: dict[str, Path] = {}
@@ -139,7 +139,9 @@ def make_train_step(model, x, recipe: dict):
     kind, lr, wd = recipe["optimizer"], recipe["lr"], recipe["weight_decay"]
     if kind in ("adam", "adamw"):
         cls = torch.optim.Adam if kind == "adam" else torch.optim.AdamW
-        opt = cls(model.parameters(), lr=lr, betas=tuple(recipe["betas"]), eps=recipe["eps"], weight_decay=wd)
+        opt: torch.optim.Optimizer = cls(
+            model.parameters(), lr=lr, betas=tuple(recipe["betas"]), eps=recipe["eps"], weight_decay=wd
+        )
     elif kind == "sgd":
         opt = torch.optim.SGD(model.parameters(), lr=lr, momentum=recipe["momentum"], weight_decay=wd)
     else:

@@ -2,7 +2,9 @@
 
 import pytest
 import torch
-from test_gan import batch  # bright squares on black, shifted from image to image
+
+# batch: bright squares on black, shifted from image to image
+from test_gan import batch  # type: ignore[import-not-found]  # tests/ is on pytest's sys.path, not on mypy's
 from torch.nn import functional as F
 
 import zoo

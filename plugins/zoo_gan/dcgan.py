@@ -258,6 +258,7 @@ class DCGAN(SampleMethod, nn.Module):
                     if temperature == 0:
                         levels = (logits > 0).long()
                     else:
+                        assert u is not None  # checked above: binary data comes with u
                         levels = (u[part] < torch.sigmoid(logits / temperature)).long()
                 else:
                     levels = torch.round(torch.sigmoid(logits) * (spec.levels - 1)).long()
@@ -298,4 +299,6 @@ class DCGAN(SampleMethod, nn.Module):
             raise ValueError(f"DCGAN.sample takes the condition y only, got {sorted(cond)}")
         y = self._labels(y, n, torch.device("cpu")) if y is not None else None
         noise = self.draw_noise(n, generator, float(temperature), y)
-        return self.decode(noise["z"], noise["u"], noise["y"], float(temperature))
+        z = noise["z"]
+        assert z is not None  # draw_noise always draws z
+        return self.decode(z, noise["u"], noise["y"], float(temperature))

@@ -22,12 +22,15 @@ import copy
 import math
 import warnings
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypedDict, cast
 
 import torch
 from torch import nn
 
 from zoo.errors import ZooError
+
+if TYPE_CHECKING:  # pragma: no cover
+    from zoo_gan.dcgan import DCGAN
 
 __all__ = ["GANTrainer"]
 
@@ -59,6 +62,14 @@ def _recipe_betas(recipe: Mapping[str, Any]) -> tuple[float, float]:
 _UNSUPPORTED = {"optimizer": "adam", "lr_schedule": "constant", "warmup_steps": 0, "grad_clip": 0.0}
 
 
+class _AdamSettings(TypedDict):
+    """The Adam arguments both networks share (each has its own learning rate)."""
+
+    betas: tuple[float, float]
+    eps: float
+    weight_decay: float
+
+
 class GANTrainer:
     """Optimizers and one adversarial step for a `zoo_gan.dcgan.DCGAN`.
 
@@ -76,23 +87,24 @@ class GANTrainer:
         for attr in ("generator", "discriminator", "draw_noise", "decode", "discriminate", "intensities"):
             if not hasattr(model, attr):
                 raise ValueError(f"GANTrainer trains a zoo_gan DCGAN; {type(model).__name__} has no {attr!r}")
+        gan = cast("DCGAN", model)  # it has the DCGAN's attributes (checked above)
         for key, only in _UNSUPPORTED.items():
             if key in recipe and recipe[key] != only:
                 raise ValueError(f"GANTrainer supports {key}={only!r} only (the DCGAN recipe), got {recipe[key]!r}")
         fakes = recipe.get("fakes", "intensities")
         if fakes not in FAKES:
             raise ValueError(f"recipe['fakes'] must be one of {FAKES}, got {fakes!r}")
-        if fakes == "bernoulli" and model.data_spec.levels != 2:
+        if fakes == "bernoulli" and gan.data_spec.levels != 2:
             raise ValueError(
                 f"recipe['fakes']='bernoulli' needs binary data (levels=2), the model has "
-                f"levels={model.data_spec.levels}; use 'intensities'"
+                f"levels={gan.data_spec.levels}; use 'intensities'"
             )
         self.fakes = fakes
-        self.model = model.to(device)
+        self.model = gan.to(device)
         self.device = torch.device(device)
         self.recipe = dict(recipe)
         lr = _recipe_number(recipe, "lr", 2e-4)
-        adam = {
+        adam: _AdamSettings = {
             "betas": _recipe_betas(recipe),
             "eps": _recipe_number(recipe, "eps", 1e-8),
             "weight_decay": _recipe_number(recipe, "weight_decay", 0.0, positive=False),
@@ -100,8 +112,8 @@ class GANTrainer:
         lr_d = _recipe_number(recipe, "lr_d", 0.0, positive=False) or lr
         lr_g = _recipe_number(recipe, "lr_g", 0.0, positive=False) or lr
         # The generator's optimizer holds the generator only: D's weights move in the D step alone.
-        self.opt_d = torch.optim.Adam(model.discriminator.parameters(), lr=lr_d, **adam)
-        self.opt_g = torch.optim.Adam(model.generator.parameters(), lr=lr_g, **adam)
+        self.opt_d = torch.optim.Adam(gan.discriminator.parameters(), lr=lr_d, **adam)
+        self.opt_g = torch.optim.Adam(gan.generator.parameters(), lr=lr_g, **adam)
         seed = recipe.get("seed", 0)
         n_fixed = recipe.get("fixed_noise", 64)
         if not isinstance(seed, int) or isinstance(seed, bool):
@@ -109,17 +121,17 @@ class GANTrainer:
         if not isinstance(n_fixed, int) or isinstance(n_fixed, bool) or n_fixed < 1:
             raise ValueError(f"recipe['fixed_noise'] must be a positive int, got {n_fixed!r}")
         self.rng = torch.Generator().manual_seed(seed)  # on the CPU: the same noise on every device
-        fixed_y = torch.arange(n_fixed) % model.num_classes if model.num_classes else None  # every class in turn
-        self.fixed = model.draw_noise(n_fixed, torch.Generator().manual_seed(seed + 1), 1.0, fixed_y)
+        fixed_y = torch.arange(n_fixed) % gan.num_classes if gan.num_classes else None  # every class in turn
+        self.fixed = gan.draw_noise(n_fixed, torch.Generator().manual_seed(seed + 1), 1.0, fixed_y)
         self.step_count = 0
         self._bce = nn.BCEWithLogitsLoss()
 
     def _guard(self, name: str, value: torch.Tensor, stats: dict[str, float]) -> None:
-        value = value.item()
-        if not math.isfinite(value):
+        number = value.item()
+        if not math.isfinite(number):
             others = ", ".join(f"{k}={v:.4g}" for k, v in stats.items())
             raise ZooError(
-                f"GAN training diverged at step {self.step_count + 1}: {name} is {value}"
+                f"GAN training diverged at step {self.step_count + 1}: {name} is {number}"
                 f"{' (' + others + ')' if others else ''}; this step's update was not applied. "
                 "Resume from the last checkpoint with a lower learning rate "
                 f"(recipe lr={self.opt_d.param_groups[0]['lr']:g}), "
@@ -175,7 +187,9 @@ class GANTrainer:
     def epoch_samples(self) -> torch.Tensor:
         """Samples (n, C, H, W) of integer levels from the fixed noise batch, saved at every epoch's end."""
         f = self.fixed
-        return self.model.decode(f["z"], f["u"], f["y"])
+        z = f["z"]
+        assert z is not None  # draw_noise always draws z, and load_state_dict restores one
+        return self.model.decode(z, f["u"], f["y"])
 
     def fixed_noise_samples(self) -> torch.Tensor:
         """The old name of `epoch_samples`, kept for one release."""
@@ -206,8 +220,9 @@ class GANTrainer:
             raise ValueError(
                 f"GANTrainer state: expected fixed-noise keys {sorted(self.fixed)}, got {sorted(d['fixed'])}"
             )
-        z = d["fixed"]["z"]
-        if z.shape[1:] != self.fixed["z"].shape[1:]:
+        z, own_z = d["fixed"]["z"], self.fixed["z"]
+        assert own_z is not None  # draw_noise always draws z
+        if z.shape[1:] != own_z.shape[1:]:
             raise ValueError(f"GANTrainer state: fixed noise of shape {tuple(z.shape)} does not fit nz={self.model.nz}")
         self.opt_d.load_state_dict(d["opt_d"])
         self.opt_g.load_state_dict(d["opt_g"])

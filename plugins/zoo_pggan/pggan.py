@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import copy
 import math
-from typing import Any
+from typing import Any, cast
 
 import torch
 from torch import nn
@@ -125,7 +125,7 @@ class Generator(nn.Module):
         for block in self.blocks[:stage]:
             prev = h
             h = F.interpolate(h, scale_factor=2, mode="nearest")  # (B, w, 2r, 2r)
-            for conv in block:
+            for conv in cast(nn.ModuleList, block):  # blocks holds ModuleLists of two convolutions
                 h = self.norm(_act(conv(h)))
         out = self.to_rgb[stage](h)  # (B, C, r, r)
         if stage > 0 and alpha < 1:
@@ -158,7 +158,7 @@ class Discriminator(nn.Module):
     def forward(self, x: torch.Tensor, stage: int, alpha: float) -> torch.Tensor:
         h = _act(self.from_rgb[stage](x))  # (B, w_stage, r, r)
         for s in range(stage, 0, -1):
-            for conv in self.blocks[s - 1]:
+            for conv in cast(nn.ModuleList, self.blocks[s - 1]):  # blocks holds ModuleLists of two convolutions
                 h = _act(conv(h))
             h = F.avg_pool2d(h, 2)  # (B, w_{s-1}, r/2, r/2)
             if s == stage and alpha < 1:
@@ -183,6 +183,9 @@ class PGGAN(SampleMethod, nn.Module):
     """
 
     sample_batch_size = 500  # images per generator pass in `sample`; results do not depend on it
+    # buffers, registered in __init__: where the growth stands
+    stage: torch.Tensor  # () long, the current resolution's index
+    alpha: torch.Tensor  # () float, its fade-in weight
 
     def __init__(
         self,
@@ -316,6 +319,7 @@ class PGGAN(SampleMethod, nn.Module):
             return (p > 0.5).long()
         if temperature != 1:
             p = torch.sigmoid(torch.logit(p, eps=1e-12) / temperature)
+        assert u is not None  # checked above: binary data comes with u
         return (u < p).long()
 
     def draw(
@@ -343,7 +347,9 @@ class PGGAN(SampleMethod, nn.Module):
         if cond:
             raise ValueError(f"PGGAN.sample takes no conditions, got {sorted(cond)}")
         noise = self.draw_noise(n, generator, float(temperature))
-        return self.decode(noise["z"], noise["u"], float(temperature))
+        z = noise["z"]
+        assert z is not None  # draw_noise always draws z
+        return self.decode(z, noise["u"], float(temperature))
 
 
 class CompletionNotSupported(ZooError, NotImplementedError):

@@ -26,7 +26,7 @@ from __future__ import annotations
 import copy
 import math
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, TypedDict
 
 import torch
 from torch.nn import functional as F
@@ -38,6 +38,14 @@ __all__ = ["PGGANTrainer", "growth_at", "LOSSES"]
 LOSSES = ("wgan-gp", "logistic")
 _STATE_KEYS = ("images", "steps", "opt_d", "opt_g", "rng", "fixed", "phase")
 _UNSUPPORTED = {"optimizer": "adam", "lr_schedule": "constant", "warmup_steps": 0, "grad_clip": 0.0, "ema_decay": 0.0}
+
+
+class _AdamSettings(TypedDict):
+    """The Adam arguments of both networks' optimizers."""
+
+    lr: float
+    betas: tuple[float, float]
+    eps: float
 
 
 def growth_at(images: int, stages: int, stable_images: int, fade_images: int) -> tuple[int, float]:
@@ -106,7 +114,7 @@ class PGGANTrainer:
         betas = r.get("betas", (0.0, 0.99))
         if not isinstance(betas, (list, tuple)) or len(betas) != 2 or not all(0 <= b < 1 for b in betas):
             raise ValueError(f"recipe['betas'] must be two numbers in [0, 1), got {betas!r}")
-        self.adam = {
+        self.adam: _AdamSettings = {
             "lr": _number(r, "lr", 1e-3),
             "betas": (float(betas[0]), float(betas[1])),
             "eps": _number(r, "eps", 1e-8),
