@@ -133,6 +133,16 @@ def test_completion_is_refused_clearly():
     assert issubclass(CompletionNotSupported, ZooError)
 
 
+def test_one_completion_refusal_for_every_model_that_cannot_complete():
+    """The GANs and the VAEs raise the same class, `zoo.CompletionNotSupported`, so one `except` covers them."""
+    from zoo_gan.dcgan import CompletionNotSupported as dcgan_refusal
+    from zoo_pggan.pggan import CompletionNotSupported as pggan_refusal
+    from zoo_vae.latent import CompletionNotSupported as vae_refusal
+
+    assert dcgan_refusal is pggan_refusal is vae_refusal is zoo.CompletionNotSupported
+    assert issubclass(zoo.CompletionNotSupported, NotImplementedError)
+
+
 def test_bad_options_raise():
     with pytest.raises(ValueError, match="height and width"):
         zoo.create("dcgan", height=7, width=7)

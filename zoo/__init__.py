@@ -36,6 +36,7 @@ _EXPORTS = {
     "PluginConflictError": "errors",
     "WeightsError": "errors",
     "ArgumentError": "errors",
+    "CompletionNotSupported": "errors",
     "hookimpl": "hookspecs",
     "AutoregressiveModel": "autoregressive",
     "sample": "sampling",

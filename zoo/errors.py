@@ -2,7 +2,15 @@
 
 from __future__ import annotations
 
-__all__ = ["ZooError", "UnknownNameError", "PluginError", "PluginConflictError", "WeightsError", "ArgumentError"]
+__all__ = [
+    "ZooError",
+    "UnknownNameError",
+    "PluginError",
+    "PluginConflictError",
+    "WeightsError",
+    "ArgumentError",
+    "CompletionNotSupported",
+]
 
 
 class ZooError(Exception):
@@ -33,3 +41,9 @@ class ArgumentError(ZooError, ValueError):
 
     A `ValueError` too, so `except ValueError` keeps working; the command line shows it as one line,
     whereas a plain `ValueError` from a bug keeps its traceback."""
+
+
+class CompletionNotSupported(ZooError, NotImplementedError):
+    """The model samples, but cannot condition its samples on known pixels (`sample(known=..., mask=...)`):
+    a GAN, or a latent variable model without p(z | the known pixels). One class for every such model, so
+    that `except zoo.CompletionNotSupported` covers them all."""

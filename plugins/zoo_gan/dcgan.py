@@ -27,16 +27,12 @@ from typing import Any
 import torch
 from torch import nn
 
-from zoo.errors import ZooError
+from zoo.errors import CompletionNotSupported
 from zoo.nn import check_int
 from zoo.protocols import DataSpec
 from zoo.sampling import SampleMethod, check_sample_args
 
 __all__ = ["DCGAN", "Generator", "Discriminator", "CompletionNotSupported", "dcgan_init"]
-
-
-class CompletionNotSupported(ZooError, NotImplementedError):
-    """A GAN cannot condition on observed pixels, so it cannot complete images."""
 
 
 def _num_resamplings(height: int, width: int) -> int:

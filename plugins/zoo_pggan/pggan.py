@@ -35,7 +35,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from zoo.errors import ZooError
+from zoo.errors import CompletionNotSupported
 from zoo.nn import check_int
 from zoo.protocols import DataSpec
 from zoo.sampling import SampleMethod, check_sample_args
@@ -350,7 +350,3 @@ class PGGAN(SampleMethod, nn.Module):
         z = noise["z"]
         assert z is not None  # draw_noise always draws z
         return self.decode(z, noise["u"], float(temperature))
-
-
-class CompletionNotSupported(ZooError, NotImplementedError):
-    """A GAN cannot condition on observed pixels, so it cannot complete images."""

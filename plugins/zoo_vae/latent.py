@@ -24,7 +24,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from zoo.autoregressive import categorical_log_prob
-from zoo.errors import ZooError
+from zoo.errors import CompletionNotSupported
 from zoo.nn import check_int, scale_input
 from zoo.protocols import DataSpec
 from zoo.sampling import SampleMethod, check_sample_args
@@ -42,10 +42,6 @@ def gaussian_log_density(z: torch.Tensor, mean: torch.Tensor, logvar: torch.Tens
 def importance_bound(log_weights: torch.Tensor) -> torch.Tensor:
     """`(B, k)` log importance weights log p(x, z_i) - log q(z_i|x) -> `(B,)`: log (1/k) sum_i w_i."""
     return torch.logsumexp(log_weights, dim=1) - math.log(log_weights.shape[1])
-
-
-class CompletionNotSupported(ZooError, NotImplementedError):
-    """A latent variable model here does not condition its samples on known pixels."""
 
 
 class ConvEncoder(nn.Module):
