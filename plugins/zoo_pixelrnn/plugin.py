@@ -14,7 +14,7 @@ DIAG_BINARIZED_MNIST = zoo.WeightsSpec(
     tag="binarized-mnist",
     hub_id="zoo-models/pixelrnn-diag.binarized-mnist",
     revision="main",  # not yet published: the Hub is out of reach from where it was trained
-    sha256="71c28022d9ee5b6cbd42c7337ec944706989e99aca00dda034361ed8460d3595",
+    sha256="761194c6cbb3907a48079e2b4f2aac9a101a259bbe02acb082d4a31d24ea6c60",
     dataset="binarized-mnist",
     metrics=zoo.CardMetrics("pixelrnn-diag.binarized-mnist"),
 )
