@@ -70,6 +70,13 @@ def check_int(name: str, value: object, minimum: int = 1) -> int:
     return value
 
 
+def bias_of(conv: nn.Conv1d | nn.Conv2d) -> torch.Tensor:
+    """The bias of a convolution built with one (every biased convolution of the zoo's models); torch
+    types `conv.bias` as `Tensor | None`, since a convolution may be built without."""
+    assert conv.bias is not None, f"{conv} was built without a bias"
+    return conv.bias
+
+
 def _pair(k: int | tuple[int, int], name: str) -> tuple[int, int]:
     pair = (k, k) if is_int(k) else k
     if not (isinstance(pair, tuple) and len(pair) == 2 and all(isinstance(v, int) and v >= 1 for v in pair)):

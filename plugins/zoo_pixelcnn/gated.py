@@ -46,7 +46,7 @@ import torch.nn.functional as F
 from torch import nn
 
 import zoo
-from zoo.nn import MaskedConv2d, check_int, scale_input
+from zoo.nn import MaskedConv2d, bias_of, check_int, scale_input
 
 from .common import PixelConv, check_labels, image_patches, inference_chunks, to_logits
 
@@ -127,12 +127,6 @@ def add_shifted_down(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     return _AddShiftedDown.apply(a, b)
 
 
-def _bias(conv: nn.Conv2d) -> torch.Tensor:
-    """`conv.bias`: every convolution of this model is built with one (nn.Conv2d's default)."""
-    assert conv.bias is not None
-    return conv.bias
-
-
 def _embed(table: nn.Embedding | None, y: torch.Tensor) -> torch.Tensor:
     """`table(y)` `(n, 2h)`: labels `y` reach only a class-conditional layer, which has the table."""
     assert table is not None
@@ -145,7 +139,7 @@ def init_conv(conv: nn.Conv2d, gain: float) -> None:
         return
     fan_in = float(conv.get_buffer("mask")[0].sum()) if isinstance(conv, MaskedConv2d) else conv.weight[0].numel()
     nn.init.normal_(conv.weight, 0.0, gain / max(fan_in, 1.0) ** 0.5)
-    nn.init.zeros_(_bias(conv))
+    nn.init.zeros_(bias_of(conv))
 
 
 class GatedLayer(nn.Module):
@@ -214,7 +208,7 @@ class GatedLayer(nn.Module):
             )  # (B, 2h, H, W)
             # Conv_h over columns j-p .. j (masked at j); its bias carries v_to_h's too (see below)
             h_pre = F.conv2d(
-                F.pad(h, (p, 0, 0, 0)), self.h_conv.causal_weight(), _bias(self.h_conv) + _bias(self.v_to_h)
+                F.pad(h, (p, 0, 0, 0)), self.h_conv.causal_weight(), bias_of(self.h_conv) + bias_of(self.v_to_h)
             )  # (B, 2h, H, W)
         if y is not None:
             v_pre = v_pre + _embed(self.v_embed, y)[:, :, None, None]
@@ -241,7 +235,7 @@ class GatedLayer(nn.Module):
         wv = self.v_conv.weight  # (2h, C, p+1, k)
         wh = F.pad(self.h_conv.causal_weight(), (0, p, p, 0))  # (2h, C, 1, p+1) -> (2h, C, p+1, k)
         v_pre = F.linear(patches, wv.reshape(wv.shape[0], -1), self.v_conv.bias)  # (B, H, W, 2h)
-        h_pre = F.linear(patches, wh.reshape(wh.shape[0], -1), _bias(self.h_conv) + _bias(self.v_to_h))
+        h_pre = F.linear(patches, wh.reshape(wh.shape[0], -1), bias_of(self.h_conv) + bias_of(self.v_to_h))
         return v_pre.permute(0, 3, 1, 2), h_pre.permute(0, 3, 1, 2)
 
 
@@ -353,7 +347,7 @@ class GatedPixelCNN(zoo.AutoregressiveModel):
         w = w.view(w.shape[0], -1).t()  # (h, skip)
         g = g.permute(0, 2, 3, 1).reshape(-1, g.shape[1])  # (B*H*W, h), a view: g is channels-last
         if acc is None:
-            bias = torch.stack([_bias(layer.skip) for layer in self._gated_layers]).sum(0)  # (skip,)
+            bias = torch.stack([bias_of(layer.skip) for layer in self._gated_layers]).sum(0)  # (skip,)
             return torch.addmm(bias, g, w)
         return acc.addmm_(g.to(acc.dtype), w.to(acc.dtype))  # in place: addmm's backward needs neither acc
         # nor the result (the casts are for autocast, which leaves in-place products alone)

@@ -58,10 +58,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from zoo.nn import MaskedConv2d, check_int
+from zoo.nn import MaskedConv2d, bias_of, check_int
 
 from .diagonal_scan import SlotLayout, diagonal_scan
-from .layers import PixelRNN, PixelRNNSteps, bias_of, fp32, lstm_cell
+from .layers import PixelRNN, PixelRNNSteps, fp32, lstm_cell
 
 __all__ = ["DiagonalBiLSTM", "DiagonalBiLSTMLayer", "DiagonalBiLSTMSteps"]
 

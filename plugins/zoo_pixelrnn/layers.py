@@ -25,7 +25,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from zoo.autoregressive import AutoregressiveModel
-from zoo.nn import MaskedConv2d, check_int, scale_input
+from zoo.nn import MaskedConv2d, bias_of, check_int, scale_input
 from zoo.protocols import DataSpec
 
 __all__ = ["PixelRNN", "PixelRNNSteps", "lstm_cell", "fp32", "bias_of"]
@@ -52,13 +52,6 @@ def lstm_cell(gates: torch.Tensor, c: torch.Tensor) -> tuple[torch.Tensor, torch
     sig = torch.sigmoid(gates[..., : 3 * h])
     c = sig[..., h : 2 * h] * c + sig[..., 2 * h :] * torch.tanh(gates[..., 3 * h :])
     return sig[..., :h] * torch.tanh(c), c
-
-
-def bias_of(conv: nn.Conv1d | nn.Conv2d) -> torch.Tensor:
-    """The bias of a convolution built with one (every biased convolution of these models); torch
-    types `conv.bias` as `Tensor | None`, since a convolution may be built without."""
-    assert conv.bias is not None, f"{conv} was built without a bias"
-    return conv.bias
 
 
 # --------------------------------------------------------------------------- the model around the LSTMs

@@ -39,9 +39,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from zoo.nn import MaskedConv2d, check_int
+from zoo.nn import MaskedConv2d, bias_of, check_int
 
-from .layers import PixelRNN, PixelRNNSteps, bias_of, fp32, lstm_cell
+from .layers import PixelRNN, PixelRNNSteps, fp32, lstm_cell
 from .row_scan import lstm_row, row_scan, row_scan_reference
 
 __all__ = ["RowLSTM", "RowLSTMLayer", "RowLSTMSteps"]
