@@ -15,7 +15,7 @@ PIXELCNN_BINARIZED_MNIST = zoo.WeightsSpec(
     tag="binarized-mnist",
     hub_id="zoo-models/pixelcnn.binarized-mnist",
     revision="main",  # not yet published: the Hub is out of reach from where it was trained
-    sha256="afd7efd1e9425a2ae4d92d75e939ff0c31bcda4e4088a8b3ac47c0e9440d56c2",
+    sha256="659ec5234e4cb69e4382f6d4b5c7ef956d5022c128da574f5c773cfc30c08396",
     dataset="binarized-mnist",
     metrics=zoo.CardMetrics("pixelcnn.binarized-mnist"),
 )
