@@ -244,7 +244,8 @@ def test_chunked_scoring_equals_one_pass(name, monkeypatch):
         assert common.inference_chunks(x, 8, torch.float32) == 10
         chunked = model.logits(x, **cond)
         lp = model.log_prob(x, **cond)
-    assert torch.equal(whole, chunked)
+    # oneDNN may pick another kernel for a batch of 1 than of 10: equal up to float rounding, not bit for bit
+    torch.testing.assert_close(chunked, whole, rtol=1e-5, atol=1e-6)
     assert torch.allclose(lp, categorical_log_prob(whole, x))
     assert common.inference_chunks(x, 8, torch.float32) == 1  # with autograd: never split (training)
 

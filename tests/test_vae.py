@@ -196,3 +196,32 @@ def test_pixelvae_decoder_is_causal_given_z_and_samples_through_the_raster_drive
     assert lp.shape == (3,) and (lp < 0).all()
     with pytest.raises(ValueError, match="needs the latent code"):
         model.decoder.logits(x)
+
+
+@pytest.mark.parametrize("extra", [{}, {"channels": 3, "levels": 16}], ids=["binary", "colour"])
+def test_pixelvae_fast_sampler_draws_the_naive_samplers_images(extra):
+    """ConditionalSteps (z's features once, each layer at one pixel) against one decoder pass per
+    sub-pixel: the same images at temperature 1 and 0, and in a completion."""
+    from zoo.sampling import draw_uniforms, prepare_completion, sample_fast, sample_naive
+
+    cfg = {**zoo.info("pixelvae").test_config, **extra}
+    torch.manual_seed(0)
+    model = zoo.create("pixelvae", **cfg).eval()
+    with torch.no_grad():  # larger weights than the init, so that every layer moves the logits
+        for p in model.parameters():
+            p.mul_(2.0)
+    spec, z = model.data_spec, torch.randn(4, cfg["latent"])
+    u = draw_uniforms(4, spec, torch.Generator().manual_seed(1))
+    for temperature in (1.0, 0.0):
+        a = sample_naive(model.decoder, u, temperature=temperature, z=z)
+        assert torch.equal(a, sample_fast(model.decoder, u, temperature=temperature, z=z))
+    known = torch.randint(0, spec.levels, (4, *spec.shape), generator=torch.Generator().manual_seed(2))
+    mask = torch.zeros(spec.shape, dtype=torch.bool)
+    mask[:, :4] = True  # True = known: the top half is kept, the bottom half drawn
+    known, mask = prepare_completion(spec, 4, known, mask)
+    assert known is not None
+    a = sample_naive(model.decoder, u, known=known, mask=mask, z=z)
+    assert torch.equal(a, sample_fast(model.decoder, u, known=known, mask=mask, z=z))
+    assert torch.equal(a[:, :, :4], known[:, :, :4].to(a.dtype))
+    with pytest.raises(ValueError, match="needs z"):
+        model.decoder.fast_sampler(known)

@@ -40,6 +40,11 @@ parameter keeps its full `(out, in, kh, kw)` shape (saved weights load strictly)
 arithmetic skips the zeros. The mask multiply itself is skipped when the cropped mask is all
 ones (1x1 and mask-B kernels of one colour). The output is the plain masked convolution's up
 to float rounding, in the memory format of the input (channels-last in, channels-last out).
+
+Fast sampling: `PixelConv(conv)` evaluates a masked (or 1x1) convolution at one output pixel from
+a cache of its padded input, one matrix product: the incremental steps of `zoo.sampling`'s fast
+sampler contract are built from it (Ramachandran et al. 2017, "Fast Generation for Convolutional
+Autoregressive Models", arXiv:1704.06001).
 """
 
 from __future__ import annotations
@@ -52,7 +57,7 @@ from torch import nn
 
 from .util import is_int
 
-__all__ = ["colour_groups", "causal_mask", "MaskedConv2d", "MASK_TYPES", "scale_input", "check_int"]
+__all__ = ["colour_groups", "causal_mask", "MaskedConv2d", "PixelConv", "MASK_TYPES", "scale_input", "check_int"]
 
 MASK_TYPES = ("A", "B")
 
@@ -223,3 +228,37 @@ class MaskedConv2d(nn.Conv2d):
 
     def extra_repr(self) -> str:
         return f"{super().extra_repr()}, mask_type={self.mask_type}, colours={self.colours}, centre={self.centre}"
+
+
+class PixelConv:
+    """A convolution evaluated at one output pixel, reading its input from a padded cache.
+
+    For a `MaskedConv2d` (or a 1x1 `nn.Conv2d`) with kernel `kh x kw` and centre
+    `(ci, cj)`: the cache holds the layer's input padded like the layer pads it,
+    `(n, in, H + ci + kh-1-ci, W + cj + kw-1-cj)`; the output at image pixel
+    `(i, j)` reads rows `i .. i+ci` and columns `j .. j+kw-1` of the cache (rows
+    below the centre are masked out, so they are not read). One matrix product
+    `(n, in*(ci+1)*kw) @ (in*(ci+1)*kw, out)`. Built in eval mode for sampling.
+    """
+
+    def __init__(self, conv: nn.Conv2d):
+        if isinstance(conv, MaskedConv2d):
+            w, (ci, _) = conv.masked_weight(), conv.centre
+        else:
+            w, ci = conv.weight, conv.kernel_size[0] - 1
+        w = w[:, :, : ci + 1].detach()  # (out, in, ci+1, kw)
+        self.rows, self.cols = ci + 1, w.shape[-1]
+        self.weight = w.reshape(w.shape[0], -1).t().contiguous()  # (in*rows*cols, out)
+        self.bias = None if conv.bias is None else conv.bias.detach()
+        self.pointwise = self.rows == 1 and self.cols == 1
+
+    def __call__(self, cache: torch.Tensor, i: int, j: int) -> torch.Tensor:
+        """`(n, out)` at image pixel `(i, j)` from `cache` `(n, in, Hp, Wp)`."""
+        patch = cache[:, :, i : i + self.rows, j : j + self.cols].reshape(cache.shape[0], -1)
+        return self.vector(patch)
+
+    def vector(self, v: torch.Tensor) -> torch.Tensor:
+        """`(n, out)` from the flattened patch (for a 1x1 conv: the input features) `v`."""
+        if self.bias is None:
+            return v @ self.weight
+        return torch.addmm(self.bias, v, self.weight)

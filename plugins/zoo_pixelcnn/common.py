@@ -1,6 +1,6 @@
 """Pieces shared by PixelCNN and gated PixelCNN: the first layer's
-convolution of the image as one matrix product, the logits layout, class labels, and
-convolutions evaluated at a single pixel (for the fast samplers).
+convolution of the image as one matrix product, the logits layout and class labels (the
+convolution at a single pixel that the fast samplers use is `zoo.nn.PixelConv`).
 
 Memory layout: the models keep every feature map in `torch.channels_last` (NHWC in
 memory, still indexed `(B, F, H, W)`): oneDNN's convolutions run faster on it than
@@ -13,11 +13,8 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
-from torch import nn
 
-from zoo.nn import MaskedConv2d
-
-__all__ = ["autocast_dtype", "image_patches", "inference_chunks", "to_logits", "check_labels", "PixelConv"]
+__all__ = ["autocast_dtype", "image_patches", "inference_chunks", "to_logits", "check_labels"]
 
 
 def autocast_dtype(x: torch.Tensor) -> torch.dtype:
@@ -100,37 +97,3 @@ def check_labels(y: Any, n: int, num_classes: int | None, device: torch.device) 
     if y.numel() and (int(y.min()) < 0 or int(y.max()) >= num_classes):
         raise ValueError(f"expected {expected}, got values in [{int(y.min())}, {int(y.max())}]")
     return y.to(device=device, dtype=torch.long).expand(n)
-
-
-class PixelConv:
-    """A convolution evaluated at one output pixel, reading its input from a padded cache.
-
-    For a `MaskedConv2d` (or a 1x1 `nn.Conv2d`) with kernel `kh x kw` and centre
-    `(ci, cj)`: the cache holds the layer's input padded like the layer pads it,
-    `(n, in, H + ci + kh-1-ci, W + cj + kw-1-cj)`; the output at image pixel
-    `(i, j)` reads rows `i .. i+ci` and columns `j .. j+kw-1` of the cache (rows
-    below the centre are masked out, so they are not read). One matrix product
-    `(n, in*(ci+1)*kw) @ (in*(ci+1)*kw, out)`. Built in eval mode for sampling.
-    """
-
-    def __init__(self, conv: nn.Conv2d):
-        if isinstance(conv, MaskedConv2d):
-            w, (ci, _) = conv.masked_weight(), conv.centre
-        else:
-            w, ci = conv.weight, conv.kernel_size[0] - 1
-        w = w[:, :, : ci + 1].detach()  # (out, in, ci+1, kw)
-        self.rows, self.cols = ci + 1, w.shape[-1]
-        self.weight = w.reshape(w.shape[0], -1).t().contiguous()  # (in*rows*cols, out)
-        self.bias = None if conv.bias is None else conv.bias.detach()
-        self.pointwise = self.rows == 1 and self.cols == 1
-
-    def __call__(self, cache: torch.Tensor, i: int, j: int) -> torch.Tensor:
-        """`(n, out)` at image pixel `(i, j)` from `cache` `(n, in, Hp, Wp)`."""
-        patch = cache[:, :, i : i + self.rows, j : j + self.cols].reshape(cache.shape[0], -1)
-        return self.vector(patch)
-
-    def vector(self, v: torch.Tensor) -> torch.Tensor:
-        """`(n, out)` from the flattened patch (for a 1x1 conv: the input features) `v`."""
-        if self.bias is None:
-            return v @ self.weight
-        return torch.addmm(self.bias, v, self.weight)

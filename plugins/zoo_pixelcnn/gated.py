@@ -46,9 +46,9 @@ import torch.nn.functional as F
 from torch import nn
 
 import zoo
-from zoo.nn import MaskedConv2d, bias_of, check_int, scale_input
+from zoo.nn import MaskedConv2d, PixelConv, bias_of, check_int, scale_input
 
-from .common import PixelConv, check_labels, image_patches, inference_chunks, to_logits
+from .common import check_labels, image_patches, inference_chunks, to_logits
 
 __all__ = ["GatedPixelCNN", "GatedLayer", "FastSteps"]
 

@@ -41,9 +41,9 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 import zoo
-from zoo.nn import MaskedConv2d, check_int, scale_input
+from zoo.nn import MaskedConv2d, PixelConv, check_int, scale_input
 
-from .common import PixelConv, autocast_dtype, image_patches, inference_chunks, to_logits
+from .common import autocast_dtype, image_patches, inference_chunks, to_logits
 
 __all__ = ["PixelCNN", "ResidualBlock", "FastSteps"]
 
