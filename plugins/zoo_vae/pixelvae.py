@@ -22,6 +22,7 @@ wide); the paper's point is that this suffices once z is there.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import cast
 
 import torch
@@ -35,6 +36,10 @@ from zoo.protocols import DataSpec
 from .latent import ConvEncoder, LatentVariableModel
 
 __all__ = ["PixelVAE", "ConditionalPixelCNN", "ConditionalSteps"]
+
+# Every feature map of the decoder is channels-last (NHWC in memory, still indexed (B, F, H, W)): oneDNN runs
+# the transposed convolutions about 3x and the masked ones faster on it than on NCHW, with the same values.
+CHANNELS_LAST = torch.channels_last
 
 
 class ConditionalPixelCNN(AutoregressiveModel):
@@ -60,7 +65,8 @@ class ConditionalPixelCNN(AutoregressiveModel):
     def conditioning(self, z: torch.Tensor) -> torch.Tensor:
         """z `(B, L)` -> features `(B, layers + 1, h, H, W)`: one map added to each masked layer's output."""
         _, H, W = self.data_spec.shape
-        maps = self.cond_up(self.cond_linear(z).view(-1, *self.base))  # (B, h*(layers+1), H, W)
+        base = self.cond_linear(z).view(-1, *self.base).contiguous(memory_format=CHANNELS_LAST)
+        maps = self.cond_up(base)  # (B, h*(layers+1), H, W), channels-last in memory
         return maps.view(z.shape[0], -1, self.hidden, H, W)
 
     def logits(  # type: ignore[override]  # its one condition is z; the base's **cond is any model's own
@@ -72,10 +78,12 @@ class ConditionalPixelCNN(AutoregressiveModel):
             raise ValueError("ConditionalPixelCNN.logits needs the latent code z=(B, L)")
         spec = self.data_spec
         cond = self.conditioning(z)
-        h = self.first(scale_input(x, spec.levels, self.first.weight.dtype)) + cond[:, 0]  # (B, h, H, W)
-        for i, layer in enumerate(self.layers):
-            h = layer(F.relu(h)) + cond[:, i + 1]
-        out = self.out(F.relu(h))  # (B, C*levels, H, W), channels grouped R.. G.. B..
+        img = scale_input(x, spec.levels, self.first.weight.dtype).contiguous(memory_format=CHANNELS_LAST)
+        # in place where autograd allows: a sum's backward keeps neither operand, a ReLU's only its output
+        h = self.first.forward_view(img) + cond[:, 0]  # (B, h, H, W)
+        for i, layer in enumerate(cast("Sequence[MaskedConv2d]", self.layers)):
+            h = layer.forward_view(F.relu_(h)) + cond[:, i + 1]
+        out = self.out(F.relu_(h))  # (B, C*levels, H, W), channels grouped R.. G.. B..
         C, H, W = spec.shape
         return out.view(-1, C, spec.levels, H, W).permute(0, 1, 3, 4, 2)  # (B, C, H, W, levels)
 
