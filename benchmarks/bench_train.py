@@ -177,6 +177,12 @@ def measure(job: dict) -> dict:
     import zoo
 
     torch.set_num_threads(job["threads"])
+    try:  # what `zoo train` and `zoo eval` do first, where this tree's zoo does it
+        from zoo.util import keep_freed_memory
+    except ImportError:  # the reference commit has no such setting
+        pass
+    else:
+        keep_freed_memory()
     torch.manual_seed(job["seed"])
     model = zoo.create(job["model"], **job["config"])
     spec = model.data_spec

@@ -1026,3 +1026,17 @@ def test_cli_train_unknown_set_key_lists_recipe_keys_and_model_options(cli_runne
         and "model options: " in r.output
         and "hidden" in r.output
     )
+
+
+def test_keep_freed_memory_tunes_glibcs_malloc_and_can_be_turned_off(monkeypatch):
+    """`zoo train`/`zoo eval` keep freed activations for reuse (zoo.util.keep_freed_memory): glibc takes the
+    settings; `ZOO_KEEP_FREED_MEMORY=0` leaves malloc as it is."""
+    import platform
+    import sys
+
+    from zoo.util import keep_freed_memory
+
+    monkeypatch.setenv("ZOO_KEEP_FREED_MEMORY", "0")
+    assert keep_freed_memory() is False
+    monkeypatch.delenv("ZOO_KEEP_FREED_MEMORY")
+    assert keep_freed_memory() is (sys.platform.startswith("linux") and platform.libc_ver()[0] == "glibc")

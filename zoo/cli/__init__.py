@@ -13,6 +13,7 @@ import click
 
 from .. import __version__
 from ..errors import ZooError
+from ..util import keep_freed_memory
 
 
 class ZooGroup(click.Group):
@@ -35,6 +36,7 @@ class ZooGroup(click.Group):
 def cli(ctx: click.Context, debug: bool) -> None:
     """A zoo of likelihood-based image generative models."""
     ctx.ensure_object(dict)["debug"] = debug
+    keep_freed_memory()  # the same large tensors at every step: reuse them, do not map them again
 
 
 def _add_builtin_commands(group: click.Group) -> None:

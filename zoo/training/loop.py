@@ -25,7 +25,7 @@ from ..distributed import Dist, all_reduce_, barrier, finish, init_from_env, sha
 from ..errors import ZooError
 from ..factory import create
 from ..registry import get_spec, parse_name
-from ..util import is_positive_int
+from ..util import is_positive_int, keep_freed_memory
 from .checkpoint import save_checkpoint, state_dict_cpu
 from .data import load_data, redraw, validation_nll
 from .device import hardware, resolve_device
@@ -84,6 +84,7 @@ def train(
     the released weights use the EMA of the weights when `ema_decay > 0`.
     """
     t_start = time.perf_counter()
+    keep_freed_memory()  # every step allocates the same large activations: reuse them (zoo.util)
     spec, trainer_cls, rec, recipe_name = _resolve(name, recipe, overrides, epochs=epochs, seed=seed)
     if limit is not None and not is_positive_int(limit):
         raise ValueError(f"limit must be a positive int, got {limit!r}")
