@@ -81,7 +81,8 @@ class LatentVariableModel(SampleMethod, nn.Module):
     `ConvEncoder` in the zoo's models), p(x|z) from the subclass's `decoder_logits` and `decode`.
 
     `bound_pass` caps the images (x, z pairs) one decoder pass scores while estimating the bound:
-    the k samples of a batch are taken in chunks of at most `bound_pass // B` (at least 1).
+    the k samples of a batch are drawn in chunks of `bound_pass // B` (at least 1), and scored in
+    passes of at most `bound_pass` images.
     """
 
     bound_pass = 8192
@@ -128,7 +129,9 @@ class LatentVariableModel(SampleMethod, nn.Module):
             log_q = gaussian_log_density(z, mean, logvar)  # (kc, B)
             log_prior = gaussian_log_density(z, torch.zeros_like(z), torch.zeros_like(z))
             xs = x.unsqueeze(0).expand(kc, *x.shape).reshape(kc * B, *x.shape[1:])  # (kc*B, C, H, W)
-            log_px = self.decoder_log_prob(xs, z.reshape(kc * B, -1)).view(kc, B)
+            pieces = math.ceil(kc * B / self.bound_pass)  # when one sample of a large batch is already more
+            passes = zip(xs.tensor_split(pieces), z.reshape(kc * B, -1).tensor_split(pieces), strict=True)
+            log_px = torch.cat([self.decoder_log_prob(xp, zp) for xp, zp in passes]).view(kc, B)
             out.append((log_px + log_prior - log_q).T)  # (B, kc)
         return torch.cat(out, dim=1)
 
