@@ -23,7 +23,7 @@ GATED_BINARIZED_MNIST = zoo.WeightsSpec(
     tag="binarized-mnist",
     hub_id="zoo-models/gated-pixelcnn.binarized-mnist",
     revision="main",  # not yet published: the Hub is out of reach from where it was trained
-    sha256="26fc8a70891a488a3fe8fd1d6095a29f2eddeda6c8bc20bb319e5b56ccd938a5",
+    sha256="08b94e12e66d66781f94c0edd51f98898724978b61c98f9333f9a88d41a52fd7",
     dataset="binarized-mnist",
     metrics=zoo.CardMetrics("gated-pixelcnn.binarized-mnist"),
 )
