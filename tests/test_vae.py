@@ -225,3 +225,18 @@ def test_pixelvae_fast_sampler_draws_the_naive_samplers_images(extra):
     assert torch.equal(a[:, :, :4], known[:, :, :4].to(a.dtype))
     with pytest.raises(ValueError, match="needs z"):
         model.decoder.fast_sampler(known)
+
+
+def test_a_published_exact_value_beside_a_bound_is_not_marked_as_a_bound():
+    """The PixelVAE's anchor is the PixelCNN's exact NLL: the board, the result line and the card print it
+    unmarked beside the model's ≤ bound; a published bound (the VAE's) keeps its mark."""
+    from pathlib import Path
+
+    from zoo.eval.result import published_mark, reference_line
+
+    assert reference_line({"nll": 81.3, "source": "s", "exact": True}, "nll", bound=True) == "published 81.30 (s)"
+    assert reference_line({"nll": 86.76, "source": "s"}, "nll", bound=True) == "published ≤ 86.76 (s)"
+    assert published_mark({"exact": True}, bound=False) == published_mark({}, bound=False) == ""
+    assert zoo.info("pixelvae").reference_results["binarized-mnist"]["exact"] is True
+    card = (Path(__file__).resolve().parents[1] / "cards" / "pixelvae.binarized-mnist" / "README.md").read_text()
+    assert "| nll | 81.30 | ≤ 81.93 |" in card

@@ -73,7 +73,8 @@ class ModelSpec:
     trainer: str = ""  # "module:Class" of a family's own trainer (e.g. the GAN's); "" = maximum likelihood
     # published numbers to compare with, per dataset, and where they come from (the leaderboard shows them):
     # {"binarized-mnist": {"nll": 81.30, "source": "PixelRNN paper, Table 4"}}; "comparable": False marks a
-    # number measured by the same protocol on other data (shown for orientation, never as reached or not)
+    # number measured by the same protocol on other data (shown for orientation, never as reached or not);
+    # "exact": True, an exact likelihood that a bounded model's number (marked ≤) is held to, printed unmarked
     reference_results: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     plugin: str = ""  # filled in by the registry: the plugin that registered it
 

@@ -12,7 +12,7 @@ from typing import Any
 from ..images import save_image
 from ..util import write_atomic
 from .metric import MetricValue
-from .result import EvalResult
+from .result import EvalResult, published_mark
 
 __all__ = ["write_report", "write_overview", "leaderboard_markdown"]
 
@@ -106,7 +106,7 @@ def _speed_cells(v: MetricValue | None) -> list[str]:
 def _reference_cell(r: EvalResult, metric: str) -> str:
     ref = r.provenance.get("reference") or {}
     v = r.metrics.get(metric)
-    mark = "≤ " if v is not None and v.bound == "upper" else ""  # a bound is compared with a published bound
+    mark = published_mark(ref, bound=v is not None and v.bound == "upper")
     return "-" if ref.get(metric) is None else f"{mark}{ref[metric]:.2f}"
 
 

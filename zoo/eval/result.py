@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -101,6 +101,12 @@ class EvalResult:
         return "\n".join([head, *("  " + line for line in self.summary_lines())])
 
 
+def published_mark(reference: Mapping[str, Any], *, bound: bool) -> str:
+    """`≤ ` before a published number shown beside a measured bound (it is a bound too), unless the reference
+    says it is an exact value (`"exact": True`, e.g. a PixelCNN's NLL that a PixelVAE's bound should beat)."""
+    return "≤ " if bound and not reference.get("exact") else ""
+
+
 def reference_line(reference: dict[str, Any], metric: str, *, bound: bool = False) -> str:
     """`published 79.20 (PixelRNN paper, Table 4)` for a metric the reference gives a number for, else "".
     Beside a measured bound (`bound=True`) the published number is marked `≤` too, as in the leaderboard."""
@@ -109,7 +115,7 @@ def reference_line(reference: dict[str, Any], metric: str, *, bound: bool = Fals
         return ""
     source = reference.get("source") or "source not given"
     caveat = "; not comparable" if reference.get("comparable") is False else ""
-    return f"published {'≤ ' if bound else ''}{value:.2f} ({source}{caveat})"
+    return f"published {published_mark(reference, bound=bound)}{value:.2f} ({source}{caveat})"
 
 
 def describe_details(v: MetricValue) -> str:

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import UnknownNameError
+from ..eval.result import published_mark
 from ..eval.trainlog import MILESTONES, time_to_reach
 from ..registry import get_spec
 from .summary import EvalSummary, fmt, summarize, verifiable
@@ -418,6 +419,7 @@ def _comparison(
     ref = dict(spec.reference_results.get(summary.dataset, {}))
     source = ref.pop("source", "")
     comparable = ref.pop("comparable", True)  # False: the same protocol on other data, shown for orientation
+    exact = {"exact": ref.pop("exact", False)}  # True: an exact value, beside this model's bound
     rows = []
     for metric, published in ref.items():
         value = summary.metrics.get(metric)
@@ -430,7 +432,8 @@ def _comparison(
             else f"{'reached' if better else 'not reached'} ({value - published:+.2f})"
         )
         rows.append(
-            f"| {metric} | {summary.mark(metric)}{published:.2f} | {summary.mark(metric)}{value:.2f} | {verdict} |"
+            f"| {metric} | {published_mark(exact, bound=bool(summary.mark(metric)))}{published:.2f} "
+            f"| {summary.mark(metric)}{value:.2f} | {verdict} |"
         )
     if not rows:
         return []
