@@ -179,6 +179,32 @@ def test_card_marks_the_bound_and_reruns_at_the_same_k(tmp_path):
     assert claims.bounds["nll"]["k"] == 3 and claims.provenance["iw_samples"] == 3
 
 
+def test_the_canonical_subset_scores_a_bound_at_a_k_ci_can_rerun(monkeypatch):
+    """The card claims the literature's k on the whole split; its canonical subset (what CI and
+    `zoo publish --limit` re-run) holds the same bound at no more than CANONICAL_IW_SAMPLES, and says so."""
+    from zoo.release import canonical
+    from zoo.release.card import render_card
+    from zoo.release.claims import read_claims
+
+    torch.manual_seed(0)
+    model = zoo.create("vae", latent=4, hidden=4, decoder_hidden=8)
+    full = zoo.evaluate(model, "binarized-mnist", metrics="nll", limit=20, iw_samples=7, batch_size=10)
+    seen = []
+
+    def spy(*args, **kw):
+        seen.append(kw["iw_samples"])
+        return zoo.evaluate(*args, **kw)
+
+    monkeypatch.setattr(canonical, "CANONICAL_IW_SAMPLES", 2)
+    full.canonical_subset = canonical.canonical_subset(model, full, limit=10, evaluate=spy)
+    assert seen == [2] and full.canonical_subset["metrics"]["nll"]["details"]["k"] == 2
+    card = render_card({"architecture": "vae", "config": {}, "data_spec": model.data_spec.to_dict()}, full)
+    claims = read_claims(card)
+    assert claims.bounds["nll"]["k"] == 7 and claims.provenance["iw_samples"] == 7
+    assert claims.subset is not None and claims.subset.provenance["iw_samples"] == 2
+    assert claims.subset.bounds["nll"]["k"] == 2 and "| nll (upper bound, k=2) | ≤ " in card
+
+
 # -- the PixelVAE: an autoregressive decoder given z ---------------------------------------------
 
 

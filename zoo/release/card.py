@@ -150,9 +150,11 @@ def _canonical_section(sub: EvalSummary) -> list[str]:
         "| metric | canonical subset | standard error |",
         "| --- | --- | --- |",
     ]
-    out += [
-        f"| {k} | {sub.mark(k)}{fmt(v)} | {fmt(sub.stderr.get(k))} |" for k, v in sub.metrics.items() if verifiable(k)
-    ]
+    for key, value in sub.metrics.items():
+        if verifiable(key):
+            bound = sub.bounds.get(key.split(".")[0])
+            mark = f" ({bound['bound']} bound, k={bound['k']})" if bound else ""
+            out.append(f"| {key}{mark} | {sub.mark(key)}{fmt(value)} | {fmt(sub.stderr.get(key))} |")
     return out + [""]
 
 
