@@ -139,6 +139,12 @@ def _canonical_meta(sub: EvalSummary) -> dict[str, Any]:
     return {k: v for k, v in meta.items() if v not in (None, {})}
 
 
+def _bound_label(summary: EvalSummary, key: str) -> str:
+    """ " (upper bound, k=K)" when the flattened `key` is a bound, else ""."""
+    bound = summary.bounds.get(key.split(".")[0])
+    return f" ({bound['bound']} bound, k={bound['k']})" if bound else ""
+
+
 def _canonical_section(sub: EvalSummary) -> list[str]:
     """The Results section's paragraph on the canonical-subset claims."""
     out = [
@@ -150,11 +156,11 @@ def _canonical_section(sub: EvalSummary) -> list[str]:
         "| metric | canonical subset | standard error |",
         "| --- | --- | --- |",
     ]
-    for key, value in sub.metrics.items():
-        if verifiable(key):
-            bound = sub.bounds.get(key.split(".")[0])
-            mark = f" ({bound['bound']} bound, k={bound['k']})" if bound else ""
-            out.append(f"| {key}{mark} | {sub.mark(key)}{fmt(value)} | {fmt(sub.stderr.get(key))} |")
+    out += [
+        f"| {k}{_bound_label(sub, k)} | {sub.mark(k)}{fmt(v)} | {fmt(sub.stderr.get(k))} |"
+        for k, v in sub.metrics.items()
+        if verifiable(k)
+    ]
     return out + [""]
 
 
@@ -296,11 +302,8 @@ def render_card(
             "| --- | --- | --- | --- |",
         ]
         for key, value in summary.metrics.items():
-            mark = "" if verifiable(key) else " (hardware-dependent)"
+            mark = ("" if verifiable(key) else " (hardware-dependent)") + _bound_label(summary, key)
             unit = f" ({summary.units[key]})" if summary.units.get(key) else ""
-            bound = summary.bounds.get(key.split(".")[0])
-            if bound:
-                mark += f" ({bound['bound']} bound, k={bound['k']})"
             out.append(
                 f"| {key}{unit}{mark} | {summary.mark(key)}{fmt(value)} | {fmt(summary.stderr.get(key))} | "
                 f"{_reproduce(load_name, summary, key.split('.')[0])} |"
