@@ -105,7 +105,7 @@ def zoo_register_models(register: Callable[[zoo.ModelSpec], None]) -> None:
             config=PIXELCNN,  # the data spec follows from its channels, height, width and levels
             capabilities={"likelihood", "sampler", "fast_sampler"},
             test_config={"height": 8, "width": 8, "hidden": 8, "residual_blocks": 2, "out_hidden": 16},
-            # 20 epochs: the 10-epoch run was still gaining 0.3 nats an epoch (stages/README.md)
+            # 20 epochs: the 10-epoch run was still gaining 0.25 nats an epoch (stages/README.md)
             recipes=_recipes({"hidden": 128, "out_hidden": 1024}, epochs=20),
             reference_results={"binarized-mnist": {"nll": 81.30, "source": "PixelRNN paper, Table 4"}},
         )
