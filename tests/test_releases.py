@@ -186,3 +186,30 @@ def test_card_names_each_stages_hardware_when_they_differ(tmp_path):
     render_release_card(copy)
     line = next(x for x in (copy / "README.md").read_text().splitlines() if x.startswith("Hardware and time: "))
     assert line.startswith("Hardware and time: NVIDIA H100 80GB HBM3, ") and " on NVIDIA" not in line
+
+
+def test_card_of_a_partial_recipe_says_whether_it_reaches_the_published_number(tmp_path):
+    """Weights from part of a recipe: the card gives the full recipe's time, and says the published number is
+    reached when these weights reach it, or that the full recipe's result is not measured when they do not."""
+    import shutil
+
+    from zoo.release import render_release_card
+
+    copy = tmp_path / "pixelcnn.binarized-mnist"
+    shutil.copytree(_card("pixelcnn.binarized-mnist"), copy)
+    training = json.loads((copy / "training.json").read_text())
+    (copy / "training.json").write_text(json.dumps({**training, "epochs": 10, "wall_time_s": 3600}))
+    full = zoo.info("pixelcnn").recipes["default"]["epochs"]
+
+    def partial_line():
+        render_release_card(copy)
+        return next(x for x in (copy / "README.md").read_text().splitlines() if x.startswith("These weights come"))
+
+    line = partial_line()  # 86.40 against the published 81.30
+    assert line.startswith(f"These weights come from 10 of the {full} epochs of the `default` recipe")
+    assert f"the full recipe takes about {full / 10:.1f} h" in line and "has not been measured" in line
+    results = json.loads((copy / "eval.json").read_text())
+    results["metrics"]["nll"]["value"] = 81.0
+    (copy / "eval.json").write_text(json.dumps(results))
+    line = partial_line()
+    assert "reach the published number already" in line and "not been measured" not in line
