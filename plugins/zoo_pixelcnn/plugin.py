@@ -23,7 +23,7 @@ GATED_BINARIZED_MNIST = zoo.WeightsSpec(
     tag="binarized-mnist",
     hub_id="zoo-models/gated-pixelcnn.binarized-mnist",
     revision="main",  # not yet published: the Hub is out of reach from where it was trained
-    sha256="15a6686620eeeefc399420ba18dedec83c0f26661915774c6370dc5b2cf1d0d2",
+    sha256="5c4b85bc0bcb5adf02d03e8193b983143c6b3ce4bf78b998bee19d09573cbe0f",
     dataset="binarized-mnist",
     metrics=zoo.CardMetrics("gated-pixelcnn.binarized-mnist"),
 )
