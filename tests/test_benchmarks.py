@@ -175,3 +175,40 @@ def test_bf16_training_step_runs_under_autocast(monkeypatch):
     bench.make_train_step(model, x, {**recipe, "precision": "bf16"})()
     bench.make_train_step(model, x, recipe)()
     assert seen == [True, False]
+
+
+def _load_flops():
+    spec = importlib.util.spec_from_file_location("bench_flops", ROOT / "benchmarks" / "bench_flops.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_flop_count_of_a_training_step_matches_the_convolutions_by_hand():
+    """bench_flops counts forward and backward work: for one convolution whose input needs no
+    gradient, the forward product and the weight's gradient, the same FLOPs each."""
+    import torch
+
+    flops = _load_flops()
+
+    class OneConv(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv = torch.nn.Conv2d(3, 5, 3, padding=1, bias=False)
+
+        def loss(self, x):
+            return self.conv(x).square().mean()
+
+    x = torch.randn(2, 3, 8, 8)  # needs no gradient: backward computes the weight's only
+    forward = 2 * 2 * 8 * 8 * 5 * 3 * 3 * 3
+    assert flops.step_flops(OneConv(), x) == 2 * forward  # forward + the weight's gradient
+
+
+def test_flops_measure_reports_work_and_speed_of_a_tiny_model():
+    import torch
+
+    flops = _load_flops()
+    recipe = {**bench.list_likelihood_models()["models"]["pixelcnn"], "batch_size": 2}
+    row = flops.measure("pixelcnn", recipe, dict(zoo.info("pixelcnn").test_config), seconds=0.05)
+    assert row["batch"] == 2 and row["gflop_per_image"] > 0 and row["train"] > 0
+    assert flops.gemm_rate(64, torch.float32, 0.01) > 0
