@@ -23,7 +23,7 @@ GATED_BINARIZED_MNIST = zoo.WeightsSpec(
     tag="binarized-mnist",
     hub_id="zoo-models/gated-pixelcnn.binarized-mnist",
     revision="main",  # not yet published: the Hub is out of reach from where it was trained
-    sha256="5c4b85bc0bcb5adf02d03e8193b983143c6b3ce4bf78b998bee19d09573cbe0f",
+    sha256="40c627c42da6cb14f373affad0c7eb4dc4f8fd41cac0c26467d3be64882005ca",
     dataset="binarized-mnist",
     metrics=zoo.CardMetrics("gated-pixelcnn.binarized-mnist"),
 )

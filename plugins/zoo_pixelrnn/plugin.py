@@ -14,7 +14,7 @@ DIAG_BINARIZED_MNIST = zoo.WeightsSpec(
     tag="binarized-mnist",
     hub_id="zoo-models/pixelrnn-diag.binarized-mnist",
     revision="main",  # not yet published: the Hub is out of reach from where it was trained
-    sha256="761194c6cbb3907a48079e2b4f2aac9a101a259bbe02acb082d4a31d24ea6c60",
+    sha256="fbac4ef172456b4800ad0639319851bc8c04ad238a9dbb4b50e387dca2eb47ef",
     dataset="binarized-mnist",
     metrics=zoo.CardMetrics("pixelrnn-diag.binarized-mnist"),
 )
