@@ -14,7 +14,8 @@ them up), this prints
 
 Divide a ratio from `bench_train.py` (now / reference) by the fraction here to get the most
 that ratio could become with the same operators and FLOPs; only fewer FLOPs (another
-algorithm) or lower precision (`--precision bf16`, also timed here as a bf16 product) go past it.
+algorithm) or lower precision (`bench_train.py --precision bf16`; the bf16 product rate is timed
+here too) go past it.
 
     python benchmarks/bench_flops.py                         # every likelihood model, 2 threads
     python benchmarks/bench_flops.py --models gated-pixelcnn --threads 1 --json
@@ -26,17 +27,18 @@ import argparse
 import importlib.util
 import json
 import sys
-import time
 from pathlib import Path
 
 
-def _bench_train():
-    """`bench_train.py`'s step and timer (one implementation of each), loaded from its file."""
-    path = Path(__file__).with_name("bench_train.py")
-    spec = importlib.util.spec_from_file_location("bench_train", path)
+def _load_bench_train():
+    """`bench_train.py`, loaded from its file (it imports only the standard library at the top)."""
+    spec = importlib.util.spec_from_file_location("bench_train", Path(__file__).with_name("bench_train.py"))
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+BENCH = _load_bench_train()  # its training step, timer and model listing: one implementation of each
 
 
 def gemm_rate(size: int, dtype, seconds: float) -> float:
@@ -45,14 +47,8 @@ def gemm_rate(size: int, dtype, seconds: float) -> float:
 
     g = torch.Generator().manual_seed(0)
     a, b = (torch.randn(size, size, generator=g).to(dtype) for _ in range(2))
-    a @ b  # warm-up
-    n, start = 0, time.perf_counter()
-    while True:
-        a @ b
-        n += 1
-        elapsed = time.perf_counter() - start
-        if elapsed >= seconds:
-            return 2 * size**3 * n / elapsed / 1e9
+    products_per_second = BENCH.images_per_second(lambda: a @ b, 1, seconds)
+    return 2 * size**3 * products_per_second / 1e9
 
 
 def step_flops(model, x) -> float:
@@ -71,14 +67,13 @@ def measure(name: str, recipe: dict, config: dict, seconds: float, seed: int = 0
 
     import zoo
 
-    bench = _bench_train()
     torch.manual_seed(seed)
     model = zoo.create(name, **config)
     spec, batch = model.data_spec, recipe["batch_size"]
     x = torch.randint(0, spec.levels, (batch, *spec.shape), generator=torch.Generator().manual_seed(seed))
     model.train()
     flops = step_flops(model, x) / batch
-    rate = bench.images_per_second(bench.make_train_step(model, x, recipe), batch, seconds)
+    rate = BENCH.images_per_second(BENCH.make_train_step(model, x, recipe), batch, seconds)
     return {"model": name, "batch": batch, "gflop_per_image": flops / 1e9, "train": rate}
 
 
@@ -97,7 +92,7 @@ def main(argv: list[str] | None = None) -> None:
 
     torch.set_num_threads(args.threads)
     keep_freed_memory()  # as `zoo train` does
-    listing = _bench_train().list_likelihood_models()["models"]
+    listing = BENCH.list_likelihood_models()["models"]
     names = args.models.split(",") if args.models else sorted(listing)
     unknown = [n for n in names if n not in listing]
     if unknown:

@@ -15,14 +15,15 @@ import zoo
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def _load_bench():
-    spec = importlib.util.spec_from_file_location("bench_train", ROOT / "benchmarks" / "bench_train.py")
+def _load_benchmark(name: str):
+    spec = importlib.util.spec_from_file_location(name, ROOT / "benchmarks" / f"{name}.py")
+    assert spec is not None and spec.loader is not None, f"benchmarks/{name}.py cannot be loaded"
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
 
 
-bench = _load_bench()
+bench = _load_benchmark("bench_train")
 
 
 def _job(tree: Path | None, name: str = "pixelcnn", seconds: float = 0.05) -> dict:
@@ -177,19 +178,12 @@ def test_bf16_training_step_runs_under_autocast(monkeypatch):
     assert seen == [True, False]
 
 
-def _load_flops():
-    spec = importlib.util.spec_from_file_location("bench_flops", ROOT / "benchmarks" / "bench_flops.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def test_flop_count_of_a_training_step_matches_the_convolutions_by_hand():
     """bench_flops counts forward and backward work: for one convolution whose input needs no
     gradient, the forward product and the weight's gradient, the same FLOPs each."""
     import torch
 
-    flops = _load_flops()
+    flops = _load_benchmark("bench_flops")
 
     class OneConv(torch.nn.Module):
         def __init__(self):
@@ -207,7 +201,7 @@ def test_flop_count_of_a_training_step_matches_the_convolutions_by_hand():
 def test_flops_measure_reports_work_and_speed_of_a_tiny_model():
     import torch
 
-    flops = _load_flops()
+    flops = _load_benchmark("bench_flops")
     recipe = {**bench.list_likelihood_models()["models"]["pixelcnn"], "batch_size": 2}
     row = flops.measure("pixelcnn", recipe, dict(zoo.info("pixelcnn").test_config), seconds=0.05)
     assert row["batch"] == 2 and row["gflop_per_image"] > 0 and row["train"] > 0
