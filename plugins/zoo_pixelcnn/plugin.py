@@ -23,7 +23,7 @@ GATED_BINARIZED_MNIST = zoo.WeightsSpec(
     tag="binarized-mnist",
     hub_id="zoo-models/gated-pixelcnn.binarized-mnist",
     revision="main",  # not yet published: the Hub is out of reach from where it was trained
-    sha256="40c627c42da6cb14f373affad0c7eb4dc4f8fd41cac0c26467d3be64882005ca",
+    sha256="781d9288fb67d3353cae96b0fc214eb692877c4c8067163587e60887984a769b",
     dataset="binarized-mnist",
     metrics=zoo.CardMetrics("gated-pixelcnn.binarized-mnist"),
 )
