@@ -55,6 +55,9 @@ def test_release_card_is_generated_from_the_folder(name, tmp_path):
     assert (copy / "README.md").read_text() == (_card(name) / "README.md").read_text()
     card = (copy / "README.md").read_text()
     assert "Hardware and time: " in card and f"`zoo train {name.split('.')[0]} --dataset " in card
+    # the usage example calls only what the model has: no log_prob on an implicit model (a GAN)
+    usage = card.split("## Usage", 1)[1].split("## Model", 1)[0]
+    assert ("model.log_prob(x)" in usage) == ("likelihood" in zoo.info(name).capabilities), usage
 
 
 @pytest.mark.slow

@@ -16,26 +16,25 @@ CONFIGS = {
 }
 
 # Released weights: cards/pggan.mnist/ and cards/pggan.binarized-mnist/ ship with the package; `metrics` are read
-# from their eval.json when first asked for. One run of the default recipe with a shorter schedule and narrower
-# networks (the CPU budget: `zoo train pggan --epochs 6 --set stable_images=40000 --set fade_images=40000
-# --set model.base_width=48`); binarized-mnist is the same weights with levels=2, sampling Bernoulli draws of
-# the intensities (`python -m zoo_gan.binarized cards/pggan.mnist cards/pggan.binarized-mnist`).
+# from their eval.json when first asked for. One run of the default networks with 150k images per growth phase
+# and a long 28x28 tail (`zoo train pggan --epochs 28 --set stable_images=150000 --set fade_images=150000`,
+# docs/gan.md); binarized-mnist is the same weights with levels=2, sampling Bernoulli draws of the intensities
+# (`python -m zoo_gan.binarized cards/pggan.mnist cards/pggan.binarized-mnist`).
 PGGAN_MNIST = zoo.WeightsSpec(
     tag="mnist",
     hub_id="zoo-models/pggan.mnist",
     revision="main",  # not yet published
-    sha256="5f321ba217c0418a2368383ab005ef08bf128b123eecc856cc0a172e2c5c8bd5",
+    sha256="b4ebedb4edc0bd734e45cf52abac2836efc4c7453eddae8387cef7ba13f9613c",
     dataset="mnist",
-    config={"base_width": 48},
     metrics=zoo.CardMetrics("pggan.mnist"),
 )
 PGGAN_BINARIZED_MNIST = zoo.WeightsSpec(
     tag="binarized-mnist",
     hub_id="zoo-models/pggan.binarized-mnist",
     revision="main",  # not yet published
-    sha256="5f321ba217c0418a2368383ab005ef08bf128b123eecc856cc0a172e2c5c8bd5",
+    sha256="b4ebedb4edc0bd734e45cf52abac2836efc4c7453eddae8387cef7ba13f9613c",
     dataset="binarized-mnist",
-    config={"base_width": 48, "levels": 2},
+    config={"levels": 2},
     metrics=zoo.CardMetrics("pggan.binarized-mnist"),
 )
 

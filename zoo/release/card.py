@@ -250,6 +250,8 @@ def render_card(
         *(
             ["print(model.log_prob_bound(x, 100))     # a lower bound on the log-likelihood (k=100), nats per image"]
             if spec is not None and "likelihood_bound" in spec.capabilities
+            else ["# an implicit model: no log_prob; `zoo eval` scores its samples (fid, precision, recall)"]
+            if spec is not None and not spec.capabilities & {"likelihood", "likelihood_bound"}
             else ["print(model.log_prob(x))                  # exact log-likelihood, nats per image"]
         ),
         "```",
