@@ -10,15 +10,12 @@ Files of the old card that the release lacks (a growth figure, an FID curve) are
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import shutil
 import subprocess
 from pathlib import Path
 
-
-def sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
+from zoo.util import sha256_file
 
 
 def main() -> None:
@@ -29,7 +26,7 @@ def main() -> None:
     config = json.loads((args.release / "config.json").read_text())
     card = Path("cards") / (args.card or f"{config['architecture']}.{config['tag']}")
     old = json.loads((card / "config.json").read_text())["weights"]["sha256"]
-    new = sha256(args.release / "model.safetensors")
+    new = sha256_file(args.release / "model.safetensors")
     pinned = [p for p in Path("plugins").glob("*/plugin.py") if old in p.read_text()]
     if len(pinned) != 1:
         raise SystemExit(f"expected one plugin pinning {old[:12]}, found {[str(p) for p in pinned]}")
