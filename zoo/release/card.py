@@ -164,6 +164,16 @@ def _canonical_section(sub: EvalSummary) -> list[str]:
     return out + [""]
 
 
+def _usage_scoring_line(spec: Any) -> str:
+    """The usage example's last line: what the model can say about an image it sampled."""
+    capabilities = spec.capabilities if spec is not None else {"likelihood"}
+    if "likelihood_bound" in capabilities:
+        return "print(model.log_prob_bound(x, 100))     # a lower bound on the log-likelihood (k=100), nats per image"
+    if "likelihood" in capabilities:
+        return "print(model.log_prob(x))                  # exact log-likelihood, nats per image"
+    return "# an implicit model: no log_prob; `zoo eval` scores its samples (fid, precision, recall)"
+
+
 def _load_name(config: Mapping[str, Any], spec: Any, repo_id: str | None, folder: str | Path | None) -> str:
     """How the card's readers load these weights (see render_card)."""
     if repo_id:
@@ -247,13 +257,7 @@ def render_card(
         "import torch, zoo",
         f'model = zoo.load("{load_name}")          # eval mode, CPU float32, sha256-verified',
         "x = model.sample(16, generator=torch.Generator().manual_seed(0))   # integer levels",
-        *(
-            ["print(model.log_prob_bound(x, 100))     # a lower bound on the log-likelihood (k=100), nats per image"]
-            if spec is not None and "likelihood_bound" in spec.capabilities
-            else ["# an implicit model: no log_prob; `zoo eval` scores its samples (fid, precision, recall)"]
-            if spec is not None and not spec.capabilities & {"likelihood", "likelihood_bound"}
-            else ["print(model.log_prob(x))                  # exact log-likelihood, nats per image"]
-        ),
+        _usage_scoring_line(spec),
         "```",
         "",
         "## Model",
