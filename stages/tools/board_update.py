@@ -1,0 +1,61 @@
+"""Re-score some releases on docs/leaderboard and keep every other row's numbers, for a promotion that changed
+only those weights (a full `zoo eval --all --report docs/leaderboard` takes 30-90 minutes here):
+
+    stages/tools/regen_board.sh pggan.binarized-mnist     # pauses the trainings, runs this, splices the README
+
+The named releases are scored as the board's command scores them (every metric, k=100 importance samples,
+1000 samples, seed 0) and replace their rows in results.json. The sample grids and the overview are redrawn
+for every row with the board's seeds: batch 0 of the samples (the harness draws batch b from its own
+generator, so its first 64 images are those of a full run) and the same split images for the completions.
+"""
+
+import json
+import sys
+from pathlib import Path
+
+from zoo.eval import EvalResult, evaluate
+from zoo.eval.harness import EvalContext, _complete_lower_halves, resolve_model
+from zoo.eval.report import write_report
+
+BOARD = Path("docs/leaderboard")
+COMMAND = "zoo eval --all --metrics all --iw-samples 100 --report docs/leaderboard"
+SETTINGS = dict(dataset="binarized-mnist", metrics="all", iw_samples=100, num_samples=1000, seed=0, batch_size=100)
+GRID = 64
+
+
+def pictures(result: EvalResult) -> None:
+    """Attach the grid samples and completions a full run would keep for this row's weights."""
+    from zoo.data import get_dataset
+
+    model, prov = resolve_model(result.model)
+    assert prov["weights"] == result.provenance["weights"], (result.model, "weights changed: re-score it")
+    ctx = EvalContext(
+        model=model, dataset=get_dataset(SETTINGS["dataset"]), split="test", seed=SETTINGS["seed"],
+        batch_size=SETTINGS["batch_size"], num_samples=SETTINGS["num_samples"], iw_samples=SETTINGS["iw_samples"],
+    )
+    model.eval()
+    result.samples = ctx.draw(SETTINGS["batch_size"])[:GRID]
+    result.completions = _complete_lower_halves(ctx, min(GRID, 8))
+
+
+def main(names: list[str]) -> None:
+    board = (BOARD / "leaderboard.md").read_text()
+    assert f"regenerate: `{COMMAND}`" in board, "the board's command changed: update SETTINGS here"
+    results = [EvalResult.from_dict(d) for d in json.loads((BOARD / "results.json").read_text())]
+    known = [r.model for r in results]
+    for name in names:
+        if name not in known:
+            raise SystemExit(f"{name} is not on the board ({', '.join(known)}): run the full regeneration")
+    for i, r in enumerate(results):
+        if r.model in names:
+            print(f"scoring {r.model} ...", flush=True)
+            results[i] = evaluate(r.model, grid=GRID, **SETTINGS)
+        else:
+            print(f"redrawing {r.model}'s pictures ...", flush=True)
+            pictures(r)
+    for path in write_report(results, BOARD, command=COMMAND):
+        print("wrote", path)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
