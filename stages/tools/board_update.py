@@ -30,8 +30,13 @@ def pictures(result: EvalResult) -> None:
     model, prov = resolve_model(result.model)
     assert prov["weights"] == result.provenance["weights"], (result.model, "weights changed: re-score it")
     ctx = EvalContext(
-        model=model, dataset=get_dataset(SETTINGS["dataset"]), split="test", seed=SETTINGS["seed"],
-        batch_size=SETTINGS["batch_size"], num_samples=SETTINGS["num_samples"], iw_samples=SETTINGS["iw_samples"],
+        model=model,
+        dataset=get_dataset(SETTINGS["dataset"]),
+        split="test",
+        seed=SETTINGS["seed"],
+        batch_size=SETTINGS["batch_size"],
+        num_samples=SETTINGS["num_samples"],
+        iw_samples=SETTINGS["iw_samples"],
     )
     model.eval()
     result.samples = ctx.draw(SETTINGS["batch_size"])[:GRID]

@@ -15,6 +15,7 @@ table = leaderboard_markdown(results, title=None, command=command).strip()
 readme = Path("README.md")
 text = readme.read_text()
 start, end = "<!-- leaderboard: start -->\n", "<!-- leaderboard: end -->"
-new = re.sub(re.escape(start) + r".*?" + re.escape(end), lambda m: start + "\n" + table + "\n\n" + end, text, count=1, flags=re.S)
+block = re.escape(start) + r".*?" + re.escape(end)
+new = re.sub(block, lambda m: start + "\n" + table + "\n\n" + end, text, count=1, flags=re.S)
 readme.write_text(new)
 print("README.md:", "updated" if new != text else "unchanged")
