@@ -24,7 +24,7 @@ PGGAN_MNIST = zoo.WeightsSpec(
     tag="mnist",
     hub_id="zoo-models/pggan.mnist",
     revision="main",  # not yet published
-    sha256="b4ebedb4edc0bd734e45cf52abac2836efc4c7453eddae8387cef7ba13f9613c",
+    sha256="04bc613762c432c1de166702953f664d3353c23f87857e9314b0c10b77b7b31f",
     dataset="mnist",
     metrics=zoo.CardMetrics("pggan.mnist"),
 )
@@ -32,7 +32,7 @@ PGGAN_BINARIZED_MNIST = zoo.WeightsSpec(
     tag="binarized-mnist",
     hub_id="zoo-models/pggan.binarized-mnist",
     revision="main",  # not yet published
-    sha256="b4ebedb4edc0bd734e45cf52abac2836efc4c7453eddae8387cef7ba13f9613c",
+    sha256="04bc613762c432c1de166702953f664d3353c23f87857e9314b0c10b77b7b31f",
     dataset="binarized-mnist",
     config={"levels": 2},
     metrics=zoo.CardMetrics("pggan.binarized-mnist"),
