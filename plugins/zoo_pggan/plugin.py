@@ -17,9 +17,9 @@ CONFIGS = {
 
 # Released weights: cards/pggan.mnist/ and cards/pggan.binarized-mnist/ ship with the package; `metrics` are read
 # from their eval.json when first asked for. One run of the default networks with 150k images per growth phase
-# and a long 28x28 tail (`zoo train pggan --epochs 28 --set stable_images=150000 --set fade_images=150000`,
-# docs/gan.md); binarized-mnist is the same weights with levels=2, sampling Bernoulli draws of the intensities
-# (`python -m zoo_gan.binarized cards/pggan.mnist cards/pggan.binarized-mnist`).
+# and a long 28x28 tail (`zoo train pggan --epochs 49 --set stable_images=150000 --set fade_images=150000`,
+# in stages, docs/gan.md); binarized-mnist is the same weights with levels=2, sampling Bernoulli draws of the
+# intensities (`python -m zoo_gan.binarized cards/pggan.mnist cards/pggan.binarized-mnist`).
 PGGAN_MNIST = zoo.WeightsSpec(
     tag="mnist",
     hub_id="zoo-models/pggan.mnist",
