@@ -556,29 +556,6 @@ def test_resume_with_more_epochs_continues(toy, tmp_path):
     assert _training_commands({**summary, "stages": None}) == "`zoo train toy --dataset d --epochs 2`"
 
 
-def test_card_commands_carry_the_recipe_settings_a_run_changed():
-    """A run trained with `--set` says so in its card's commands: the recipe it ran against today's registered one."""
-    from zoo.registry import get_spec
-    from zoo.release.folder import training_commands
-    from zoo.training.recipe import resolve_recipe
-    from zoo.training.trainer import trainer_class
-
-    spec = get_spec("pggan")
-    registered = resolve_recipe(spec, "default", extra_defaults=trainer_class(spec).recipe_defaults)
-    ran = {**registered, "epochs": 28, "stable_images": 150000, "betas": [0.5, 0.9], "loss": "logistic"}
-    summary = {"model": "pggan", "dataset": "mnist", "recipe_name": "default", "epochs": 28, "recipe": ran}
-    cmd = training_commands(summary)
-    assert cmd.startswith("`zoo train pggan --dataset mnist --set ") and cmd.count("--set") == 3
-    for flag in ("--set stable_images=150000", "--set betas=[0.5,0.9]", "--set loss=logistic"):
-        assert flag in cmd
-    assert "--set epochs" not in cmd and "--set lr=" not in cmd  # epochs has its option; unchanged keys stay out
-    assert "--set" not in training_commands({**summary, "recipe": registered})
-    # an architecture that is not registered here (its plugin is gone): the commands without settings
-    assert training_commands({**summary, "model": "no-such-model"}) == (
-        "`zoo train no-such-model --dataset mnist --epochs 28`"
-    )
-
-
 def test_a_resume_on_other_hardware_is_a_stage_of_its_own(toy, tmp_path):
     """Same epochs, other threads: the card must not say the whole run used the first stage's hardware."""
     from zoo.training.device import hardware

@@ -278,50 +278,12 @@ def _stage_hardware(training: Mapping[str, Any]) -> list[str] | None:
     return hardware
 
 
-def _set_value(value: Any) -> str:
-    """A `--set` value as the command line reads it back (JSON when it parses as JSON, else a string)."""
-    if isinstance(value, str):
-        try:
-            json.loads(value)
-        except ValueError:
-            return value
-    return json.dumps(value, separators=(",", ":"))
-
-
-def recipe_settings(training: Mapping[str, Any]) -> list[str]:
-    """`--set KEY=VALUE` for each recipe setting of a run (training.json's `recipe`) that today's registered
-    recipe of the same name does not give, so that the command reproduces the run with this code. Epochs
-    and the dataset have their own options; the model's config is not compared. None for a run without a
-    recorded recipe, or whose architecture or recipe is not registered here."""
-    from ..errors import UnknownNameError
-    from ..registry import get_spec
-    from ..training.recipe import resolve_recipe
-    from ..training.trainer import trainer_class
-
-    ran = training.get("recipe")
-    name = training.get("recipe_name") or "default"
-    if not isinstance(ran, Mapping) or name == "custom":
-        return []
-    try:
-        spec = get_spec(str(training.get("model")))
-        extra = dict(getattr(trainer_class(spec), "recipe_defaults", {}) or {})
-        registered = resolve_recipe(spec, name, extra_defaults=extra)
-    except (UnknownNameError, ImportError):
-        return []
-    skip = {"epochs", "dataset", "config"}
-    return [
-        f"--set {k}={_set_value(v)}" for k, v in ran.items() if k not in skip and k in registered and registered[k] != v
-    ]
-
-
 def training_commands(training: Mapping[str, Any]) -> str:
     """The `zoo train` command(s) that produced a run, from its training.json: one command, or the
-    first one and each `--resume` that changed the number of epochs (the cosine schedule follows them),
-    with the recipe settings the run changed (`recipe_settings`) on each."""
+    first one and each `--resume` that changed the number of epochs (the cosine schedule follows them)."""
     base = ["zoo", "train", str(training.get("model")), "--dataset", str(training.get("dataset"))]
     if training.get("recipe_name") not in (None, "default"):
         base += ["--recipe", str(training["recipe_name"])]
-    base += recipe_settings(training)
     limit = ["--limit", str(training["limit"])] if training.get("limit") else []
     stages = training.get("stages") or [{"epochs": training.get("epochs"), "from_epoch": 0}]
     hardware = _stage_hardware(training)
