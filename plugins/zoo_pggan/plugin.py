@@ -17,14 +17,14 @@ CONFIGS = {
 
 # Released weights: cards/pggan.mnist/ and cards/pggan.binarized-mnist/ ship with the package; `metrics` are read
 # from their eval.json when first asked for. One run of the default networks with 150k images per growth phase
-# and a long 28x28 tail (`zoo train pggan --epochs 49 --set stable_images=150000 --set fade_images=150000`,
+# and a long 28x28 tail (`zoo train pggan --epochs 52 --set stable_images=150000 --set fade_images=150000`,
 # in stages, docs/gan.md); binarized-mnist is the same weights with levels=2, sampling Bernoulli draws of the
 # intensities (`python -m zoo_gan.binarized cards/pggan.mnist cards/pggan.binarized-mnist`).
 PGGAN_MNIST = zoo.WeightsSpec(
     tag="mnist",
     hub_id="zoo-models/pggan.mnist",
     revision="main",  # not yet published
-    sha256="04bc613762c432c1de166702953f664d3353c23f87857e9314b0c10b77b7b31f",
+    sha256="ee114ba95932d3be1051f09aec976a3502bbac80abe0162fc89df344a4191c80",
     dataset="mnist",
     metrics=zoo.CardMetrics("pggan.mnist"),
 )
@@ -32,7 +32,7 @@ PGGAN_BINARIZED_MNIST = zoo.WeightsSpec(
     tag="binarized-mnist",
     hub_id="zoo-models/pggan.binarized-mnist",
     revision="main",  # not yet published
-    sha256="04bc613762c432c1de166702953f664d3353c23f87857e9314b0c10b77b7b31f",
+    sha256="ee114ba95932d3be1051f09aec976a3502bbac80abe0162fc89df344a4191c80",
     dataset="binarized-mnist",
     config={"levels": 2},
     metrics=zoo.CardMetrics("pggan.binarized-mnist"),
