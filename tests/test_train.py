@@ -556,6 +556,22 @@ def test_resume_with_more_epochs_continues(toy, tmp_path):
     assert _training_commands({**summary, "stages": None}) == "`zoo train toy --dataset d --epochs 2`"
 
 
+def test_the_card_command_repeats_the_runs_set_values(toy, tmp_path):
+    """Settings given on top of the named recipe (`--set`) are recorded in training.json and the card's
+    training command repeats them: recipe keys by name, constructor options as model.KEY."""
+    result = quick(
+        tmp_path / "run", epochs=1, overrides={"lr": 0.01, "precision": "bf16"}, config={"p": 0.25}, evaluate=True
+    )
+    training = json.loads((result.release_dir / "training.json").read_text())
+    assert training["set"] == {"lr": 0.01, "precision": "bf16", "model.p": 0.25}
+    from zoo.release.folder import training_commands
+
+    assert training_commands(training) == (
+        "`zoo train tiny-dropout --dataset toy --epochs 1 --set lr=0.01 --set precision=bf16 --set model.p=0.25`"
+    )
+    assert "--set model.p=0.25" in (result.release_dir / "README.md").read_text()
+
+
 def test_a_resume_on_other_hardware_is_a_stage_of_its_own(toy, tmp_path):
     """Same epochs, other threads: the card must not say the whole run used the first stage's hardware."""
     from zoo.training.device import hardware

@@ -284,7 +284,9 @@ def training_commands(training: Mapping[str, Any]) -> str:
     base = ["zoo", "train", str(training.get("model")), "--dataset", str(training.get("dataset"))]
     if training.get("recipe_name") not in (None, "default"):
         base += ["--recipe", str(training["recipe_name"])]
-    limit = ["--limit", str(training["limit"])] if training.get("limit") else []
+    extra = ["--limit", str(training["limit"])] if training.get("limit") else []
+    for key, value in (training.get("set") or {}).items():  # the run's --set values (older runs lack them)
+        extra += ["--set", f"{key}={value if isinstance(value, str) else json.dumps(value)}"]
     stages = training.get("stages") or [{"epochs": training.get("epochs"), "from_epoch": 0}]
     hardware = _stage_hardware(training)
     parts: list[str] = []
@@ -293,7 +295,7 @@ def training_commands(training: Mapping[str, Any]) -> str:
             done = stage["from_epoch"]
             parts[-1] += f" stopped after {stage.get('from_step')} steps ({done} epoch{'' if done == 1 else 's'} done)"
         parts.append(
-            "`" + " ".join(base + ["--epochs", str(stage["epochs"])] + limit + (["--resume"] if i else [])) + "`"
+            "`" + " ".join(base + ["--epochs", str(stage["epochs"])] + extra + (["--resume"] if i else [])) + "`"
         )
         if hardware is not None:
             parts[-1] += f" on {hardware[i]}"

@@ -106,6 +106,7 @@ def train(
             limit=limit,
             out=out,
         )
+        run.sets = {**dict(overrides or {}), **{f"model.{k}": v for k, v in (config or {}).items()}}
         _start_or_resume(run, resume)
         _run_epochs(run, progress=progress, callbacks=callbacks)
         result = _finish(run, evaluate=evaluate, samples=samples, t_start=t_start)

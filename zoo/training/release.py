@@ -135,6 +135,7 @@ def _training_summary(model: Any, run: Run) -> dict[str, Any]:
         "dataset": run.data.ds.name,
         "recipe_name": run.recipe_name,
         "recipe": dict(run.rec),
+        "set": dict(run.sets),
         "epochs": st.epoch,
         "steps": st.step,
         "stages": st.stages,

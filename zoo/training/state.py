@@ -83,6 +83,9 @@ class Run:
     data: TrainData
     out_dir: Path
     identity: dict[str, Any]  # what must not change across --resume
+    # the settings given on top of the named recipe, as `--set` takes them: recipe keys by name, constructor
+    # options as "model.KEY" (training.json records them, so the card's training command repeats them)
+    sets: dict[str, Any] = field(default_factory=dict)
     state: Progress = field(default_factory=Progress)
     t_run: float = 0.0  # time.perf_counter() when this process started training
     in_step: bool = False  # inside trainer.step: an interrupt there leaves the last checkpoint as it is
