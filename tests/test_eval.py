@@ -22,7 +22,7 @@ import zoo
 import zoo.data
 import zoo.eval.distributed
 import zoo.eval.parzen
-from zoo.errors import UnknownNameError, WeightsError, ZooError
+from zoo.errors import ArgumentError, UnknownNameError, WeightsError, ZooError
 from zoo.eval import EvalResult, MetricValue
 from zoo.eval.fid import frechet_distance
 from zoo.eval.manifold import knn_radii, precision_recall_features
@@ -430,6 +430,21 @@ def test_fid_with_the_reference_classifier_and_report(tmp_path):
     assert f"`{r.model}`" in board and r["nll"].short().removesuffix(" nats") in board
     assert (tmp_path / f"{r.model}.png").exists() and (tmp_path / "overview.png").exists() and len(paths) == 4
     assert EvalResult.from_dict(json.loads((tmp_path / "results.json").read_text())[0]) == r
+
+
+def test_pictures_only_are_a_scoring_runs_pictures(fake_host, fake_data):
+    """`metrics=()` with a grid: no scores, and the samples a scoring run with the same seed keeps, whatever its
+    metrics (a VAE's first 8 samples of a batch of 8 differ from the first 8 of a batch of 50)."""
+    torch.manual_seed(0)
+    model = zoo.create("vae", latent=4, hidden=8, decoder_hidden=16)
+    kw = dict(batch_size=50, grid=8)
+    scored = zoo.evaluate(model, "fake-bin", metrics="parzen", num_samples=100, **kw)
+    only = zoo.evaluate(model, "fake-bin", metrics=(), **kw)
+    assert only.metrics == {} and only.samples.shape == (8, 1, 28, 28)
+    assert torch.equal(only.samples, scored.samples)
+    assert torch.equal(only.samples, zoo.evaluate(model, "fake-bin", metrics="nll", iw_samples=2, **kw).samples)
+    with pytest.raises(ArgumentError, match="no metrics given"):
+        zoo.evaluate(model, "fake-bin", metrics=())  # and no grid: nothing to do
 
 
 def test_leaderboard_speed_columns_completions_and_overview(fake_host, fake_data, tmp_path):

@@ -5,8 +5,7 @@ only those weights (a full `zoo eval --all --report docs/leaderboard` takes 30-9
 
 The named releases are scored as the board's command scores them (every metric, k=100 importance samples,
 1000 samples, seed 0) and replace their rows in results.json. The sample grids and the overview are redrawn
-for every row with the board's seeds: batch 0 of the samples (the harness draws batch b from its own
-generator, so its first 64 images are those of a full run) and the same split images for the completions.
+for every row with the board's settings (`zoo.evaluate` with `metrics=()`: a full run's pictures, no scores).
 """
 
 import json
@@ -14,7 +13,6 @@ import sys
 from pathlib import Path
 
 from zoo.eval import EvalResult, evaluate
-from zoo.eval.harness import EvalContext, _complete_lower_halves, resolve_model
 from zoo.eval.report import write_report
 
 BOARD = Path("docs/leaderboard")
@@ -25,22 +23,10 @@ GRID = 64
 
 def pictures(result: EvalResult) -> None:
     """Attach the grid samples and completions a full run would keep for this row's weights."""
-    from zoo.data import get_dataset
-
-    model, prov = resolve_model(result.model)
-    assert prov["weights"] == result.provenance["weights"], (result.model, "weights changed: re-score it")
-    ctx = EvalContext(
-        model=model,
-        dataset=get_dataset(SETTINGS["dataset"]),
-        split="test",
-        seed=SETTINGS["seed"],
-        batch_size=SETTINGS["batch_size"],
-        num_samples=SETTINGS["num_samples"],
-        iw_samples=SETTINGS["iw_samples"],
-    )
-    model.eval()
-    result.samples = ctx.draw(SETTINGS["batch_size"])[:GRID]
-    result.completions = _complete_lower_halves(ctx, min(GRID, 8))
+    settings = {k: v for k, v in SETTINGS.items() if k != "metrics"}
+    drawn = evaluate(result.model, metrics=(), grid=GRID, **settings)
+    assert drawn.provenance["weights"] == result.provenance["weights"], (result.model, "weights changed: re-score it")
+    result.samples, result.completions = drawn.samples, drawn.completions
 
 
 def main(names: list[str]) -> None:

@@ -349,7 +349,9 @@ def evaluate(
     - `feature_extractor`: replaces the dataset's reference classifier for fid/precision/recall.
     - `grid`: also keep this many samples in `result.samples`, and for a model that can complete
       images, lower-half completions of `min(grid, 8)` split images in `result.completions`
-      (for a picture; not serialised).
+      (for a picture; not serialised): the first `grid` images of the draw the sample metrics
+      use, so the same seed gives the same pictures whatever the metrics. With `metrics=()` only
+      these are made: a full run's pictures without its scores.
     """
     if iw_samples is None:
         from .likelihood import DEFAULT_IW_SAMPLES
@@ -363,7 +365,9 @@ def evaluate(
     if not is_int(seed):
         raise ArgumentError(f"seed must be an int, got {seed!r}")
     t0 = time.perf_counter()
-    metric_objs = resolve_metrics(metrics)
+    if metrics is not None and not isinstance(metrics, str):
+        metrics = list(metrics)
+    metric_objs = [] if metrics == [] and grid else resolve_metrics(metrics)  # metrics=() with a grid: pictures
     model, prov = resolve_model(model_or_name, device=device, random_init=random_init, seed=seed)
     spec = getattr(model, "data_spec", None)
     if spec is None:
@@ -399,7 +403,9 @@ def evaluate(
     with eval_mode(model), torch.no_grad():
         for m in metric_objs:
             results[m.name] = _run_metric(m, model, ctx)
-        grid_samples = ctx.draw(grid) if grid and callable(getattr(model, "sample", None)) else None
+        grid_samples = None
+        if grid and callable(getattr(model, "sample", None)):  # whole batches: the same images whatever the metrics
+            grid_samples = ctx.draw(-(-grid // batch_size) * batch_size)[:grid]
         completions = _complete_lower_halves(ctx, min(grid, 8)) if grid else None
     _, world = rank_world()
     provenance = {
