@@ -23,7 +23,7 @@ GATED_BINARIZED_MNIST = zoo.WeightsSpec(
     tag="binarized-mnist",
     hub_id="zoo-models/gated-pixelcnn.binarized-mnist",
     revision="main",  # not yet published: the Hub is out of reach from where it was trained
-    sha256="781d9288fb67d3353cae96b0fc214eb692877c4c8067163587e60887984a769b",
+    sha256="08e45918a13f8b1541a3349b538f3506ffea203b14dfb9a4244102963f4bedce",
     dataset="binarized-mnist",
     metrics=zoo.CardMetrics("gated-pixelcnn.binarized-mnist"),
 )
