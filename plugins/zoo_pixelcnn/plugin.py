@@ -23,7 +23,7 @@ GATED_BINARIZED_MNIST = zoo.WeightsSpec(
     tag="binarized-mnist",
     hub_id="zoo-models/gated-pixelcnn.binarized-mnist",
     revision="main",  # not yet published: the Hub is out of reach from where it was trained
-    sha256="08e45918a13f8b1541a3349b538f3506ffea203b14dfb9a4244102963f4bedce",
+    sha256="4e98050c91c44a842c107fc210d2467ebb310b3df35a2e6be836438764c06433",
     dataset="binarized-mnist",
     metrics=zoo.CardMetrics("gated-pixelcnn.binarized-mnist"),
 )
