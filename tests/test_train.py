@@ -554,6 +554,26 @@ def test_resume_with_more_epochs_continues(toy, tmp_path):
     old = [cut[0], {**cut[1], "hardware": "NVIDIA H100"}]  # a run begun before stages recorded their hardware
     assert "NVIDIA" not in _training_commands({**summary, "stages": old})
     assert _training_commands({**summary, "stages": None}) == "`zoo train toy --dataset d --epochs 2`"
+    # runs in many stages: three or more resumes with the same step, on the same hardware, are written once
+    ones = [{"epochs": e, "from_epoch": max(e - 1, 0), "from_step": 0} for e in range(1, 30)]
+    assert _training_commands({**summary, "stages": ones}) == (
+        "`zoo train toy --dataset d --epochs 1`, then `zoo train toy --dataset d --epochs E --resume` for "
+        "E = 2, 3, ..., 29 in the same --out folder"
+    )
+    quarters = [{"epochs": 25, "from_epoch": 0}] + [{"epochs": e, "from_epoch": e - 25} for e in (50, 75, 100)]
+    assert _training_commands({**summary, "stages": quarters}).endswith(" for E = 50, 75, 100 in the same --out folder")
+    cut = ones[:6] + [{"epochs": 7, "from_epoch": 5, "from_step": 30}] + ones[7:9]  # stage 6 stopped in its epoch
+    assert _training_commands({**summary, "stages": cut}) == (
+        "`zoo train toy --dataset d --epochs 1`, then `zoo train toy --dataset d --epochs E --resume` for "
+        "E = 2, 3, ..., 6 stopped after 30 steps (5 epochs done), then `zoo train toy --dataset d --epochs E --resume` "
+        "for E = 7, 8, 9 in the same --out folder"
+    )
+    moved = [{**s, "hardware": "CPU" if s["epochs"] < 5 else "GPU"} for s in ones[:6]]
+    assert _training_commands({**summary, "stages": moved}) == (
+        "`zoo train toy --dataset d --epochs 1` on CPU, then `zoo train toy --dataset d --epochs E --resume` for "
+        "E = 2, 3, 4 on CPU, then `zoo train toy --dataset d --epochs 5 --resume` on GPU, then "
+        "`zoo train toy --dataset d --epochs 6 --resume` on GPU in the same --out folder"
+    )
 
 
 def test_the_card_command_repeats_the_runs_set_values(toy, tmp_path):

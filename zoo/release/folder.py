@@ -280,7 +280,9 @@ def _stage_hardware(training: Mapping[str, Any]) -> list[str] | None:
 
 def training_commands(training: Mapping[str, Any]) -> str:
     """The `zoo train` command(s) that produced a run, from its training.json: one command, or the
-    first one and each `--resume` that changed the number of epochs (the cosine schedule follows them)."""
+    first one and each `--resume` that changed the number of epochs (the cosine schedule follows them).
+    Three or more `--resume` stages in a row that add the same number of epochs each, on the same hardware,
+    are written once: "`... --epochs E ... --resume` for E = 2, 3, ..., 29"."""
     base = ["zoo", "train", str(training.get("model")), "--dataset", str(training.get("dataset"))]
     if training.get("recipe_name") not in (None, "default"):
         base += ["--recipe", str(training["recipe_name"])]
@@ -288,17 +290,42 @@ def training_commands(training: Mapping[str, Any]) -> str:
     for key, value in (training.get("set") or {}).items():  # the run's --set values (older runs lack them)
         extra += ["--set", f"{key}={value if isinstance(value, str) else json.dumps(value)}"]
     stages = training.get("stages") or [{"epochs": training.get("epochs"), "from_epoch": 0}]
-    hardware = _stage_hardware(training)
+    hardware = _stage_hardware(training) or [None] * len(stages)
+    stopped = [""] * len(stages)  # a stage the next one did not continue from its end
+    for i in range(1, len(stages)):
+        if stages[i - 1]["epochs"] != stages[i]["from_epoch"]:
+            done = stages[i]["from_epoch"]
+            epochs_done = f"{done} epoch{'' if done == 1 else 's'} done"
+            stopped[i - 1] = f" stopped after {stages[i].get('from_step')} steps ({epochs_done})"
+
+    def command(epochs: str, resume: bool) -> str:
+        return "`" + " ".join(base + ["--epochs", epochs] + extra + (["--resume"] if resume else [])) + "`"
+
     parts: list[str] = []
-    for i, stage in enumerate(stages):
-        if i and stages[i - 1]["epochs"] != stage["from_epoch"]:  # the previous stage was stopped early
-            done = stage["from_epoch"]
-            parts[-1] += f" stopped after {stage.get('from_step')} steps ({done} epoch{'' if done == 1 else 's'} done)"
-        parts.append(
-            "`" + " ".join(base + ["--epochs", str(stage["epochs"])] + extra + (["--resume"] if i else [])) + "`"
-        )
-        if hardware is not None:
+    i = 0
+    while i < len(stages):
+        j = i  # stages i..j form one group: resumed, an even step, the same hardware, none stopped before j
+        step = stages[i + 1]["epochs"] - stages[i]["epochs"] if i and i + 1 < len(stages) else None
+        while (
+            step
+            and step > 0
+            and j + 1 < len(stages)
+            and not stopped[j]
+            and hardware[j + 1] == hardware[i]
+            and stages[j + 1]["epochs"] - stages[j]["epochs"] == step
+        ):
+            j += 1
+        if j - i >= 2:
+            values = [str(s["epochs"]) for s in stages[i : j + 1]]
+            values = values if len(values) == 3 else values[:2] + ["...", values[-1]]
+            parts.append(command("E", True) + " for E = " + ", ".join(values))
+        else:
+            j = i
+            parts.append(command(str(stages[i]["epochs"]), i > 0))
+        if hardware[i] is not None:
             parts[-1] += f" on {hardware[i]}"
+        parts[-1] += stopped[j]
+        i = j + 1
     if len(parts) == 1:
         return parts[0]
     return ", then ".join(parts) + " in the same --out folder"
