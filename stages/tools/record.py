@@ -21,8 +21,8 @@ def main() -> None:
     args = ap.parse_args()
     release = args.run / "release"
     training = json.loads((release / "training.json").read_text())
-    evaluation = json.loads((release / "eval.json").read_text())
-    nll = evaluation["metrics"].get("nll")
+    scored = release / "eval.json"  # absent after `zoo train --no-eval`
+    nll = json.loads(scored.read_text())["metrics"].get("nll") if scored.is_file() else None
     row = {
         "epochs": training["epochs"],
         "best_epoch": training.get("best_epoch"),
