@@ -2,6 +2,7 @@
 only those weights (a full `zoo eval --all --report docs/leaderboard` takes 30-90 minutes here):
 
     stages/tools/regen_board.sh pggan.binarized-mnist     # pauses the trainings, runs this, splices the README
+    stages/tools/regen_board.sh                           # every row: runs COMMAND (30-90 minutes)
 
 The named releases are scored as the board's command scores them (every metric, k=100 importance samples,
 1000 samples, seed 0) and replace their rows in results.json. The sample grids and the overview are redrawn
@@ -9,6 +10,7 @@ for every row with the board's settings (`zoo.evaluate` with `metrics=()`: a ful
 """
 
 import json
+import subprocess
 import sys
 from pathlib import Path
 
@@ -30,6 +32,9 @@ def pictures(result: EvalResult) -> None:
 
 
 def main(names: list[str]) -> None:
+    if not names:  # every row: the board's own command
+        subprocess.run([*COMMAND.split(), "--no-progress"], check=True)
+        return
     board = (BOARD / "leaderboard.md").read_text()
     assert f"regenerate: `{COMMAND}`" in board, "the board's command changed: update SETTINGS here"
     results = [EvalResult.from_dict(d) for d in json.loads((BOARD / "results.json").read_text())]

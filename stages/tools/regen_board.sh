@@ -8,9 +8,5 @@ pids=$(pgrep -f "zoo train|gan_fid_curve" || true)
 resume() { [ -n "$pids" ] && kill -CONT $pids 2>/dev/null || true; }
 trap resume EXIT
 [ -n "$pids" ] && kill -STOP $pids
-if [ $# -gt 0 ]; then
-    python stages/tools/board_update.py "$@"
-else
-    zoo eval --all --metrics all --iw-samples 100 --report docs/leaderboard --no-progress
-fi
+python stages/tools/board_update.py "$@"   # no names: the board's whole command (board_update.COMMAND)
 python stages/tools/splice_board.py   # the README carries the same table between its markers
