@@ -4,7 +4,8 @@ canonical-subset claims for the new weights).
 
     python stages/tools/promote.py stages/gated-pixelcnn.binarized-mnist/release
 
-Files of the old card that the release lacks (a growth figure, an FID curve) are kept. Run from the repository root.
+Files of the old card that the release lacks (a growth figure, an FID curve) are kept; a test fixture that holds the
+old weights' logits is named. Run from the repository root.
 """
 
 from __future__ import annotations
@@ -36,6 +37,9 @@ def main() -> None:
     pinned[0].write_text(pinned[0].read_text().replace(old, new))
     subprocess.run(["zoo", "card", str(card)], check=True)
     print(f"{card}: {old[:12]} -> {new[:12]} (pinned in {pinned[0]})")
+    for fixture in sorted(Path("tests/fixtures").glob("*.safetensors")):  # frozen logits of the old weights
+        if old.encode() in fixture.read_bytes():
+            print(f"{fixture} holds the old weights' logits: regenerate it (its make_*.py says how)")
 
 
 if __name__ == "__main__":
