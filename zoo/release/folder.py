@@ -290,7 +290,8 @@ def training_commands(training: Mapping[str, Any]) -> str:
     for key, value in (training.get("set") or {}).items():  # the run's --set values (older runs lack them)
         extra += ["--set", f"{key}={value if isinstance(value, str) else json.dumps(value)}"]
     stages = training.get("stages") or [{"epochs": training.get("epochs"), "from_epoch": 0}]
-    hardware = _stage_hardware(training) or [None] * len(stages)
+    named = _stage_hardware(training)  # None: one machine for the whole run
+    hardware: list[str | None] = list(named) if named else [None] * len(stages)
     stopped = [""] * len(stages)  # a stage the next one did not continue from its end
     for i in range(1, len(stages)):
         if stages[i - 1]["epochs"] != stages[i]["from_epoch"]:
