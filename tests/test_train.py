@@ -592,6 +592,21 @@ def test_the_card_command_repeats_the_runs_set_values(toy, tmp_path):
     assert "--set model.p=0.25" in (result.release_dir / "README.md").read_text()
 
 
+def test_resume_accepts_a_checkpoint_from_before_a_recipe_key_existed(toy, tmp_path):
+    # a checkpoint written before `precision` joined the schema resumes when the run keeps its default
+    from zoo.training.checkpoint import save_checkpoint
+
+    full = quick(tmp_path / "full", epochs=2)
+    quick(tmp_path / "old", epochs=1)
+    tensors, meta = load_checkpoint(tmp_path / "old" / CHECKPOINT)
+    del meta["identity"]["recipe"]["precision"]
+    save_checkpoint(tmp_path / "old" / CHECKPOINT, tensors, meta)
+    with pytest.raises(ZooError, match=r'precision'):  # another value than the default is another training
+        quick(tmp_path / "old", epochs=2, resume=True, overrides={"precision": "bf16"})
+    more = quick(tmp_path / "old", epochs=2, resume=True)
+    assert_same(weights(more.last), weights(full.last))
+
+
 def test_a_resume_on_other_hardware_is_a_stage_of_its_own(toy, tmp_path):
     """Same epochs, other threads: the card must not say the whole run used the first stage's hardware."""
     from zoo.training.device import hardware

@@ -28,6 +28,7 @@ from .checkpoint import (
     unflatten_state,
 )
 from .log import note, say
+from .recipe import RECIPE_SCHEMA
 from .state import Progress, Run
 
 __all__ = ["run_identity", "save_run", "restore_run", "DEFAULT_TRAINER"]
@@ -183,6 +184,15 @@ def _load_strict(module: Any, state: Mapping[str, Any], what: str) -> None:
     module.load_state_dict(state, strict=True)
 
 
+def _with_new_defaults(saved: Any, now: Any) -> Any:
+    """A checkpoint's recipe plus the schema keys added since it was written, where the run now keeps their
+    default (e.g. `precision: fp32`): the same training as before, so resuming it is not refused."""
+    if not isinstance(saved, Mapping) or not isinstance(now, Mapping):
+        return saved
+    added = {k: v for k, v in now.items() if k not in saved and k in RECIPE_SCHEMA and v == RECIPE_SCHEMA[k][0]}
+    return {**saved, **added}
+
+
 def _check_identity(run: Run, saved: Mapping[str, Any]) -> None:
     now = run.identity
     unchecked = saved.get("dataset_checksum") is None or now.get("dataset_checksum") is None
@@ -191,6 +201,7 @@ def _check_identity(run: Run, saved: Mapping[str, Any]) -> None:
             f"dataset {now.get('dataset')!r} has no checksum (at least one side of this --resume lacks one), "
             f"so resuming {run.ckpt_path} cannot check that it continues on the same data"
         )
+    saved = {**saved, "recipe": _with_new_defaults(saved.get("recipe"), now.get("recipe"))}
     diffs = []
     for key in sorted(set(saved) | set(now)):
         if key == "dataset_checksum" and unchecked:
