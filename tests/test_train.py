@@ -601,7 +601,7 @@ def test_resume_accepts_a_checkpoint_from_before_a_recipe_key_existed(toy, tmp_p
     tensors, meta = load_checkpoint(tmp_path / "old" / CHECKPOINT)
     del meta["identity"]["recipe"]["precision"]
     save_checkpoint(tmp_path / "old" / CHECKPOINT, tensors, meta)
-    with pytest.raises(ZooError, match=r'precision'):  # another value than the default is another training
+    with pytest.raises(ZooError, match=r"precision"):  # another value than the default is another training
         quick(tmp_path / "old", epochs=2, resume=True, overrides={"precision": "bf16"})
     more = quick(tmp_path / "old", epochs=2, resume=True)
     assert_same(weights(more.last), weights(full.last))
