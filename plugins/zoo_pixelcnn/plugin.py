@@ -15,7 +15,7 @@ PIXELCNN_BINARIZED_MNIST = zoo.WeightsSpec(
     tag="binarized-mnist",
     hub_id="zoo-models/pixelcnn.binarized-mnist",
     revision="main",  # not yet published: the Hub is out of reach from where it was trained
-    sha256="cad75ec5fbd90816696429a279682c30c487e678f9c4d812674a8042f9edc50d",
+    sha256="360f185b262ba9aaeee5359478a18e7034d8995d990824984802566481074c43",
     dataset="binarized-mnist",
     metrics=zoo.CardMetrics("pixelcnn.binarized-mnist"),
 )
