@@ -60,9 +60,9 @@ class VAE(LatentVariableModel):
         height: int = 28,
         width: int = 28,
         levels: int = 2,
-        latent: int = 32,
-        hidden: int = 32,
-        decoder_hidden: int = 256,
+        latent: int = 50,  # L: units of z (Burda et al. 2016 use 50)
+        hidden: int = 64,  # the encoder's h / 2h maps
+        decoder_hidden: int = 512,  # d: the decoder MLP's width
     ):
         spec = DataSpec(channels, height, width, levels)
         super().__init__(spec, check_int("latent", latent), ConvEncoder(spec, check_int("hidden", hidden), latent))
