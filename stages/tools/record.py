@@ -35,8 +35,12 @@ def main() -> None:
         "recorded": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
     }
     args.stage_dir.mkdir(parents=True, exist_ok=True)
-    for name in ("checkpoint.safetensors", "train_log.jsonl"):
-        shutil.copy2(args.run / name, args.stage_dir / name)
+    shutil.copy2(args.run / "train_log.jsonl", args.stage_dir / "train_log.jsonl")
+    ckpt = args.run / "checkpoint.safetensors"  # absent when a run's checkpoint could not be brought back
+    if ckpt.is_file():
+        shutil.copy2(ckpt, args.stage_dir / ckpt.name)
+    else:
+        (args.stage_dir / ckpt.name).unlink(missing_ok=True)
     shutil.rmtree(args.stage_dir / "release", ignore_errors=True)
     shutil.copytree(release, args.stage_dir / "release")
     with (args.stage_dir / "stages.jsonl").open("a") as f:

@@ -126,7 +126,7 @@ def _checked_meta(meta: Any, steps_per_epoch: int) -> dict[str, Any]:
             raise ZooError(f"{key!r} must be an int >= {least}, got {value!r}")
     if meta["epoch"] > meta["epochs"]:
         raise ZooError(f"it records epoch {meta['epoch']} of a {meta['epochs']}-epoch run")
-    if meta["step_in_epoch"] >= max(steps_per_epoch, 1) and meta["step_in_epoch"]:
+    if meta["step_in_epoch"] > steps_per_epoch:  # == : the steps done, the validation not yet
         raise ZooError(f"it records step {meta['step_in_epoch']} within an epoch of {steps_per_epoch} steps")
     best = meta.get("best_nll")
     if best is not None and (isinstance(best, bool) or not isinstance(best, (int, float))):
