@@ -445,15 +445,18 @@ def _interrupt_at(kind, step):
 
 
 @pytest.mark.parametrize("recipe", ["default", "cosine", "dynamic"])
-@pytest.mark.parametrize("kind, step", [("epoch", 6), ("step", 8)])
-def test_resume_gives_the_same_weights(toy, tmp_path, recipe, kind, step):
-    """2 epochs straight == interrupted (after epoch 1, or mid-epoch 2) + --resume, bit for bit."""
+@pytest.mark.parametrize(
+    "kind, step, epoch, in_epoch",
+    [("epoch", 6, 1, 0), ("step", 8, 1, 2), ("step", 6, 0, 6)],  # the last: after epoch 1's last step, before its validation
+)
+def test_resume_gives_the_same_weights(toy, tmp_path, recipe, kind, step, epoch, in_epoch):
+    """2 epochs straight == interrupted (after epoch 1, mid-epoch 2, or between epoch 1's steps and its validation)
+    + --resume, bit for bit."""
     full = quick(tmp_path / "full", recipe=recipe)
     with pytest.raises(KeyboardInterrupt):
         quick(tmp_path / "cut", recipe=recipe, callbacks=[_interrupt_at(kind, step)])
     _, meta = load_checkpoint(tmp_path / "cut" / CHECKPOINT)
-    assert meta["step"] == step and meta["epoch"] == (1 if kind == "epoch" else 1)
-    assert meta["step_in_epoch"] == (0 if kind == "epoch" else 2)
+    assert (meta["step"], meta["epoch"], meta["step_in_epoch"]) == (step, epoch, in_epoch)
     resumed = quick(tmp_path / "cut", recipe=recipe, resume=True)
     assert resumed.steps == full.steps == 12
     assert_same(weights(resumed.last), weights(full.last))
