@@ -447,7 +447,8 @@ def _interrupt_at(kind, step):
 @pytest.mark.parametrize("recipe", ["default", "cosine", "dynamic"])
 @pytest.mark.parametrize(
     "kind, step, epoch, in_epoch",
-    [("epoch", 6, 1, 0), ("step", 8, 1, 2), ("step", 6, 0, 6)],  # the last: after epoch 1's last step, before its validation
+    # the last: after epoch 1's last step, before its validation
+    [("epoch", 6, 1, 0), ("step", 8, 1, 2), ("step", 6, 0, 6)],
 )
 def test_resume_gives_the_same_weights(toy, tmp_path, recipe, kind, step, epoch, in_epoch):
     """2 epochs straight == interrupted (after epoch 1, mid-epoch 2, or between epoch 1's steps and its validation)

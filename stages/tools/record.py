@@ -1,7 +1,7 @@
 """Record one finished stage of a run in stages/: copy its checkpoint, log and release folder, and append a line
 to stages.jsonl (epochs, best validation NLL, test NLL, wall time, hardware, the code it ran).
 
-    python stages/tools/record.py RUN_DIR stages/gated-pixelcnn.binarized-mnist --code "e45da1a (worktree of a fixed commit)"
+    python stages/tools/record.py RUN_DIR stages/gated-pixelcnn.binarized-mnist --code "e45da1a (a fixed worktree)"
 """
 
 from __future__ import annotations
