@@ -161,9 +161,9 @@ class PixelCNN(zoo.AutoregressiveModel):
         height: int = 28,
         width: int = 28,
         levels: int = 2,  # 2 for binarized MNIST, 256 for 8-bit images
-        hidden: int = 32,  # h: the residual stream has 2h feature maps
+        hidden: int = 128,  # h: the residual stream has 2h feature maps
         residual_blocks: int = 12,  # 1 + 12 + 2 = the paper's 15 layers
-        out_hidden: int = 64,  # feature maps between the two output 1x1 convolutions
+        out_hidden: int = 256,  # feature maps between the two output 1x1 convolutions
         first_kernel: int = 7,  # the mask-A convolution
     ):
         super().__init__()
