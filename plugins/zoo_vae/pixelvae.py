@@ -150,9 +150,9 @@ class PixelVAE(LatentVariableModel):
         levels: int = 2,
         latent: int = 32,
         hidden: int = 32,
-        decoder_hidden: int = 32,
+        decoder_hidden: int = 64,
         layers: int = 4,
-        cond_hidden: int = 32,
+        cond_hidden: int = 64,
     ):
         spec = DataSpec(channels, height, width, levels)
         super().__init__(spec, check_int("latent", latent), ConvEncoder(spec, check_int("hidden", hidden), latent))
