@@ -5,8 +5,12 @@ only those weights (a full `zoo eval --all --report docs/leaderboard` takes 30-9
     stages/tools/regen_board.sh                           # every row: runs COMMAND (30-90 minutes)
 
 The named releases are scored as the board's command scores them (every metric, k=100 importance samples,
-1000 samples, seed 0) and replace their rows in results.json. The sample grids and the overview are redrawn
-for every row with the board's settings (`zoo.evaluate` with `metrics=()`: a full run's pictures, no scores).
+1000 samples, seed 0) and replace their rows in results.json. A metric the release's card (its eval.json) has
+already measured on the same weights with the same settings (split, seed, batch size; k for the bound, the
+number of samples for the sample metrics) is taken from the card instead of measured again, and the row's
+provenance names it (`reused_from_card`): the same harness, the same numbers, without an hour of re-scoring.
+The sample grids and the overview are redrawn for every row with the board's settings (`zoo.evaluate` with
+`metrics=()`: a full run's pictures, no scores).
 """
 
 import json
@@ -14,7 +18,9 @@ import subprocess
 import sys
 from pathlib import Path
 
+import zoo
 from zoo.eval import EvalResult, evaluate
+from zoo.eval.harness import resolve_metrics
 from zoo.eval.report import write_report
 
 BOARD = Path("docs/leaderboard")
@@ -31,6 +37,39 @@ def pictures(result: EvalResult) -> None:
     result.samples, result.completions = drawn.samples, drawn.completions
 
 
+def card_metrics(name: str) -> dict:
+    """The metrics of cards/NAME/eval.json measured on the pinned weights with the board's settings."""
+    path = Path("cards") / name / "eval.json"
+    if not path.is_file():
+        return {}
+    card = EvalResult.from_dict(json.loads(path.read_text()))
+    p, (arch, _, tag) = card.provenance, name.partition(".")
+    same = {"weights": zoo.info(arch).weights_for(tag).sha256, "dataset": SETTINGS["dataset"], "split": "test"}
+    same.update(limit=None, seed=SETTINGS["seed"], batch_size=SETTINGS["batch_size"])
+    if any(p.get(k) != v for k, v in same.items()):
+        return {}
+    out = {}
+    for metric, value in card.metrics.items():
+        if metric == "nll" and p.get("iw_samples") not in (None, SETTINGS["iw_samples"]):
+            continue  # a bound at another k
+        if metric in ("fid", "precision", "recall", "parzen") and p.get("num_samples") != SETTINGS["num_samples"]:
+            continue
+        out[metric] = value
+    return out
+
+
+def score(name: str) -> EvalResult:
+    """The board's evaluation of one release, reusing what its card measured with the same settings."""
+    order = [m.name for m in resolve_metrics(SETTINGS["metrics"])]
+    reused = card_metrics(name)
+    rest = [m for m in order if m not in reused]
+    result = evaluate(name, grid=GRID, **{**SETTINGS, "metrics": rest})
+    result.metrics = {m: reused[m] if m in reused else result.metrics[m] for m in order}
+    result.provenance["reused_from_card"] = sorted(reused)
+    print(f"  {name}: {', '.join(sorted(reused)) or 'nothing'} from its card", flush=True)
+    return result
+
+
 def main(names: list[str]) -> None:
     if not names:  # every row: the board's own command
         subprocess.run([*COMMAND.split(), "--no-progress"], check=True)
@@ -45,7 +84,7 @@ def main(names: list[str]) -> None:
     for i, r in enumerate(results):
         if r.model in names:
             print(f"scoring {r.model} ...", flush=True)
-            results[i] = evaluate(r.model, grid=GRID, **SETTINGS)
+            results[i] = score(r.model)
         else:
             print(f"redrawing {r.model}'s pictures ...", flush=True)
             pictures(r)
