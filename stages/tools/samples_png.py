@@ -1,5 +1,5 @@
 """samples.png for a release folder trained with `--samples 0` (e.g. in a GPU batch), drawn as `zoo train` draws
-it (zoo.training.release.write_release): the recipe's seed, a CPU generator, 16 images, a grid at scale 2.
+it (zoo.training.release.release_samples: the recipe's seed; here on the CPU), 16 images, a grid at scale 2.
 
     python stages/tools/samples_png.py stages/pixelcnn-h128.binarized-mnist/release
 """
@@ -14,6 +14,7 @@ import torch
 
 import zoo
 from zoo.images import save_grid
+from zoo.training.release import release_samples
 
 
 def main() -> None:
@@ -22,8 +23,7 @@ def main() -> None:
     torch.set_num_threads(1)
     seed = json.loads((folder / "training.json").read_text())["recipe"]["seed"]
     model = zoo.load(f"local-dir:{folder}")
-    with torch.no_grad():
-        x = model.sample(n, generator=torch.Generator().manual_seed(seed))
+    x = release_samples(model, n, seed)
     save_grid(x, folder / "samples.png", model.data_spec.levels, scale=2)
     print("wrote", folder / "samples.png", tuple(x.shape))
 

@@ -25,7 +25,7 @@ from .log import read_jsonl, say
 from .plot import plot_training_curves
 from .state import BEST, LOG, Run
 
-__all__ = ["released_weights", "evaluate_on_test", "write_release", "save_release_weights"]
+__all__ = ["released_weights", "evaluate_on_test", "release_samples", "write_release", "save_release_weights"]
 
 
 def released_weights(run: Run) -> nn.Module:
@@ -83,6 +83,16 @@ def save_release_weights(model: Any, folder: str | Path, **card: Any) -> Path:
     return Path(save_pretrained(model, folder, **card))
 
 
+def release_samples(model: Any, n: int, seed: int, device: Any = "cpu") -> torch.Tensor | None:
+    """The release's `n` samples, drawn from a generator seeded with the recipe's seed (None: none asked, or a
+    model that cannot sample)."""
+    if n <= 0 or not callable(getattr(model, "sample", None)):
+        return None
+    g = torch.Generator(device=device).manual_seed(seed)
+    with torch.no_grad():
+        return model.sample(n, generator=g)
+
+
 def write_release(folder: Path, model: Any, run: Run, result: Any, samples: int) -> None:
     """Write the release folder from scratch (rank 0 only); `result` is the harness's, or None."""
     if folder.exists():
@@ -91,11 +101,7 @@ def write_release(folder: Path, model: Any, run: Run, result: Any, samples: int)
     if result is not None:
         results = result.to_dict() if hasattr(result, "to_dict") else result
         write_atomic(folder / "eval.json", json.dumps(results, indent=2, default=str) + "\n")
-    x = None
-    if samples > 0 and callable(getattr(model, "sample", None)):
-        g = torch.Generator(device=run.dev).manual_seed(run.rec["seed"])
-        with torch.no_grad():
-            x = model.sample(samples, generator=g)
+    x = release_samples(model, samples, run.rec["seed"], run.dev)
     summary = _training_summary(model, run)
     st, rec, ds = run.state, run.rec, run.data.ds
     limitations = []
