@@ -40,6 +40,11 @@ def _check_model_options(spec: ModelSpec, keys: list[str], extra: dict) -> None:
 @click.option("--epochs", type=click.IntRange(min=1), help="Override the recipe's epochs.")
 @click.option("--out", type=click.Path(file_okay=False), help="Run folder (default: runs/NAME-DATASET).")
 @click.option("--resume", is_flag=True, help="Continue the checkpoint in --out exactly where it stopped.")
+@click.option(
+    "--init-from",
+    metavar="NAME",
+    help="Start from a release's weights (arch.tag, local-dir:PATH): same config, a fresh optimizer.",
+)
 @click.option("--device", default="auto", show_default=True, help="cpu, cuda or cuda:N; auto = cuda when available.")
 @click.option("--limit", type=click.IntRange(min=1), help="Use only the first N images of the train and valid splits.")
 @click.option("--seed", type=int, help="Override the recipe's seed.")
@@ -63,6 +68,7 @@ def train_cmd(
     epochs: int | None,
     out: str | None,
     resume: bool,
+    init_from: str | None,
     device: str,
     limit: int | None,
     seed: int | None,
@@ -77,7 +83,8 @@ def train_cmd(
 
     --set KEY=VALUE sets a recipe key (lr, batch_size, ema_decay, ...) or, when
     KEY is not one, a model option; force either with recipe.KEY or model.KEY.
-    Ctrl-C writes a checkpoint; --resume continues it. Under
+    Ctrl-C writes a checkpoint; --resume continues it. --init-from starts from
+    a release's weights (a fresh optimizer), e.g. to train a release further. Under
     `torchrun --nproc-per-node N -m zoo train ...` it trains with DDP.
     """
     from ..factory import import_builder
@@ -101,6 +108,7 @@ def train_cmd(
             epochs=epochs,
             out=out,
             resume=resume,
+            init_from=init_from,
             device=device,
             limit=limit,
             overrides=rec_over,

@@ -299,8 +299,11 @@ def training_commands(training: Mapping[str, Any]) -> str:
             epochs_done = f"{done} epoch{'' if done == 1 else 's'} done"
             stopped[i - 1] = f" stopped after {stages[i].get('from_step')} steps ({epochs_done})"
 
+    init = stages[0].get("init_from")  # the release the run's weights started from, if any
+
     def command(epochs: str, resume: bool) -> str:
-        return "`" + " ".join(base + ["--epochs", epochs] + extra + (["--resume"] if resume else [])) + "`"
+        start = [] if resume or not init else ["--init-from", str(init["name"])]
+        return "`" + " ".join(base + ["--epochs", epochs] + extra + start + (["--resume"] if resume else [])) + "`"
 
     parts: list[str] = []
     i = 0
@@ -325,6 +328,8 @@ def training_commands(training: Mapping[str, Any]) -> str:
             parts.append(command(str(stages[i]["epochs"]), i > 0))
         if hardware[i] is not None:
             parts[-1] += f" on {hardware[i]}"
+        if i == 0 and init:
+            parts[-1] += f" (from the weights of sha256 {str(init['sha256'])[:12]}…, a fresh optimizer)"
         parts[-1] += stopped[j]
         i = j + 1
     if len(parts) == 1:

@@ -59,6 +59,7 @@ def train(
     evaluate: bool = True,
     samples: int = 16,
     callbacks: Sequence[Callback] = (),
+    init_from: str | None = None,
 ) -> TrainResult:
     """Train the registered model `name` and write a release folder.
 
@@ -78,6 +79,10 @@ def train(
     - `samples`: images in the release's samples.png (0 = none).
     - `callbacks`: called with a `TrainEvent` after each step and epoch; raising
       `KeyboardInterrupt` there stops training like Ctrl-C (checkpoint first).
+    - `init_from`: start from the weights of a release (a `zoo.load` name: `arch.tag`,
+      `local-dir:PATH`, `hf-hub:...`) of the same architecture and config, with a fresh
+      optimizer and schedule; the first stage records its name and sha256. Not with `resume`
+      (the checkpoint holds the weights).
 
     Ctrl-C or SIGTERM: the step in progress finishes, a checkpoint is written and
     `KeyboardInterrupt` is raised. The validation NLL, best-epoch selection and
@@ -88,6 +93,8 @@ def train(
     spec, trainer_cls, rec, recipe_name = _resolve(name, recipe, overrides, epochs=epochs, seed=seed)
     if limit is not None and not is_positive_int(limit):
         raise ValueError(f"limit must be a positive int, got {limit!r}")
+    if init_from is not None and resume:
+        raise ZooError("init_from starts a run from released weights and resume continues a checkpoint: give one")
     dev = resolve_device(device, int(os.environ.get("LOCAL_RANK", "0")))
     d = init_from_env(dev.type)
     clean = False
@@ -105,6 +112,7 @@ def train(
             tiny=tiny,
             limit=limit,
             out=out,
+            init_from=init_from,
         )
         run.sets = {**dict(overrides or {}), **{f"model.{k}": v for k, v in (config or {}).items()}}
         _start_or_resume(run, resume)
@@ -167,9 +175,10 @@ def _set_up(
     tiny: bool,
     limit: int | None,
     out: str | Path | None,
+    init_from: str | None,
 ) -> Run:
-    """The model (same seed on every process, so every rank starts from the same weights), the data,
-    the trainer and the EMA, and the run folder."""
+    """The model (same seed on every process, so every rank starts from the same weights, or from the
+    release `init_from`), the data, the trainer and the EMA, and the run folder."""
     if d.on and trainer_cls is not MaximumLikelihoodTrainer and not getattr(trainer_cls, "supports_distributed", False):
         raise ZooError(f"{spec.trainer} does not declare supports_distributed = True; run it in one process")
     if rec["batch_size"] % d.world:
@@ -178,7 +187,9 @@ def _set_up(
         )
     cfg = {**rec["config"], **(_tiny_network(spec, dataset) if tiny else {}), **dict(config or {})}
     torch.manual_seed(rec["seed"])
-    model = create(name, **cfg).to(dev)
+    model = create(name, **cfg)
+    init = _init_weights(model, init_from) if init_from is not None else None
+    model = model.to(dev)
     data = load_data(dataset, spec, model, rec, limit, d, dev)
     trainer = trainer_cls(
         model,
@@ -207,7 +218,28 @@ def _set_up(
         data=data,
         out_dir=out_dir,
         identity=run_identity(spec, model, data.ds, limit, d, rec),
+        init_from=init,
     )
+
+
+def _init_weights(model: Any, init_from: str) -> dict[str, str]:
+    """Copy the weights of the release `init_from` (verified by sha256, loaded strictly by `zoo.load`)
+    into `model`, which must be the same architecture with the same config; returns its name and sha256."""
+    from ..factory import load
+
+    source = load(init_from)
+    if source.zoo_name != model.zoo_name:
+        raise ZooError(f"init_from={init_from!r} is a {source.zoo_name}, not the {model.zoo_name} being trained")
+    ours, theirs = dict(model.zoo_config), dict(source.zoo_config)
+    diff = sorted(k for k in ours.keys() | theirs.keys() if ours.get(k) != theirs.get(k))
+    if diff:
+        raise ZooError(
+            f"init_from={init_from!r} has another config than the {model.zoo_name} being trained ("
+            + ", ".join(f"{k}: {theirs.get(k, '(unset)')} there, {ours.get(k, '(unset)')} here" for k in diff)
+            + "); give the same options (--set model.KEY=VALUE) or another release"
+        )
+    model.load_state_dict(source.state_dict(), strict=True)
+    return {"name": init_from, "sha256": source.zoo_weights.sha256}
 
 
 def _start_or_resume(run: Run, resume: bool) -> None:
@@ -231,6 +263,8 @@ def _start_or_resume(run: Run, resume: bool) -> None:
     here = hardware(run.dev, run.d.world)
     if not st.stages or st.stages[-1]["epochs"] != run.rec["epochs"] or st.stages[-1].get("hardware") != here:
         st.stages.append({"epochs": run.rec["epochs"], "from_epoch": st.epoch, "from_step": st.step, "hardware": here})
+        if run.init_from is not None and len(st.stages) == 1:
+            st.stages[0]["init_from"] = run.init_from
     if run.d.main:
         run.out_dir.mkdir(parents=True, exist_ok=True)
         if resume:
