@@ -107,18 +107,27 @@ def is_conditional(model: Any) -> bool:
 
 
 def validation_nll(
-    model: Any, images: torch.Tensor, *, batch_size: int, device: torch.device, labels: torch.Tensor | None = None
+    model: Any,
+    images: torch.Tensor,
+    *,
+    batch_size: int,
+    device: torch.device,
+    labels: torch.Tensor | None = None,
+    iw_samples: int = 1,
 ) -> float:
     """Exact mean NLL in nats per image over `images` (given `labels` for a class-conditional
     model), sharded over the processes: the harness's NLL loop (`zoo.eval.likelihood`). For a
-    bounded model (a VAE), the negative ELBO (the bound with k=1, seed 0): an upper bound."""
+    bounded model (a VAE), the negative bound with k = `iw_samples` (1: the ELBO; seed 0): an
+    upper bound."""
     from ..eval.likelihood import log_prob_per_image
 
     was_training = model.training
     model.eval()
     try:
         with torch.no_grad():
-            lp = log_prob_per_image(model, images, batch_size=batch_size, device=device, labels=labels, iw_samples=1)
+            lp = log_prob_per_image(
+                model, images, batch_size=batch_size, device=device, labels=labels, iw_samples=iw_samples
+            )
     finally:
         model.train(was_training)
     return float(-lp.mean())

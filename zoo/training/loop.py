@@ -351,7 +351,12 @@ def _end_epoch(run: Run, epoch: int, *, progress: bool) -> dict[str, Any]:
     record: dict[str, Any] = {"kind": "valid", "epoch": epoch + 1, "step": st.step, "ema": run.ema is not None}
     if data.valid_x is not None:
         nll = validation_nll(
-            run.eval_model, data.valid_x, batch_size=run.rec["eval_batch_size"], device=run.dev, labels=data.valid_y
+            run.eval_model,
+            data.valid_x,
+            batch_size=run.rec["eval_batch_size"],
+            device=run.dev,
+            labels=data.valid_y,
+            iw_samples=run.rec["valid_iw_samples"],
         )
         improved = st.best_nll is None or nll < st.best_nll
         record.update({"nll": nll, "bpd": data.data_spec.bits_per_dim(nll), "best": improved})

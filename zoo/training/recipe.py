@@ -55,6 +55,10 @@ RECIPE_SCHEMA: dict[str, tuple[Any, str]] = {
         "a fresh draw of the train split every epoch (Dataset.redraw), e.g. binarized MNIST",
     ),
     "valid_split": ("valid", "the split for validation NLL and best-epoch selection; '' = none"),
+    "valid_iw_samples": (
+        1,
+        "a model with a likelihood bound (a VAE): validate on the bound with this many samples (1: the ELBO)",
+    ),
     "log_every": (50, "write a train record to train_log.jsonl every this many steps"),
     "dataset": ("", "the dataset when none is given; '' = the one matching the model's data spec"),
     "config": ({}, "constructor overrides for the model (e.g. a smaller release config)"),
@@ -113,6 +117,7 @@ def _check_ranges(r: dict[str, Any], where: str) -> None:
     need(r["epochs"] >= 1, "epochs", ">= 1")
     need(r["batch_size"] >= 1, "batch_size", ">= 1")
     need(r["eval_batch_size"] >= 1, "eval_batch_size", ">= 1")
+    need(r["valid_iw_samples"] >= 1, "valid_iw_samples", ">= 1")
     need(r["optimizer"] in OPTIMIZERS, "optimizer", f"one of {', '.join(OPTIMIZERS)}")
     need(r["lr_schedule"] in SCHEDULES, "lr_schedule", f"one of {', '.join(SCHEDULES)}")
     need(r["lr"] > 0, "lr", "> 0")
