@@ -596,6 +596,32 @@ def test_the_card_command_repeats_the_runs_set_values(toy, tmp_path):
     assert "--set model.p=0.25" in (result.release_dir / "README.md").read_text()
 
 
+def test_init_from_starts_from_a_releases_weights_and_the_card_says_so(toy, tmp_path):
+    first = quick(tmp_path / "a", epochs=1)
+    source = f"local-dir:{first.release_dir}"
+    # a learning rate of 1e-12: one Adam step moves no weight by more than ~1e-12, so the run ends where it began
+    again = quick(tmp_path / "b", epochs=1, init_from=source, overrides={"lr": 1e-12})
+    for k, v in weights(first.model).items():
+        assert v.abs().max() > 0.1  # trained away from the zeros a fresh model starts from
+        torch.testing.assert_close(weights(again.last)[k], v, rtol=0, atol=1e-6)
+    training = json.loads((again.release_dir / "training.json").read_text())
+    sha = json.loads((first.release_dir / "config.json").read_text())["weights"]["sha256"]
+    assert training["stages"][0]["init_from"] == {"name": source, "sha256": sha}
+    from zoo.release.folder import training_commands
+
+    assert f"--set lr=1e-12 --init-from {source}` (from the weights of sha256 {sha[:12]}" in training_commands(training)
+    # the stage record survives a --resume (the checkpoint keeps it); --resume itself takes no init_from
+    more = quick(tmp_path / "b", epochs=2, resume=True, overrides={"lr": 1e-12})
+    assert json.loads((more.release_dir / "training.json").read_text())["stages"][0]["init_from"]["sha256"] == sha
+    with pytest.raises(ZooError, match="give one"):
+        quick(tmp_path / "b", epochs=3, resume=True, init_from=source, overrides={"lr": 1e-12})
+    with pytest.raises(ZooError, match=r"another config .*p: 0.5 there, 0.25 here"):
+        quick(tmp_path / "c", epochs=1, init_from=source, config={"p": 0.25})
+    with pytest.raises(ZooError, match="is a tiny-dropout, not the tiny-gan"):
+        quick(tmp_path / "d", name="tiny-gan", epochs=1, init_from=source)
+    assert not (tmp_path / "c").exists() and not (tmp_path / "d").exists()  # refused before anything is written
+
+
 def test_resume_accepts_a_checkpoint_from_before_a_recipe_key_existed(toy, tmp_path):
     # a checkpoint written before `precision` joined the schema resumes when the run keeps its default
     from zoo.training.checkpoint import save_checkpoint

@@ -20,7 +20,7 @@ from .protocols import DataSpec
 from .registry import ModelSpec, get_spec
 from .weights import plugin_cards_dir
 
-__all__ = ["check_spec", "builder_options"]
+__all__ = ["check_spec", "builder_options", "full_config"]
 
 
 def _keywords(builder: Any) -> tuple[list[str], list[str], bool]:
@@ -38,6 +38,16 @@ def builder_options(spec: ModelSpec) -> list[str] | None:
     """The keyword options the spec's builder takes (None: it takes any, with **kwargs)."""
     names, _, var_kw = _keywords(import_builder(spec.builder))
     return None if var_kw else names
+
+
+def full_config(model: Any) -> dict[str, Any]:
+    """A model's `zoo_config` with the builder's defaults filled in: the options it was really built with."""
+    try:
+        params = list(inspect.signature(import_builder(get_spec(model.zoo_name).builder)).parameters.values())
+    except (TypeError, ValueError):  # pragma: no cover - builtins
+        params = []
+    defaults = {p.name: p.default for p in params if p.default is not p.empty and p.kind is not p.VAR_KEYWORD}
+    return {**defaults, **dict(model.zoo_config)}
 
 
 def _config_problems(where: str, config: Mapping[str, Any], names: list[str], var_kw: bool) -> list[str]:

@@ -226,11 +226,12 @@ def _init_weights(model: Any, init_from: str) -> dict[str, str]:
     """Copy the weights of the release `init_from` (verified by sha256, loaded strictly by `zoo.load`)
     into `model`, which must be the same architecture with the same config; returns its name and sha256."""
     from ..factory import load
+    from ..specs import full_config
 
     source = load(init_from)
     if source.zoo_name != model.zoo_name:
         raise ZooError(f"init_from={init_from!r} is a {source.zoo_name}, not the {model.zoo_name} being trained")
-    ours, theirs = dict(model.zoo_config), dict(source.zoo_config)
+    ours, theirs = full_config(model), full_config(source)
     diff = sorted(k for k in ours.keys() | theirs.keys() if ours.get(k) != theirs.get(k))
     if diff:
         raise ZooError(
