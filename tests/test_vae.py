@@ -156,6 +156,15 @@ def test_training_validates_on_the_bound_with_valid_iw_samples(tmp_path):
     assert iwae.best_valid_nll < elbo.best_valid_nll  # the tighter bound: a lower NLL bound for the same weights
 
 
+def test_vae_bernoulli_logits_are_the_two_levels_difference_exactly():
+    model = _tiny_vae()
+    x = torch.randint(0, 2, (6, 1, 8, 8), generator=torch.Generator().manual_seed(0))
+    z = torch.randn(6, 4, generator=torch.Generator().manual_seed(1))
+    direct = model.bernoulli_logits(x, z)
+    assert torch.equal(direct, LatentVariableModel.bernoulli_logits(model, x, z))  # the plain path, bit for bit
+    assert direct.shape == (6, 1, 8, 8)
+
+
 def test_vae_is_a_bounded_likelihood_not_an_exact_one():
     model = _tiny_vae()
     assert isinstance(model, zoo.BoundedLikelihood) and not isinstance(model, zoo.Likelihood)

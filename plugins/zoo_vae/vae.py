@@ -44,9 +44,13 @@ class MLPDecoder(nn.Module):
             nn.Linear(hidden, channels * height * width * (levels - 1)),
         )
 
-    def forward(self, z: torch.Tensor) -> torch.Tensor:
+    def free_logits(self, z: torch.Tensor) -> torch.Tensor:
+        """The logits of levels 1 .. levels-1 `(B, C, H, W, levels - 1)`; for binary data, the Bernoulli logit."""
         C, H, W, levels = self.shape
-        free = self.net(z).view(-1, C, H, W, levels - 1)  # (B, C, H, W, levels - 1)
+        return self.net(z).view(-1, C, H, W, levels - 1)
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        free = self.free_logits(z)  # (B, C, H, W, levels - 1)
         return torch.cat([torch.zeros_like(free[..., :1]), free], dim=-1)  # (B, C, H, W, levels)
 
 
@@ -72,6 +76,11 @@ class VAE(LatentVariableModel):
     def decoder_logits(self, x: torch.Tensor | None, z: torch.Tensor) -> torch.Tensor:
         """logits `(B, C, H, W, levels)` of p(x|z); `x` is not looked at (sub-pixels independent given z)."""
         return self.decoder(z)
+
+    def bernoulli_logits(self, x: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+        """Binary data: the Bernoulli logits `(B, C, H, W)` straight from the decoder, without the zero
+        logit of level 0 that `decoder_logits` puts beside them (the same numbers: l - 0 = l)."""
+        return self.decoder.free_logits(z)[..., 0]
 
     @torch.no_grad()
     def decode(
