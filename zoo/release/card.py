@@ -282,7 +282,8 @@ def render_card(
     bounded = bool(summary is not None and summary.bounds) or (
         spec is not None and "likelihood_bound" in spec.capabilities
     )
-    out += training_progress(validation or [], curve, bound=bounded)
+    bound_k = int((recipe or {}).get("valid_iw_samples", 1)) if bounded else None  # the k it validated with
+    out += training_progress(validation or [], curve, bound_k=bound_k)
     out += quality_progress(quality or [], figures)
     if samples:
         out += [
@@ -361,12 +362,12 @@ def _clock(seconds: float) -> str:
 
 
 def training_progress(
-    validation: Sequence[Mapping[str, Any]], curve: str | None = None, *, bound: bool = False
+    validation: Sequence[Mapping[str, Any]], curve: str | None = None, *, bound_k: int | None = None
 ) -> list[str]:
     """The card's "Training progress" section: the validation NLL after every epoch against the
     training wall time (time spent validating included, writing releases between stages not), and
-    when the run first reached each milestone and its best. Empty without timed NLL records. `bound`: a
-    bounded model, whose validation NLL is the negative ELBO (an upper bound), said so."""
+    when the run first reached each milestone and its best. Empty without timed NLL records. `bound_k`: a
+    bounded model, whose validation NLL is the negative bound with that many samples (1: the ELBO), said so."""
     rows = [r for r in validation if r.get("nll") is not None and r.get("elapsed_s") is not None]
     if not rows:
         return []
@@ -376,7 +377,13 @@ def training_progress(
         "",
         "Validation NLL (nats per image, EMA weights when the recipe keeps them) after each epoch, against the "
         "run's training wall time on the hardware above"
-        + (" (for this model the negative ELBO, an upper bound on the NLL)" if bound else "")
+        + (
+            ""
+            if bound_k is None
+            else " (for this model the negative "
+            + ("ELBO" if bound_k == 1 else f"importance-weighted bound with k={bound_k}")
+            + ", an upper bound on the NLL)"
+        )
         + ":",
         "",
         "| epoch | valid NLL | wall time |",
