@@ -23,7 +23,7 @@ ROW_BINARIZED_MNIST = zoo.WeightsSpec(
     tag="binarized-mnist",
     hub_id="zoo-models/pixelrnn-row.binarized-mnist",
     revision="main",  # not yet published: the Hub is out of reach from where it was trained
-    sha256="6bb074d5b170dcb13beec561a75dd9663aeb7ef3033e6d2bbb132bf147f31a0d",
+    sha256="1e6026c7cbb87612e3c9f800fe29974961b33c7ddd75716dcd27db50fd68bb01",
     dataset="binarized-mnist",
     metrics=zoo.CardMetrics("pixelrnn-row.binarized-mnist"),
 )
