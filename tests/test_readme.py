@@ -131,7 +131,7 @@ def test_readme_status_table_quotes_the_cards():
             )
         training = json.loads((ROOT / "cards" / name / "training.json").read_text())
         total = zoo.info(arch).recipes[training["recipe_name"]]["epochs"]
-        assert cells[3].startswith(f"{training['epochs']} of {total} epochs, {training['wall_time_s'] / 60:.0f} min"), (
-            name,
-            cells[3],
-        )
+        init = (training.get("stages") or [{}])[0].get("init_from")  # a run started from earlier weights
+        lead = f"{training['epochs']} of {total} epochs" if init is None else f"{training['epochs']} epochs"
+        assert cells[3].startswith(f"{lead}, {training['wall_time_s'] / 60:.0f} min"), (name, cells[3])
+        assert init is None or f"`{init['sha256'][:12]}`" in cells[3], (name, "name the weights it started from")
