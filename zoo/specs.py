@@ -23,11 +23,18 @@ from .weights import plugin_cards_dir
 __all__ = ["check_spec", "builder_options", "full_config"]
 
 
+def _parameters(builder: Any) -> list[inspect.Parameter] | None:
+    """The builder's parameters; None when Python cannot tell them (a builtin)."""
+    try:
+        return list(inspect.signature(builder).parameters.values())
+    except (TypeError, ValueError):  # pragma: no cover - builtins
+        return None
+
+
 def _keywords(builder: Any) -> tuple[list[str], list[str], bool]:
     """The builder's keyword names, those without a default, and whether it takes **kwargs."""
-    try:
-        params = inspect.signature(builder).parameters.values()
-    except (TypeError, ValueError):  # pragma: no cover - builtins
+    params = _parameters(builder)
+    if params is None:  # pragma: no cover - builtins
         return [], [], True
     names = [p.name for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
     required = [p.name for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY) and p.default is p.empty]
@@ -42,10 +49,7 @@ def builder_options(spec: ModelSpec) -> list[str] | None:
 
 def full_config(model: Any) -> dict[str, Any]:
     """A model's `zoo_config` with the builder's defaults filled in: the options it was really built with."""
-    try:
-        params = list(inspect.signature(import_builder(get_spec(model.zoo_name).builder)).parameters.values())
-    except (TypeError, ValueError):  # pragma: no cover - builtins
-        params = []
+    params = _parameters(import_builder(get_spec(model.zoo_name).builder)) or []
     defaults = {p.name: p.default for p in params if p.default is not p.empty and p.kind is not p.VAR_KEYWORD}
     return {**defaults, **dict(model.zoo_config)}
 

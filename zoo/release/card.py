@@ -372,18 +372,13 @@ def training_progress(
     if not rows:
         return []
     best = min(rows, key=lambda r: r["nll"])
+    bound = {None: "", 1: "the negative ELBO"}.get(bound_k, f"the negative importance-weighted bound with k={bound_k}")
     out = [
         "## Training progress",
         "",
         "Validation NLL (nats per image, EMA weights when the recipe keeps them) after each epoch, against the "
         "run's training wall time on the hardware above"
-        + (
-            ""
-            if bound_k is None
-            else " (for this model the negative "
-            + ("ELBO" if bound_k == 1 else f"importance-weighted bound with k={bound_k}")
-            + ", an upper bound on the NLL)"
-        )
+        + (f" (for this model {bound}, an upper bound on the NLL)" if bound else "")
         + ":",
         "",
         "| epoch | valid NLL | wall time |",
