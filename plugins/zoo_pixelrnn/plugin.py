@@ -14,7 +14,7 @@ DIAG_BINARIZED_MNIST = zoo.WeightsSpec(
     tag="binarized-mnist",
     hub_id="zoo-models/pixelrnn-diag.binarized-mnist",
     revision="main",  # not yet published: the Hub is out of reach from where it was trained
-    sha256="fbac4ef172456b4800ad0639319851bc8c04ad238a9dbb4b50e387dca2eb47ef",
+    sha256="b457d4e6e1ce374d1199013ee3cbe361e295629d2057d88242eadae2ce7e5371",
     dataset="binarized-mnist",
     metrics=zoo.CardMetrics("pixelrnn-diag.binarized-mnist"),
 )
