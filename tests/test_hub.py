@@ -628,6 +628,21 @@ def test_cards_load_by_the_name_that_works():
     assert 'zoo.load("local-dir:PATH")' in cards.render_card(retrained)
 
 
+def test_card_says_why_the_config_only_for_the_specs_config():
+    """A release at the spec's default config prints the spec's `config_note`; one trained with other options
+    (a `--set` run) does not, since the reasons given for the default do not hold for it."""
+    from zoo.release import card as cards
+
+    config = json.loads((ISSUE_CARD / "config.json").read_text())  # pixelrnn-row at its registered config
+    note = zoo.info("pixelrnn-row").config_note
+    assert note and f"| why this config | {note} |" in cards.render_card(config)
+    # the builder's defaults are filled in on both sides: leaving out an option at its default changes nothing
+    kernel_left_out = {k: v for k, v in config["config"].items() if k != "kernel"}
+    assert f"| why this config | {note} |" in cards.render_card({**config, "config": kernel_left_out})
+    wider = {**config, "config": {**config["config"], "hidden": 2 * config["config"]["hidden"]}}
+    assert "why this config" not in cards.render_card(wider)
+
+
 def test_publish_verifies_claims_with_the_harness(tmp_path, hub_server, cli_runner, register):
     register()
     m = tiny_model(0)

@@ -76,6 +76,9 @@ class ModelSpec:
     # number measured by the same protocol on other data (shown for orientation, never as reached or not);
     # "exact": True, an exact likelihood that a bounded model's number (marked ≤) is held to, printed unmarked
     reference_results: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    # why `config` is this one (the paper's, or the choice made where the paper leaves it open, with the runs that
+    # decided it); the card of a release built with exactly this config prints it in its Model section
+    config_note: str = ""
     plugin: str = ""  # filled in by the registry: the plugin that registered it
 
     def __post_init__(self) -> None:
@@ -122,6 +125,7 @@ class ModelSpec:
             "reference_results": {k: dict(v) for k, v in self.reference_results.items()},
             "builder": self.builder,
             "config": dict(self.config),
+            "config_note": self.config_note,
             "data_spec": self.data_spec.to_dict() if self.data_spec is not None else None,  # set in __post_init__
             "capabilities": sorted(self.capabilities),
             "tags": self.tags,

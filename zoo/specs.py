@@ -20,7 +20,7 @@ from .protocols import DataSpec
 from .registry import ModelSpec, get_spec
 from .weights import plugin_cards_dir
 
-__all__ = ["check_spec", "builder_options", "full_config"]
+__all__ = ["check_spec", "builder_options", "full_config", "filled_config"]
 
 
 def _parameters(builder: Any) -> list[inspect.Parameter] | None:
@@ -49,9 +49,14 @@ def builder_options(spec: ModelSpec) -> list[str] | None:
 
 def full_config(model: Any) -> dict[str, Any]:
     """A model's `zoo_config` with the builder's defaults filled in: the options it was really built with."""
-    params = _parameters(import_builder(get_spec(model.zoo_name).builder)) or []
+    return filled_config(model.zoo_name, model.zoo_config)
+
+
+def filled_config(arch: str, config: Mapping[str, Any]) -> dict[str, Any]:
+    """`config` for the architecture `arch` with its builder's defaults filled in."""
+    params = _parameters(import_builder(get_spec(arch).builder)) or []
     defaults = {p.name: p.default for p in params if p.default is not p.empty and p.kind is not p.VAR_KEYWORD}
-    return {**defaults, **dict(model.zoo_config)}
+    return {**defaults, **dict(config)}
 
 
 def _config_problems(where: str, config: Mapping[str, Any], names: list[str], var_kw: bool) -> list[str]:

@@ -87,9 +87,9 @@ def zoo_register_models(register: Callable[[zoo.ModelSpec], None]) -> None:
             paper=PAPER,
             builder="zoo_pixelrnn.rowlstm:RowLSTM",
             weights=(ROW_BINARIZED_MNIST,),
-            # same depth and width as the paper's 7-layer Diagonal BiLSTM, so that the two
-            # recurrences are compared at equal size (the paper gives no Row LSTM MNIST config)
             config={**BINARIZED_MNIST, "layers": 7, "hidden": 16, "kernel": 3, "out_features": 32},
+            config_note="the paper gives no Row LSTM config for MNIST: the same depth and width as its 7-layer "
+            "Diagonal BiLSTM (h = 16), so that the two recurrences are compared at equal size",
             capabilities={"likelihood", "sampler", "fast_sampler"},
             test_config={"height": 8, "width": 8, "layers": 2, "hidden": 6, "out_features": 48},
             recipes=_recipes(batch_size=32, epochs=20),
@@ -104,9 +104,9 @@ def zoo_register_models(register: Callable[[zoo.ModelSpec], None]) -> None:
             paper=PAPER,
             builder="zoo_pixelrnn.diagonal:DiagonalBiLSTM",
             weights=(DIAG_BINARIZED_MNIST,),
-            # the paper's binarized-MNIST model: 7 layers, h = 16 (79.20 nats, Table 4);
-            # full_context closes a one-pixel gap of the paper's layer (docs/pixelrnn.md)
             config={**BINARIZED_MNIST, "layers": 7, "hidden": 16, "out_features": 32, "full_context": True},
+            config_note="the paper's binarized-MNIST model: 7 layers, h = 16 (79.20 nats, Table 4); `full_context` "
+            "closes a one-pixel gap of the paper's layer (docs/pixelrnn.md)",
             capabilities={"likelihood", "sampler", "fast_sampler"},
             test_config={"height": 8, "width": 8, "layers": 2, "hidden": 6, "out_features": 48},
             recipes=_recipes(batch_size=32, epochs=20),

@@ -38,18 +38,21 @@ DATA = {
     "mnist": {"channels": 1, "height": 28, "width": 28, "levels": 256},
 }
 
-# One stochastic layer of 50 units (Burda et al. 2016 use 50 for their 86.76); a conv encoder of h=64 / 2h=128
-# feature maps; the decoder an MLP with two hidden layers of 512. The release before had 32 units, h=32 and 256-256:
-# at the same recipe (`iwae`, 150 epochs) this one reaches <= 86.56 nats at k=5000 against 87.90, the same run
-# continued to 250 epochs <= 86.29, and the release (those weights trained 32 epochs more on the bound with k=50)
-# <= 85.63 (docs/vae.md).
+# The configs, and why (each card of a release at its config prints the note).
 VAE = {**DATA["binarized-mnist"], "latent": 50, "hidden": 64, "decoder_hidden": 512}
-
-# A latent variable of 32 units and an encoder of h=32; the decoder a PixelCNN of 4 masked 3x3 layers (plus the
-# 7x7 mask-A one) of 64 maps, each given 64-map features of z (Gulrajani et al. 2017 use a few masked layers on
-# MNIST). The decoder's width is what helped: at 32 maps the release reached valid ELBO 83.67, at 64 82.76; twice
-# its depth, or a latent of 50 with an encoder of h=64, did not move it (stages/README.md, docs/vae.md).
+VAE_NOTE = (
+    "one stochastic layer of 50 units (Burda et al. 2016 use 50 for their 86.76); a conv encoder of h=64 / 2h=128 "
+    "feature maps; the decoder an MLP with two hidden layers of 512. The release before had 32 units, h=32 and "
+    "256-256: at the same recipe (`iwae`, 150 epochs) this one reaches <= 86.56 nats at k=5000 against 87.90 "
+    "(docs/vae.md)"
+)
 PIXELVAE = {**DATA["binarized-mnist"], "latent": 32, "hidden": 32, "decoder_hidden": 64, "layers": 4, "cond_hidden": 64}
+PIXELVAE_NOTE = (
+    "a latent variable of 32 units and an encoder of h=32; the decoder a PixelCNN of 4 masked 3x3 layers (after the "
+    "7x7 mask-A one) of 64 maps, each given 64-map features of z (Gulrajani et al. 2017 use a few masked layers on "
+    "MNIST). The decoder's width is what helped: at 32 maps the run reached valid ELBO 83.67, at 64 82.76; twice its "
+    "depth, or a latent of 50 with an encoder of h=64, did not move it (stages/README.md, docs/vae.md)"
+)
 
 _RECIPE = {  # zoo.train's schema plus BoundTrainer.recipe_defaults (iw_samples)
     "dataset": "binarized-mnist",
@@ -80,6 +83,7 @@ def zoo_register_models(register: Callable[[zoo.ModelSpec], None]) -> None:
             builder="zoo_vae.vae:VAE",
             weights=(VAE_BINARIZED_MNIST,),
             config=VAE,
+            config_note=VAE_NOTE,
             capabilities={"likelihood_bound", "sampler"},
             test_config={"height": 8, "width": 8, "latent": 4, "hidden": 8, "decoder_hidden": 16},
             recipes={
@@ -117,6 +121,7 @@ def zoo_register_models(register: Callable[[zoo.ModelSpec], None]) -> None:
             builder="zoo_vae.pixelvae:PixelVAE",
             weights=(PIXELVAE_BINARIZED_MNIST,),
             config=PIXELVAE,
+            config_note=PIXELVAE_NOTE,
             capabilities={"likelihood_bound", "sampler"},
             test_config={
                 "height": 8,

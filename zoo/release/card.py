@@ -18,7 +18,7 @@ from collections.abc import Mapping, Sequence, Set
 from pathlib import Path
 from typing import Any
 
-from ..errors import UnknownNameError
+from ..errors import UnknownNameError, ZooError
 from ..eval.result import published_mark
 from ..eval.trainlog import MILESTONES, time_to_reach
 from ..registry import get_spec
@@ -174,6 +174,19 @@ def _usage_scoring_line(spec: Any) -> str:
     return "# an implicit model: no log_prob; `zoo eval` scores its samples (fid, precision, recall)"
 
 
+def _config_note(spec: Any, config: Mapping[str, Any]) -> str:
+    """The spec's `config_note` when the release was built with exactly the spec's default config, else ""."""
+    if spec is None or not spec.config_note:
+        return ""
+    from ..specs import filled_config  # imports the builder: only for a spec with a note
+
+    try:
+        same = filled_config(spec.name, config) == filled_config(spec.name, spec.config)
+    except ZooError:  # a builder that cannot be imported here: say nothing rather than guess
+        return ""
+    return spec.config_note if same else ""
+
+
 def _load_name(config: Mapping[str, Any], spec: Any, repo_id: str | None, folder: str | Path | None) -> str:
     """How the card's readers load these weights (see render_card)."""
     if repo_id:
@@ -266,6 +279,7 @@ def render_card(
         "| --- | --- |",
         f"| architecture | `{arch}`" + (f" (plugin `{config['plugin']}`)" if config.get("plugin") else "") + " |",
         f"| constructor arguments | `{json.dumps(config.get('config', {}), sort_keys=True)}` |",
+        *([f"| why this config | {note} |"] if (note := _config_note(spec, config.get("config", {}))) else []),
         f"| data | {ds.get('channels')}x{ds.get('height')}x{ds.get('width')}, {ds.get('levels')} levels |",
         f"| parameters | {weights.get('num_parameters', '-')} |",
         f"| weights | `{weights.get('file', 'model.safetensors')}`, sha256 `{weights.get('sha256', '')}` |",
