@@ -1,7 +1,9 @@
 """Training and scoring speed of the likelihood models: this tree against a reference commit, in one run.
 
-For every registered model with the "likelihood" capability, at its release config
-(`zoo.create(name)`) and its default recipe's batch size, on --threads CPU threads:
+For every registered model with the "likelihood" capability, at the current tree's release config
+(`zoo.create(name)` here; the reference builds the same options, so a config changed since the
+reference commit is timed at today's size on both sides) and its default recipe's batch size, on
+--threads CPU threads:
 - training images/s: forward, backward, gradient clipping, optimizer step and EMA update,
   with the recipe's optimizer and settings (no data loading, no lr schedule);
 - scoring images/s: `log_prob` under no_grad, batch --score-batch;
@@ -220,10 +222,11 @@ def list_likelihood_models() -> dict:
     from zoo.training import RECIPE_SCHEMA
 
     defaults = {k: d for k, (d, _) in RECIPE_SCHEMA.items()}
-    models = {}
+    models, configs = {}, {}
     for name in zoo.list_models():
         spec = zoo.info(name)
         if "likelihood" in spec.capabilities:
+            configs[name] = dict(spec.config)
             recipe = defaults | dict(spec.recipes.get("default", {}))
             models[name] = {k: recipe[k] for k in RECIPE_KEYS} | {"epochs": recipe["epochs"]}
             try:  # images per epoch, for the full recipe's time
@@ -234,7 +237,7 @@ def list_likelihood_models() -> dict:
                 }
             except Exception:  # noqa: BLE001 - no dataset named, or sizes unknown: no estimate
                 pass
-    return {"models": models, "zoo_file": zoo.__file__, "torch": torch.__version__}
+    return {"models": models, "configs": configs, "zoo_file": zoo.__file__, "torch": torch.__version__}
 
 
 def loaded_package_files(tree: Path) -> dict[str, str]:
@@ -317,8 +320,13 @@ def export_commit(rev: str, dest: Path, repo: Path = ROOT) -> str:
     return commit
 
 
-def plan_rows(new: dict, ref: dict, selected: set[str] | None, train_batch: int | None) -> list[dict]:
-    """One row per likelihood model on either side (current's order first), plus PixelCNN's comparison config."""
+def plan_rows(
+    new: dict, ref: dict, selected: set[str] | None, train_batch: int | None, configs: dict | None = None
+) -> list[dict]:
+    """One row per likelihood model on either side (current's order first), plus PixelCNN's comparison config.
+
+    `configs`: the current tree's release config per model, which both sides build (without it, or for a model
+    the current tree lacks, each side builds its own default)."""
     names = list(new) + [n for n in ref if n not in new]
     rows = []
     for name in names:
@@ -329,7 +337,7 @@ def plan_rows(new: dict, ref: dict, selected: set[str] | None, train_batch: int 
             "batch": train_batch or recipe["batch_size"],
             "sides": [s for s, listing in (("new", new), ("ref", ref)) if name in listing],
         }
-        rows.append({**base, "note": "release config", "config": {}})
+        rows.append({**base, "note": "release config", "config": dict((configs or {}).get(name, {}))})
         if name == "pixelcnn":
             rows.append({**base, "note": "comparison config", "config": dict(COMPARISON)})
     return [r for r in rows if selected is None or r["model"] in selected]
@@ -543,7 +551,8 @@ def main(argv: list[str] | None = None) -> None:
         for side, tree in trees.items():
             listings[side] = run_worker({"kind": "list", "tree": str(tree)}, args.threads)
             check_own_code(listings[side], tree)
-        rows = plan_rows(listings["new"]["models"], listings["ref"]["models"], selected, args.train_batch)
+        new = listings["new"]
+        rows = plan_rows(new["models"], listings["ref"]["models"], selected, args.train_batch, new.get("configs"))
         unknown = (selected or set()) - {r["model"] for r in rows}
         if unknown:
             print(f"not a likelihood model on either side: {', '.join(sorted(unknown))}", file=sys.stderr)

@@ -99,6 +99,15 @@ def test_rows_mark_a_model_missing_on_one_side():
         ("old-model", ["ref"]),
     ]
     assert rows[1]["config"] == bench.COMPARISON
+    # both sides build the current tree's release config; a model only the reference has builds its own
+    shared = bench.plan_rows(
+        {"pixelcnn": recipe}, {"pixelcnn": recipe, "old": recipe}, None, None, {"pixelcnn": {"h": 2}}
+    )
+    assert [(r["model"], r["config"]) for r in shared] == [
+        ("pixelcnn", {"h": 2}),
+        ("pixelcnn", bench.COMPARISON),
+        ("old", {}),
+    ]
     assert [r["model"] for r in bench.plan_rows({"a": recipe, "b": recipe}, {}, {"b"}, 3)] == ["b"]
     # a side that did not run prints "-"
     row = {
