@@ -155,9 +155,9 @@ class RowLSTM(PixelRNN):
         width: int = 28,
         levels: int = 2,
         layers: int = 7,
-        hidden: int = 16,
+        hidden: int = 32,
         kernel: int = 3,
-        out_features: int = 32,
+        out_features: int = 64,
     ):
         super().__init__(channels, height, width, levels, hidden, out_features)
         check_int("layers", layers, 1)

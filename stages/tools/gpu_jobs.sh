@@ -8,10 +8,13 @@
 # - pcnn128: the h=128 PixelCNN's remaining epochs from its weights; lr 2.3e-4 = 1e-3 * 0.9^14, where the
 #   recipe's per-epoch decay stood after the 14 epochs it had.
 # - row32: the Row LSTM at hidden 32 / out_features 64 from scratch (valid 84.96 after 3 epochs on 2026-12-04).
+#   Since 2026-12-05 h=32 is the release config and its run goes on on CPU (stages/pixelrnn-row-h32.*): a GPU batch
+#   continues it from its checkpoint: before the call, `mkdir -p .gpu/ckpt/row32 && cp
+#   stages/pixelrnn-row-h32.binarized-mnist/{checkpoint.safetensors,train_log.jsonl} .gpu/ckpt/row32/`.
 want vae50 && job vae50 vae 1000 0 --recipe iwae --set iw_samples=50 --set valid_iw_samples=50 \
     --set batch_size=256 --set lr=1e-3 --set lr_gamma=0.97 --init-from local-dir:.gpu/init/vae.binarized-mnist &
 want pcnn128 && job pcnn128 pixelcnn 60 0 --set lr=2.3e-4 --init-from local-dir:.gpu/init/pixelcnn.binarized-mnist &
-want row32 && job row32 pixelrnn-row 60 0 --set model.hidden=32 --set model.out_features=64 &
+want row32 && job row32 pixelrnn-row 60 1 --set model.hidden=32 --set model.out_features=64 &
 #
 # The batch of 2026-12-04, as it ran (ckpt/pvae held pixelvae-w64's checkpoint of epoch 4):
 #   VAE=(--recipe iwae --set iw_samples=50)
