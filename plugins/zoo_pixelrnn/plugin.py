@@ -23,7 +23,7 @@ ROW_BINARIZED_MNIST = zoo.WeightsSpec(
     tag="binarized-mnist",
     hub_id="zoo-models/pixelrnn-row.binarized-mnist",
     revision="main",  # not yet published: the Hub is out of reach from where it was trained
-    sha256="634aa3913a1a71c671953bbb2cc27697df9144c01db1361774ffcd5e10a5c95b",
+    sha256="f2241534f7ba681875dd8265c3d36ccfa0d7a8c962416bc43cc5bcdb28fd501d",
     dataset="binarized-mnist",
     metrics=zoo.CardMetrics("pixelrnn-row.binarized-mnist"),
 )
