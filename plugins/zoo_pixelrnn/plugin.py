@@ -23,7 +23,7 @@ ROW_BINARIZED_MNIST = zoo.WeightsSpec(
     tag="binarized-mnist",
     hub_id="zoo-models/pixelrnn-row.binarized-mnist",
     revision="main",  # not yet published: the Hub is out of reach from where it was trained
-    sha256="f2241534f7ba681875dd8265c3d36ccfa0d7a8c962416bc43cc5bcdb28fd501d",
+    sha256="948f35a822bdbded40aaa8ae12f88b518cbdde32714b2b2c8eee4a5d34ae0942",
     dataset="binarized-mnist",
     metrics=zoo.CardMetrics("pixelrnn-row.binarized-mnist"),
 )
