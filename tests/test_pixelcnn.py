@@ -9,7 +9,7 @@ import pytest
 import torch
 
 import zoo
-from zoo.nn import MaskedConv2d, causal_mask, colour_groups
+from zoo.nn import MaskedConv2d, causal_mask, colour_groups, fast_tanh, sigmoid_and_tanh_
 
 NAMES = ["pixelcnn", "gated-pixelcnn"]
 COLOUR = {"channels": 3, "levels": 256}
@@ -76,6 +76,25 @@ def test_colour_groups_split_each_block_contiguously():
         colour_groups(2, 3)
     with pytest.raises(ValueError, match="equal blocks"):
         colour_groups(7, 1, blocks=2)
+
+
+@pytest.mark.parametrize("dtype, tol", [(torch.float32, 3e-7), (torch.float64, 1e-15)])
+def test_fast_tanh_is_tanh(dtype, tol):
+    x = torch.cat([torch.linspace(-60, 60, 2001), torch.tensor([0.0, 1e-30, -1e-30, 1e-8])]).to(dtype)
+    want = torch.tanh(x)
+    assert (fast_tanh(x) - want).abs().max() <= tol
+    out = x.clone()
+    assert fast_tanh(out, out=out) is out and (out - want).abs().max() <= tol  # in place
+    assert fast_tanh(x[:3])[0] == -1 and fast_tanh(x[-8:-6])[-1] == 1  # saturates exactly
+    half = x.bfloat16()
+    assert torch.equal(fast_tanh(half), torch.tanh(half))  # reduced precision: tanh itself
+
+
+def test_sigmoid_and_tanh_in_place_on_a_block():
+    a = torch.randn(5, 3, 16, dtype=torch.float64)
+    want = torch.cat([a[..., :12].sigmoid(), a[..., 12:].tanh()], -1)
+    sigmoid_and_tanh_(a, a[..., 12:])
+    assert torch.allclose(a, want, rtol=0, atol=1e-15)
 
 
 def test_mask_centre_follows_rgb_order():

@@ -41,6 +41,13 @@ arithmetic skips the zeros. The mask multiply itself is skipped when the cropped
 ones (1x1 and mask-B kernels of one colour). The output is the plain masked convolution's up
 to float rounding, in the memory format of the input (channels-last in, channels-last out).
 
+Activations: `fast_tanh(x, out=None)` is tanh computed as `2 sigmoid(2x) - 1` (the same function, up to
+float rounding, about 2e-7 in float32) where that is faster: PyTorch's CPU tanh ran about 6x slower than its
+sigmoid in float32 here (2.96 against 0.49 ns an element on one thread). `sigmoid_and_tanh_(a, t)`
+applies a sigmoid to `a` and a tanh to `t`, a block of `a` (an LSTM's [o | f | i | g]), in place with one
+sigmoid over the whole of `a`: a sigmoid over a strided block of a tensor ran about 3x slower than over a
+contiguous one. Both are forward-only (no autograd): for passes whose backward is written by hand.
+
 Fast sampling: `PixelConv(conv)` evaluates a masked (or 1x1) convolution at one output pixel from
 a cache of its padded input, one matrix product: the incremental steps of `zoo.sampling`'s fast
 sampler contract are built from it (Ramachandran et al. 2017, "Fast Generation for Convolutional
@@ -57,7 +64,17 @@ from torch import nn
 
 from .util import is_int
 
-__all__ = ["colour_groups", "causal_mask", "MaskedConv2d", "PixelConv", "MASK_TYPES", "scale_input", "check_int"]
+__all__ = [
+    "colour_groups",
+    "causal_mask",
+    "MaskedConv2d",
+    "PixelConv",
+    "MASK_TYPES",
+    "scale_input",
+    "check_int",
+    "fast_tanh",
+    "sigmoid_and_tanh_",
+]
 
 MASK_TYPES = ("A", "B")
 
@@ -73,6 +90,23 @@ def check_int(name: str, value: object, minimum: int = 1) -> int:
         wanted = "a positive int" if minimum == 1 else f"an int >= {minimum}"
         raise ValueError(f"{name} must be {wanted}, got {value!r}")
     return value
+
+
+def fast_tanh(x: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
+    """`torch.tanh(x)` (into `out` if given; `out` may be `x`), as `2 sigmoid(2x) - 1` on a CPU in float32
+    or float64; elsewhere, and in reduced precision (where the identity would lose digits near 0), tanh itself."""
+    if x.device.type != "cpu" or x.dtype not in (torch.float32, torch.float64):
+        return torch.tanh(x) if out is None else torch.tanh(x, out=out)
+    y = x * 2 if out is None else torch.mul(x, 2, out=out)
+    return y.sigmoid_().mul_(2).sub_(1)
+
+
+def sigmoid_and_tanh_(a: torch.Tensor, t: torch.Tensor) -> None:
+    """In place: `a` becomes `sigmoid(a)`, except its block `t` (a view into `a`), which becomes `tanh(t)`.
+    One sigmoid over all of `a` does both, by `tanh(x) = 2 sigmoid(2x) - 1` (see `fast_tanh`)."""
+    t.mul_(2)
+    a.sigmoid_()
+    t.mul_(2).sub_(1)
 
 
 def bias_of(conv: nn.Conv1d | nn.Conv2d) -> torch.Tensor:

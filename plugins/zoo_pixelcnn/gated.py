@@ -46,7 +46,7 @@ import torch.nn.functional as F
 from torch import nn
 
 import zoo
-from zoo.nn import MaskedConv2d, PixelConv, bias_of, check_int, scale_input
+from zoo.nn import MaskedConv2d, PixelConv, bias_of, check_int, fast_tanh, scale_input
 
 from .common import check_labels, image_patches, inference_chunks, to_logits
 
@@ -58,7 +58,7 @@ def gate(x: torch.Tensor) -> torch.Tensor:
     if torch.is_grad_enabled():
         return _Gate.apply(x)
     f, g = _halves(x)
-    return torch.tanh(f).mul_(torch.sigmoid(g))  # inference: one full-size tensor fewer
+    return fast_tanh(f).mul_(torch.sigmoid(g))  # inference: one full-size tensor fewer
 
 
 def _halves(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -86,7 +86,7 @@ class _Gate(torch.autograd.Function):
     @staticmethod
     def forward(ctx: Any, x: torch.Tensor) -> torch.Tensor:
         f, g = _halves(x)
-        t, s = torch.tanh(f), torch.sigmoid(g)  # (B, h, ...) each
+        t, s = fast_tanh(f), torch.sigmoid(g)  # (B, h, ...) each
         ctx.save_for_backward(t, s)
         ctx.x_shape = x.shape
         ctx.channels_last = x.dim() == 4 and x.is_contiguous(memory_format=torch.channels_last)

@@ -34,6 +34,8 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from zoo.nn import fast_tanh, sigmoid_and_tanh_
+
 # per diagonal: (first cell, cells, first slot, slot above the first cell); see SlotLayout
 Steps = list[tuple[int, int, int, int]]
 
@@ -139,15 +141,14 @@ def _scan_forward(
             torch.addmm(bias[d], x[d, first : first + n].view(n * B, F), w_in[d], out=a[d])
             a[d].addmm_(hs[d, above : above + n].view(n * B, h), w_above[d])
             a[d].addmm_(hs[d, above + 1 : above + 1 + n].view(n * B, h), w_side[d])
-        a[..., : 3 * h].sigmoid_()
-        a[..., 3 * h :].tanh_()
+        sigmoid_and_tanh_(a, a[..., 3 * h :])  # o, f, i sigmoid; g tanh
         c = torch.mul(
             a[..., h : 2 * h],
             cs[:, above + 1 : above + 1 + n].view(D, n * B, h),
             out=cs[:, start : start + n].view(D, n * B, h),
         )
         c.addcmul_(a[..., 2 * h : 3 * h], a[..., 3 * h :])  # c = f * c_side + i * g
-        tc = torch.tanh(c, out=tcs[:, at : at + n].view(D, n * B, h))
+        tc = fast_tanh(c, out=tcs[:, at : at + n].view(D, n * B, h))
         torch.mul(a[..., :h], tc, out=hs[:, start : start + n].view(D, n * B, h))
 
 

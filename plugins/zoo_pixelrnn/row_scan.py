@@ -42,6 +42,8 @@ import torch
 import torch.nn.functional as F
 from torch.autograd.function import once_differentiable
 
+from zoo.nn import fast_tanh, sigmoid_and_tanh_
+
 from .layers import lstm_cell
 
 __all__ = ["row_scan", "row_scan_reference", "RowScan", "lstm_row"]
@@ -86,12 +88,11 @@ def lstm_row(a: torch.Tensor, c_old: torch.Tensor, c_new: torch.Tensor, tanh_c: 
     `a` `(4h, B, W)`, blocks [o | f | i | g], become the gates; then c_new = f . c_old + i . g
     (c_new may be c_old), tanh_c = tanh(c_new), h = o . tanh_c, all `(h, B, W)`."""
     hid = a.shape[0] // 4
-    a[: 3 * hid].sigmoid_()
-    a[3 * hid :].tanh_()
+    sigmoid_and_tanh_(a, a[3 * hid :])  # o, f, i sigmoid; g tanh
     o, f, i, g = a.split(hid)  # (h, B, W) each
     torch.mul(f, c_old, out=c_new)
     c_new.addcmul_(i, g)
-    torch.tanh(c_new, out=tanh_c)
+    fast_tanh(c_new, out=tanh_c)
     torch.mul(o, tanh_c, out=h)
 
 
