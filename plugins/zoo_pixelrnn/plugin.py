@@ -23,7 +23,7 @@ ROW_BINARIZED_MNIST = zoo.WeightsSpec(
     tag="binarized-mnist",
     hub_id="zoo-models/pixelrnn-row.binarized-mnist",
     revision="main",  # not yet published: the Hub is out of reach from where it was trained
-    sha256="948f35a822bdbded40aaa8ae12f88b518cbdde32714b2b2c8eee4a5d34ae0942",
+    sha256="e6127ef9e0c18cd01e37ea9faebf4033d59ef87ce8e3689d1b217d2b52987506",
     dataset="binarized-mnist",
     metrics=zoo.CardMetrics("pixelrnn-row.binarized-mnist"),
 )
