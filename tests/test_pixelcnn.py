@@ -95,6 +95,10 @@ def test_sigmoid_and_tanh_in_place_on_a_block():
     want = torch.cat([a[..., :12].sigmoid(), a[..., 12:].tanh()], -1)
     sigmoid_and_tanh_(a, a[..., 12:])
     assert torch.allclose(a, want, rtol=0, atol=1e-15)
+    b = torch.randn(5, 3, 16).bfloat16()  # reduced precision: torch's own tanh and sigmoid, exactly
+    want = torch.cat([b[..., :12].sigmoid(), b[..., 12:].tanh()], -1)
+    sigmoid_and_tanh_(b, b[..., 12:])
+    assert torch.equal(b, want)
 
 
 def test_mask_centre_follows_rgb_order():

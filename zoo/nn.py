@@ -103,7 +103,13 @@ def fast_tanh(x: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
 
 def sigmoid_and_tanh_(a: torch.Tensor, t: torch.Tensor) -> None:
     """In place: `a` becomes `sigmoid(a)`, except its block `t` (a view into `a`), which becomes `tanh(t)`.
-    One sigmoid over all of `a` does both, by `tanh(x) = 2 sigmoid(2x) - 1` (see `fast_tanh`)."""
+    One sigmoid over all of `a` does both, by `tanh(x) = 2 sigmoid(2x) - 1`, where `fast_tanh` would use the
+    identity; elsewhere the block's tanh is taken first and written back after the sigmoid."""
+    if a.device.type != "cpu" or a.dtype not in (torch.float32, torch.float64):
+        tanh = torch.tanh(t)
+        a.sigmoid_()
+        t.copy_(tanh)
+        return
     t.mul_(2)
     a.sigmoid_()
     t.mul_(2).sub_(1)
