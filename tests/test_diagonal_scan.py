@@ -1,5 +1,6 @@
 """The Diagonal BiLSTM's fast scan (plugins/zoo_pixelrnn/diagonal_scan.py) against its plain
-version, `torch.autograd.gradcheck`, and the logits of the implementation it replaced."""
+version, `torch.autograd.gradcheck`, and the logits of the implementation it replaced; the scan's cell
+updates both ways, in the C kernel (diagonal_cells.c, where a compiler builds it) and in PyTorch."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+from zoo_pixelrnn import diagonal_scan as scan_module
 from zoo_pixelrnn.diagonal import DiagonalBiLSTM
 from zoo_pixelrnn.diagonal_scan import SlotLayout, diagonal_bilstm, diagonal_bilstm_reference, diagonal_scan
 
@@ -19,6 +21,16 @@ SIZES = [(3, 4, 2, 2), (5, 5, 1, 3), (1, 3, 2, 2), (4, 1, 2, 1), (6, 2, 3, 2)]  
 pytestmark = pytest.mark.usefixtures("one_torch_thread")  # tiny networks: one thread (conftest)
 
 
+@pytest.fixture(params=["c", "torch"])
+def cells(request, monkeypatch):
+    """Run the test with the scan's cell updates in the C kernel, then in PyTorch."""
+    if request.param == "torch":
+        monkeypatch.setattr(scan_module, "_kernels", lambda *tensors: None)
+    elif scan_module._c_kernels(torch.float64) is None:
+        pytest.skip("diagonal_cells.c could not be built here (no C compiler, or ZOO_NATIVE=0)")
+    return request.param
+
+
 def _inputs(H, W, B, h, dtype=torch.float64, seed=0):
     g = torch.Generator().manual_seed(seed)
     gates = torch.randn(H, W, B, 2, 4 * h, generator=g, dtype=dtype).requires_grad_()
@@ -27,11 +39,11 @@ def _inputs(H, W, B, h, dtype=torch.float64, seed=0):
 
 
 @pytest.mark.parametrize("H,W,B,h", SIZES)
-def test_hand_written_backward_passes_gradcheck(H, W, B, h):
+def test_hand_written_backward_passes_gradcheck(H, W, B, h, cells):
     assert torch.autograd.gradcheck(diagonal_bilstm, _inputs(H, W, B, h))
 
 
-def test_scan_with_input_product_passes_gradcheck():
+def test_scan_with_input_product_passes_gradcheck(cells):
     """`diagonal_scan` itself (features in diagonal order, the input product and bias), every input differentiated."""
     layout = SlotLayout(4, 3)
     g = torch.Generator().manual_seed(4)
@@ -41,7 +53,7 @@ def test_scan_with_input_product_passes_gradcheck():
 
 
 @pytest.mark.parametrize("H,W,B,h", SIZES)
-def test_fast_scan_equals_the_plain_recurrence(H, W, B, h):
+def test_fast_scan_equals_the_plain_recurrence(H, W, B, h, cells):
     gates, w_state = _inputs(H, W, B, h, torch.float32, seed=H * 10 + W)
     fast = diagonal_bilstm(gates, w_state)
     plain = diagonal_bilstm_reference(gates, w_state)
@@ -67,6 +79,32 @@ def test_directions_read_the_pixel_above_and_the_pixel_behind():
                 assert bool(seen[i, j]) == allowed(i, j), (d, i, j)
 
 
+@pytest.mark.parametrize("scale", [1.0, 40.0])  # 40: gates far into saturation
+def test_c_kernel_gives_the_pytorch_cells_numbers(scale, monkeypatch):
+    """At the release's width (h = 16) in float32, training (every gate kept) and scoring (a workspace)."""
+    if scan_module._c_kernels(torch.float32) is None:
+        pytest.skip("diagonal_cells.c could not be built here (no C compiler, or ZOO_NATIVE=0)")
+    layout, g = SlotLayout(6, 5), torch.Generator().manual_seed(1)
+    shapes = [(2, 30, 3, 7), (2, 7, 64), (2, 64), (2, 32, 64)]  # x, w_in, bias, w_state
+    args = [(torch.randn(s, generator=g) * scale / s[-2] ** 0.5).requires_grad_() for s in shapes]
+    weight = torch.randn(2, layout.n_slots, 3, 16, generator=g)
+
+    def run():
+        hs = diagonal_scan(*args, layout)
+        with torch.no_grad():
+            scored = diagonal_scan(*args, layout)
+        return hs, scored, torch.autograd.grad((hs * weight).sum(), args)
+
+    c_hs, c_scored, c_grads = run()
+    monkeypatch.setattr(scan_module, "_kernels", lambda *tensors: None)
+    t_hs, t_scored, t_grads = run()
+    torch.testing.assert_close(c_hs, t_hs, atol=2e-6, rtol=1e-5)
+    torch.testing.assert_close(c_scored, t_scored, atol=2e-6, rtol=1e-5)
+    assert torch.equal(c_hs, c_scored)  # scoring keeps one diagonal's workspace: the same numbers
+    for a, b in zip(c_grads, t_grads, strict=True):
+        torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-4)
+
+
 def test_slot_layout_holds_every_cell_once():
     lay = SlotLayout(5, 3)
     assert sorted(lay.slots[0].tolist()) == sorted(lay.slots[1].tolist())
@@ -83,7 +121,7 @@ def test_bad_shapes_raise():
 @pytest.mark.parametrize(
     "tag,channels,levels,full_context", [("binary", 1, 2, True), ("colour", 3, 5, True), ("paper", 1, 2, False)]
 )
-def test_logits_of_the_replaced_implementation(tag, channels, levels, full_context):
+def test_logits_of_the_replaced_implementation(tag, channels, levels, full_context, cells):
     """Frozen logits of the per-column implementation of commit 9491e71 (7 x 9 images, 2 layers,
     h = 6, random weights with N(0, 0.25) entries): the fast layer reproduces them."""
     saved = load_file(FIXTURE)

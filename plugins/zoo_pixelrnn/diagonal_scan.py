@@ -22,24 +22,58 @@ the skewed map, whose columns are the image's diagonals; `W_above` and `W_side` 
   the image border), and every step is a few plain matrix products on contiguous memory;
 - a `torch.autograd.Function` with a hand-written backward (backpropagation through the
   diagonals, then each weight gradient in one matrix product), held to
-  `torch.autograd.gradcheck` and to the plain version in the tests.
+  `torch.autograd.gradcheck` and to the plain version in the tests;
+- each diagonal's cell updates (the LSTM's elementwise part, forward and backward) in one pass of a
+  small C kernel, `diagonal_cells.c`, where `zoo.native` can build it; else a dozen PyTorch operations
+  (`_cells_forward`, `_cells_backward`), which the tests hold the kernel to.
 
 Shapes: H x W image, B batch, D = 2 directions, h hidden units per gate, N = H * W cells.
 """
 
 from __future__ import annotations
 
+import ctypes
+import functools
+from pathlib import Path
 from typing import Any
 
 import torch
 from torch import Tensor
 
+from zoo import native
 from zoo.nn import fast_tanh, sigmoid_and_tanh_
 
 # per diagonal: (first cell, cells, first slot, slot above the first cell); see SlotLayout
 Steps = list[tuple[int, int, int, int]]
 
 __all__ = ["diagonal_bilstm", "diagonal_bilstm_reference", "diagonal_scan", "SlotLayout"]
+
+_KERNELS = Path(__file__).with_name("diagonal_cells.c")
+
+
+@functools.cache
+def _c_kernels(dtype: torch.dtype) -> tuple[Any, Any] | None:
+    """`diagonal_cells.c`'s forward and backward for float32 or float64, or None where it cannot be built."""
+    lib = native.load(_KERNELS)
+    suffix = {torch.float32: "f32", torch.float64: "f64"}.get(dtype)
+    if lib is None or suffix is None:
+        return None
+    forward, backward = (
+        getattr(lib, f"diagonal_cells_forward_{suffix}"),
+        getattr(lib, f"diagonal_cells_backward_{suffix}"),
+    )
+    forward.argtypes = [ctypes.c_void_p] * 4 + [ctypes.c_long] * 9
+    backward.argtypes = [ctypes.c_void_p] * 6 + [ctypes.c_long] * 9
+    forward.restype = backward.restype = None
+    return forward, backward
+
+
+def _kernels(*tensors: Tensor) -> tuple[Any, Any] | None:
+    """The C kernels for these buffers: CPU tensors, contiguous (as the scan allocates them), float32/64."""
+    t = tensors[0]
+    if t.device.type != "cpu" or not all(x.is_contiguous() and x.dtype == t.dtype for x in tensors):
+        return None
+    return _c_kernels(t.dtype)
 
 
 def _lstm(a: torch.Tensor, c_side: torch.Tensor, h: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -132,8 +166,10 @@ def _scan_forward(
     `acts` `(D, N, B*4h)` o, f, i, g; `hs`, `cs` `(D, slots, B*h)` h and c; `tcs` tanh(c).
     `acts` and `tcs` may instead hold a single diagonal (a workspace, when nothing is kept)."""
     D, h, F = acts.shape[0], w_above.shape[1], w_in.shape[1]
-    B = hs.shape[2] // h
-    keep = acts.shape[1] == x.shape[1]
+    B, S, rows = hs.shape[2] // h, hs.shape[1], acts.shape[1]
+    keep = rows == x.shape[1]
+    kernels = _kernels(acts, tcs, hs, cs)
+    pointers = [t.data_ptr() for t in (acts, tcs, hs, cs)]
     for first, n, start, above in steps:
         at = first if keep else 0
         a = acts[:, at : at + n].view(D, n * B, 4 * h)
@@ -141,15 +177,28 @@ def _scan_forward(
             torch.addmm(bias[d], x[d, first : first + n].view(n * B, F), w_in[d], out=a[d])
             a[d].addmm_(hs[d, above : above + n].view(n * B, h), w_above[d])
             a[d].addmm_(hs[d, above + 1 : above + 1 + n].view(n * B, h), w_side[d])
-        sigmoid_and_tanh_(a, a[..., 3 * h :])  # o, f, i sigmoid; g tanh
-        c = torch.mul(
-            a[..., h : 2 * h],
-            cs[:, above + 1 : above + 1 + n].view(D, n * B, h),
-            out=cs[:, start : start + n].view(D, n * B, h),
-        )
-        c.addcmul_(a[..., 2 * h : 3 * h], a[..., 3 * h :])  # c = f * c_side + i * g
-        tc = fast_tanh(c, out=tcs[:, at : at + n].view(D, n * B, h))
-        torch.mul(a[..., :h], tc, out=hs[:, start : start + n].view(D, n * B, h))
+        if kernels:
+            kernels[0](*pointers, D, rows, S, B, h, at, n, start, above)
+        else:
+            _cells_forward(acts, tcs, hs, cs, h, at, n, start, above)
+
+
+def _cells_forward(
+    acts: Tensor, tcs: Tensor, hs: Tensor, cs: Tensor, h: int, at: int, n: int, start: int, above: int
+) -> None:
+    """One diagonal's cells (`diagonal_cells.c` does the same): its pre-activations in `acts` (from row `at`)
+    become the gates, and the cells' c, tanh(c) (`tcs`, from row `at`) and h are written."""
+    D = acts.shape[0]
+    a = acts[:, at : at + n].view(D, -1, 4 * h)  # (D, n*B, 4h)
+    sigmoid_and_tanh_(a, a[..., 3 * h :])  # o, f, i sigmoid; g tanh
+    c = torch.mul(
+        a[..., h : 2 * h],
+        cs[:, above + 1 : above + 1 + n].view(D, -1, h),
+        out=cs[:, start : start + n].view(D, -1, h),
+    )
+    c.addcmul_(a[..., 2 * h : 3 * h], a[..., 3 * h :])  # c = f * c_side + i * g
+    tc = fast_tanh(c, out=tcs[:, at : at + n].view(D, -1, h))
+    torch.mul(a[..., :h], tc, out=hs[:, start : start + n].view(D, -1, h))
 
 
 @torch.no_grad()
@@ -169,23 +218,16 @@ def _scan_backward(
     from `dh` `(D, slots, B*h)` (d loss / d h, accumulated in place); returns d loss / d w_state
     `(D, 2h, 4h)`."""
     D, h = acts.shape[0], w_above.shape[1]
-    B = hs.shape[2] // h
+    B, S, N = hs.shape[2] // h, hs.shape[1], acts.shape[1]
     dc = torch.zeros_like(cs)  # from the cell beside (zero for the last cell of a row)
+    kernels = _kernels(acts, tcs, dh, dc, cs, d_pre)
+    pointers = [t.data_ptr() for t in (acts, tcs, dh, dc, cs, d_pre)]
     for first, n, start, above in reversed(steps):
-        a = acts[:, first : first + n].view(D, n * B, 4 * h)
-        o, f, i, g = a[..., :h], a[..., h : 2 * h], a[..., 2 * h : 3 * h], a[..., 3 * h :]
-        tc = tcs[:, first : first + n].view(D, n * B, h)
-        dh_t = dh[:, start : start + n].view(D, n * B, h)
-        dc_t = dc[:, start : start + n].view(D, n * B, h).addcmul_(dh_t * o, 1 - tc * tc)
-        dp = d_pre[:, first : first + n].view(D, n * B, 4, h)
-        torch.mul(dh_t, tc, out=dp[:, :, 0])  # d o
-        c_side = cs[:, above + 1 : above + 1 + n].view(D, n * B, h)
-        torch.mul(dc_t.unsqueeze(2), torch.stack([c_side, g, i], 2), out=dp[:, :, 1:])  # d f, d i, d g
-        dp = dp.view(D, n * B, 4 * h)
-        aa = a * a
-        dp[..., : 3 * h].mul_(a[..., : 3 * h] - aa[..., : 3 * h])  # sigmoid' = s (1 - s)
-        dp[..., 3 * h :].mul_(1 - aa[..., 3 * h :])  # tanh' = 1 - t^2
-        torch.mul(dc_t, f, out=dc[:, above + 1 : above + 1 + n].view(D, n * B, h))  # to the cell beside
+        if kernels:
+            kernels[1](*pointers, D, N, S, B, h, first, n, start, above)
+        else:
+            _cells_backward(acts, tcs, dh, dc, cs, d_pre, h, first, n, start, above)
+        dp = d_pre[:, first : first + n].view(D, n * B, 4 * h)
         for d in range(D):
             dh[d, above : above + n].view(n * B, h).addmm_(dp[d], w_above[d].t())  # to the cells above
             dh[d, above + 1 : above + 1 + n].view(n * B, h).addmm_(dp[d], w_side[d].t())  # to the cells beside
@@ -197,6 +239,39 @@ def _scan_backward(
         ],
         1,
     )  # the above tap, then the side tap
+
+
+def _cells_backward(
+    acts: Tensor,
+    tcs: Tensor,
+    dh: Tensor,
+    dc: Tensor,
+    cs: Tensor,
+    d_pre: Tensor,
+    h: int,
+    first: int,
+    n: int,
+    start: int,
+    above: int,
+) -> None:
+    """One diagonal's cells backward (`diagonal_cells.c` does the same): d loss / d pre-activations into
+    `d_pre`, from the gates `acts`, tanh(c) `tcs`, and dh and dc of the diagonal's slots; dc of the cells
+    beside written into theirs (the previous diagonal's)."""
+    D = acts.shape[0]
+    a = acts[:, first : first + n].view(D, -1, 4 * h)  # (D, n*B, 4h)
+    o, f, i, g = a[..., :h], a[..., h : 2 * h], a[..., 2 * h : 3 * h], a[..., 3 * h :]
+    tc = tcs[:, first : first + n].view(D, -1, h)
+    dh_t = dh[:, start : start + n].view(D, -1, h)
+    dc_t = dc[:, start : start + n].view(D, -1, h).addcmul_(dh_t * o, 1 - tc * tc)
+    dp = d_pre[:, first : first + n].view(D, -1, 4, h)
+    torch.mul(dh_t, tc, out=dp[:, :, 0])  # d o
+    c_side = cs[:, above + 1 : above + 1 + n].view(D, -1, h)
+    torch.mul(dc_t.unsqueeze(2), torch.stack([c_side, g, i], 2), out=dp[:, :, 1:])  # d f, d i, d g
+    dp = dp.view(D, -1, 4 * h)
+    aa = a * a
+    dp[..., : 3 * h].mul_(a[..., : 3 * h] - aa[..., : 3 * h])  # sigmoid' = s (1 - s)
+    dp[..., 3 * h :].mul_(1 - aa[..., 3 * h :])  # tanh' = 1 - t^2
+    torch.mul(dc_t, f, out=dc[:, above + 1 : above + 1 + n].view(D, -1, h))  # to the cell beside
 
 
 class _DiagonalScan(torch.autograd.Function):
