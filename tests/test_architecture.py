@@ -17,7 +17,7 @@ ROOT = Path(zoo.__file__).resolve().parent
 
 # bottom to top; a unit may import units of its own layer or of a lower one
 LAYERS: list[set[str]] = [
-    {"errors", "util"},  # no torch, nothing of the zoo
+    {"errors", "util", "native"},  # no torch, nothing of the zoo
     {"protocols", "nn", "distributed", "hookspecs"},  # contracts and building blocks
     {"sampling", "images"},  # the raster driver, image files
     {"autoregressive"},  # the base class of raster models

@@ -79,15 +79,17 @@ def test_directions_read_the_pixel_above_and_the_pixel_behind():
                 assert bool(seen[i, j]) == allowed(i, j), (d, i, j)
 
 
-@pytest.mark.parametrize("scale", [1.0, 40.0])  # 40: gates far into saturation
-def test_c_kernel_gives_the_pytorch_cells_numbers(scale, monkeypatch):
-    """At the release's width (h = 16) in float32, training (every gate kept) and scoring (a workspace)."""
+@pytest.mark.parametrize("scale,threads", [(1.0, 1), (40.0, 1), (1.0, 2)])  # 40: gates far into saturation
+def test_c_kernel_gives_the_pytorch_cells_numbers(scale, threads, monkeypatch):
+    """At the release's width (h = 16) in float32, training (every gate kept) and scoring (a workspace),
+    on one thread and with the second direction on a second thread."""
     if scan_module._c_kernels(torch.float32) is None:
         pytest.skip("diagonal_cells.c could not be built here (no C compiler, or ZOO_NATIVE=0)")
     layout, g = SlotLayout(6, 5), torch.Generator().manual_seed(1)
-    shapes = [(2, 30, 3, 7), (2, 7, 64), (2, 64), (2, 32, 64)]  # x, w_in, bias, w_state
+    # batch 30: up to 150 rows a diagonal, several of the kernel's 64-row chunks and a partial one
+    shapes = [(2, 30, 30, 7), (2, 7, 64), (2, 64), (2, 32, 64)]  # x, w_in, bias, w_state
     args = [(torch.randn(s, generator=g) * scale / s[-2] ** 0.5).requires_grad_() for s in shapes]
-    weight = torch.randn(2, layout.n_slots, 3, 16, generator=g)
+    weight = torch.randn(2, layout.n_slots, 30, 16, generator=g)
 
     def run():
         hs = diagonal_scan(*args, layout)
@@ -95,14 +97,18 @@ def test_c_kernel_gives_the_pytorch_cells_numbers(scale, monkeypatch):
             scored = diagonal_scan(*args, layout)
         return hs, scored, torch.autograd.grad((hs * weight).sum(), args)
 
+    torch.set_num_threads(threads)  # (the one_torch_thread fixture restores the count afterwards)
     c_hs, c_scored, c_grads = run()
+    torch.set_num_threads(1)
     monkeypatch.setattr(scan_module, "_kernels", lambda *tensors: None)
     t_hs, t_scored, t_grads = run()
-    torch.testing.assert_close(c_hs, t_hs, atol=2e-6, rtol=1e-5)
-    torch.testing.assert_close(c_scored, t_scored, atol=2e-6, rtol=1e-5)
+    # the kernel sums the products in another order, with fused multiply-adds: float rounding apart, which
+    # grows with the pre-activations' size
+    torch.testing.assert_close(c_hs, t_hs, atol=2e-6 * scale, rtol=1e-5)
+    torch.testing.assert_close(c_scored, t_scored, atol=2e-6 * scale, rtol=1e-5)
     assert torch.equal(c_hs, c_scored)  # scoring keeps one diagonal's workspace: the same numbers
     for a, b in zip(c_grads, t_grads, strict=True):
-        torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-4)
+        torch.testing.assert_close(a, b, atol=1e-4, rtol=1e-4)
 
 
 def test_slot_layout_holds_every_cell_once():

@@ -69,6 +69,7 @@ def test_wheel_contains_core_plugins_data_and_entry_points(dist):
         "zoo/cli/__init__.py",
         "zoo_pixelcnn/plugin.py",
         "zoo_pixelrnn/plugin.py",
+        "zoo_pixelrnn/diagonal_cells.c",  # the C kernel zoo.native builds on first use
         "zoo_gan/plugin.py",
         "zoo_datasets/plugin.py",
         "zoo/testing/hubserver.py",

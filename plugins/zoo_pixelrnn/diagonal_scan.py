@@ -23,9 +23,12 @@ the skewed map, whose columns are the image's diagonals; `W_above` and `W_side` 
 - a `torch.autograd.Function` with a hand-written backward (backpropagation through the
   diagonals, then each weight gradient in one matrix product), held to
   `torch.autograd.gradcheck` and to the plain version in the tests;
-- each diagonal's cell updates (the LSTM's elementwise part, forward and backward) in one pass of a
-  small C kernel, `diagonal_cells.c`, where `zoo.native` can build it; else a dozen PyTorch operations
-  (`_cells_forward`, `_cells_backward`), which the tests hold the kernel to.
+- where `zoo.native` can build it, the loop over the diagonals runs in a small C kernel,
+  `diagonal_cells.c`: per diagonal, the three small matrix products and the LSTM's elementwise
+  update in one pass over memory, each direction on its own thread. Elsewhere (no C compiler,
+  `ZOO_NATIVE=0`, other devices) the same loop runs in PyTorch, a few matrix products and a dozen
+  elementwise operations per diagonal (`_cells_forward`, `_cells_backward`); the tests hold the two
+  together.
 
 Shapes: H x W image, B batch, D = 2 directions, h hidden units per gate, N = H * W cells.
 """
@@ -53,23 +56,22 @@ _KERNELS = Path(__file__).with_name("diagonal_cells.c")
 
 @functools.cache
 def _c_kernels(dtype: torch.dtype) -> tuple[Any, Any] | None:
-    """`diagonal_cells.c`'s forward and backward for float32 or float64, or None where it cannot be built."""
+    """`diagonal_cells.c`'s whole-scan forward and backward for float32 or float64, or None where it cannot
+    be built."""
     lib = native.load(_KERNELS)
     suffix = {torch.float32: "f32", torch.float64: "f64"}.get(dtype)
     if lib is None or suffix is None:
         return None
-    forward, backward = (
-        getattr(lib, f"diagonal_cells_forward_{suffix}"),
-        getattr(lib, f"diagonal_cells_backward_{suffix}"),
-    )
-    forward.argtypes = [ctypes.c_void_p] * 4 + [ctypes.c_long] * 9
-    backward.argtypes = [ctypes.c_void_p] * 6 + [ctypes.c_long] * 9
-    forward.restype = backward.restype = None
+    forward = getattr(lib, f"diagonal_scan_forward_{suffix}")
+    backward = getattr(lib, f"diagonal_scan_backward_{suffix}")
+    forward.argtypes = [ctypes.c_void_p] * 9 + [ctypes.c_long] * 8 + [ctypes.c_int] * 2
+    backward.argtypes = [ctypes.c_void_p] * 8 + [ctypes.c_long] * 6 + [ctypes.c_int]
+    forward.restype = backward.restype = ctypes.c_int
     return forward, backward
 
 
 def _kernels(*tensors: Tensor) -> tuple[Any, Any] | None:
-    """The C kernels for these buffers: CPU tensors, contiguous (as the scan allocates them), float32/64."""
+    """The C kernels for these tensors: on the CPU, contiguous, all float32 or all float64; else None."""
     t = tensors[0]
     if t.device.type != "cpu" or not all(x.is_contiguous() and x.dtype == t.dtype for x in tensors):
         return None
@@ -146,11 +148,12 @@ class SlotLayout:
         used[slot_of.flatten()] = True
         self.pads = (~used).nonzero().flatten().to(device)  # the zero slots
         self.above = torch.tensor([a + r for (_, n, _, a) in self.steps for r in range(n)], device=device)  # (N,)
+        self.step_table = torch.tensor(self.steps, dtype=torch.int64)  # (diagonals, 4): the C kernels' steps
 
 
 @torch.no_grad()
 def _scan_forward(
-    steps: Steps,
+    layout: SlotLayout,
     x: Tensor,
     w_in: Tensor,
     bias: Tensor,
@@ -158,29 +161,30 @@ def _scan_forward(
     hs: Tensor,
     cs: Tensor,
     tcs: Tensor,
-    w_above: Tensor,
-    w_side: Tensor,
+    w_state: Tensor,
 ) -> None:
     """Both directions, diagonal by diagonal. In: `x` `(D, N, B*F)` the cells'
-    features, `w_in` `(D, F, 4h)`, `bias` `(D, 4h)`, `w_above`, `w_side` `(D, h, 4h)`. Out:
+    features, `w_in` `(D, F, 4h)`, `bias` `(D, 4h)`, `w_state` `(D, 2h, 4h)`. Out:
     `acts` `(D, N, B*4h)` o, f, i, g; `hs`, `cs` `(D, slots, B*h)` h and c; `tcs` tanh(c).
     `acts` and `tcs` may instead hold a single diagonal (a workspace, when nothing is kept)."""
-    D, h, F = acts.shape[0], w_above.shape[1], w_in.shape[1]
+    D, h, F = acts.shape[0], w_state.shape[1] // 2, w_in.shape[1]
     B, S, rows = hs.shape[2] // h, hs.shape[1], acts.shape[1]
     keep = rows == x.shape[1]
-    kernels = _kernels(acts, tcs, hs, cs)
-    pointers = [t.data_ptr() for t in (acts, tcs, hs, cs)]
-    for first, n, start, above in steps:
+    kernels = _kernels(x, w_in, bias, w_state, acts, tcs, hs, cs)
+    if kernels:
+        pointers = [t.data_ptr() for t in (x, w_in, bias, w_state, acts, tcs, hs, cs, layout.step_table)]
+        sizes = (len(layout.steps), D, x.shape[1], rows, S, B, h, F)
+        kernels[0](*pointers, *sizes, keep, torch.get_num_threads())
+        return
+    w_above, w_side = w_state[:, :h], w_state[:, h:]
+    for first, n, start, above in layout.steps:
         at = first if keep else 0
         a = acts[:, at : at + n].view(D, n * B, 4 * h)
         for d in range(D):  # (a batched product would copy its strided operands)
             torch.addmm(bias[d], x[d, first : first + n].view(n * B, F), w_in[d], out=a[d])
             a[d].addmm_(hs[d, above : above + n].view(n * B, h), w_above[d])
             a[d].addmm_(hs[d, above + 1 : above + 1 + n].view(n * B, h), w_side[d])
-        if kernels:
-            kernels[0](*pointers, D, rows, S, B, h, at, n, start, above)
-        else:
-            _cells_forward(acts, tcs, hs, cs, h, at, n, start, above)
+        _cells_forward(acts, tcs, hs, cs, h, at, n, start, above)
 
 
 def _cells_forward(
@@ -203,39 +207,38 @@ def _cells_forward(
 
 @torch.no_grad()
 def _scan_backward(
-    steps: Steps,
-    above_rows: Tensor,
+    layout: SlotLayout,
     d_pre: Tensor,
     dh: Tensor,
     acts: Tensor,
     hs: Tensor,
     cs: Tensor,
     tcs: Tensor,
-    w_above: Tensor,
-    w_side: Tensor,
+    w_state: Tensor,
 ) -> Tensor:
     """Both directions, diagonals in reverse: fills `d_pre` `(D, N, B*4h)` (d loss / d gates)
     from `dh` `(D, slots, B*h)` (d loss / d h, accumulated in place); returns d loss / d w_state
     `(D, 2h, 4h)`."""
-    D, h = acts.shape[0], w_above.shape[1]
+    D, h = acts.shape[0], w_state.shape[1] // 2
     B, S, N = hs.shape[2] // h, hs.shape[1], acts.shape[1]
     dc = torch.zeros_like(cs)  # from the cell beside (zero for the last cell of a row)
-    kernels = _kernels(acts, tcs, dh, dc, cs, d_pre)
-    pointers = [t.data_ptr() for t in (acts, tcs, dh, dc, cs, d_pre)]
-    for first, n, start, above in reversed(steps):
-        if kernels:
-            kernels[1](*pointers, D, N, S, B, h, first, n, start, above)
-        else:
+    kernels = _kernels(acts, tcs, dh, dc, cs, d_pre, w_state)
+    if kernels:
+        pointers = [t.data_ptr() for t in (acts, tcs, dh, dc, cs, d_pre, w_state, layout.step_table)]
+        kernels[1](*pointers, len(layout.steps), D, N, S, B, h, torch.get_num_threads())
+    else:
+        w_above, w_side = w_state[:, :h], w_state[:, h:]
+        for first, n, start, above in reversed(layout.steps):
             _cells_backward(acts, tcs, dh, dc, cs, d_pre, h, first, n, start, above)
-        dp = d_pre[:, first : first + n].view(D, n * B, 4 * h)
-        for d in range(D):
-            dh[d, above : above + n].view(n * B, h).addmm_(dp[d], w_above[d].t())  # to the cells above
-            dh[d, above + 1 : above + 1 + n].view(n * B, h).addmm_(dp[d], w_side[d].t())  # to the cells beside
+            dp = d_pre[:, first : first + n].view(D, n * B, 4 * h)
+            for d in range(D):
+                dh[d, above : above + n].view(n * B, h).addmm_(dp[d], w_above[d].t())  # to the cells above
+                dh[d, above + 1 : above + 1 + n].view(n * B, h).addmm_(dp[d], w_side[d].t())  # to the cells beside
     d_flat = d_pre.view(D, -1, 4 * h)
     return torch.cat(
         [
             torch.bmm(hs.index_select(1, rows).view(D, -1, h).transpose(1, 2), d_flat)  # (D, h, 4h)
-            for rows in (above_rows, above_rows + 1)
+            for rows in (layout.above, layout.above + 1)
         ],
         1,
     )  # the above tap, then the side tap
@@ -292,18 +295,16 @@ class _DiagonalScan(torch.autograd.Function):
         cs = x.new_empty(D, layout.n_slots, B * h)  # cell states, laid out like hs
         hs[:, layout.pads] = 0
         cs[:, layout.pads] = 0
-        w = w_state.detach()
         _scan_forward(
-            layout.steps,
-            x.detach().reshape(D, N, B * F),
-            w_in.detach(),
-            bias.detach(),
+            layout,
+            x.detach().reshape(D, N, B * F).contiguous(),
+            w_in.detach().contiguous(),
+            bias.detach().contiguous(),
             acts,
             hs,
             cs,
             tcs,
-            w[:, :h],
-            w[:, h:],
+            w_state.detach().contiguous(),
         )
         ctx.layout = layout
         ctx.save_for_backward(x, w_in, w_state, hs, cs, tcs, acts)
@@ -317,7 +318,7 @@ class _DiagonalScan(torch.autograd.Function):
         h = w_state.shape[1] // 2
         dh = grad_hs.reshape(hs.shape).clone()  # also gathers the later diagonals' grads
         d_pre = torch.empty_like(acts)
-        d_w = _scan_backward(layout.steps, layout.above, d_pre, dh, acts, hs, cs, tcs, w_state[:, :h], w_state[:, h:])
+        d_w = _scan_backward(layout, d_pre, dh, acts, hs, cs, tcs, w_state.detach().contiguous())
         d_pre = d_pre.view(D, N * B, 4 * h)
         x = x.reshape(D, N * B, F)
         return ((d_pre @ w_in.transpose(1, 2)).view(D, N, B, F), x.transpose(1, 2) @ d_pre, d_pre.sum(1), d_w, None)
