@@ -67,7 +67,21 @@ def _c_kernels(dtype: torch.dtype) -> tuple[Any, Any] | None:
     forward.argtypes = [ctypes.c_void_p] * 9 + [ctypes.c_long] * 8 + [ctypes.c_int] * 2
     backward.argtypes = [ctypes.c_void_p] * 8 + [ctypes.c_long] * 6 + [ctypes.c_int]
     forward.restype = backward.restype = ctypes.c_int
-    return forward, backward
+    return _checked(forward), _checked(backward)
+
+
+def _checked(kernel: Any) -> Any:
+    """`kernel` called with exactly its declared arguments (ctypes would pass surplus ones unconverted),
+    raising on a non-zero return."""
+    count = len(kernel.argtypes)
+
+    def call(*args: int) -> None:
+        if len(args) != count:
+            raise TypeError(f"{kernel.__name__} takes {count} arguments, got {len(args)}")
+        if kernel(*args) != 0:
+            raise RuntimeError(f"{kernel.__name__} refused its arguments")
+
+    return call
 
 
 def _kernels(*tensors: Tensor) -> tuple[Any, Any] | None:
