@@ -1121,3 +1121,22 @@ def test_keep_freed_memory_tunes_glibcs_malloc_and_can_be_turned_off(monkeypatch
     assert keep_freed_memory() is False
     monkeypatch.delenv("ZOO_KEEP_FREED_MEMORY")
     assert keep_freed_memory() is (sys.platform.startswith("linux") and platform.libc_ver()[0] == "glibc")
+
+
+def test_short_openmp_spin_is_set_before_torch_loads_and_never_overrides(monkeypatch):
+    """`zoo train`/`zoo eval` shorten the idle OpenMP threads' spin (zoo.util.short_openmp_spin) only where torch
+    is not loaded yet and the environment says nothing of its own."""
+    import os
+    import subprocess
+    import sys
+
+    from zoo.util import OPENMP_SPIN, short_openmp_spin
+
+    assert short_openmp_spin() is False  # torch is loaded in this process: too late to matter
+    code = "import os, zoo.util as u; print(u.short_openmp_spin(), os.environ.get('GOMP_SPINCOUNT'))"
+    env = {k: v for k, v in os.environ.items() if k not in ("GOMP_SPINCOUNT", "OMP_WAIT_POLICY")}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["True", OPENMP_SPIN]
+    for key, value in (("GOMP_SPINCOUNT", "5"), ("OMP_WAIT_POLICY", "PASSIVE")):
+        out = subprocess.run([sys.executable, "-c", code], env={**env, key: value}, capture_output=True, text=True)
+        assert out.stdout.split() == ["False", "5" if key == "GOMP_SPINCOUNT" else "None"]

@@ -13,7 +13,7 @@ import click
 
 from .. import __version__
 from ..errors import ZooError
-from ..util import keep_freed_memory
+from ..util import keep_freed_memory, short_openmp_spin
 
 
 class ZooGroup(click.Group):
@@ -37,6 +37,7 @@ def cli(ctx: click.Context, debug: bool) -> None:
     """A zoo of likelihood-based image generative models."""
     ctx.ensure_object(dict)["debug"] = debug
     keep_freed_memory()  # the same large tensors at every step: reuse them, do not map them again
+    short_openmp_spin()  # before torch loads: idle OpenMP threads leave the cores to the C kernels sooner
 
 
 def _add_builtin_commands(group: click.Group) -> None:
