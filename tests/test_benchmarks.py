@@ -215,3 +215,22 @@ def test_flops_measure_reports_work_and_speed_of_a_tiny_model():
     row = flops.measure("pixelcnn", recipe, dict(zoo.info("pixelcnn").test_config), seconds=0.05)
     assert row["batch"] == 2 and row["gflop_per_image"] > 0 and row["train"] > 0
     assert flops.gemm_rate(64, torch.float32, 0.01) > 0
+
+
+def test_diagonal_scan_benchmark_times_both_sides(monkeypatch, capsys):
+    """benchmarks/bench_diagonal_scan.py: the C kernel and the PyTorch loop, both timed, a ratio each; the
+    scan's kernels are back in place afterwards."""
+    import torch
+
+    from zoo_pixelrnn import diagonal_scan
+
+    if diagonal_scan._c_kernels(torch.float32) is None:
+        pytest.skip("diagonal_cells.c could not be built here (no C compiler, or ZOO_NATIVE=0)")
+    kernels = diagonal_scan._kernels
+    module = _load_benchmark("bench_diagonal_scan")
+    monkeypatch.setattr("sys.argv", ["bench_diagonal_scan.py", "--batch", "1", "--rounds", "1", "--steps", "1"])
+    module.main()
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.split(":")[0].strip() for line in lines[1:]] == ["train", "score"]
+    assert all("C kernel" in line and "PyTorch loop" in line and line.endswith("x") for line in lines[1:])
+    assert diagonal_scan._kernels is kernels
