@@ -44,7 +44,7 @@ def test_builds_once_and_loads_from_the_cache(cache, tmp_path):
 def test_a_source_that_does_not_compile_warns_and_gives_none(cache, tmp_path):
     source = tmp_path / "broken.c"
     source.write_text("int broken( {\n")
-    with pytest.warns(UserWarning, match="could not compile broken.c"):
+    with pytest.warns(UserWarning, match="could not build or load broken.c"):
         assert native.load(source) is None
     assert not list(cache.glob("*"))  # nothing half-written left behind
 
@@ -57,5 +57,27 @@ def test_no_compiler_or_switched_off_gives_none(cache, tmp_path, monkeypatch):
     monkeypatch.delenv("ZOO_NATIVE")
     monkeypatch.setenv("CC", str(tmp_path / "no-such-compiler"))
     native.load.cache_clear()
-    with pytest.warns(UserWarning, match="could not compile adder.c"):
+    with pytest.warns(UserWarning, match="could not build or load adder.c"):
+        assert native.load(source) is None
+
+
+@needs_compiler
+def test_an_unwritable_cache_or_a_broken_library_warns_and_gives_none(cache, tmp_path, monkeypatch):
+    source = tmp_path / "adder.c"
+    source.write_text(ADD)
+    monkeypatch.setenv("ZOO_CACHE", str(source))  # a file where the cache's folder should be
+    with pytest.warns(UserWarning, match="could not build or load adder.c"):
+        assert native.load(source) is None
+    monkeypatch.setenv("ZOO_CACHE", str(tmp_path / "cache"))
+    native.load.cache_clear()
+    assert native.load(source) is not None
+    source.write_text(ADD + "/* another build */\n")
+
+    def truncated(cc, source, library):  # e.g. a full disk: a file that is no shared library
+        library.write_bytes(b"not a shared library")
+        return ""
+
+    monkeypatch.setattr(native, "_build", truncated)
+    native.load.cache_clear()
+    with pytest.warns(UserWarning, match="could not build or load adder.c"):
         assert native.load(source) is None

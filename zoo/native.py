@@ -3,7 +3,7 @@
 A model module may ship a C source beside it for a loop that PyTorch runs as many small operations (the
 Diagonal BiLSTM's cells, one diagonal at a time). `load(source)` compiles it once into a shared library
 cached under `native_dir()`, keyed by the source, the compiler, its flags and the CPU, and returns the
-loaded library, or None when there is no compiler, the build fails (a warning says why) or `ZOO_NATIVE=0`.
+loaded library, or None when there is no compiler, the build or the load fails (a warning says why) or `ZOO_NATIVE=0`.
 Every caller keeps its PyTorch path for None, and the tests hold the two paths to the same numbers: a kernel
 changes how fast a loop runs, never what it computes, and nothing requires a compiler.
 
@@ -72,14 +72,14 @@ def load(source: Path) -> ctypes.CDLL | None:
     code = source.read_bytes()
     key = hashlib.sha256(b"\0".join([code, cc.encode(), " ".join(FLAGS + TUNE).encode(), _cpu().encode()]))
     library = native_dir() / f"{source.stem}-{key.hexdigest()[:16]}.so"
-    if not library.is_file():
-        error = _build(cc, source, library)
-        if error:
-            warnings.warn(
-                f"zoo: could not compile {source.name} ({error}); running its PyTorch path instead", stacklevel=2
-            )
-            return None
-    return ctypes.CDLL(str(library))
+    try:
+        error = "" if library.is_file() else _build(cc, source, library)
+        if not error:
+            return ctypes.CDLL(str(library))
+    except OSError as exc:  # an unwritable cache, a library that does not load
+        error = str(exc)
+    warnings.warn(f"zoo: could not build or load {source.name} ({error}); running its PyTorch path instead", stacklevel=2)
+    return None
 
 
 def _build(cc: str, source: Path, library: Path) -> str:
