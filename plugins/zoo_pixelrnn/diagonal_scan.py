@@ -46,9 +46,6 @@ from torch import Tensor
 from zoo import native
 from zoo.nn import fast_tanh, sigmoid_and_tanh_
 
-# per diagonal: (first cell, cells, first slot, slot above the first cell); see SlotLayout
-Steps = list[tuple[int, int, int, int]]
-
 __all__ = ["diagonal_bilstm", "diagonal_bilstm_reference", "diagonal_scan", "SlotLayout"]
 
 _KERNELS = Path(__file__).with_name("diagonal_cells.c")
@@ -141,7 +138,7 @@ class SlotLayout:
     def __init__(self, height: int, width: int, device: torch.device | str = "cpu"):
         H, W = height, width
         self.height, self.width, self.n_cells = H, W, H * W
-        self.steps: list[tuple[int, int, int, int]] = []
+        self.steps: list[tuple[int, int, int, int]] = []  # (first cell, cells, first slot, slot above the first)
         cell_of, slot_of = [], torch.zeros(H, W, dtype=torch.long)
         offset, prev_start, prev_lo = 0, 1, 0
         for t in range(H + W - 1):
