@@ -14,7 +14,7 @@ DIAG_BINARIZED_MNIST = zoo.WeightsSpec(
     tag="binarized-mnist",
     hub_id="zoo-models/pixelrnn-diag.binarized-mnist",
     revision="main",  # not yet published: the Hub is out of reach from where it was trained
-    sha256="b457d4e6e1ce374d1199013ee3cbe361e295629d2057d88242eadae2ce7e5371",
+    sha256="483f252e0ef624ebc11c13fee8051949e2355d163cc8f3a8dc31cb754a299ea5",
     dataset="binarized-mnist",
     metrics=zoo.CardMetrics("pixelrnn-diag.binarized-mnist"),
 )
