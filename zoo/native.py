@@ -78,7 +78,8 @@ def load(source: Path) -> ctypes.CDLL | None:
             return ctypes.CDLL(str(library))
     except OSError as exc:  # an unwritable cache, a library that does not load
         error = str(exc)
-    warnings.warn(f"zoo: could not build or load {source.name} ({error}); running its PyTorch path instead", stacklevel=2)
+    message = f"zoo: could not build or load {source.name} ({error}); running its PyTorch path instead"
+    warnings.warn(message, stacklevel=2)
     return None
 
 
