@@ -274,11 +274,10 @@ class WorkerError(RuntimeError):
 def spawn_worker(job: dict, threads: int) -> subprocess.CompletedProcess:
     """This file run as a worker in a fresh interpreter, on `threads` threads, with the OpenMP spin that
     `zoo train` and `zoo eval` set (`zoo.util.short_openmp_spin`; the same for both sides)."""
-    env = dict(os.environ, OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
-    if not any(k in os.environ for k in ("GOMP_SPINCOUNT", "OMP_WAIT_POLICY")):
-        from zoo.util import OPENMP_SPIN  # the installed zoo's: no torch
+    from zoo.util import openmp_spin_setting  # the installed zoo's: no torch
 
-        env["GOMP_SPINCOUNT"] = OPENMP_SPIN
+    env = dict(os.environ, OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
+    env.update(openmp_spin_setting(os.environ))
     return subprocess.run(
         [sys.executable, str(Path(__file__).resolve()), "--worker", json.dumps(job)],
         env=env,

@@ -65,6 +65,9 @@ def test_cache_dir_env(monkeypatch, tmp_path):
     monkeypatch.delenv("ZOO_CACHE")
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "c"))
     assert zd.cache_dir() == tmp_path / "c" / "zoo" / "data"
+    from zoo.native import native_dir  # built kernels: the same cache home, another folder
+
+    assert native_dir() == tmp_path / "c" / "zoo" / "native"
 
 
 # -- binarization ----------------------------------------------------------------------------

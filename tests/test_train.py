@@ -1140,3 +1140,8 @@ def test_short_openmp_spin_is_set_before_torch_loads_and_never_overrides(monkeyp
     for key, value in (("GOMP_SPINCOUNT", "5"), ("OMP_WAIT_POLICY", "PASSIVE")):
         out = subprocess.run([sys.executable, "-c", code], env={**env, key: value}, capture_output=True, text=True)
         assert out.stdout.split() == ["False", "5" if key == "GOMP_SPINCOUNT" else "None"]
+    # the same rule for a subprocess's environment (benchmarks/bench_train.py's workers)
+    from zoo.util import openmp_spin_setting
+
+    assert openmp_spin_setting({"PATH": "/bin"}) == {"GOMP_SPINCOUNT": OPENMP_SPIN}
+    assert openmp_spin_setting({"OMP_WAIT_POLICY": "PASSIVE"}) == openmp_spin_setting({"GOMP_SPINCOUNT": "5"}) == {}

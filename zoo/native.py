@@ -24,6 +24,8 @@ import tempfile
 import warnings
 from pathlib import Path
 
+from .util import cache_home
+
 __all__ = ["load", "native_dir", "enabled", "compiler"]
 
 # gnu99: C99 with GCC's and Clang's vector extensions, and a * b + c contracted into fused multiply-adds
@@ -39,10 +41,7 @@ def enabled() -> bool:
 
 def native_dir() -> Path:
     """The cache of built kernels: `$ZOO_CACHE/native`, else `$XDG_CACHE_HOME/zoo/native` (`~/.cache/zoo/native`)."""
-    if os.environ.get("ZOO_CACHE"):
-        return Path(os.environ["ZOO_CACHE"]).expanduser() / "native"
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(base) / "zoo" / "native"
+    return cache_home("native")
 
 
 def compiler() -> str | None:

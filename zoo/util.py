@@ -29,6 +29,10 @@ __all__ = [
     "is_int",
     "is_positive_int",
     "lazy_getattr",
+    "cache_home",
+    "openmp_spin_setting",
+    "short_openmp_spin",
+    "keep_freed_memory",
 ]
 
 
@@ -60,6 +64,15 @@ def keep_freed_memory() -> bool:
 OPENMP_SPIN = "20000"  # GOMP_SPINCOUNT: how long an idle OpenMP thread spins before it sleeps
 
 
+def openmp_spin_setting(environ: Mapping[str, str]) -> dict[str, str]:
+    """The variable that gives idle OpenMP threads the short spin of `short_openmp_spin`, as a dict to merge
+    into `environ` (a subprocess's environment too); empty when `environ` already has a spin policy of its own
+    (`GOMP_SPINCOUNT` or `OMP_WAIT_POLICY`)."""
+    if any(k in environ for k in ("GOMP_SPINCOUNT", "OMP_WAIT_POLICY")):
+        return {}
+    return {"GOMP_SPINCOUNT": OPENMP_SPIN}
+
+
 def short_openmp_spin() -> bool:
     """Have torch's idle OpenMP threads spin about 0.5 ms (`GOMP_SPINCOUNT=20000`) instead of libgomp's
     default of several, before they sleep; True when it set it. Call before torch is imported (libgomp reads
@@ -71,10 +84,20 @@ def short_openmp_spin() -> bool:
     with this setting; the PyTorch-only models trained as fast either way (docs/performance.md). A
     `GOMP_SPINCOUNT` or `OMP_WAIT_POLICY` already in the environment is left as it is.
     """
-    if "torch" in sys.modules or any(k in os.environ for k in ("GOMP_SPINCOUNT", "OMP_WAIT_POLICY")):
+    setting = openmp_spin_setting(os.environ)
+    if "torch" in sys.modules or not setting:
         return False
-    os.environ["GOMP_SPINCOUNT"] = OPENMP_SPIN
+    os.environ.update(setting)
     return True
+
+
+def cache_home(kind: str) -> Path:
+    """The zoo's cache folder for one kind of file (`data`, `native`, ...): `$ZOO_CACHE/KIND` if `ZOO_CACHE` is
+    set, else `$XDG_CACHE_HOME/zoo/KIND` (default `~/.cache/zoo/KIND`). Not created here."""
+    if os.environ.get("ZOO_CACHE"):
+        return Path(os.environ["ZOO_CACHE"]).expanduser() / kind
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "zoo" / kind
 
 
 def file_digest(path: str | os.PathLike, algorithm: str = "sha256", chunk: int = 1 << 20) -> str:

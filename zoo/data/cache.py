@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..errors import ZooError
-from ..util import atomic_write, file_digest  # re-exported: part of zoo.data's public names
+from ..util import atomic_write, cache_home, file_digest  # the first and last re-exported in zoo.data
 
 if TYPE_CHECKING:  # pragma: no cover
     import numpy as np
@@ -55,10 +55,7 @@ def cache_dir() -> Path:
     """
     if os.environ.get("ZOO_DATA_DIR"):
         return Path(os.environ["ZOO_DATA_DIR"]).expanduser()
-    if os.environ.get("ZOO_CACHE"):
-        return Path(os.environ["ZOO_CACHE"]).expanduser() / "data"
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(base) / "zoo" / "data"
+    return cache_home("data")
 
 
 def array_checksum(x: Any, y: Any = None) -> str:
