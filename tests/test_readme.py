@@ -132,6 +132,8 @@ def test_readme_status_table_quotes_the_cards():
         training = json.loads((ROOT / "cards" / name / "training.json").read_text())
         total = zoo.info(arch).recipes[training["recipe_name"]]["epochs"]
         init = (training.get("stages") or [{}])[0].get("init_from")  # a run started from earlier weights
-        lead = f"{training['epochs']} of {total} epochs" if init is None else f"{training['epochs']} epochs"
-        assert cells[3].startswith(f"{lead}, {training['wall_time_s'] / 60:.0f} min"), (name, cells[3])
+        before = (init or {}).get("history") or {"epochs": 0, "wall_time_s": 0}  # the runs behind those weights
+        epochs, minutes = before["epochs"] + training["epochs"], (before["wall_time_s"] + training["wall_time_s"]) / 60
+        lead = f"{epochs} of {total} epochs" if init is None else f"{epochs} epochs"
+        assert cells[3].startswith(f"{lead}, {minutes:.0f} min"), (name, cells[3])
         assert init is None or f"`{init['sha256'][:12]}`" in cells[3], (name, "name the weights it started from")

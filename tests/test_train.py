@@ -7,6 +7,7 @@ in-process toy dataset registered through a fake plugin.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import os
 import signal
@@ -606,7 +607,8 @@ def test_init_from_starts_from_a_releases_weights_and_the_card_says_so(toy, tmp_
         torch.testing.assert_close(weights(again.last)[k], v, rtol=0, atol=1e-6)
     training = json.loads((again.release_dir / "training.json").read_text())
     sha = json.loads((first.release_dir / "config.json").read_text())["weights"]["sha256"]
-    assert training["stages"][0]["init_from"] == {"name": source, "sha256": sha}
+    init = training["stages"][0]["init_from"]
+    assert {k: init[k] for k in ("name", "sha256")} == {"name": source, "sha256": sha}
     from zoo.release.folder import training_commands
 
     assert f"--set lr=1e-12 --init-from {source}` (from the weights of sha256 {sha[:12]}" in training_commands(training)
@@ -620,6 +622,45 @@ def test_init_from_starts_from_a_releases_weights_and_the_card_says_so(toy, tmp_
     with pytest.raises(ZooError, match="is a tiny-dropout, not the tiny-gan"):
         quick(tmp_path / "d", name="tiny-gan", epochs=1, init_from=source)
     assert not (tmp_path / "c").exists() and not (tmp_path / "d").exists()  # refused before anything is written
+
+
+def test_a_run_from_a_releases_weights_counts_the_runs_behind_them(toy, tmp_path):
+    """`--init-from` records the history of the release it starts from (its training.json and timed validation,
+    itself continuing earlier runs), so that the card's epochs, wall time, progress table and time to a likelihood
+    count every run behind the weights, and a restart's first epoch is marked."""
+    from zoo.eval.trainlog import lineage_records, validation_records
+    from zoo.release.card import training_progress
+    from zoo.release.folder import training_hardware
+
+    first = quick(tmp_path / "a", epochs=2)
+    first_training = json.loads((first.release_dir / "training.json").read_text())
+    second = quick(tmp_path / "b", epochs=1, init_from=f"local-dir:{first.release_dir}")
+    third = quick(tmp_path / "c", epochs=1, init_from=f"local-dir:{second.release_dir}")
+    training = json.loads((third.release_dir / "training.json").read_text())
+    history = training["stages"][0]["init_from"]["history"]
+    second_training = json.loads((second.release_dir / "training.json").read_text())
+    assert history["training"] == second_training  # which itself holds the first run's history
+    assert history["epochs"] == 3 and history["steps"] == first_training["steps"] + second_training["steps"]
+    assert history["wall_time_s"] == pytest.approx(first_training["wall_time_s"] + second_training["wall_time_s"])
+
+    own = [validation_records(r.release_dir / "train_log.jsonl") for r in (first, second, third)]
+    lineage = lineage_records(third.release_dir)
+    assert [r["epoch"] for r in lineage] == [1, 2, 3, 4]
+    assert [r["nll"] for r in lineage] == [r["nll"] for records in own for r in records]
+    assert [bool(r.get("continued")) for r in lineage] == [False, False, True, True]
+    assert lineage[3]["elapsed_s"] == pytest.approx(own[2][0]["elapsed_s"] + history["wall_time_s"])
+    assert lineage[2]["step"] == own[1][0]["step"] + first_training["steps"]
+    assert all(b["elapsed_s"] > a["elapsed_s"] - 0.1 for a, b in itertools.pairwise(lineage))  # wall_time_s: 0.1 s
+
+    text = training_hardware(training)
+    minutes = (history["wall_time_s"] + training["wall_time_s"]) / 60
+    assert text.startswith(f"{minutes:.1f} min and 4 epochs in all. First ")
+    assert text.count("from those weights with a fresh optimizer") == 2  # the second run, then the third
+    table = "\n".join(training_progress(lineage))
+    assert "| 3 | " in table and table.count("(a fresh optimizer from this epoch on)") == 2
+    assert "counted on from the runs whose weights it continued" in table
+    # a run from scratch is told as before
+    assert "in all" not in training_hardware(first_training) and lineage_records(first.release_dir) == own[0]
 
 
 def test_resume_accepts_a_checkpoint_from_before_a_recipe_key_existed(toy, tmp_path):

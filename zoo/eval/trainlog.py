@@ -6,6 +6,11 @@ time so far (`elapsed_s`: validation included, release writing between stages no
 metric reports the hours to the first validation NLL at or below `TARGET` nats, with the
 hours to 90 nats and to the run's best in the details. It reads files, runs no model, and
 is exact for the same folder; the hardware is the one the release's card names.
+
+A run started from a release's weights (`zoo train --init-from`) records what it continues: the
+first stage of its training.json holds `init_from.history` (`run_history` of that release), and
+`continued` puts the run's own records on the clock of the whole lineage, so that times to a
+likelihood count every run that trained these weights.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ from typing import Any
 from .metric import MetricValue
 
 LOG_NAME = "train_log.jsonl"
+TRAINING_NAME = "training.json"
 TARGET = 85.0  # nats per image: the leaderboard's column
 MILESTONES = (90.0, 85.0)  # the card's "time to reach" line
 
@@ -48,9 +54,56 @@ def time_to_reach(validation: Sequence[Mapping[str, Any]], nats: float) -> float
     return None
 
 
+def earlier_history(training: Mapping[str, Any] | None) -> Mapping[str, Any] | None:
+    """The history of the release a run started from (`run_history`), as its training.json recorded it; None for a
+    run from scratch, or one recorded before histories were kept."""
+    stages = (training or {}).get("stages") or [{}]
+    return (stages[0].get("init_from") or {}).get("history")
+
+
+def continued(records: Sequence[Mapping[str, Any]], training: Mapping[str, Any] | None) -> list[dict[str, Any]]:
+    """A run's log records on the clock of the runs its weights continue: their timed validation records first,
+    then `records` with epoch, step and `elapsed_s` counted on from where they ended (the run's first record
+    marked `"continued": True`). Without a history, `records` as they are."""
+    history = earlier_history(training)
+    if not history:
+        return [dict(r) for r in records]
+    offsets = {"epoch": history["epochs"], "step": history["steps"], "elapsed_s": history["wall_time_s"]}
+    own = [{**r, **{k: r[k] + v for k, v in offsets.items() if isinstance(r.get(k), (int, float))}} for r in records]
+    if own:
+        own[0]["continued"] = True
+    return [*(dict(r) for r in history["validation"]), *own]
+
+
+def lineage_records(folder: Path) -> list[dict[str, Any]]:
+    """The timed validation records of the release in `folder` and of the runs its weights continue, in order,
+    on one clock (`continued`)."""
+    log, training_path = folder / LOG_NAME, folder / TRAINING_NAME
+    training = json.loads(training_path.read_text()) if training_path.is_file() else None
+    return continued(validation_records(log) if log.is_file() else [], training)
+
+
+def run_history(folder: Path) -> dict[str, Any] | None:
+    """What a run started from the release in `folder` records of it: the release's training.json, its timed
+    validation records with those of the runs it continued itself (`lineage_records`), and the epochs, steps
+    and training wall time of all of them. None when the folder has no training.json."""
+    path = folder / TRAINING_NAME
+    if not path.is_file():
+        return None
+    training = json.loads(path.read_text())
+    before = earlier_history(training) or {"epochs": 0, "steps": 0, "wall_time_s": 0.0}
+    return {
+        "epochs": before["epochs"] + int(training.get("epochs") or 0),
+        "steps": before["steps"] + int(training.get("steps") or 0),
+        "wall_time_s": round(before["wall_time_s"] + float(training.get("wall_time_s") or 0.0), 1),
+        "training": training,
+        "validation": lineage_records(folder),
+    }
+
+
 def train_time(ctx: Any) -> MetricValue:
     log = log_of(ctx.model)
-    records = validation_records(log) if log is not None else []
+    records = lineage_records(log.parent) if log is not None else []
     if not records:
         return MetricValue.na("train-time", "the training log has no timed validation", "h")
     best = min(records, key=lambda r: r["nll"])

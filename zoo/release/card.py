@@ -392,6 +392,7 @@ def training_progress(
         "",
         "Validation NLL (nats per image, EMA weights when the recipe keeps them) after each epoch, against the "
         "run's training wall time on the hardware above"
+        + (", counted on from the runs whose weights it continued" if any(r.get("continued") for r in rows) else "")
         + (f" (for this model {bound}, an upper bound on the NLL)" if bound else "")
         + ":",
         "",
@@ -399,7 +400,9 @@ def training_progress(
         "| --- | --- | --- |",
     ]
     out += [
-        f"| {r['epoch']} | {r['nll']:.2f}{' (best)' if r is best else ''} | {_clock(r['elapsed_s'])} |" for r in rows
+        f"| {r['epoch']} | {r['nll']:.2f}{' (best)' if r is best else ''}"
+        f"{' (a fresh optimizer from this epoch on)' if r.get('continued') else ''} | {_clock(r['elapsed_s'])} |"
+        for r in rows
     ]
     reached = []
     for nats in MILESTONES:

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ZooError
-from ..eval.trainlog import LOG_NAME, validation_records
+from ..eval.trainlog import LOG_NAME, earlier_history, lineage_records
 from ..util import is_int, sha256_file, write_atomic
 from ..weights import CARD_NAME, CONFIG_NAME, SAMPLES_NAME, WEIGHTS_NAME, read_config, save_weights, state_sha256
 from .card import render_card
@@ -156,8 +156,7 @@ def render_release_card(
                 f"trained on the first {training['limit']} images of the "
                 f"{training.get('recipe', {}).get('train_split', 'train')} split only (--limit)"
             ]
-    log_path = folder / LOG_NAME
-    validation = validation_records(log_path) if log_path.is_file() else None
+    validation = lineage_records(folder) if (folder / LOG_NAME).is_file() else None
     card = render_card(
         cfg,
         results,
@@ -254,7 +253,8 @@ def _with_canonical_subset(
 # training.json, as the card tells it
 # --------------------------------------------------------------------------------------------
 def training_hardware(training: Mapping[str, Any]) -> str:
-    """The card's "Hardware and time" line: wall time, epochs and the commands that ran."""
+    """The card's "Hardware and time" line: wall time, epochs and the commands that ran; for a run that started
+    from a release's weights with a recorded history, that release's line first and the totals."""
     epochs = training.get("epochs")
     text = (
         f"{training.get('wall_time_s', 0) / 60:.1f} min, {epochs} epoch{'' if epochs == 1 else 's'}"
@@ -262,6 +262,14 @@ def training_hardware(training: Mapping[str, Any]) -> str:
     )
     if _stage_hardware(training) is None:  # one machine for the whole run; else each command names its own
         text = f"{_hardware_text(training.get('hardware'))}, {text}"
+    history = earlier_history(training)
+    if history:  # the run continued a release's weights: tell the runs behind them too, and the totals
+        epochs = history["epochs"] + int(epochs or 0)
+        minutes = (history["wall_time_s"] + float(training.get("wall_time_s") or 0)) / 60
+        text = (
+            f"{minutes:.1f} min and {epochs} epochs in all. First {training_hardware(history['training'])}. "
+            f"Then, from those weights with a fresh optimizer: {text}"
+        )
     return text
 
 

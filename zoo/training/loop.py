@@ -23,6 +23,7 @@ import torch
 
 from ..distributed import Dist, all_reduce_, barrier, finish, init_from_env, shard_indices
 from ..errors import ZooError
+from ..eval.trainlog import run_history
 from ..factory import create
 from ..registry import get_spec, parse_name
 from ..util import is_positive_int, keep_freed_memory
@@ -222,9 +223,10 @@ def _set_up(
     )
 
 
-def _init_weights(model: Any, init_from: str) -> dict[str, str]:
+def _init_weights(model: Any, init_from: str) -> dict[str, Any]:
     """Copy the weights of the release `init_from` (verified by sha256, loaded strictly by `zoo.load`)
-    into `model`, which must be the same architecture with the same config; returns its name and sha256."""
+    into `model`, which must be the same architecture with the same config; returns its name and sha256, and
+    the release's own training history where its folder has one (`zoo.eval.trainlog.run_history`)."""
     from ..factory import load
     from ..specs import full_config
 
@@ -240,7 +242,11 @@ def _init_weights(model: Any, init_from: str) -> dict[str, str]:
             + "); give the same options (--set model.KEY=VALUE) or another release"
         )
     model.load_state_dict(source.state_dict(), strict=True)
-    return {"name": init_from, "sha256": source.zoo_weights.sha256}
+    init: dict[str, Any] = {"name": init_from, "sha256": source.zoo_weights.sha256}
+    history = run_history(Path(source.zoo_weights.path).parent) if source.zoo_weights.path else None
+    if history is not None:  # the cards then count the epochs and hours of every run behind these weights
+        init["history"] = history
+    return init
 
 
 def _start_or_resume(run: Run, resume: bool) -> None:

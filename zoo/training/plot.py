@@ -29,7 +29,8 @@ def plot_training_curves(
 ) -> Path:
     """A PNG of the training curve: train and valid bits/dim against steps (other metrics when there are none).
 
-    `records` are the lines of train_log.jsonl.
+    `records` are the lines of train_log.jsonl (`zoo.eval.trainlog.continued` puts a run that continued earlier
+    weights on the lineage's clock: the first of its records marked `continued` gets a line).
     """
     from PIL import Image, ImageDraw, ImageFont
 
@@ -89,6 +90,10 @@ def plot_training_curves(
         if x0 <= t <= x1:
             draw.line([(px(t), H - bottom), (px(t), H - bottom + 4)], fill="black")
             draw.text((px(t) - 10, H - bottom + 8), f"{t:.6g}", fill="black", font=font)
+    for r in records:  # where a run continued earlier weights with a fresh optimizer (`--init-from`)
+        if r.get("continued") and isinstance(r.get("step"), (int, float)) and x0 <= r["step"] <= x1:
+            draw.line([(px(r["step"]), top), (px(r["step"]), H - bottom)], fill=(150, 150, 150))
+            draw.text((px(r["step"]) + 4, H - bottom - 18), "restart", fill=(110, 110, 110), font=font)
     draw.rectangle([left, top, W - right, H - bottom], outline="black")
     draw.text(((W - left - right) // 2 + left - 12, H - 20), "step", fill="black", font=font)
     draw.text((6, top - 16), ylabel, fill="black", font=font)

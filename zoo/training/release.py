@@ -16,6 +16,7 @@ import torch
 from torch import nn
 
 from .. import __version__
+from ..eval.trainlog import continued
 from ..factory import create
 from ..release.folder import CURVE_NAME
 from ..util import write_atomic
@@ -124,7 +125,9 @@ def write_release(folder: Path, model: Any, run: Run, result: Any, samples: int)
 
         save_grid(x, folder / "samples.png", model.data_spec.levels, scale=2)
     write_atomic(folder / LOG, Path(run.log_path).read_bytes())
-    plot_training_curves(read_jsonl(run.log_path), folder / CURVE_NAME, title=f"{run.spec.name} on {ds.name}")
+    plot_training_curves(  # on the clock of every run behind these weights (`--init-from` a release with a history)
+        continued(read_jsonl(run.log_path), summary), folder / CURVE_NAME, title=f"{run.spec.name} on {ds.name}"
+    )
     write_atomic(folder / "training.json", json.dumps(summary, indent=2) + "\n")
     if result is not None:  # the card as `zoo card` renders it from the folder (with the training command)
         from ..release import render_release_card

@@ -61,8 +61,8 @@ class Progress:
     best_epoch: int | None = None
     elapsed: float = 0.0  # training seconds before this process started
     # the run's stages: the epochs it was started with, then each --resume that changed them
-    # ({"epochs": E, "from_epoch": k, "from_step": s, "hardware": ...}, the first with "init_from": {"name", "sha256"}
-    # when the run started from released weights); the card turns them into commands
+    # ({"epochs": E, "from_epoch": k, "from_step": s, "hardware": ...}, the first with "init_from":
+    # {"name", "sha256"[, "history"]} when the run started from released weights); the card turns them into commands
     stages: list[dict[str, Any]] = field(default_factory=list)
 
 
@@ -84,7 +84,7 @@ class Run:
     data: TrainData
     out_dir: Path
     identity: dict[str, Any]  # what must not change across --resume
-    init_from: dict[str, str] | None = None  # the release the weights started from: {"name", "sha256"}
+    init_from: dict[str, Any] | None = None  # the release the weights started from: {"name", "sha256"[, "history"]}
     # the settings given on top of the named recipe, as `--set` takes them: recipe keys by name, constructor
     # options as "model.KEY" (training.json records them, so the card's training command repeats them)
     sets: dict[str, Any] = field(default_factory=dict)
