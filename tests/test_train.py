@@ -624,7 +624,7 @@ def test_init_from_starts_from_a_releases_weights_and_the_card_says_so(toy, tmp_
     assert not (tmp_path / "c").exists() and not (tmp_path / "d").exists()  # refused before anything is written
 
 
-def test_a_run_from_a_releases_weights_counts_the_runs_behind_them(toy, tmp_path):
+def test_a_run_from_a_releases_weights_counts_the_runs_behind_them(toy, tmp_path, capsys):
     """`--init-from` records the history of the release it starts from (its training.json and timed validation,
     itself continuing earlier runs), so that the card's epochs, wall time, progress table and time to a likelihood
     count every run behind the weights, and a restart's first epoch is marked."""
@@ -661,6 +661,11 @@ def test_a_run_from_a_releases_weights_counts_the_runs_behind_them(toy, tmp_path
     assert "counted on from the runs whose weights it continued" in table
     # a run from scratch is told as before
     assert "in all" not in training_hardware(first_training) and lineage_records(first.release_dir) == own[0]
+    # unreadable records of the release (its weights verify) do not stop a run from it: it counts itself only
+    (first.release_dir / "training.json").write_text("{ not json")
+    fresh = quick(tmp_path / "d", epochs=1, init_from=f"local-dir:{first.release_dir}")
+    assert "history" not in json.loads((fresh.release_dir / "training.json").read_text())["stages"][0]["init_from"]
+    assert "unreadable" in capsys.readouterr().err
 
 
 def test_resume_accepts_a_checkpoint_from_before_a_recipe_key_existed(toy, tmp_path):

@@ -30,7 +30,7 @@ from ..util import is_positive_int, keep_freed_memory
 from .checkpoint import save_checkpoint, state_dict_cpu
 from .data import load_data, redraw, validation_nll
 from .device import hardware, resolve_device
-from .log import MetricsWindow, progress_bar, say, truncate_log, write_jsonl
+from .log import MetricsWindow, note, progress_bar, say, truncate_log, write_jsonl
 from .recipe import RecipeError, resolve_recipe
 from .release import evaluate_on_test, released_weights, write_release
 from .resume import restore_run, run_identity, save_run
@@ -243,7 +243,11 @@ def _init_weights(model: Any, init_from: str) -> dict[str, Any]:
         )
     model.load_state_dict(source.state_dict(), strict=True)
     init: dict[str, Any] = {"name": init_from, "sha256": source.zoo_weights.sha256}
-    history = run_history(Path(source.zoo_weights.path).parent) if source.zoo_weights.path else None
+    try:
+        history = run_history(Path(source.zoo_weights.path).parent) if source.zoo_weights.path else None
+    except (OSError, ValueError, KeyError, TypeError) as e:  # the weights are verified; their records are not
+        note(f"init_from={init_from!r}: its training records are unreadable ({e}); the card will count this run only")
+        history = None
     if history is not None:  # the cards then count the epochs and hours of every run behind these weights
         init["history"] = history
     return init
