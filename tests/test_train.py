@@ -661,6 +661,17 @@ def test_a_run_from_a_releases_weights_counts_the_runs_behind_them(toy, tmp_path
     assert "counted on from the runs whose weights it continued" in table
     # a run from scratch is told as before
     assert "in all" not in training_hardware(first_training) and lineage_records(first.release_dir) == own[0]
+    # a release whose run went on past its best epoch holds that epoch's weights: its history stops there
+    from zoo.eval.trainlog import run_history
+
+    past = tmp_path / "past"
+    past.mkdir()
+    nlls = {1: 9.0, 2: 8.0, 3: 8.5}
+    log = [{"kind": "valid", "epoch": e, "step": 10 * e, "nll": nll, "elapsed_s": 5.0 * e} for e, nll in nlls.items()]
+    (past / "train_log.jsonl").write_text("".join(json.dumps(r) + "\n" for r in log))
+    (past / "training.json").write_text(json.dumps({"epochs": 3, "steps": 30, "best_epoch": 2, "wall_time_s": 16.0}))
+    cut = run_history(past)
+    assert (cut["epochs"], cut["steps"], cut["wall_time_s"]) == (2, 20, 10.0) and len(cut["validation"]) == 2
     # unreadable records of the release (its weights verify) do not stop a run from it: it counts itself only
     (first.release_dir / "training.json").write_text("{ not json")
     fresh = quick(tmp_path / "d", epochs=1, init_from=f"local-dir:{first.release_dir}")

@@ -85,19 +85,26 @@ def lineage_records(folder: Path) -> list[dict[str, Any]]:
 
 def run_history(folder: Path) -> dict[str, Any] | None:
     """What a run started from the release in `folder` records of it: the release's training.json, its timed
-    validation records with those of the runs it continued itself (`lineage_records`), and the epochs, steps
-    and training wall time of all of them. None when the folder has no training.json."""
-    path = folder / TRAINING_NAME
+    validation records with those of the runs it continued itself, and the epochs, steps and training wall time
+    of all of them, up to the epoch whose weights the release holds (its best on validation; a run that went on
+    past it is cut there). None when the folder has no training.json."""
+    path, log = folder / TRAINING_NAME, folder / LOG_NAME
     if not path.is_file():
         return None
     training = json.loads(path.read_text())
     before = earlier_history(training) or {"epochs": 0, "steps": 0, "wall_time_s": 0.0}
+    epochs, steps, wall = int(training.get("epochs") or 0), int(training.get("steps") or 0), training.get("wall_time_s")
+    own = validation_records(log) if log.is_file() else []
+    best = training.get("best_epoch")
+    if best is not None and best < epochs and any(r["epoch"] == best for r in own):  # the release is an earlier epoch
+        own = [r for r in own if r["epoch"] <= best]
+        epochs, steps, wall = best, own[-1]["step"], own[-1]["elapsed_s"]
     return {
-        "epochs": before["epochs"] + int(training.get("epochs") or 0),
-        "steps": before["steps"] + int(training.get("steps") or 0),
-        "wall_time_s": round(before["wall_time_s"] + float(training.get("wall_time_s") or 0.0), 1),
+        "epochs": before["epochs"] + epochs,
+        "steps": before["steps"] + steps,
+        "wall_time_s": round(before["wall_time_s"] + float(wall or 0.0), 1),
         "training": training,
-        "validation": lineage_records(folder),
+        "validation": continued(own, training),
     }
 
 
