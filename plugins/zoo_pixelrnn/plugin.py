@@ -14,7 +14,7 @@ DIAG_BINARIZED_MNIST = zoo.WeightsSpec(
     tag="binarized-mnist",
     hub_id="zoo-models/pixelrnn-diag.binarized-mnist",
     revision="main",  # not yet published: the Hub is out of reach from where it was trained
-    sha256="483f252e0ef624ebc11c13fee8051949e2355d163cc8f3a8dc31cb754a299ea5",
+    sha256="c01221c718e866536eab90aa8e505af484fd7ac37cf77974de5598cd8abef3f5",
     dataset="binarized-mnist",
     metrics=zoo.CardMetrics("pixelrnn-diag.binarized-mnist"),
 )
@@ -23,7 +23,7 @@ ROW_BINARIZED_MNIST = zoo.WeightsSpec(
     tag="binarized-mnist",
     hub_id="zoo-models/pixelrnn-row.binarized-mnist",
     revision="main",  # not yet published: the Hub is out of reach from where it was trained
-    sha256="e6127ef9e0c18cd01e37ea9faebf4033d59ef87ce8e3689d1b217d2b52987506",
+    sha256="254f6effd5c16c4b983728dbef5b275dec7f7955463049689ed70022c16eac58",
     dataset="binarized-mnist",
     metrics=zoo.CardMetrics("pixelrnn-row.binarized-mnist"),
 )
