@@ -656,6 +656,7 @@ def test_a_run_from_a_releases_weights_counts_the_runs_behind_them(toy, tmp_path
     minutes = (history["wall_time_s"] + training["wall_time_s"]) / 60
     assert text.startswith(f"{minutes:.1f} min and 4 epochs in all. First ")
     assert text.count("from those weights with a fresh optimizer") == 2  # the second run, then the third
+    assert text.count("in all") == 1  # the totals once, then every run from the first
     table = "\n".join(training_progress(lineage))
     assert "| 3 | " in table and table.count("(a fresh optimizer from this epoch on)") == 2
     assert "counted on from the runs whose weights it continued" in table

@@ -254,7 +254,25 @@ def _with_canonical_subset(
 # --------------------------------------------------------------------------------------------
 def training_hardware(training: Mapping[str, Any]) -> str:
     """The card's "Hardware and time" line: wall time, epochs and the commands that ran; for a run that started
-    from a release's weights with a recorded history, that release's line first and the totals."""
+    from a release's weights with a recorded history, the totals, then every run from the first."""
+    history = earlier_history(training)
+    if not history:
+        return _run_text(training)
+    epochs = history["epochs"] + int(training.get("epochs") or 0)
+    minutes = (history["wall_time_s"] + float(training.get("wall_time_s") or 0)) / 60
+    return f"{minutes:.1f} min and {epochs} epochs in all. First {_runs_text(training)}"
+
+
+def _runs_text(training: Mapping[str, Any]) -> str:
+    """The runs behind a run's weights, the first first: "A. Then, from those weights ...: B"."""
+    history = earlier_history(training)
+    if not history:
+        return _run_text(training)
+    return f"{_runs_text(history['training'])}. Then, from those weights with a fresh optimizer: {_run_text(training)}"
+
+
+def _run_text(training: Mapping[str, Any]) -> str:
+    """One run: its hardware (when one machine ran it all), wall time, epochs and commands."""
     epochs = training.get("epochs")
     text = (
         f"{training.get('wall_time_s', 0) / 60:.1f} min, {epochs} epoch{'' if epochs == 1 else 's'}"
@@ -262,14 +280,6 @@ def training_hardware(training: Mapping[str, Any]) -> str:
     )
     if _stage_hardware(training) is None:  # one machine for the whole run; else each command names its own
         text = f"{_hardware_text(training.get('hardware'))}, {text}"
-    history = earlier_history(training)
-    if history:  # the run continued a release's weights: tell the runs behind them too, and the totals
-        epochs = history["epochs"] + int(epochs or 0)
-        minutes = (history["wall_time_s"] + float(training.get("wall_time_s") or 0)) / 60
-        text = (
-            f"{minutes:.1f} min and {epochs} epochs in all. First {training_hardware(history['training'])}. "
-            f"Then, from those weights with a fresh optimizer: {text}"
-        )
     return text
 
 
