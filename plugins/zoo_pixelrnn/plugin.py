@@ -14,7 +14,7 @@ DIAG_BINARIZED_MNIST = zoo.WeightsSpec(
     tag="binarized-mnist",
     hub_id="zoo-models/pixelrnn-diag.binarized-mnist",
     revision="main",  # not yet published: the Hub is out of reach from where it was trained
-    sha256="c01221c718e866536eab90aa8e505af484fd7ac37cf77974de5598cd8abef3f5",
+    sha256="66cb0d4faa79a241e10c9836f05adec1fe9b1b33ad48f74aae2fed16806e78de",
     dataset="binarized-mnist",
     metrics=zoo.CardMetrics("pixelrnn-diag.binarized-mnist"),
 )
