@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ZooError
-from ..eval.trainlog import LOG_NAME, earlier_history, lineage_records
+from ..eval.trainlog import LOG_NAME, continued, earlier_history, validation_records
 from ..util import is_int, sha256_file, write_atomic
 from ..weights import CARD_NAME, CONFIG_NAME, SAMPLES_NAME, WEIGHTS_NAME, read_config, save_weights, state_sha256
 from .card import render_card
@@ -156,7 +156,8 @@ def render_release_card(
                 f"trained on the first {training['limit']} images of the "
                 f"{training.get('recipe', {}).get('train_split', 'train')} split only (--limit)"
             ]
-    validation = lineage_records(folder) if (folder / LOG_NAME).is_file() else None
+    log_path = folder / LOG_NAME  # its validation records on the clock of the runs behind the weights
+    validation = continued(validation_records(log_path), training) if log_path.is_file() else None
     card = render_card(
         cfg,
         results,
