@@ -14,7 +14,7 @@ DIAG_BINARIZED_MNIST = zoo.WeightsSpec(
     tag="binarized-mnist",
     hub_id="zoo-models/pixelrnn-diag.binarized-mnist",
     revision="main",  # not yet published: the Hub is out of reach from where it was trained
-    sha256="66cb0d4faa79a241e10c9836f05adec1fe9b1b33ad48f74aae2fed16806e78de",
+    sha256="bddc50bc66f3615bc24f78d26e988e0216533d567d32f4fbf154d0d8088753eb",
     dataset="binarized-mnist",
     metrics=zoo.CardMetrics("pixelrnn-diag.binarized-mnist"),
 )
