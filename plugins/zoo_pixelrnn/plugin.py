@@ -14,7 +14,7 @@ DIAG_BINARIZED_MNIST = zoo.WeightsSpec(
     tag="binarized-mnist",
     hub_id="zoo-models/pixelrnn-diag.binarized-mnist",
     revision="main",  # not yet published: the Hub is out of reach from where it was trained
-    sha256="bddc50bc66f3615bc24f78d26e988e0216533d567d32f4fbf154d0d8088753eb",
+    sha256="cba4d4493e8fce31ecfcbd032ae61c36d9e64d0f4904f1ece55d8b83018eac26",
     dataset="binarized-mnist",
     metrics=zoo.CardMetrics("pixelrnn-diag.binarized-mnist"),
 )
