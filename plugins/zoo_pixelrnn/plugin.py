@@ -14,7 +14,7 @@ DIAG_BINARIZED_MNIST = zoo.WeightsSpec(
     tag="binarized-mnist",
     hub_id="zoo-models/pixelrnn-diag.binarized-mnist",
     revision="main",  # not yet published: the Hub is out of reach from where it was trained
-    sha256="cba4d4493e8fce31ecfcbd032ae61c36d9e64d0f4904f1ece55d8b83018eac26",
+    sha256="85b0353cb7d4e467a44dbf1798c8862f93917ee55eff079c17eb6402fe4145b0",
     dataset="binarized-mnist",
     metrics=zoo.CardMetrics("pixelrnn-diag.binarized-mnist"),
 )
