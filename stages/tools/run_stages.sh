@@ -19,7 +19,7 @@
 #   --set lr=3e-4 --set lr_gamma=0.9 --threads 2 --quiet
 set -u
 NAME=$1; shift
-REPO=$PWD
+[ -z "${RECORD:-}" ] || : "${CODE:?RECORD needs CODE, the commit the run executes}"
 RUN=$(realpath -m "$RUN"); WT=$(realpath "$WT")
 THREADS=${THREADS:-1}
 export OMP_NUM_THREADS=$THREADS MKL_NUM_THREADS=$THREADS
@@ -34,10 +34,10 @@ for E in $(seq "$START" "$END"); do
         { echo "=== stage $E failed"; exit 1; }
     echo "=== $NAME stage $E done $(date -u +%FT%T)"
     [ -n "${RECORD:-}" ] || continue
-    python stages/tools/record.py "$RUN" "$RECORD" --code "${CODE:?CODE names the commit the run executes}" || exit 1
+    python stages/tools/record.py "$RUN" "$RECORD" --code "$CODE" || exit 1
     msg=$(python -c 'import json, sys; r = json.loads(open(sys.argv[1]).read().splitlines()[-1])
 print("stages: {} epoch {}: valid {}, test {}".format(sys.argv[2], r["epochs"], r["best_valid_nll"], r["test_nll"]))' \
         "$RECORD/stages.jsonl" "$(basename "$RECORD")")
     paths=("$RECORD/stages.jsonl" "$RECORD/train_log.jsonl" "$RECORD/release")
-    (cd "$REPO" && git add -- "${paths[@]}" && git commit -q -m "$msg" -- "${paths[@]}") && echo "=== recorded stage $E"
+    git add -- "${paths[@]}" && git commit -q -m "$msg" -- "${paths[@]}" && echo "=== recorded stage $E"
 done
