@@ -14,7 +14,7 @@ DIAG_BINARIZED_MNIST = zoo.WeightsSpec(
     tag="binarized-mnist",
     hub_id="zoo-models/pixelrnn-diag.binarized-mnist",
     revision="main",  # not yet published: the Hub is out of reach from where it was trained
-    sha256="85b0353cb7d4e467a44dbf1798c8862f93917ee55eff079c17eb6402fe4145b0",
+    sha256="0010d0a153782a4ffc7d32ffca2fed864b4c80dcd7612611cfd75d2a9a9d569f",
     dataset="binarized-mnist",
     metrics=zoo.CardMetrics("pixelrnn-diag.binarized-mnist"),
 )
