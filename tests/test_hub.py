@@ -993,6 +993,14 @@ def test_card_training_progress_from_the_validation_log():
     assert "| 3 | 84.90 (best) | 1:05 h |" in text and "| 4 | 85.20 | 1:30 h |" in text
     assert "Time to reach 90 nats: 0:21 h; 85 nats: 1:05 h; the best, 84.90 nats: 1:05 h (epoch 3)." in text
     assert "![training curve](training_curve.png)" in text and "upper bound" not in text
-    assert "the negative ELBO, an upper bound" in "\n".join(training_progress(log, bound_k=1))
-    assert "importance-weighted bound with k=50, an upper bound" in "\n".join(training_progress(log, bound_k=50))
+    assert "the negative ELBO, an upper bound" in "\n".join(training_progress(log, bounds=[(1, 1)]))
+    assert "importance-weighted bound with k=50, an upper bound" in "\n".join(training_progress(log, bounds=[(1, 50)]))
+    assert "importance-weighted bound with k=50, an upper bound" in "\n".join(
+        training_progress(log, bounds=[(1, 50), (3, 50)])  # a restart at the same k: one bound
+    )
+    mixed = "\n".join(training_progress(log, bounds=[(1, 1), (3, 50)]))  # a restart that validated with more samples
+    assert (
+        "an upper bound on the NLL: the negative ELBO for epochs 1-2; the negative importance-weighted bound with"
+        " k=50 from epoch 3 on; the values jump where the bound changes" in mixed
+    )
     assert training_progress([{"kind": "valid", "epoch": 1}]) == []  # a run without a likelihood: no section

@@ -660,6 +660,9 @@ def test_a_run_from_a_releases_weights_counts_the_runs_behind_them(toy, tmp_path
     table = "\n".join(training_progress(lineage))
     assert "| 3 | " in table and table.count("(a fresh optimizer from this epoch on)") == 2
     assert "counted on from the runs whose weights it continued" in table
+    from zoo.eval.trainlog import lineage as runs_behind
+
+    assert runs_behind(training) == [(0, first_training), (2, second_training), (3, training)]
     # a run from scratch is told as before
     assert "in all" not in training_hardware(first_training) and lineage_records(first.release_dir) == own[0]
     # a release whose run went on past its best epoch holds that epoch's weights: its history stops there

@@ -61,6 +61,17 @@ def earlier_history(training: Mapping[str, Any] | None) -> Mapping[str, Any] | N
     return (stages[0].get("init_from") or {}).get("history")
 
 
+def lineage(training: Mapping[str, Any] | None) -> list[tuple[int, Mapping[str, Any]]]:
+    """The runs behind a run's weights, the first first, each with the epochs of the weights it started from (0 for
+    a run from scratch): [(0, first run's training.json), (E1, the next), ..., (E, `training`)]."""
+    if not training:
+        return []
+    history = earlier_history(training)
+    if not history:
+        return [(0, training)]
+    return [*lineage(history["training"]), (int(history["epochs"]), training)]
+
+
 def continued(records: Sequence[Mapping[str, Any]], training: Mapping[str, Any] | None) -> list[dict[str, Any]]:
     """A run's log records on the clock of the runs its weights continue: their timed validation records first,
     then `records` with epoch, step and `elapsed_s` counted on from where they ended (the run's first record

@@ -20,7 +20,7 @@ from typing import Any
 
 from ..errors import UnknownNameError, ZooError
 from ..eval.result import published_mark
-from ..eval.trainlog import MILESTONES, time_to_reach
+from ..eval.trainlog import MILESTONES, lineage, time_to_reach
 from ..registry import get_spec
 from .summary import EvalSummary, fmt, summarize, verifiable
 
@@ -296,8 +296,7 @@ def render_card(
     bounded = bool(summary is not None and summary.bounds) or (
         spec is not None and "likelihood_bound" in spec.capabilities
     )
-    bound_k = int((recipe or {}).get("valid_iw_samples", 1)) if bounded else None  # the k it validated with
-    out += training_progress(validation or [], curve, bound_k=bound_k)
+    out += training_progress(validation or [], curve, bounds=_validation_bounds(training, recipe) if bounded else ())
     out += quality_progress(quality or [], figures)
     if samples:
         out += [
@@ -375,25 +374,50 @@ def _clock(seconds: float) -> str:
     return f"{int(seconds // 3600)}:{int(seconds % 3600 // 60):02d} h"
 
 
+def _validation_bounds(training: Mapping[str, Any] | None, recipe: Mapping[str, Any] | None) -> list[tuple[int, int]]:
+    """A bounded model's validation bounds: (first epoch, k) for each run behind its weights, on the lineage's
+    epochs (each run validated with its recipe's `valid_iw_samples`; runs recorded before that setting, with 1)."""
+    runs = lineage(training)
+    if not runs:
+        return [(1, int((recipe or {}).get("valid_iw_samples", 1)))]
+    return [(start + 1, int(run.get("recipe", {}).get("valid_iw_samples", 1))) for start, run in runs]
+
+
+def _bound_text(bounds: Sequence[tuple[int, int]]) -> str:
+    """What a bounded model's validation NLL is: " (for this model the negative ELBO, an upper bound on the NLL)",
+    or, when the runs behind the weights validated with different k, each run's bound and its epochs."""
+
+    def name(k: int) -> str:
+        return "the negative ELBO" if k == 1 else f"the negative importance-weighted bound with k={k}"
+
+    if len({k for _, k in bounds}) == 1:
+        return f" (for this model {name(bounds[0][1])}, an upper bound on the NLL)"
+    spans = [
+        f"{name(k)} for epochs {first}-{nxt - 1}" if nxt else f"{name(k)} from epoch {first} on"
+        for (first, k), nxt in zip(bounds, [b[0] for b in bounds[1:]] + [0], strict=True)
+    ]
+    return f" (for this model an upper bound on the NLL: {'; '.join(spans)}; the values jump where the bound changes)"
+
+
 def training_progress(
-    validation: Sequence[Mapping[str, Any]], curve: str | None = None, *, bound_k: int | None = None
+    validation: Sequence[Mapping[str, Any]], curve: str | None = None, *, bounds: Sequence[tuple[int, int]] = ()
 ) -> list[str]:
     """The card's "Training progress" section: the validation NLL after every epoch against the
     training wall time (time spent validating included, writing releases between stages not), and
-    when the run first reached each milestone and its best. Empty without timed NLL records. `bound_k`: a
-    bounded model, whose validation NLL is the negative bound with that many samples (1: the ELBO), said so."""
+    when the run first reached each milestone and its best. Empty without timed NLL records. `bounds`: a
+    bounded model, whose validation NLL is the negative bound with k samples (1: the ELBO) from each first epoch
+    (`(first epoch, k)` per run of the lineage), said so."""
     rows = [r for r in validation if r.get("nll") is not None and r.get("elapsed_s") is not None]
     if not rows:
         return []
     best = min(rows, key=lambda r: r["nll"])
-    bound = {None: "", 1: "the negative ELBO"}.get(bound_k, f"the negative importance-weighted bound with k={bound_k}")
     out = [
         "## Training progress",
         "",
         "Validation NLL (nats per image, EMA weights when the recipe keeps them) after each epoch, against the "
         "run's training wall time on the hardware above"
         + (", counted on from the runs whose weights it continued" if any(r.get("continued") for r in rows) else "")
-        + (f" (for this model {bound}, an upper bound on the NLL)" if bound else "")
+        + (_bound_text(bounds) if bounds else "")
         + ":",
         "",
         "| epoch | valid NLL | wall time |",
