@@ -23,7 +23,7 @@ ROW_BINARIZED_MNIST = zoo.WeightsSpec(
     tag="binarized-mnist",
     hub_id="zoo-models/pixelrnn-row.binarized-mnist",
     revision="main",  # not yet published: the Hub is out of reach from where it was trained
-    sha256="254f6effd5c16c4b983728dbef5b275dec7f7955463049689ed70022c16eac58",
+    sha256="0dfc5f7ec2f9985af588d5deb7f79affecd1d1219c529d2ae640e4e22859c151",
     dataset="binarized-mnist",
     metrics=zoo.CardMetrics("pixelrnn-row.binarized-mnist"),
 )
