@@ -1003,4 +1003,5 @@ def test_card_training_progress_from_the_validation_log():
         "an upper bound on the NLL: the negative ELBO for epochs 1-2; the negative importance-weighted bound with"
         " k=50 from epoch 3 on; the values jump where the bound changes" in mixed
     )
+    assert "\n".join(training_progress(log, bounds=[(1, 1), (3, 50), (4, 50)])) == mixed  # spans of one k merged
     assert training_progress([{"kind": "valid", "epoch": 1}]) == []  # a run without a likelihood: no section

@@ -390,7 +390,8 @@ def _bound_text(bounds: Sequence[tuple[int, int]]) -> str:
     def name(k: int) -> str:
         return "the negative ELBO" if k == 1 else f"the negative importance-weighted bound with k={k}"
 
-    if len({k for _, k in bounds}) == 1:
+    bounds = [b for i, b in enumerate(bounds) if i == 0 or b[1] != bounds[i - 1][1]]  # a restart at the same k
+    if len(bounds) == 1:
         return f" (for this model {name(bounds[0][1])}, an upper bound on the NLL)"
     spans = [
         f"{name(k)} for epochs {first}-{nxt - 1}" if nxt else f"{name(k)} from epoch {first} on"

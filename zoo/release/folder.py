@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ZooError
-from ..eval.trainlog import LOG_NAME, continued, earlier_history, validation_records
+from ..eval.trainlog import LOG_NAME, continued, earlier_history, lineage, validation_records
 from ..util import is_int, sha256_file, write_atomic
 from ..weights import CARD_NAME, CONFIG_NAME, SAMPLES_NAME, WEIGHTS_NAME, read_config, save_weights, state_sha256
 from .card import render_card
@@ -266,10 +266,7 @@ def training_hardware(training: Mapping[str, Any]) -> str:
 
 def _runs_text(training: Mapping[str, Any]) -> str:
     """The runs behind a run's weights, the first first: "A. Then, from those weights ...: B"."""
-    history = earlier_history(training)
-    if not history:
-        return _run_text(training)
-    return f"{_runs_text(history['training'])}. Then, from those weights with a fresh optimizer: {_run_text(training)}"
+    return ". Then, from those weights with a fresh optimizer: ".join(_run_text(run) for _, run in lineage(training))
 
 
 def _run_text(training: Mapping[str, Any]) -> str:
