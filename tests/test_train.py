@@ -814,14 +814,17 @@ def test_limit_and_default_dataset(toy, tmp_path):
     assert json.loads((r.release_dir / "training.json").read_text())["limit"] == 40
 
 
-def test_evaluate_hook_runs_the_harness(toy, tmp_path, monkeypatch):
-    """The harness on the test split, and on the canonical subset (here 10 of the toy's test images)."""
+def test_evaluate_hook_runs_the_harness(toy, tmp_path, monkeypatch, capfd):
+    """The harness on the test split, and on the canonical subset (here 10 of the toy's test images); without
+    progress (`zoo train --quiet`) its scoring draws no bars either."""
     assert pytest.importorskip("zoo.eval").evaluate  # the harness is another module; skip if it is absent
     import zoo.release.canonical
 
     monkeypatch.setattr(zoo.release.canonical, "CANONICAL_LIMIT", 10)
+    capfd.readouterr()
     r = quick(tmp_path / "run", epochs=1, evaluate=True, overrides={"ema_decay": 0.0})
     assert r.eval is not None
+    assert "img/s" not in capfd.readouterr().err
     nll = r.eval["metrics"]["nll"]["value"]
     test_x = ToyDataset().load("test")[0]
     assert nll == pytest.approx(validation_nll(r.model, test_x, batch_size=32, device=torch.device("cpu")), rel=1e-6)

@@ -118,7 +118,7 @@ def train(
         run.sets = {**dict(overrides or {}), **{f"model.{k}": v for k, v in (config or {}).items()}}
         _start_or_resume(run, resume)
         _run_epochs(run, progress=progress, callbacks=callbacks)
-        result = _finish(run, evaluate=evaluate, samples=samples, t_start=t_start)
+        result = _finish(run, evaluate=evaluate, samples=samples, t_start=t_start, progress=progress)
         clean = True
         return result
     finally:
@@ -414,10 +414,10 @@ def _on_interrupt(run: Run) -> None:
         )
 
 
-def _finish(run: Run, *, evaluate: bool, samples: int, t_start: float) -> TrainResult:
+def _finish(run: Run, *, evaluate: bool, samples: int, t_start: float, progress: bool) -> TrainResult:
     """The released weights, the test-split evaluation (every rank) and the release folder (rank 0)."""
     best = released_weights(run)
-    result = evaluate_on_test(best, run) if evaluate else None
+    result = evaluate_on_test(best, run, progress=progress) if evaluate else None
     release_dir = None
     if run.d.main:
         release_dir = run.out_dir / RELEASE

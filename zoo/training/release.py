@@ -40,12 +40,13 @@ def released_weights(run: Run) -> nn.Module:
     return best.eval()
 
 
-def evaluate_on_test(model: Any, run: Run) -> Any:
+def evaluate_on_test(model: Any, run: Run, *, progress: bool = True) -> Any:
     """The shared harness on the test split (a seeded subset of `limit` images with --limit): NLL for a
     likelihood model, the sample metrics (FID, precision, recall, Parzen) for a sampler without one (a GAN),
     with the same evaluation on the canonical subset of the test split (`zoo.release.canonical`).
 
-    Every rank calls it (the harness shards the split itself). Skipped with a
+    Every rank calls it (the harness shards the split itself); `progress` shows the scoring's bars (on rank 0
+    only; `zoo train --quiet` turns them off). Skipped with a
     message, returning None, when the dataset has no test split.
     """
     from ..eval import evaluate
@@ -64,12 +65,20 @@ def evaluate_on_test(model: Any, run: Run) -> Any:
     metrics = "nll" if likelihood else "fid,precision,recall,parzen"
     dataset = ds.name if registered else ds
     result = evaluate(
-        model, dataset=dataset, split="test", metrics=metrics, limit=run.limit, device=run.dev, progress=run.d.main
+        model,
+        dataset=dataset,
+        split="test",
+        metrics=metrics,
+        limit=run.limit,
+        device=run.dev,
+        progress=progress and run.d.main,
     )
     # the claims on the canonical subset, for a quick exact `zoo publish --limit` check (not for quick --limit runs
     # that score fewer images: `zoo card DIR` adds them); a dataset that is not registered could not verify them
     if registered and (run.limit is None or run.limit >= CANONICAL_LIMIT):
-        result.canonical_subset = canonical_subset(model, result, dataset=dataset, device=run.dev, progress=run.d.main)
+        result.canonical_subset = canonical_subset(
+            model, result, dataset=dataset, device=run.dev, progress=progress and run.d.main
+        )
     return result
 
 
