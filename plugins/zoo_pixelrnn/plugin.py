@@ -23,7 +23,7 @@ ROW_BINARIZED_MNIST = zoo.WeightsSpec(
     tag="binarized-mnist",
     hub_id="zoo-models/pixelrnn-row.binarized-mnist",
     revision="main",  # not yet published: the Hub is out of reach from where it was trained
-    sha256="0dfc5f7ec2f9985af588d5deb7f79affecd1d1219c529d2ae640e4e22859c151",
+    sha256="2cd51b398796f1698c760c942fd0d7ee8d6606e33aeabf5faa0a3906a2017e4a",
     dataset="binarized-mnist",
     metrics=zoo.CardMetrics("pixelrnn-row.binarized-mnist"),
 )
