@@ -64,21 +64,14 @@ def evaluate_on_test(model: Any, run: Run, *, progress: bool = True) -> Any:
     likelihood = callable(getattr(model, "log_prob", None)) or callable(getattr(model, "log_prob_bound", None))
     metrics = "nll" if likelihood else "fid,precision,recall,parzen"
     dataset = ds.name if registered else ds
+    bars = progress and run.d.main
     result = evaluate(
-        model,
-        dataset=dataset,
-        split="test",
-        metrics=metrics,
-        limit=run.limit,
-        device=run.dev,
-        progress=progress and run.d.main,
+        model, dataset=dataset, split="test", metrics=metrics, limit=run.limit, device=run.dev, progress=bars
     )
     # the claims on the canonical subset, for a quick exact `zoo publish --limit` check (not for quick --limit runs
     # that score fewer images: `zoo card DIR` adds them); a dataset that is not registered could not verify them
     if registered and (run.limit is None or run.limit >= CANONICAL_LIMIT):
-        result.canonical_subset = canonical_subset(
-            model, result, dataset=dataset, device=run.dev, progress=progress and run.d.main
-        )
+        result.canonical_subset = canonical_subset(model, result, dataset=dataset, device=run.dev, progress=bars)
     return result
 
 
