@@ -14,7 +14,7 @@ DIAG_BINARIZED_MNIST = zoo.WeightsSpec(
     tag="binarized-mnist",
     hub_id="zoo-models/pixelrnn-diag.binarized-mnist",
     revision="main",  # not yet published: the Hub is out of reach from where it was trained
-    sha256="0010d0a153782a4ffc7d32ffca2fed864b4c80dcd7612611cfd75d2a9a9d569f",
+    sha256="c81ce915edd76f8063ff25f416d7022504af1af67a896c0337aa56e15d36b27f",
     dataset="binarized-mnist",
     metrics=zoo.CardMetrics("pixelrnn-diag.binarized-mnist"),
 )
@@ -23,7 +23,7 @@ ROW_BINARIZED_MNIST = zoo.WeightsSpec(
     tag="binarized-mnist",
     hub_id="zoo-models/pixelrnn-row.binarized-mnist",
     revision="main",  # not yet published: the Hub is out of reach from where it was trained
-    sha256="2cd51b398796f1698c760c942fd0d7ee8d6606e33aeabf5faa0a3906a2017e4a",
+    sha256="425f4effb56336f126f33485645425dbbd6083445d00418fc06175700d640e37",
     dataset="binarized-mnist",
     metrics=zoo.CardMetrics("pixelrnn-row.binarized-mnist"),
 )
