@@ -14,7 +14,7 @@ DIAG_BINARIZED_MNIST = zoo.WeightsSpec(
     tag="binarized-mnist",
     hub_id="zoo-models/pixelrnn-diag.binarized-mnist",
     revision="main",  # not yet published: the Hub is out of reach from where it was trained
-    sha256="ad9c6f1410050b3cad441ce5c776f558eb862555153f4a1626f4f3ce7f049148",
+    sha256="5da1fa80899f1ae41a266a74cdeec0330449207ebc58521e48be91a351fb6867",
     dataset="binarized-mnist",
     metrics=zoo.CardMetrics("pixelrnn-diag.binarized-mnist"),
 )
