@@ -14,7 +14,7 @@ DIAG_BINARIZED_MNIST = zoo.WeightsSpec(
     tag="binarized-mnist",
     hub_id="zoo-models/pixelrnn-diag.binarized-mnist",
     revision="main",  # not yet published: the Hub is out of reach from where it was trained
-    sha256="5da1fa80899f1ae41a266a74cdeec0330449207ebc58521e48be91a351fb6867",
+    sha256="7b7501b7df0ca885d7d190585176c56d93f02855390f5c9ad1538f7ccdb0b1f3",
     dataset="binarized-mnist",
     metrics=zoo.CardMetrics("pixelrnn-diag.binarized-mnist"),
 )
