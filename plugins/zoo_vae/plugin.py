@@ -28,7 +28,7 @@ PIXELVAE_BINARIZED_MNIST = zoo.WeightsSpec(
     tag="binarized-mnist",
     hub_id="zoo-models/pixelvae.binarized-mnist",
     revision="main",  # not yet published: the Hub is out of reach from where it was trained
-    sha256="ffe94c0c0fc9d41096eca9ef0298b377f914b1033b10762255057bb2188a16e7",
+    sha256="b73683a125d5111d7f1e3acd2b172ee5a56d9a5e8983aacb7a5ec7e3e498df82",
     dataset="binarized-mnist",
     metrics=zoo.CardMetrics("pixelvae.binarized-mnist"),
 )
