@@ -28,7 +28,7 @@ PIXELVAE_BINARIZED_MNIST = zoo.WeightsSpec(
     tag="binarized-mnist",
     hub_id="zoo-models/pixelvae.binarized-mnist",
     revision="main",  # not yet published: the Hub is out of reach from where it was trained
-    sha256="b73683a125d5111d7f1e3acd2b172ee5a56d9a5e8983aacb7a5ec7e3e498df82",
+    sha256="10b1ad04e1b6845d6f0fec4dc6a3e61dd75cad946bf9e884805645af6378fbc0",
     dataset="binarized-mnist",
     metrics=zoo.CardMetrics("pixelvae.binarized-mnist"),
 )
