@@ -44,6 +44,24 @@ def pytest_configure(config: pytest.Config) -> None:
     torch.set_num_threads(1)
 
 
+def _in_process_plugins() -> set[str]:
+    import zoo.plugins
+
+    host = zoo.plugins._HOST
+    return {n for n, i in (host.info.items() if host else ()) if i.source == "registered in-process"}
+
+
+@pytest.fixture(autouse=True)
+def _no_plugin_left_registered():
+    """Every test leaves the plugins as it found them (a module's own fixture may register some for the whole
+    module): an in-process plugin still registered after its test changes the registry of every later test, and only
+    of those later in the run, so the leak hides by the order the tests run in."""
+    before = _in_process_plugins()
+    yield
+    left = sorted(_in_process_plugins() - before)
+    assert not left, f"this test left in-process plugins registered: {left} (use zoo.plugins.use_plugins as a with)"
+
+
 @pytest.fixture
 def fresh_plugins():
     """Forget the loaded plugins before and after a test that changes them."""

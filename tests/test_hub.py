@@ -6,6 +6,7 @@ server, cache, token and (empty) bundled-cards folder.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import math
@@ -145,15 +146,12 @@ def register(monkeypatch):
     """register(WeightsSpec, ...): make `hubtiny` with those weights visible for one test."""
     import zoo.plugins
 
-    def _register(*weights):
-        cm = zoo.plugins.use_plugins({"hubtest": FakePlugin(weights)})
-        cm.__enter__()
-        stack.append(cm)
+    with contextlib.ExitStack() as stack:  # unwinds last in, first out: the host before the test comes back
 
-    stack: list = []
-    yield _register
-    for cm in stack:
-        cm.__exit__(None, None, None)
+        def _register(*weights):
+            stack.enter_context(zoo.plugins.use_plugins({"hubtest": FakePlugin(weights)}))
+
+        yield _register
 
 
 # ---------------------------------------------------------------------------------------------
