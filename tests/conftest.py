@@ -48,7 +48,7 @@ def _in_process_plugins() -> set[str]:
     import zoo.plugins
 
     host = zoo.plugins._HOST
-    return {n for n, i in (host.info.items() if host else ()) if i.source == "registered in-process"}
+    return {n for n, i in (host.info.items() if host else ()) if i.source == zoo.plugins.IN_PROCESS}
 
 
 @pytest.fixture(autouse=True)

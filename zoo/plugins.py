@@ -48,6 +48,7 @@ __all__ = [
 
 GROUP = "zoo"
 KINDS = ("models", "datasets", "metrics")
+IN_PROCESS = "registered in-process"  # PluginInfo.source of a plugin passed to PluginHost(plugins=...)
 
 
 class ZooPluginWarning(UserWarning):
@@ -59,7 +60,7 @@ class PluginInfo:
     """What `zoo plugins` shows about one plugin."""
 
     name: str
-    source: str  # "entry point <dist> <version>" or "registered in-process"
+    source: str  # "entry point <dist> <version>" or IN_PROCESS
     module: str
     status: str = "ok"  # "ok", "failed", "disabled"
     error: str = ""
@@ -138,9 +139,7 @@ class PluginHost:
         if entry_points:
             self._load_entry_points()
         for name, plugin in (plugins or {}).items():
-            self._register(
-                name, plugin, source="registered in-process", module=getattr(plugin, "__name__", repr(plugin))
-            )
+            self._register(name, plugin, source=IN_PROCESS, module=getattr(plugin, "__name__", repr(plugin)))
         self._warn_unknown_names(env)
 
     def _warn_unknown_names(self, env: Mapping[str, str]) -> None:
