@@ -28,7 +28,7 @@ PIXELVAE_BINARIZED_MNIST = zoo.WeightsSpec(
     tag="binarized-mnist",
     hub_id="zoo-models/pixelvae.binarized-mnist",
     revision="main",  # not yet published: the Hub is out of reach from where it was trained
-    sha256="10b1ad04e1b6845d6f0fec4dc6a3e61dd75cad946bf9e884805645af6378fbc0",
+    sha256="bfd2c3c521c1ddc0fbc8aefcb771127f2175df4773434c42b39f9f5f6a45d96a",
     dataset="binarized-mnist",
     metrics=zoo.CardMetrics("pixelvae.binarized-mnist"),
 )
