@@ -212,7 +212,7 @@ def test_evaluate_reports_an_upper_bound_marked_with_its_k(tmp_path):
     assert exact.provenance["iw_samples"] is None and exact["nll"].bound is None
     board = leaderboard_markdown([r, exact])
     assert board.index("**Exact likelihood") < board.index("**Bounded likelihood") < board.index(f"`{r.model}`")
-    assert f"| ≤ {nll.short().removeprefix('≤ ').removesuffix(' nats')} |" in board
+    assert f"| ≤ {nll.short().removeprefix('≤ ').removesuffix(' nats')} (k=3) |" in board
 
 
 def test_card_marks_the_bound_and_reruns_at_the_same_k(tmp_path):

@@ -22,7 +22,8 @@ NOTES = (
         ("nll",),
         "nll: negative log-likelihood, mean over the split ± standard error; bits/dim = nats / (C·H·W·ln 2). "
         "Exact for the exact-likelihood models; for the bounded ones (a VAE) an upper bound, marked ≤, from the "
-        "importance-weighted bound with k samples (k in results.json), ranked only within its group.",
+        "importance-weighted bound with the k samples shown (a larger k gives a tighter bound: a release card "
+        "may give one), ranked only within its group.",
     ),
     (
         ("fid", "precision", "recall"),
@@ -57,6 +58,8 @@ def _cell(v: MetricValue | None, detail: str | None = None) -> str:
         x = v.details.get(detail)
         return "-" if x is None else f"{x:.4f}"
     text = v.short().removesuffix(v.unit).strip()
+    if v.bound and v.details.get("k") is not None:
+        text += f" (k={v.details['k']})"  # a bound is only as tight as its k: a card may give a larger one
     if v.name == "fid" and v.details.get("floor") is not None:
         text += f" (floor {v.details['floor']:.2f})"
     return text
@@ -183,7 +186,7 @@ def leaderboard_markdown(
     if "speed" in names:
         notes.append(
             "samples/s (naive): one full forward pass per sub-pixel, timed on the first "
-            "sub-pixels and extrapolated; † the model's own one-pass sampler (a GAN)."
+            "sub-pixels and extrapolated; † the model's own sampler (a GAN's or a VAE's), which has no fast/naive pair."
         )
     out = [title, ""] if title else []
     if command:
