@@ -142,7 +142,7 @@ class FakePlugin:
 
 
 @pytest.fixture
-def register(monkeypatch):
+def register():
     """register(WeightsSpec, ...): make `hubtiny` with those weights visible for one test."""
     import zoo.plugins
 
