@@ -310,7 +310,8 @@ def check_own_code(result: dict, tree: Path, other: Path | None = None) -> None:
 
 
 def export_commit(rev: str, dest: Path, repo: Path = ROOT) -> str:
-    """`git archive REV | tar -x -C dest`; returns the commit's short hash."""
+    """`git archive REV | tar -x -C dest`, without stages/ (training records and checkpoints, hundreds of MB
+    that no benchmark reads); returns the commit's short hash."""
     commit = subprocess.run(
         ["git", "-C", str(repo), "rev-parse", "--short", f"{rev}^{{commit}}"],
         capture_output=True,
@@ -318,7 +319,9 @@ def export_commit(rev: str, dest: Path, repo: Path = ROOT) -> str:
         check=True,
     ).stdout.strip()
     archive = subprocess.run(
-        ["git", "-C", str(repo), "archive", "--format=tar", commit], capture_output=True, check=True
+        ["git", "-C", str(repo), "archive", "--format=tar", commit, "--", ".", ":(exclude)stages"],
+        capture_output=True,
+        check=True,
     ).stdout
     subprocess.run(["tar", "-x", "-C", str(dest)], input=archive, check=True)
     return commit

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from importlib import metadata
@@ -12,6 +13,9 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "examples" / "zoo-independent"
+# What a build of the distribution reads from the checkout. Copies of the tree take these only: the rest
+# (.git, stages/, a CI virtual environment of several GB) is no input to a build and filled CI's disk.
+DISTRIBUTION_SOURCES = ("pyproject.toml", "README.md", "zoo", "plugins", "cards")
 
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 
@@ -121,3 +125,22 @@ def one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(saved)
+
+
+def _copy_distribution_sources(dest: Path) -> Path:
+    """Copy what a build reads (DISTRIBUTION_SOURCES, without build outputs) into the new folder `dest`."""
+    ignore = shutil.ignore_patterns("__pycache__", "*.egg-info", "build", "dist")
+    dest.mkdir(parents=True)
+    for name in DISTRIBUTION_SOURCES:
+        if (ROOT / name).is_dir():
+            shutil.copytree(ROOT / name, dest / name, ignore=ignore)
+        else:
+            shutil.copy2(ROOT / name, dest / name)
+    return dest
+
+
+@pytest.fixture(scope="session")
+def copy_distribution_sources():
+    """`copy(dest)`: a buildable copy of the checkout in `dest`, so that a build's egg-info and the
+    files a test adds stay out of the checkout."""
+    return _copy_distribution_sources

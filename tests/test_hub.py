@@ -863,17 +863,14 @@ def test_explicit_package_list_is_complete():
 
 
 @pytest.mark.slow
-def test_wheel_ships_bundled_cards_and_loads_them(tmp_path):
+def test_wheel_ships_bundled_cards_and_loads_them(tmp_path, copy_distribution_sources):
     """Build the wheel, install it (no deps) into a fresh venv, and zoo.load from a bundled folder, offline."""
     pyproject = (ROOT / "pyproject.toml").read_text()
     if '"zoo.cards"' not in pyproject:
         pytest.skip("pyproject.toml does not map cards/ into the package yet (see docs/hub.md, 'Packaging')")
     import shutil
 
-    src = tmp_path / "src"
-    shutil.copytree(
-        ROOT, src, ignore=shutil.ignore_patterns(".git", "build", "dist", "*.egg-info", "__pycache__", "tests", ".venv")
-    )
+    src = copy_distribution_sources(tmp_path / "src")
     m = tiny_model()
     folder = zoo.save_pretrained(m, src / "cards" / "independent-w.wheeltest", tag="wheeltest")
     sha = sha256_file(folder / "model.safetensors")

@@ -4,7 +4,6 @@ installed into a fresh venv, scores a bundled release offline from outside the c
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 import sysconfig
@@ -21,17 +20,11 @@ TEST_SPLIT = "zoo_datasets/binarized_mnist_test.npz"
 
 
 @pytest.fixture(scope="module")
-def dist(tmp_path_factory):
+def dist(tmp_path_factory, copy_distribution_sources):
     """`python -m build`: the sdist, then the wheel built from that sdist (so the sdist must be complete)."""
-    out, src = tmp_path_factory.mktemp("dist"), tmp_path_factory.mktemp("src") / "tree"
+    out = tmp_path_factory.mktemp("dist")
     # a copy of the tree, so that the build's egg-info (stale metadata on sys.path later) stays out of the checkout
-    shutil.copytree(
-        ROOT,
-        src,
-        ignore=shutil.ignore_patterns(
-            ".git", ".ci-venv", ".venv", "build", "dist", "*.egg-info", "__pycache__", "runs", "stages"
-        ),
-    )
+    src = copy_distribution_sources(tmp_path_factory.mktemp("src") / "tree")
     proc = subprocess.run(
         [sys.executable, "-m", "build", "--no-isolation", "--outdir", str(out), str(src)],
         capture_output=True,
