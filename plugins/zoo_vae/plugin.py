@@ -28,7 +28,7 @@ PIXELVAE_BINARIZED_MNIST = zoo.WeightsSpec(
     tag="binarized-mnist",
     hub_id="zoo-models/pixelvae.binarized-mnist",
     revision="main",  # not yet published: the Hub is out of reach from where it was trained
-    sha256="bfd2c3c521c1ddc0fbc8aefcb771127f2175df4773434c42b39f9f5f6a45d96a",
+    sha256="08e12db9b48b216ef7b33015c76f0823ebc6f610d57c39355200e153a3fa29bd",
     dataset="binarized-mnist",
     metrics=zoo.CardMetrics("pixelvae.binarized-mnist"),
 )
