@@ -48,26 +48,39 @@ def log_prob_per_image(
     bounded = is_bounded(model)
 
     def lp(b: int, start: int, stop: int) -> torch.Tensor:
-        x = images[start:stop].to(device).long()
-        if bounded:
-            if labels is not None:
-                raise ValueError(f"{type(model).__name__} is scored by a bound and takes no labels")
-            g = torch.Generator().manual_seed(derive_seed(seed, "bound", iw_samples, b))
-            out = model.log_prob_bound(x, iw_samples, generator=g)
-        elif labels is None:
-            out = model.log_prob(x)
-        else:
-            out = model.log_prob(x, y=labels[start:stop].to(device))
-        if out.shape != (stop - start,):
-            kind = "log_prob_bound" if bounded else "log_prob"
-            raise ValueError(
-                f"{kind} returned shape {tuple(out.shape)}; expected ({stop - start},), one value per image"
-            )
-        return out.double()
+        y = None if labels is None else labels[start:stop].to(device)
+        return batch_log_prob(model, images[start:stop].to(device), b, labels=y, iw_samples=iw_samples, seed=seed)
 
     return map_batches(
         lp, images.shape[0], batch_size, desc=f"nll (bound, k={iw_samples})" if bounded else "nll", progress=progress
     )
+
+
+def batch_log_prob(
+    model: Any,
+    x: torch.Tensor,
+    b: int,
+    *,
+    labels: torch.Tensor | None = None,
+    iw_samples: int = DEFAULT_IW_SAMPLES,
+    seed: int = 0,
+) -> torch.Tensor:
+    """`log p(x)` in nats of the images `x` `(B, C, H, W)` of batch number `b` of a split: `(B,)` float64.
+    For a bounded model, its lower bound with `iw_samples` samples from a generator seeded by
+    `(seed, "bound", iw_samples, b)`: the same batch number gives the same draw in any process."""
+    x = x.long()
+    if is_bounded(model):
+        if labels is not None:
+            raise ValueError(f"{type(model).__name__} is scored by a bound and takes no labels")
+        g = torch.Generator().manual_seed(derive_seed(seed, "bound", iw_samples, b))
+        out = model.log_prob_bound(x, iw_samples, generator=g)
+        kind = "log_prob_bound"
+    else:
+        out = model.log_prob(x) if labels is None else model.log_prob(x, y=labels)
+        kind = "log_prob"
+    if out.shape != (x.shape[0],):
+        raise ValueError(f"{kind} returned shape {tuple(out.shape)}; expected ({x.shape[0]},), one value per image")
+    return out.double()
 
 
 def per_image_log_prob(ctx: EvalContext) -> torch.Tensor:
