@@ -193,7 +193,8 @@ def test_card_names_each_stages_hardware_when_they_differ(tmp_path):
 
 def test_card_of_a_partial_recipe_says_whether_it_reaches_the_published_number(tmp_path):
     """Weights from part of a recipe: the card gives the full recipe's time, and says the published number is
-    reached when these weights reach it, or that the full recipe's result is not measured when they do not."""
+    reached when these weights reach it, or that the full recipe's result is not measured when they do not; weights
+    from runs in a row are said to be so, not a share of the last run's recipe."""
     import shutil
 
     from zoo.release import render_release_card
@@ -216,3 +217,12 @@ def test_card_of_a_partial_recipe_says_whether_it_reaches_the_published_number(t
     (copy / "eval.json").write_text(json.dumps(results))
     line = partial_line()
     assert "reach the published number already" in line and "not been measured" not in line
+    # weights from runs in a row: the last run's share of its recipe is not the weights' story
+    first = (training.get("stages") or [{}])[0]
+    history = {"epochs": 20, "steps": 1000, "wall_time_s": 7200.0, "validation": [], "training": training}
+    init = {"name": "local-dir:earlier", "sha256": "ab" * 32, "history": history}
+    chained = {**training, "epochs": 10, "stages": [{**first, "init_from": init}]}
+    (copy / "training.json").write_text(json.dumps(chained))
+    line = partial_line()
+    assert line.startswith("These weights come from 2 runs in a row, each from the last one's weights (30 epochs")
+    assert f"not from one run of the {full} epochs of the `default` recipe" in line and "takes about" not in line

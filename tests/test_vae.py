@@ -322,3 +322,32 @@ def test_a_published_exact_value_beside_a_bound_is_not_marked_as_a_bound():
     folder = Path(__file__).resolve().parents[1] / "cards" / "pixelvae.binarized-mnist"
     bound = json.loads((folder / "eval.json").read_text())["metrics"]["nll"]["value"]
     assert f"| nll | 81.30 | ≤ {bound:.2f} |" in (folder / "README.md").read_text()
+
+
+def test_scoring_in_parts_gives_zoo_evals_bound_and_resumes(tmp_path):
+    """stages/tools/score_in_parts.py (a bound that outlasts a sitting, scored one batch per file) prints the
+    nll zoo eval prints, also when a batch's file was lost and is scored again; other arguments are refused."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from zoo.weights import save_weights
+
+    torch.manual_seed(0)
+    model = zoo.create("vae", latent=4, hidden=4, decoder_hidden=8)
+    save_weights(model, tmp_path / "release", dataset="binarized-mnist")
+    tool = Path(__file__).resolve().parents[1] / "stages" / "tools" / "score_in_parts.py"
+    parts = tmp_path / "parts"
+    argv = [sys.executable, str(tool), f"local-dir:{tmp_path / 'release'}", "--parts", str(parts)]
+    argv += ["--iw-samples", "3", "--limit", "25", "--batch-size", "10"]
+    subprocess.run(argv, check=True, capture_output=True)
+    assert sorted(p.name for p in parts.glob("batch-*.json")) == [f"batch-0000{b}.json" for b in range(3)]
+    (parts / "batch-00001.json").unlink()
+    (parts / "result.json").unlink()
+    rerun = subprocess.run(argv, check=True, capture_output=True, text=True)
+    assert "batch 1 (10..19 of 25)" in rerun.stdout and "batch 0" not in rerun.stdout  # only the lost one
+    got = json.loads((parts / "result.json").read_text())
+    want = zoo.evaluate(model, "binarized-mnist", metrics="nll", limit=25, iw_samples=3, batch_size=10)["nll"]
+    assert (got["nll"], got["stderr"], got["n"], got["k"]) == (want.value, want.stderr, 25, 3)
+    refused = subprocess.run([*argv[:-6], "--iw-samples", "4", *argv[-4:]], capture_output=True, text=True)
+    assert refused.returncode != 0 and "another run" in refused.stderr

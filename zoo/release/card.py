@@ -506,7 +506,17 @@ def _comparison(
     name = (recipe or {}).get("name")
     full = spec.recipes.get(name, {}).get("epochs") if name else None
     done = (training or {}).get("epochs") or (recipe or {}).get("epochs")
-    if full and done and done < full:
+    runs = lineage(training)
+    if full and done and len(runs) > 1:  # a chain: the last run's share of its recipe says little of the whole
+        line = (
+            f"These weights come from {len(runs)} runs in a row, each from the last one's weights "
+            f"({runs[-1][0] + done} epochs in all; the training curve above shows them), not from one run of "
+            f"the {full} epochs of the `{name}` recipe"
+        )
+        if comparable and all(reached):
+            line += ". These weights reach the published number already"
+        out += [line + ".", ""]
+    elif full and done and done < full:
         line = (
             f"These weights come from {done} of the {full} epochs of the `{name}` recipe "
             f"(`zoo train {spec.name} --recipe {name}` runs them all)"
