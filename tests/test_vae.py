@@ -326,7 +326,8 @@ def test_a_published_exact_value_beside_a_bound_is_not_marked_as_a_bound():
 
 def test_scoring_in_parts_gives_zoo_evals_bound_and_resumes(tmp_path):
     """stages/tools/score_in_parts.py (a bound that outlasts a sitting, scored one batch per file) prints the
-    nll zoo eval prints, also when a batch's file was lost and is scored again; other arguments are refused."""
+    nll zoo eval prints, also in two shards, and when a batch's file was lost and is scored again; other arguments
+    are refused."""
     import subprocess
     import sys
     from pathlib import Path
@@ -340,8 +341,11 @@ def test_scoring_in_parts_gives_zoo_evals_bound_and_resumes(tmp_path):
     parts = tmp_path / "parts"
     argv = [sys.executable, str(tool), f"local-dir:{tmp_path / 'release'}", "--parts", str(parts)]
     argv += ["--iw-samples", "3", "--limit", "25", "--batch-size", "10"]
-    subprocess.run(argv, check=True, capture_output=True)
+    half = subprocess.run([*argv, "--shard", "0/2"], check=True, capture_output=True, text=True)
+    assert "2 of 3 batches scored; waiting for batch-00001.json" in half.stdout and not (parts / "result.json").exists()
+    subprocess.run([*argv, "--shard", "1/2"], check=True, capture_output=True)
     assert sorted(p.name for p in parts.glob("batch-*.json")) == [f"batch-0000{b}.json" for b in range(3)]
+    sharded = json.loads((parts / "result.json").read_text())
     (parts / "batch-00001.json").unlink()
     (parts / "result.json").unlink()
     rerun = subprocess.run(argv, check=True, capture_output=True, text=True)
@@ -349,5 +353,6 @@ def test_scoring_in_parts_gives_zoo_evals_bound_and_resumes(tmp_path):
     got = json.loads((parts / "result.json").read_text())
     want = zoo.evaluate(model, "binarized-mnist", metrics="nll", limit=25, iw_samples=3, batch_size=10)["nll"]
     assert (got["nll"], got["stderr"], got["n"], got["k"]) == (want.value, want.stderr, 25, 3)
+    assert sharded == got
     refused = subprocess.run([*argv[:-6], "--iw-samples", "4", *argv[-4:]], capture_output=True, text=True)
     assert refused.returncode != 0 and "another run" in refused.stderr

@@ -10,6 +10,8 @@ same per-batch seeds (`zoo.eval.likelihood.batch_log_prob`), and writes each bat
 first batch without a file. When every batch has one it prints the nll that `zoo eval NAME --iw-samples K
 --limit N --batch-size B --seed S --json` prints (the same images, the same draws, the same numbers) and
 writes it to `PARTS/result.json`. `PARTS/args.json` pins the arguments: a rerun with others is refused.
+`--shard R/N` scores every N-th batch from the R-th, so that N processes (one thread each) share the work;
+the last one to finish prints the result.
 """
 
 from __future__ import annotations
@@ -38,7 +40,11 @@ def main() -> None:
     ap.add_argument("--batch-size", type=int, default=100)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--shard", default="0/1", help="R/N: score only the batches b with b %% N == R (N processes)")
     args = ap.parse_args()
+    shard, shards = (int(v) for v in args.shard.split("/"))
+    if not 0 <= shard < shards:
+        raise SystemExit(f"--shard R/N needs 0 <= R < N, got {args.shard}")
     torch.set_num_threads(args.threads)
     pinned = {k: getattr(args, k) for k in ("name", "dataset", "split", "limit", "iw_samples", "batch_size", "seed")}
     args.parts.mkdir(parents=True, exist_ok=True)
@@ -54,10 +60,10 @@ def main() -> None:
     )  # fmt: skip
     images = ctx.split_images()  # (N, C, H, W) levels, the images zoo eval scores
     n = images.shape[0]
-    values = []
-    for b, start in enumerate(range(0, n, args.batch_size)):
-        part = args.parts / f"batch-{b:05d}.json"
-        if not part.exists():
+    parts = [args.parts / f"batch-{b:05d}.json" for b in range(-(-n // args.batch_size))]
+    for b, part in enumerate(parts):
+        start = b * args.batch_size
+        if b % shards == shard and not part.exists():
             t0 = time.perf_counter()
             with torch.no_grad():
                 lp = batch_log_prob(
@@ -67,7 +73,11 @@ def main() -> None:
             tmp.write_text(json.dumps({"batch": b, "start": start, "log_prob": lp.tolist()}) + "\n")
             tmp.replace(part)  # a batch's file is whole or absent
             print(f"batch {b} ({start}..{start + lp.numel() - 1} of {n}): {time.perf_counter() - t0:.0f} s", flush=True)
-        values += json.loads(part.read_text())["log_prob"]
+    missing = [p.name for p in parts if not p.exists()]
+    if missing:  # another shard's batches
+        print(f"{len(parts) - len(missing)} of {len(parts)} batches scored; waiting for {', '.join(missing)}")
+        return
+    values = [v for p in parts for v in json.loads(p.read_text())["log_prob"]]
     ctx.cache["log_prob"] = torch.tensor(values, dtype=torch.float64)  # what zoo eval's nll computes, in parts
     value = nll(ctx)
     idx, total = ctx.subset_indices(), ctx.load_split(args.split)[0].shape[0]
