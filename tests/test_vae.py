@@ -324,35 +324,41 @@ def test_a_published_exact_value_beside_a_bound_is_not_marked_as_a_bound():
     assert f"| nll | 81.30 | ≤ {bound:.2f} |" in (folder / "README.md").read_text()
 
 
-def test_scoring_in_parts_gives_zoo_evals_bound_and_resumes(tmp_path):
-    """stages/tools/score_in_parts.py (a bound that outlasts a sitting, scored one batch per file) prints the
-    nll zoo eval prints, also in two shards, and when a batch's file was lost and is scored again; other arguments
-    are refused."""
-    import subprocess
-    import sys
-    from pathlib import Path
+def test_a_bound_scored_in_parts_goes_on_where_it_stopped_with_the_same_numbers(tmp_path):
+    """`evaluate(..., parts=DIR)` (`zoo eval --parts DIR`): one file per batch, reused by a later call, so a long
+    bound (k=5000) outlasts a stopped process; the numbers are those of one uninterrupted call; a folder of another
+    evaluation, or a batch file that does not fit, is refused."""
+    from click.testing import CliRunner
 
-    from zoo.weights import save_weights
+    from zoo.cli import build_cli
+    from zoo.errors import ArgumentError
 
     torch.manual_seed(0)
     model = zoo.create("vae", latent=4, hidden=4, decoder_hidden=8)
-    save_weights(model, tmp_path / "release", dataset="binarized-mnist")
-    tool = Path(__file__).resolve().parents[1] / "stages" / "tools" / "score_in_parts.py"
+    kw = {"metrics": "nll", "limit": 25, "iw_samples": 3, "batch_size": 10}
+    whole = zoo.evaluate(model, "binarized-mnist", **kw)["nll"]
     parts = tmp_path / "parts"
-    argv = [sys.executable, str(tool), f"local-dir:{tmp_path / 'release'}", "--parts", str(parts)]
-    argv += ["--iw-samples", "3", "--limit", "25", "--batch-size", "10"]
-    half = subprocess.run([*argv, "--shard", "0/2"], check=True, capture_output=True, text=True)
-    assert "2 of 3 batches scored; waiting for batch-00001.json" in half.stdout and not (parts / "result.json").exists()
-    subprocess.run([*argv, "--shard", "1/2"], check=True, capture_output=True)
-    assert sorted(p.name for p in parts.glob("batch-*.json")) == [f"batch-0000{b}.json" for b in range(3)]
-    sharded = json.loads((parts / "result.json").read_text())
+    first = zoo.evaluate(model, "binarized-mnist", parts=parts, **kw)["nll"]
+    assert sorted(p.name for p in parts.iterdir()) == [
+        "batch-00000.json",
+        "batch-00001.json",
+        "batch-00002.json",
+        "pin.json",
+    ]
+    assert (first.value, first.stderr) == (whole.value, whole.stderr)
+    saved = json.loads((parts / "batch-00001.json").read_text())
+    (parts / "batch-00001.json").write_text(json.dumps({**saved, "log_prob": [v - 10.0 for v in saved["log_prob"]]}))
+    reused = zoo.evaluate(model, "binarized-mnist", parts=parts, **kw)["nll"]
+    assert reused.value == pytest.approx(whole.value + 10 * 10 / 25)  # batch 1 read, not scored again
     (parts / "batch-00001.json").unlink()
-    (parts / "result.json").unlink()
-    rerun = subprocess.run(argv, check=True, capture_output=True, text=True)
-    assert "batch 1 (10..19 of 25)" in rerun.stdout and "batch 0" not in rerun.stdout  # only the lost one
-    got = json.loads((parts / "result.json").read_text())
-    want = zoo.evaluate(model, "binarized-mnist", metrics="nll", limit=25, iw_samples=3, batch_size=10)["nll"]
-    assert (got["nll"], got["stderr"], got["n"], got["k"]) == (want.value, want.stderr, 25, 3)
-    assert sharded == got
-    refused = subprocess.run([*argv[:-6], "--iw-samples", "4", *argv[-4:]], capture_output=True, text=True)
-    assert refused.returncode != 0 and "another run" in refused.stderr
+    before = (parts / "batch-00000.json").stat().st_mtime_ns
+    again = zoo.evaluate(model, "binarized-mnist", parts=parts, **kw)["nll"]
+    assert (again.value, again.stderr) == (whole.value, whole.stderr)
+    assert (parts / "batch-00000.json").stat().st_mtime_ns == before and (parts / "batch-00001.json").is_file()
+    with pytest.raises(ArgumentError, match=r"another evaluation \(k: 3; this one has k: 4\)"):
+        zoo.evaluate(model, "binarized-mnist", parts=parts, **{**kw, "iw_samples": 4})
+    (parts / "batch-00002.json").write_text(json.dumps({**saved, "start": 20}))
+    with pytest.raises(ArgumentError, match="does not hold images 20..24"):
+        zoo.evaluate(model, "binarized-mnist", parts=parts, **kw)
+    res = CliRunner().invoke(build_cli(), ["eval", "vae", "pixelvae", "--parts", str(tmp_path / "two")])
+    assert res.exit_code != 0 and "give one model NAME" in res.output and not (tmp_path / "two").exists()

@@ -116,6 +116,13 @@ def _command(names: tuple[str, ...], all_models: bool, **options) -> str:
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON list of results instead of the table.")
 @click.option("--out", type=click.Path(dir_okay=False), default=None, help="Also write the JSON list to FILE.")
 @click.option(
+    "--parts",
+    type=click.Path(file_okay=False),
+    default=None,
+    help="Write each batch's nll to a file in DIR as it is done, and reuse the ones there: a long score (a bound "
+    "at k=5000) that is stopped goes on where it left off, with the same numbers. One NAME.",
+)
+@click.option(
     "--report",
     "report_dir",
     type=click.Path(file_okay=False),
@@ -139,6 +146,7 @@ def eval_cmd(
     random_init: bool,
     as_json: bool,
     out: str | None,
+    parts: str | None,
     report_dir: str | None,
     no_progress: bool,
 ) -> None:
@@ -160,6 +168,10 @@ def eval_cmd(
     resolve_metrics(metrics)  # unknown metric names fail before any model loads
     if out:  # so do output paths that cannot be written
         check_writable(out, "--out")
+    if parts:
+        if len(names) != 1:
+            raise click.UsageError("--parts holds one evaluation's batches: give one model NAME")
+        check_writable(parts, "--parts", directory=True)
     if report_dir:
         check_writable(report_dir, "--report", directory=True)
     if device == "cuda" and "LOCAL_RANK" in os.environ:
@@ -194,6 +206,7 @@ def eval_cmd(
                         random_init=random_init,
                         grid=64 if report_dir else 0,
                         progress=main and not no_progress,
+                        parts=parts,
                     )
             except Exception as e:
                 if not all_models:

@@ -20,6 +20,7 @@ import time
 import warnings
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -179,6 +180,7 @@ class EvalContext:
     device: torch.device = field(default_factory=lambda: torch.device("cpu"))
     progress: bool = False
     feature_extractor: Any = None  # images (B, C, H, W) levels -> features (B, D); default: the reference classifier
+    parts: Path | None = None  # a folder of nll's per-batch values, reused and added to (zoo.eval.likelihood)
     cache: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -333,6 +335,7 @@ def evaluate(
     feature_extractor: Callable[[torch.Tensor], torch.Tensor] | None = None,
     grid: int = 0,
     progress: bool = False,
+    parts: str | Path | None = None,
 ) -> EvalResult:
     """Score a model on a dataset split with the given metrics; see the module docstring.
 
@@ -352,6 +355,10 @@ def evaluate(
       (for a picture; not serialised): the first `grid` images of the draw the sample metrics
       use, so the same seed gives the same pictures whatever the metrics. With `metrics=()` only
       these are made: a full run's pictures without its scores.
+    - `parts`: a folder for nll's per-image values, one file per batch, written as each batch is done and
+      reused by a later call with the same weights, data, subset, seed, batch size and k (pinned in
+      `parts/pin.json`; another evaluation's folder is refused): a long score (a bound at k=5000) that is
+      stopped goes on where it left off, with the same numbers. `wall_time_s` counts this call only.
     """
     if iw_samples is None:
         from .likelihood import DEFAULT_IW_SAMPLES
@@ -385,6 +392,12 @@ def evaluate(
     if prov["note"]:
         warnings.warn(prov["note"], stacklevel=2)
     dev = device_of(model)
+    if parts is not None:  # what names the numbers: another evaluation's folder is refused
+        from .likelihood import pin_parts
+
+        pin = {"model": prov["model"], "weights": prov["weights"], "dataset": ds.name, "split": split, "limit": limit}
+        pin |= {"seed": seed, "batch_size": batch_size, "k": iw_samples if _density(model) == "bound" else None}
+        parts = pin_parts(Path(parts), pin)
     ctx = EvalContext(
         model=model,
         dataset=ds,
@@ -397,6 +410,7 @@ def evaluate(
         device=dev,
         progress=progress,
         feature_extractor=feature_extractor,
+        parts=parts,
     )
     n = ctx.split_images().shape[0]
     results: dict[str, MetricValue] = {}

@@ -13,13 +13,17 @@ in one process and under torchrun; its standard error over images includes the s
 
 from __future__ import annotations
 
+import json
 import math
+from pathlib import Path
 from typing import Any
 
 import torch
 
 from ..distributed import map_batches
+from ..errors import ArgumentError
 from ..protocols import is_bounded
+from ..util import write_atomic
 from .distributed import derive_seed
 from .harness import EvalContext
 from .metric import MetricValue
@@ -38,22 +42,53 @@ def log_prob_per_image(
     progress: bool = False,
     iw_samples: int = DEFAULT_IW_SAMPLES,
     seed: int = 0,
+    parts: Path | None = None,
 ) -> torch.Tensor:
     """`log p(x)` in nats of each of `images` (given `labels` for a class-conditional model): `(N,)` float64;
     for a bounded model, its lower bound with `iw_samples` importance samples (seeded by `seed`).
 
     The one NLL loop of the zoo (the harness's `nll` and training's validation use it):
-    batches of `batch_size` sharded over the processes and gathered in order.
+    batches of `batch_size` sharded over the processes and gathered in order. With `parts` (a folder
+    `pin_parts` has checked), batch b's values are read from `parts/batch-{b:05d}.json` when that file
+    exists, else computed and written there at once: a score stopped part-way goes on where it left off.
     """
     bounded = is_bounded(model)
 
     def lp(b: int, start: int, stop: int) -> torch.Tensor:
+        part = None if parts is None else parts / f"batch-{b:05d}.json"
+        if part is not None and part.is_file():
+            saved = json.loads(part.read_text())
+            if saved.get("start") != start or len(saved.get("log_prob", ())) != stop - start:
+                raise ArgumentError(f"{part} does not hold images {start}..{stop - 1}; remove it to score them again")
+            return torch.tensor(saved["log_prob"], dtype=torch.float64)
         y = None if labels is None else labels[start:stop].to(device)
-        return batch_log_prob(model, images[start:stop].to(device), b, labels=y, iw_samples=iw_samples, seed=seed)
+        out = batch_log_prob(model, images[start:stop].to(device), b, labels=y, iw_samples=iw_samples, seed=seed)
+        if part is not None:
+            write_atomic(part, json.dumps({"batch": b, "start": start, "log_prob": out.tolist()}) + "\n")
+        return out
 
     return map_batches(
         lp, images.shape[0], batch_size, desc=f"nll (bound, k={iw_samples})" if bounded else "nll", progress=progress
     )
+
+
+def pin_parts(parts: Path, pin: dict[str, Any]) -> Path:
+    """Make `parts` the folder of one evaluation's per-batch values: `pin` (what names the numbers: the weights,
+    data, subset, seed, batch size, k) is written to `parts/pin.json`, or must equal the one there."""
+    parts = Path(parts)
+    pin_file = parts / "pin.json"
+    if pin_file.is_file():
+        there = json.loads(pin_file.read_text())
+        if there != pin:
+            changed = sorted(k for k in pin.keys() | there.keys() if pin.get(k) != there.get(k))
+            raise ArgumentError(
+                f"{parts} holds the parts of another evaluation ({', '.join(f'{k}: {there.get(k)!r}' for k in changed)}"
+                f"; this one has {', '.join(f'{k}: {pin.get(k)!r}' for k in changed)}); pick another folder"
+            )
+        return parts
+    parts.mkdir(parents=True, exist_ok=True)
+    write_atomic(pin_file, json.dumps(pin, indent=1) + "\n")
+    return parts
 
 
 def batch_log_prob(
@@ -94,6 +129,7 @@ def per_image_log_prob(ctx: EvalContext) -> torch.Tensor:
             progress=ctx.progress,
             iw_samples=ctx.iw_samples,
             seed=ctx.seed,
+            parts=ctx.parts,
         )
     return ctx.cache["log_prob"]
 
