@@ -226,3 +226,27 @@ def test_card_of_a_partial_recipe_says_whether_it_reaches_the_published_number(t
     line = partial_line()
     assert line.startswith("These weights come from 2 runs in a row, each from the last one's weights (30 epochs")
     assert f"not from one run of the {full} epochs of the `default` recipe" in line and "takes about" not in line
+
+
+def test_card_shows_further_results_of_its_weights_with_their_commands(tmp_path):
+    """A release's eval_further.json (`zoo eval ... --out`: a bound at a larger k on a subset, say) gets a table of
+    its own on the card, each number beside the command that measures it; results of other weights are refused."""
+    import shutil
+
+    from zoo.errors import ZooError
+    from zoo.release import render_release_card
+
+    copy = tmp_path / "pixelvae.binarized-mnist"
+    shutil.copytree(_card("pixelvae.binarized-mnist"), copy)
+    r = zoo.evaluate(f"local-dir:{copy}", "binarized-mnist", metrics="nll", limit=20, iw_samples=3, seed=1)
+    (copy / "eval_further.json").write_text(json.dumps([r.to_dict()]))
+    render_release_card(copy)
+    card = (copy / "README.md").read_text()
+    row = next(x for x in card.splitlines() if x.startswith("| nll (upper bound, k=3) | ≤ "))
+    assert f"≤ {r['nll'].value:.4f}".rstrip("0") in row and "| 20 (`--limit 20 --seed 1`) |" in row
+    assert row.endswith("--metrics nll --iw-samples 3 --limit 20 --seed 1` |"), row
+    other = r.to_dict()
+    other["provenance"]["weights"] = "ab" * 32
+    (copy / "eval_further.json").write_text(json.dumps([other]))
+    with pytest.raises(ZooError, match="not of this folder's model.safetensors"):
+        render_release_card(copy)

@@ -164,6 +164,31 @@ def _canonical_section(sub: EvalSummary) -> list[str]:
     return out + [""]
 
 
+def _further_section(name: str, further: Sequence[EvalSummary]) -> list[str]:
+    """The Results section's table of the same weights' results at other settings (a bound at a larger k on a
+    subset, say), each with the command that measures it; empty when there are none."""
+    if not further:
+        return []
+    out = [
+        "Measured on the same weights at other settings (`zoo publish` re-checks the tables above, not these; the "
+        "command beside each number measures it again):",
+        "",
+        "| metric | value | standard error | images | reproduce |",
+        "| --- | --- | --- | --- | --- |",
+    ]
+    for s in further:
+        images = f"{s.n} (`--limit {s.limit} --seed {s.seed}`)" if s.limit else f"{s.n} (the whole split)"
+        for k, v in s.metrics.items():
+            metric = k.split(".")[0]
+            command = _reproduce(name, s, metric).removesuffix("`")
+            command += f" --limit {s.limit}" if s.limit else ""
+            command += f" --seed {s.seed}`" if s.limit and s.seed else "`"
+            out.append(
+                f"| {k}{_bound_label(s, k)} | {s.mark(k)}{fmt(v)} | {fmt(s.stderr.get(k))} | {images} | {command} |"
+            )
+    return out + [""]
+
+
 def _usage_scoring_line(spec: Any) -> str:
     """The usage example's last line: what the model can say about an image it sampled."""
     capabilities = spec.capabilities if spec is not None else {"likelihood"}
@@ -218,6 +243,7 @@ def render_card(
     folder: str | Path | None = None,
     quality: Sequence[Mapping[str, Any]] | None = None,
     figures: Sequence[tuple[str, str]] = (),
+    further: Sequence[Any] = (),
 ) -> str:
     """The model card (README.md) of a release, from its config.json and the harness's results.
 
@@ -230,7 +256,8 @@ def render_card(
     validation records (train_log.jsonl, `kind` "valid"), for the card's training progress;
     `curve`: the file name of the training-curve picture beside the card. `quality`: records of
     fid/precision/recall after each epoch of a sampler's run (a release's fid_curve.jsonl);
-    `figures`: (file, caption) pictures beside the card, shown with the training progress."""
+    `figures`: (file, caption) pictures beside the card, shown with the training progress. `further`: more
+    results of these weights at other settings (a release's eval_further.json), in a table of their own."""
     arch = config["architecture"]
     try:
         spec = get_spec(arch)
@@ -342,6 +369,7 @@ def render_card(
         out += ["", "The same numbers from Python:", "", "```python", f'zoo.evaluate("{load_name}", {args})', "```", ""]
         if summary.subset is not None:
             out += _canonical_section(summary.subset)
+        out += _further_section(load_name, [summarize(r) for r in further])
         if summary.provenance:
             out += ["<details><summary>Provenance of these numbers</summary>", "", "| | |", "| --- | --- |"]
             out += [f"| {k} | {v} |" for k, v in sorted(summary.provenance.items()) if v is not None and v != ""]

@@ -22,6 +22,7 @@ from .card import render_card
 __all__ = ["save_pretrained", "render_release_card"]
 
 EVAL_NAME = "eval.json"
+FURTHER_NAME = "eval_further.json"  # `zoo eval NAME ... --out FILE` of these weights at other settings (k=5000, say)
 TRAINING_NAME = "training.json"
 CURVE_NAME = "training_curve.png"
 QUALITY_NAME = "fid_curve.jsonl"  # a sampler's fid/precision/recall per epoch (benchmarks/gan_fid_curve.py)
@@ -171,9 +172,27 @@ def render_release_card(
         folder=folder,
         quality=_read_jsonl(folder / QUALITY_NAME),
         figures=[(f, c) for f, c in FIGURES if (folder / f).is_file()],
+        further=_further_results(folder, cfg),
     )
     write_atomic(folder / CARD_NAME, card)
     return folder / CARD_NAME
+
+
+def _further_results(folder: Path, cfg: dict[str, Any]) -> list[dict[str, Any]]:
+    """The results in the folder's eval_further.json (a `zoo eval --out` list), each checked to be of the
+    folder's weights; none when there is no such file."""
+    path = folder / FURTHER_NAME
+    if not path.is_file():
+        return []
+    results = json.loads(path.read_text())
+    for r in results if isinstance(results, list) else [results]:
+        weights = (r.get("provenance") or {}).get("weights") if isinstance(r, dict) else None
+        if weights != cfg["weights"]["sha256"]:
+            raise ZooError(
+                f"{path} holds a result of weights {weights}, not of this folder's model.safetensors "
+                f"({cfg['weights']['sha256']}); measure them again (zoo eval local-dir:{folder} ... --out {path})"
+            )
+    return results if isinstance(results, list) else [results]
 
 
 def _read_jsonl(path: Path) -> list[dict[str, Any]] | None:
