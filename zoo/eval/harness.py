@@ -397,7 +397,7 @@ def evaluate(
 
         pin = {"model": prov["model"], "weights": prov["weights"], "dataset": ds.name, "split": split, "limit": limit}
         pin |= {"seed": seed, "batch_size": batch_size, "k": iw_samples if _density(model) == "bound" else None}
-        parts = pin_parts(Path(parts), pin)
+        parts = pin_parts(parts, pin)
     ctx = EvalContext(
         model=model,
         dataset=ds,

@@ -72,7 +72,7 @@ def log_prob_per_image(
     )
 
 
-def pin_parts(parts: Path, pin: dict[str, Any]) -> Path:
+def pin_parts(parts: str | Path, pin: dict[str, Any]) -> Path:
     """Make `parts` the folder of one evaluation's per-batch values: `pin` (what names the numbers: the weights,
     data, subset, seed, batch size, k) is written to `parts/pin.json`, or must equal the one there."""
     parts = Path(parts)

@@ -179,12 +179,9 @@ def _further_section(name: str, further: Sequence[EvalSummary]) -> list[str]:
     for s in further:
         images = f"{s.n} (`--limit {s.limit} --seed {s.seed}`)" if s.limit else f"{s.n} (the whole split)"
         for k, v in s.metrics.items():
-            metric = k.split(".")[0]
-            command = _reproduce(name, s, metric).removesuffix("`")
-            command += f" --limit {s.limit}" if s.limit else ""
-            command += f" --seed {s.seed}`" if s.limit and s.seed else "`"
             out.append(
-                f"| {k}{_bound_label(s, k)} | {s.mark(k)}{fmt(v)} | {fmt(s.stderr.get(k))} | {images} | {command} |"
+                f"| {k}{_bound_label(s, k)} | {s.mark(k)}{fmt(v)} | {fmt(s.stderr.get(k))} | {images} | "
+                f"{_reproduce(name, s, k.split('.')[0])} |"
             )
     return out + [""]
 
@@ -223,8 +220,11 @@ def _load_name(config: Mapping[str, Any], spec: Any, repo_id: str | None, folder
 
 
 def _reproduce(name: str, summary: EvalSummary, metric: str) -> str:
+    """The `zoo eval` command that measures `metric` of `summary` again (its k, subset and seed, unless defaults)."""
     k = summary.bounds.get(metric, {}).get("k")
-    return f"`zoo eval {name} --dataset {summary.dataset} --metrics {metric}" + (f" --iw-samples {k}`" if k else "`")
+    options = (f" --iw-samples {k}" if k else "") + (f" --limit {summary.limit}" if summary.limit else "")
+    options += f" --seed {summary.seed}" if summary.seed else ""
+    return f"`zoo eval {name} --dataset {summary.dataset} --metrics {metric}{options}`"
 
 
 def render_card(
@@ -535,29 +535,28 @@ def _comparison(
     full = spec.recipes.get(name, {}).get("epochs") if name else None
     done = (training or {}).get("epochs") or (recipe or {}).get("epochs")
     runs = lineage(training)
-    if full and done and len(runs) > 1:  # a chain: the last run's share of its recipe says little of the whole
-        line = (
-            f"These weights come from {len(runs)} runs in a row, each from the last one's weights "
-            f"({runs[-1][0] + done} epochs in all; the training curve above shows them), not from one run of "
-            f"the {full} epochs of the `{name}` recipe"
-        )
-        if comparable and all(reached):
-            line += ". These weights reach the published number already"
-        out += [line + ".", ""]
-    elif full and done and done < full:
-        line = (
-            f"These weights come from {done} of the {full} epochs of the `{name}` recipe "
-            f"(`zoo train {spec.name} --recipe {name}` runs them all)"
-        )
-        wall = (training or {}).get("wall_time_s")
-        if wall:
-            line += (
-                "; at this run's speed the full recipe takes about "
-                f"{wall / done * full / 3600:.1f} h on the same hardware"
+    chained = len(runs) > 1  # a chain: the last run's share of its recipe says little of the whole
+    if full and done and (chained or done < full):
+        if chained:
+            line = (
+                f"These weights come from {len(runs)} runs in a row, each from the last one's weights "
+                f"({runs[-1][0] + done} epochs in all; the training curve above shows them), not from one run of "
+                f"the {full} epochs of the `{name}` recipe"
             )
+        else:
+            line = (
+                f"These weights come from {done} of the {full} epochs of the `{name}` recipe "
+                f"(`zoo train {spec.name} --recipe {name}` runs them all)"
+            )
+            wall = (training or {}).get("wall_time_s")
+            if wall:
+                line += (
+                    "; at this run's speed the full recipe takes about "
+                    f"{wall / done * full / 3600:.1f} h on the same hardware"
+                )
         if comparable and all(reached):
             line += ". These weights reach the published number already"
-        elif comparable:
+        elif comparable and not chained:
             line += ". Whether the full recipe reaches the published number has not been measured"
         out += [line + ".", ""]
     return out

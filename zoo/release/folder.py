@@ -184,15 +184,16 @@ def _further_results(folder: Path, cfg: dict[str, Any]) -> list[dict[str, Any]]:
     path = folder / FURTHER_NAME
     if not path.is_file():
         return []
-    results = json.loads(path.read_text())
-    for r in results if isinstance(results, list) else [results]:
+    loaded = json.loads(path.read_text())
+    results = loaded if isinstance(loaded, list) else [loaded]
+    for r in results:
         weights = (r.get("provenance") or {}).get("weights") if isinstance(r, dict) else None
         if weights != cfg["weights"]["sha256"]:
             raise ZooError(
                 f"{path} holds a result of weights {weights}, not of this folder's model.safetensors "
                 f"({cfg['weights']['sha256']}); measure them again (zoo eval local-dir:{folder} ... --out {path})"
             )
-    return results if isinstance(results, list) else [results]
+    return results
 
 
 def _read_jsonl(path: Path) -> list[dict[str, Any]] | None:
