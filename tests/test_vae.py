@@ -362,3 +362,31 @@ def test_a_bound_scored_in_parts_goes_on_where_it_stopped_with_the_same_numbers(
         zoo.evaluate(model, "binarized-mnist", parts=parts, **kw)
     res = CliRunner().invoke(build_cli(), ["eval", "vae", "pixelvae", "--parts", str(tmp_path / "two")])
     assert res.exit_code != 0 and "give one model NAME" in res.output and not (tmp_path / "two").exists()
+
+
+def test_a_finished_parts_folder_reads_back_in_order_and_an_unfinished_one_is_refused(tmp_path):
+    """`read_parts` (the reader of stages/tools/paired_gap.py): a folder that `zoo eval --parts` finished gives its
+    pin and the per-image values whose mean and standard error are the score; two pins of one model at two k
+    differ in k only; a folder with a batch missing, or fewer images than its --limit, is refused."""
+    from zoo.errors import ArgumentError
+    from zoo.eval.likelihood import mean_stderr, pin_difference, read_parts
+
+    assert mean_stderr(torch.tensor([1.0, 3.0])) == (2.0, 1.0)
+    torch.manual_seed(0)
+    model = zoo.create("vae", latent=4, hidden=4, decoder_hidden=8)
+    kw = {"metrics": "nll", "limit": 25, "iw_samples": 3, "batch_size": 10}
+    parts = tmp_path / "k3"
+    score = zoo.evaluate(model, "binarized-mnist", parts=parts, **kw)["nll"]
+    pin, lp = read_parts(parts)
+    assert (pin["k"], pin["limit"], tuple(lp.shape)) == (3, 25, (25,))
+    assert mean_stderr(-lp) == (score.value, score.stderr)
+    zoo.evaluate(model, "binarized-mnist", parts=tmp_path / "k4", **{**kw, "iw_samples": 4})
+    assert pin_difference(pin, read_parts(tmp_path / "k4")[0]) == ["k"]
+    (parts / "batch-00001.json").unlink()
+    with pytest.raises(ArgumentError, match=r"batch 1 \(images from 10\) is missing"):
+        read_parts(parts)
+    (parts / "batch-00002.json").unlink()
+    with pytest.raises(ArgumentError, match="holds 10 of the 25 images"):
+        read_parts(parts)
+    with pytest.raises(ArgumentError, match="no pin.json"):
+        read_parts(tmp_path)

@@ -19,29 +19,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 from pathlib import Path
 
-import torch
-
-
-def read_parts(folder: Path) -> tuple[dict, torch.Tensor]:
-    """A finished `--parts` folder: its pin and every image's log p (bound), `(N,)` float64 in split order."""
-    pin = json.loads((folder / "pin.json").read_text())
-    values, start = [], 0
-    for part in sorted(folder.glob("batch-*.json")):
-        saved = json.loads(part.read_text())
-        if saved["start"] != start:
-            raise SystemExit(f"{folder}: the batch of images from {start} is missing (found {part.name})")
-        values += saved["log_prob"]
-        start += len(saved["log_prob"])
-    if pin["limit"] is not None and start != pin["limit"]:
-        raise SystemExit(f"{folder}: holds {start} of the {pin['limit']} images; finish it with its zoo eval --parts")
-    return pin, torch.tensor(values, dtype=torch.float64)
-
-
-def mean_stderr(v: torch.Tensor) -> tuple[float, float]:
-    return v.mean().item(), v.std().item() / math.sqrt(v.numel())
+from zoo.errors import ArgumentError
+from zoo.eval.likelihood import mean_stderr, pin_difference, read_parts
 
 
 def main() -> None:
@@ -50,8 +31,11 @@ def main() -> None:
     ap.add_argument("second", type=Path, help="the --parts folder at the larger k")
     ap.add_argument("--full", type=Path, help="zoo eval --out result of the same weights at the first k, whole split")
     args = ap.parse_args()
-    (pin_a, a), (pin_b, b) = read_parts(args.first), read_parts(args.second)
-    differ = sorted(k for k in pin_a if k != "k" and pin_a[k] != pin_b.get(k))
+    try:
+        (pin_a, a), (pin_b, b) = read_parts(args.first), read_parts(args.second)
+    except ArgumentError as e:
+        raise SystemExit(str(e)) from None
+    differ = [k for k in pin_difference(pin_a, pin_b) if k != "k"]
     if differ:
         raise SystemExit(f"the folders score different things: {', '.join(differ)} differ")
     for pin, v in ((pin_a, a), (pin_b, b)):

@@ -57,10 +57,7 @@ def log_prob_per_image(
     def lp(b: int, start: int, stop: int) -> torch.Tensor:
         part = None if parts is None else parts / f"batch-{b:05d}.json"
         if part is not None and part.is_file():
-            saved = json.loads(part.read_text())
-            if saved.get("start") != start or len(saved.get("log_prob", ())) != stop - start:
-                raise ArgumentError(f"{part} does not hold images {start}..{stop - 1}; remove it to score them again")
-            return torch.tensor(saved["log_prob"], dtype=torch.float64)
+            return read_part(part, start, stop - start)
         y = None if labels is None else labels[start:stop].to(device)
         out = batch_log_prob(model, images[start:stop].to(device), b, labels=y, iw_samples=iw_samples, seed=seed)
         if part is not None:
@@ -79,8 +76,8 @@ def pin_parts(parts: str | Path, pin: dict[str, Any]) -> Path:
     pin_file = parts / "pin.json"
     if pin_file.is_file():
         there = json.loads(pin_file.read_text())
-        if there != pin:
-            changed = sorted(k for k in pin.keys() | there.keys() if pin.get(k) != there.get(k))
+        changed = pin_difference(pin, there)
+        if changed:
             raise ArgumentError(
                 f"{parts} holds the parts of another evaluation ({', '.join(f'{k}: {there.get(k)!r}' for k in changed)}"
                 f"; this one has {', '.join(f'{k}: {pin.get(k)!r}' for k in changed)}); pick another folder"
@@ -89,6 +86,42 @@ def pin_parts(parts: str | Path, pin: dict[str, Any]) -> Path:
     parts.mkdir(parents=True, exist_ok=True)
     write_atomic(pin_file, json.dumps(pin, indent=1) + "\n")
     return parts
+
+
+def pin_difference(a: dict[str, Any], b: dict[str, Any]) -> list[str]:
+    """The names on which two pins of `pin_parts` differ, sorted."""
+    return sorted(k for k in a.keys() | b.keys() if a.get(k) != b.get(k))
+
+
+def read_part(part: Path, start: int, count: int | None = None) -> torch.Tensor:
+    """The values of one batch file of a parts folder, `(count,)` float64; it must begin at image `start` (and,
+    with `count`, hold that many)."""
+    saved = json.loads(part.read_text())
+    values = saved.get("log_prob", ())
+    if saved.get("start") != start or not values or count not in (None, len(values)):
+        held = "" if count is None else f"..{start + count - 1}"
+        raise ArgumentError(f"{part} does not hold images {start}{held}; remove it to score them again")
+    return torch.tensor(values, dtype=torch.float64)
+
+
+def read_parts(parts: str | Path) -> tuple[dict[str, Any], torch.Tensor]:
+    """A finished parts folder of a `--limit` evaluation: its pin and every image's `log p(x)` (or bound), `(N,)`
+    float64 in the order of the split. Refuses a folder with a batch missing or, for a `--limit`, fewer images."""
+    parts = Path(parts)
+    if not (parts / "pin.json").is_file():
+        raise ArgumentError(f"{parts} is not a parts folder of `zoo eval --parts` (it has no pin.json)")
+    pin = json.loads((parts / "pin.json").read_text())
+    values: list[torch.Tensor] = []
+    start = 0
+    for b, part in enumerate(sorted(parts.glob("batch-*.json"))):
+        if part.name != f"batch-{b:05d}.json":
+            raise ArgumentError(f"{parts}: batch {b} (images from {start}) is missing; finish it with its zoo eval")
+        values.append(read_part(part, start))
+        start += values[-1].numel()
+    if start == 0 or (pin.get("limit") is not None and start != pin["limit"]):
+        held = f"{start} of the {pin['limit']}" if pin.get("limit") is not None else "none of the"
+        raise ArgumentError(f"{parts} holds {held} images; finish it with its zoo eval --parts")
+    return pin, torch.cat(values)
 
 
 def batch_log_prob(
@@ -136,12 +169,22 @@ def per_image_log_prob(ctx: EvalContext) -> torch.Tensor:
 
 def summarize(log_prob: torch.Tensor, dims: int) -> dict[str, float]:
     """Mean NLL (nats/image), its standard error, and both in bits/dim."""
-    nll = -log_prob.double()
-    n = nll.numel()
-    mean = float(nll.mean())
-    stderr = float(nll.std(unbiased=True) / math.sqrt(n)) if n > 1 else float("nan")
+    mean, stderr = mean_stderr(-log_prob)
     scale = 1.0 / (dims * math.log(2))
-    return {"nats": mean, "stderr": stderr, "bits_per_dim": mean * scale, "stderr_bits_per_dim": stderr * scale, "n": n}
+    return {
+        "nats": mean,
+        "stderr": stderr,
+        "bits_per_dim": mean * scale,
+        "stderr_bits_per_dim": stderr * scale,
+        "n": log_prob.numel(),
+    }
+
+
+def mean_stderr(v: torch.Tensor) -> tuple[float, float]:
+    """The mean of the values `v` `(N,)` and its standard error (nan for one value), in float64."""
+    v = v.double()
+    n = v.numel()
+    return float(v.mean()), float(v.std(unbiased=True) / math.sqrt(n)) if n > 1 else float("nan")
 
 
 def nll(ctx: EvalContext) -> MetricValue:
