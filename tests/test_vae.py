@@ -367,7 +367,7 @@ def test_a_bound_scored_in_parts_goes_on_where_it_stopped_with_the_same_numbers(
 def test_a_finished_parts_folder_reads_back_in_order_and_an_unfinished_one_is_refused(tmp_path):
     """`read_parts` (the reader of stages/tools/paired_gap.py): a folder that `zoo eval --parts` finished gives its
     pin and the per-image values whose mean and standard error are the score; two pins of one model at two k
-    differ in k only; a folder with a batch missing, or fewer images than its --limit, is refused."""
+    differ in k only; a folder with a batch missing or cut short, or fewer images than its --limit, is refused."""
     from zoo.errors import ArgumentError
     from zoo.eval.likelihood import mean_stderr, pin_difference, read_parts
 
@@ -382,6 +382,11 @@ def test_a_finished_parts_folder_reads_back_in_order_and_an_unfinished_one_is_re
     assert mean_stderr(-lp) == (score.value, score.stderr)
     zoo.evaluate(model, "binarized-mnist", parts=tmp_path / "k4", **{**kw, "iw_samples": 4})
     assert pin_difference(pin, read_parts(tmp_path / "k4")[0]) == ["k"]
+    saved = json.loads((parts / "batch-00000.json").read_text())
+    (parts / "batch-00000.json").write_text(json.dumps({**saved, "log_prob": saved["log_prob"][:-1]}))
+    with pytest.raises(ArgumentError, match=r"does not hold images 0\.\.9"):
+        read_parts(parts)
+    (parts / "batch-00000.json").write_text(json.dumps(saved))
     (parts / "batch-00001.json").unlink()
     with pytest.raises(ArgumentError, match=r"batch 1 \(images from 10\) is missing"):
         read_parts(parts)

@@ -105,18 +105,20 @@ def read_part(part: Path, start: int, count: int | None = None) -> torch.Tensor:
 
 
 def read_parts(parts: str | Path) -> tuple[dict[str, Any], torch.Tensor]:
-    """A finished parts folder of a `--limit` evaluation: its pin and every image's `log p(x)` (or bound), `(N,)`
-    float64 in the order of the split. Refuses a folder with a batch missing or, for a `--limit`, fewer images."""
+    """A finished parts folder: its pin and every image's `log p(x)` (or bound), `(N,)` float64 in the order of the
+    split. Refuses a folder with a batch missing or of the wrong size, or with fewer images than its `--limit`
+    (a whole split's folder is taken as finished at its last file: the split's size is the dataset's)."""
     parts = Path(parts)
     if not (parts / "pin.json").is_file():
         raise ArgumentError(f"{parts} is not a parts folder of `zoo eval --parts` (it has no pin.json)")
     pin = json.loads((parts / "pin.json").read_text())
+    files = sorted(parts.glob("batch-*.json"))
     values: list[torch.Tensor] = []
     start = 0
-    for b, part in enumerate(sorted(parts.glob("batch-*.json"))):
+    for b, part in enumerate(files):
         if part.name != f"batch-{b:05d}.json":
             raise ArgumentError(f"{parts}: batch {b} (images from {start}) is missing; finish it with its zoo eval")
-        values.append(read_part(part, start))
+        values.append(read_part(part, start, pin["batch_size"] if b + 1 < len(files) else None))
         start += values[-1].numel()
     if start == 0 or (pin.get("limit") is not None and start != pin["limit"]):
         held = f"{start} of the {pin['limit']}" if pin.get("limit") is not None else "none of the"
