@@ -117,6 +117,17 @@ def mnist_splits() -> None:
 
 
 @pytest.fixture
+def toy():
+    """The training tests' toy dataset and tiny models (tests/train_toys.py), registered for one test."""
+    from train_toys import ToyPlugin
+
+    from zoo.plugins import use_plugins
+
+    with use_plugins({"toy-plugin": ToyPlugin}) as host:
+        yield host
+
+
+@pytest.fixture
 def one_torch_thread():
     """Tiny networks run fastest on one torch thread (and CI machines are shared); restored after."""
     import torch

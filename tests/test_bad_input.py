@@ -1,6 +1,6 @@
 """Bad input and faults (issue 18, part 1): every case gives a clear zoo error, never a silently wrong
 answer nor a raw traceback. Training's cases (resume of a finished run, damaged checkpoints) are in
-tests/test_train.py, next to the toy models they train."""
+tests/test_train_resume.py, beside the other resume tests."""
 
 from __future__ import annotations
 
