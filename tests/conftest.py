@@ -116,6 +116,54 @@ def mnist_splits() -> None:
         zoo.data.get_dataset(name).prepare(["train", "valid"], progress=False)
 
 
+# -- the Hub tests (hub_toys.py: the toys these register) --------------------------------------------------
+@pytest.fixture
+def hf_env(tmp_path, monkeypatch):
+    """A private cache, home and cards folder; online; the token in HF_TOKEN."""
+    import huggingface_hub.constants as hf_constants
+    from hub_toys import TOKEN
+
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hf-cache"))
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf-home"))
+    monkeypatch.setenv("ZOO_CARDS_DIR", str(tmp_path / "cards"))
+    monkeypatch.setenv("HF_TOKEN", TOKEN)
+    monkeypatch.setenv("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.setattr(hf_constants, "HF_HUB_OFFLINE", False)  # huggingface_hub reads it at import
+    (tmp_path / "cards").mkdir()
+    return tmp_path
+
+
+@pytest.fixture
+def hub_server(hf_env, monkeypatch):
+    """A Hub server of zoo.testing.hubserver on 127.0.0.1 for one test; HF_ENDPOINT points at it."""
+    from hub_toys import TOKEN
+
+    from zoo.testing.hubserver import HubServer
+
+    with HubServer(token=TOKEN) as server:
+        monkeypatch.setenv("HF_ENDPOINT", server.url)
+        yield server
+
+
+@pytest.fixture
+def register():
+    """register(WeightsSpec, ...): make `hubtiny` with those weights visible for one test."""
+    import contextlib
+
+    from hub_toys import FakePlugin
+
+    import zoo.plugins
+
+    with contextlib.ExitStack() as stack:  # unwinds last in, first out: the host before the test comes back
+
+        def _register(*weights):
+            stack.enter_context(zoo.plugins.use_plugins({"hubtest": FakePlugin(weights)}))
+
+        yield _register
+
+
+# -- the training tests -----------------------------------------------------------------------------------------
 @pytest.fixture
 def toy():
     """The training tests' toy dataset and tiny models (tests/train_toys.py), registered for one test."""
