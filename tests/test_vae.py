@@ -367,7 +367,8 @@ def test_a_bound_scored_in_parts_goes_on_where_it_stopped_with_the_same_numbers(
 def test_a_finished_parts_folder_reads_back_in_order_and_an_unfinished_one_is_refused(tmp_path):
     """`read_parts` (the reader of stages/tools/paired_gap.py): a folder that `zoo eval --parts` finished gives its
     pin and the per-image values whose mean and standard error are the score; two pins of one model at two k
-    differ in k only; a folder with a batch missing or cut short, or fewer images than its --limit, is refused."""
+    differ in k only; a folder with a batch missing or cut short, or fewer images than its --limit, is refused,
+    and so is a torn or hand-edited file, with a zoo error naming it."""
     from zoo.errors import ArgumentError
     from zoo.eval.likelihood import mean_stderr, pin_difference, read_parts
 
@@ -395,3 +396,12 @@ def test_a_finished_parts_folder_reads_back_in_order_and_an_unfinished_one_is_re
         read_parts(parts)
     with pytest.raises(ArgumentError, match="no pin.json"):
         read_parts(tmp_path)
+    (parts / "batch-00000.json").write_text('{"start": 0, "log_prob": [-1.0, "x"')  # torn or edited by hand
+    with pytest.raises(ArgumentError, match="cannot read the batch file .*batch-00000.json"):
+        read_parts(parts)
+    (parts / "batch-00000.json").write_text(json.dumps({"start": 0, "log_prob": ["x"] * 10}))
+    with pytest.raises(ArgumentError, match="no list of values"):
+        read_parts(parts)
+    (parts / "pin.json").write_text("[]")
+    with pytest.raises(ArgumentError, match="pin file .* holds no JSON object"):
+        zoo.evaluate(model, "binarized-mnist", parts=parts, **kw)

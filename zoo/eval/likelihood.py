@@ -75,7 +75,7 @@ def pin_parts(parts: str | Path, pin: dict[str, Any]) -> Path:
     parts = Path(parts)
     pin_file = parts / "pin.json"
     if pin_file.is_file():
-        there = json.loads(pin_file.read_text())
+        there = _read_json(pin_file, "pin")
         changed = pin_difference(pin, there)
         if changed:
             raise ArgumentError(
@@ -96,12 +96,25 @@ def pin_difference(a: dict[str, Any], b: dict[str, Any]) -> list[str]:
 def read_part(part: Path, start: int, count: int | None = None) -> torch.Tensor:
     """The values of one batch file of a parts folder, `(count,)` float64; it must begin at image `start` (and,
     with `count`, hold that many)."""
-    saved = json.loads(part.read_text())
-    values = saved.get("log_prob", ())
-    if saved.get("start") != start or not values or count not in (None, len(values)):
+    saved = _read_json(part, "batch")
+    values = saved.get("log_prob")
+    if not isinstance(values, list) or not values or not all(isinstance(v, (int, float)) for v in values):
+        raise ArgumentError(f"{part} holds no list of values under 'log_prob'; remove it to score its images again")
+    if saved.get("start") != start or count not in (None, len(values)):
         held = "" if count is None else f"..{start + count - 1}"
         raise ArgumentError(f"{part} does not hold images {start}{held}; remove it to score them again")
     return torch.tensor(values, dtype=torch.float64)
+
+
+def _read_json(path: Path, what: str) -> dict[str, Any]:
+    """A `--parts` folder's JSON object `path` (its pin, or a batch's values), or a clear error."""
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise ArgumentError(f"cannot read the {what} file {path} of a parts folder: {e}") from None
+    if not isinstance(data, dict):
+        raise ArgumentError(f"the {what} file {path} of a parts folder holds no JSON object")
+    return data
 
 
 def read_parts(parts: str | Path) -> tuple[dict[str, Any], torch.Tensor]:
@@ -111,7 +124,7 @@ def read_parts(parts: str | Path) -> tuple[dict[str, Any], torch.Tensor]:
     parts = Path(parts)
     if not (parts / "pin.json").is_file():
         raise ArgumentError(f"{parts} is not a parts folder of `zoo eval --parts` (it has no pin.json)")
-    pin = json.loads((parts / "pin.json").read_text())
+    pin = _read_json(parts / "pin.json", "pin")
     files = sorted(parts.glob("batch-*.json"))
     values: list[torch.Tensor] = []
     start = 0
