@@ -121,6 +121,7 @@ def mnist_splits() -> None:
 def hf_env(tmp_path, monkeypatch):
     """A private cache, home and cards folder; online; the token in HF_TOKEN."""
     import huggingface_hub.constants as hf_constants
+
     from hub_toys import TOKEN
 
     monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hf-cache"))
@@ -137,9 +138,9 @@ def hf_env(tmp_path, monkeypatch):
 @pytest.fixture
 def hub_server(hf_env, monkeypatch):
     """A Hub server of zoo.testing.hubserver on 127.0.0.1 for one test; HF_ENDPOINT points at it."""
-    from hub_toys import TOKEN
-
     from zoo.testing.hubserver import HubServer
+
+    from hub_toys import TOKEN
 
     with HubServer(token=TOKEN) as server:
         monkeypatch.setenv("HF_ENDPOINT", server.url)
@@ -151,9 +152,9 @@ def register():
     """register(WeightsSpec, ...): make `hubtiny` with those weights visible for one test."""
     import contextlib
 
-    from hub_toys import FakePlugin
-
     import zoo.plugins
+
+    from hub_toys import FakePlugin
 
     with contextlib.ExitStack() as stack:  # unwinds last in, first out: the host before the test comes back
 
@@ -167,9 +168,9 @@ def register():
 @pytest.fixture
 def toy():
     """The training tests' toy dataset and tiny models (tests/train_toys.py), registered for one test."""
-    from train_toys import ToyPlugin
-
     from zoo.plugins import use_plugins
+
+    from train_toys import ToyPlugin
 
     with use_plugins({"toy-plugin": ToyPlugin}) as host:
         yield host

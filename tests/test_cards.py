@@ -12,12 +12,13 @@ from pathlib import Path
 
 import pytest
 import yaml
-from hub_toys import evaluate, publish, tiny_model, toy_images
 
 import zoo
 from zoo import release
 from zoo.errors import WeightsError, ZooError
 from zoo.release.summary import fmt  # the claims' number format (trailing zeros dropped)
+
+from hub_toys import evaluate, publish, tiny_model, toy_images
 
 
 # ---------------------------------------------------------------------------------------------

@@ -17,11 +17,12 @@ from pathlib import Path
 
 import pytest
 import torch
-from hub_toys import TINY, TOKEN, evaluate, images, publish, tiny_model
 
 import zoo
 from zoo.errors import WeightsError, ZooError
 from zoo.util import sha256_file
+
+from hub_toys import TINY, TOKEN, evaluate, images, publish, tiny_model
 
 
 @pytest.fixture

@@ -2,13 +2,13 @@
 
 import pytest
 import torch
-
-# batch: bright squares on black, shifted from image to image
-from test_gan import batch  # type: ignore[import-not-found]  # tests/ is on pytest's sys.path, not on mypy's
 from torch.nn import functional as F
 
 import zoo
 from zoo.errors import ZooError
+
+# batch: bright squares on black, shifted from image to image
+from test_gan import batch  # tests/ is on pytest's sys.path, and on mypy's (mypy_path)
 
 TINY = {"height": 8, "width": 8, "stages": 2, "nz": 8, "base_width": 8}  # 4x4 -> 8x8
 
@@ -245,6 +245,7 @@ def test_exact_resume_across_a_growth_stage():
 def test_zoo_train_resumes_across_a_growth_stage(tmp_path):
     """Through the generic loop: 2 epochs straight equal 1 epoch + --resume 1 more, across the 4x4 -> 8x8 growth."""
     from safetensors.torch import load_file
+
     from test_gan import ToySquares
 
     kw = dict(

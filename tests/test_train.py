@@ -17,6 +17,18 @@ from pathlib import Path
 import pytest
 import torch
 from torch import nn
+
+import zoo
+from zoo.data import Dataset
+from zoo.distributed import shard_indices
+from zoo.errors import UnknownNameError, ZooError
+from zoo.plugins import use_plugins
+from zoo.training import RecipeError, plot_training_curves, resolve_recipe, split_overrides, train
+from zoo.training.checkpoint import flatten_state, unflatten_state
+from zoo.training.data import validation_nll
+from zoo.training.optim import lr_factor
+from zoo.training.state import CHECKPOINT
+
 from train_toys import (
     SPEC,
     FakeGANTrainer,
@@ -29,17 +41,6 @@ from train_toys import (
     quick,
     weights,
 )
-
-import zoo
-from zoo.data import Dataset
-from zoo.distributed import shard_indices
-from zoo.errors import UnknownNameError, ZooError
-from zoo.plugins import use_plugins
-from zoo.training import RecipeError, plot_training_curves, resolve_recipe, split_overrides, train
-from zoo.training.checkpoint import flatten_state, unflatten_state
-from zoo.training.data import validation_nll
-from zoo.training.optim import lr_factor
-from zoo.training.state import CHECKPOINT
 
 
 # -- recipes --------------------------------------------------------------------------------------

@@ -11,11 +11,12 @@ import signal
 
 import pytest
 import torch
-from train_toys import ToyDataset, assert_same, interrupt_at, quick, weights
 
 from zoo.errors import ZooError
 from zoo.training import load_checkpoint, train
 from zoo.training.state import CHECKPOINT
+
+from train_toys import ToyDataset, assert_same, interrupt_at, quick, weights
 
 
 @pytest.mark.parametrize("recipe", ["default", "cosine", "dynamic"])
